@@ -1,0 +1,748 @@
+//! The checker: reads every worker log of a run and finds loss, duplication, reordering,
+//! divergence, unexpected records, consumer gaps and regressions, unavailability windows
+//! and latency — each attributed to the step running at the time.
+//!
+//! Three passes over the logs, in this order:
+//! 1. **final read** — what the cluster durably holds: per partition, the record at every
+//!    offset (8 bytes an offset), per producer the set of stored sequence numbers (roaring);
+//!    a sequence stored twice is a duplicate, one stored below an earlier one a reorder.
+//! 2. **consumers** — deliveries: compared offset by offset with the final read
+//!    (inconsistent offsets), per consumer instance and partition for gaps and regressions
+//!    (reset by rebalances), first-delivery times for consume windows and e2e latency.
+//! 3. **producers** — outcomes: acked/failed/indeterminate sets, ack latency, produce
+//!    windows; then a second reading for the records found lost or unexpected, to
+//!    attribute them and keep examples.
+//!
+//! **Lost** means acked and not in the final read of a partition the final read finished.
+//! That is stricter than "never read by anyone": a record a consumer saw before an unclean
+//! election truncated it is still gone, and is counted (as `lost_read_before`). Records of
+//! partitions the final read could not finish are `unverified`, never silently lost or
+//! kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use roaring::RoaringTreemap;
+use serde::Serialize;
+use workers::log::FLAG_ORDERED;
+use workers::{Event, EventKind, LogReader, Role, TopicSpec};
+
+use super::attribution::{Attribution, StepSpan};
+use super::latency::{LatencyBook, LatencySummary};
+use super::windows::Activity;
+use crate::error::HarnessError;
+
+/// How many examples of each anomaly the report keeps.
+pub const EXAMPLES_KEPT: usize = 10;
+
+const EMPTY: u64 = u64::MAX;
+const NOT_OURS: u64 = u64::MAX - 1;
+
+fn pack(producer: u32, seq: u64) -> u64 {
+    (u64::from(producer) << 40) | (seq & ((1 << 40) - 1))
+}
+
+/// What the checker is given.
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    /// Run start, ms since epoch: every time in the findings is relative to it.
+    pub t0_ms: u64,
+    /// Workload topics in log topic-index order.
+    pub topics: Vec<TopicSpec>,
+    /// Step and phase boundaries.
+    pub attribution: Attribution,
+    /// A window is a stretch without success longer than this.
+    pub window_threshold_ms: u64,
+    /// Every worker log (role read from each header).
+    pub logs: Vec<PathBuf>,
+}
+
+/// One anomalous record, for the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Example {
+    /// `topic/partition`.
+    pub partition: String,
+    /// Offset, when one is known.
+    pub offset: Option<i64>,
+    /// Producer id.
+    pub producer: u32,
+    /// Sequence number.
+    pub seq: u64,
+    /// The step it is attributed to.
+    pub step: String,
+    /// What exactly was seen.
+    pub detail: String,
+}
+
+/// Anomaly counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Anomalies {
+    /// Acked, and not held by the cluster at the end (final read).
+    pub lost: u64,
+    /// Of `lost`: records a consumer had read before they disappeared.
+    pub lost_read_before: u64,
+    /// Acked, not read, on partitions the final read could not finish: unknown.
+    pub unverified: u64,
+    /// Extra copies: records stored at two or more offsets count once per extra copy.
+    pub duplicate: u64,
+    /// Records stored below an earlier-sent record of the same producer and partition.
+    pub reordered: u64,
+    /// Offsets at which a reader saw a different record than the final read holds.
+    pub inconsistent_offset: u64,
+    /// Records read that the producer recorded as definitely failed.
+    pub unexpected: u64,
+    /// A consumer skipped over existing offsets.
+    pub poll_gap: u64,
+    /// A consumer went back without a rebalance.
+    pub poll_regression: u64,
+    /// Records in the workload topics that no producer of this run wrote.
+    pub foreign: u64,
+    /// Records of ours whose checksum failed.
+    pub corrupt: u64,
+}
+
+/// Producer outcome totals.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ProducerTotals {
+    /// Records handed to the clients.
+    pub sent: u64,
+    /// Acknowledged.
+    pub acked: u64,
+    /// Definitely not written.
+    pub failed: u64,
+    /// Maybe written (timed out, purged in flight).
+    pub indeterminate: u64,
+    /// Sent with no outcome logged (the worker died first).
+    pub no_outcome: u64,
+    /// Producer instances seen.
+    pub producers: u64,
+}
+
+/// Consumer totals.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ConsumerTotals {
+    /// Deliveries (re-deliveries included).
+    pub received: u64,
+    /// Distinct records delivered.
+    pub distinct: u64,
+    /// Rebalance assignments seen.
+    pub assignments: u64,
+}
+
+/// Final read totals.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FinalReadTotals {
+    /// Whether a final-read log exists.
+    pub ran: bool,
+    /// Partitions in the workload.
+    pub partitions: u64,
+    /// Partitions read to their end offset.
+    pub complete: u64,
+    /// Partitions not finished (`topic/partition`).
+    pub incomplete: Vec<String>,
+    /// Records read.
+    pub records: u64,
+}
+
+/// An unavailability window, ms since run start.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Window {
+    /// `topic/partition`, or `cluster` for the whole cluster.
+    pub partition: String,
+    /// `produce` or `consume`.
+    pub kind: String,
+    /// Start.
+    pub start_ms: u64,
+    /// End.
+    pub end_ms: u64,
+    /// Length.
+    pub duration_ms: u64,
+    /// Step running when it began.
+    pub step: String,
+    /// True when no success ended it (attempts failed or the run ended).
+    pub open: bool,
+}
+
+/// Everything the checker found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Findings {
+    /// Producer totals.
+    pub producers: ProducerTotals,
+    /// Consumer totals.
+    pub consumers: ConsumerTotals,
+    /// Final read totals.
+    pub final_read: FinalReadTotals,
+    /// Anomaly counts.
+    pub anomalies: Anomalies,
+    /// Lost records by the step they are attributed to.
+    pub lost_by_step: BTreeMap<String, u64>,
+    /// First examples of each anomaly kind.
+    pub examples: BTreeMap<String, Vec<Example>>,
+    /// Unavailability windows, by start.
+    pub unavailability: Vec<Window>,
+    /// Latency over the whole run.
+    pub latency_ms: LatencySummary,
+    /// Latency per step / phase.
+    pub latency_by_step: BTreeMap<String, LatencySummary>,
+    /// Steps as they ran.
+    pub steps: Vec<StepSpan>,
+    /// Logs read, and those cut short (a crash mid-write).
+    pub logs_read: u64,
+    /// Logs that ended in a partial or damaged event.
+    pub logs_cut_short: Vec<String>,
+}
+
+#[derive(Default)]
+struct ProducerSets {
+    ordered: bool,
+    sent: RoaringTreemap,
+    acked: RoaringTreemap,
+    failed: RoaringTreemap,
+    indeterminate: RoaringTreemap,
+    stored: RoaringTreemap,
+    read: RoaringTreemap,
+}
+
+#[derive(Default)]
+struct PartitionData {
+    complete: bool,
+    /// Record id at each offset (final read); EMPTY where nothing of ours was read.
+    at_offset: Vec<u64>,
+    /// First group delivery (ms since run start) of the record at each offset.
+    first_delivery: Vec<u32>,
+    produce: Activity,
+    consume: Activity,
+}
+
+struct Checker<'a> {
+    input: &'a CheckInput,
+    /// Global partition index of (topic index, partition).
+    partition_base: Vec<usize>,
+    parts: Vec<PartitionData>,
+    producers: HashMap<u32, ProducerSets>,
+    findings: Findings,
+    latency: LatencyBook,
+    /// Reorders seen in the final read, by producer: whether they count depends on the
+    /// producer's ordering guarantee, known only from its log header (read later).
+    reorders: HashMap<u32, (u64, Vec<Example>)>,
+}
+
+impl<'a> Checker<'a> {
+    fn part_index(&self, topic: u16, partition: i32) -> Option<usize> {
+        let t = usize::from(topic);
+        let spec = self.input.topics.get(t)?;
+        if partition < 0 || partition as u32 >= spec.partitions {
+            return None;
+        }
+        Some(self.partition_base[t] + partition as usize)
+    }
+
+    fn part_name(&self, topic: u16, partition: i32) -> String {
+        let t = self
+            .input
+            .topics
+            .get(usize::from(topic))
+            .map(|t| t.name.as_str())
+            .unwrap_or("?");
+        format!("{t}/{partition}")
+    }
+
+    fn rel_ms(&self, ts_us: u64) -> u32 {
+        ((ts_us / 1000).saturating_sub(self.input.t0_ms)).min(u64::from(u32::MAX - 1)) as u32
+    }
+
+    fn example(&mut self, kind: &str, e: Example) {
+        let list = self.findings.examples.entry(kind.to_string()).or_default();
+        if list.len() < EXAMPLES_KEPT {
+            list.push(e);
+        }
+    }
+
+    fn producer(&mut self, id: u32) -> &mut ProducerSets {
+        self.producers.entry(id).or_default()
+    }
+}
+
+/// Opens a log, noting a cut-short tail.
+fn each_event(
+    path: &Path,
+    cut_short: &mut Vec<String>,
+    mut f: impl FnMut(&Event),
+) -> Result<(), HarnessError> {
+    let mut r = LogReader::open(path)
+        .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display())))?;
+    while let Some(e) = r
+        .next_event()
+        .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display())))?
+    {
+        f(&e);
+    }
+    if r.was_cut_short() && !cut_short.contains(&path.display().to_string()) {
+        cut_short.push(path.display().to_string());
+    }
+    Ok(())
+}
+
+/// Runs the checker.
+pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
+    let mut partition_base = Vec::new();
+    let mut n = 0;
+    for t in &input.topics {
+        partition_base.push(n);
+        n += t.partitions as usize;
+    }
+    let mut c = Checker {
+        input,
+        partition_base,
+        parts: (0..n).map(|_| PartitionData::default()).collect(),
+        producers: HashMap::new(),
+        findings: Findings::default(),
+        latency: LatencyBook::default(),
+        reorders: HashMap::new(),
+    };
+    c.findings.final_read.partitions = n as u64;
+    c.findings.steps = input.attribution.steps.clone();
+
+    let mut by_role: BTreeMap<u8, Vec<(PathBuf, u32)>> = BTreeMap::new();
+    for p in &input.logs {
+        let r = LogReader::open(p)
+            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", p.display())))?;
+        by_role
+            .entry(r.header().role.code())
+            .or_default()
+            .push((p.clone(), r.header().flags));
+    }
+    c.findings.logs_read = input.logs.len() as u64;
+    let logs = |role: Role| by_role.get(&role.code()).cloned().unwrap_or_default();
+    let mut cut = Vec::new();
+
+    // 1. final read
+    let finals = logs(Role::FinalRead);
+    c.findings.final_read.ran = !finals.is_empty();
+    let mut last_stored: HashMap<(u32, usize), u64> = HashMap::new();
+    for (path, _) in &finals {
+        let mut events = Vec::new();
+        each_event(path, &mut cut, |e| events.push(*e))?;
+        for e in events {
+            c.final_read_event(&e, &mut last_stored);
+        }
+    }
+    for i in 0..c.input.topics.len() {
+        for p in 0..c.input.topics[i].partitions {
+            let gi = c.partition_base[i] + p as usize;
+            if !c.parts[gi].complete {
+                let name = c.part_name(i as u16, p as i32);
+                c.findings.final_read.incomplete.push(name);
+            }
+        }
+    }
+    c.findings.final_read.complete = c.parts.iter().filter(|p| p.complete).count() as u64;
+
+    // 2. consumers
+    let mut position: HashMap<(u32, usize), i64> = HashMap::new();
+    for (path, _) in logs(Role::Consume) {
+        let mut events = Vec::new();
+        each_event(&path, &mut cut, |e| events.push(*e))?;
+        for e in events {
+            c.consumer_event(&e, &mut position);
+        }
+    }
+
+    // 3. producers, first pass
+    let consumers_end = input.attribution.consumers_end_ms.map(|t| t as u32);
+    let producer_logs = logs(Role::Produce);
+    for (path, flags) in &producer_logs {
+        let mut events = Vec::new();
+        each_event(path, &mut cut, |e| events.push(*e))?;
+        for e in events {
+            c.producer(e.producer).ordered = flags & FLAG_ORDERED != 0;
+            c.producer_event(&e, consumers_end);
+        }
+    }
+    c.windows();
+    // 3b. producers, second pass: attribute and exemplify lost and unexpected records
+    for (path, _) in &producer_logs {
+        let mut events = Vec::new();
+        each_event(path, &mut cut, |e| events.push(*e))?;
+        for e in events {
+            c.producer_verdict(&e);
+        }
+    }
+    c.totals();
+    c.findings.logs_cut_short = cut;
+    c.findings.latency_ms = c.latency.overall();
+    c.findings.latency_by_step = c.latency.by_label();
+    Ok(c.findings)
+}
+
+impl Checker<'_> {
+    fn final_read_event(&mut self, e: &Event, last_stored: &mut HashMap<(u32, usize), u64>) {
+        let Some(gi) = self.part_index(e.topic, e.partition) else {
+            return;
+        };
+        match e.kind {
+            EventKind::ReadComplete => self.parts[gi].complete = true,
+            EventKind::Received | EventKind::Foreign | EventKind::Corrupt => {
+                if e.offset < 0 {
+                    return;
+                }
+                let o = e.offset as usize;
+                let part = &mut self.parts[gi];
+                if part.at_offset.len() <= o {
+                    part.at_offset.resize(o + 1, EMPTY);
+                }
+                self.findings.final_read.records += 1;
+                if e.kind != EventKind::Received {
+                    part.at_offset[o] = NOT_OURS;
+                    if e.kind == EventKind::Foreign {
+                        self.findings.anomalies.foreign += 1;
+                    } else {
+                        self.findings.anomalies.corrupt += 1;
+                    }
+                    return;
+                }
+                part.at_offset[o] = pack(e.producer, e.seq);
+                let name = self.part_name(e.topic, e.partition);
+                let ps = self.producer(e.producer);
+                if !ps.stored.insert(e.seq) {
+                    self.findings.anomalies.duplicate += 1;
+                    let step = self
+                        .input
+                        .attribution
+                        .label_at(self.rel_ms(e.ts_a) as u64)
+                        .to_string();
+                    self.example(
+                        "duplicate",
+                        Example {
+                            partition: name,
+                            offset: Some(e.offset),
+                            producer: e.producer,
+                            seq: e.seq,
+                            step,
+                            detail: "stored again at this offset".into(),
+                        },
+                    );
+                    return;
+                }
+                let key = (e.producer, gi);
+                match last_stored.get(&key) {
+                    Some(prev) if *prev > e.seq => {
+                        let step = self
+                            .input
+                            .attribution
+                            .label_at(self.rel_ms(e.ts_a) as u64)
+                            .to_string();
+                        let ex = Example {
+                            partition: name,
+                            offset: Some(e.offset),
+                            producer: e.producer,
+                            seq: e.seq,
+                            step,
+                            detail: format!("stored after seq {prev} of the same producer"),
+                        };
+                        let entry = self.reorders.entry(e.producer).or_default();
+                        entry.0 += 1;
+                        if entry.1.len() < EXAMPLES_KEPT {
+                            entry.1.push(ex);
+                        }
+                    }
+                    _ => {
+                        last_stored.insert(key, e.seq);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn consumer_event(&mut self, e: &Event, position: &mut HashMap<(u32, usize), i64>) {
+        let Some(gi) = self.part_index(e.topic, e.partition) else {
+            return;
+        };
+        let key = (e.instance, gi);
+        match e.kind {
+            EventKind::Assigned => {
+                self.findings.consumers.assignments += 1;
+                position.remove(&key);
+            }
+            EventKind::Revoked => {
+                position.remove(&key);
+            }
+            EventKind::Received | EventKind::Foreign | EventKind::Corrupt => {
+                let recv = self.rel_ms(e.ts_b);
+                let name = self.part_name(e.topic, e.partition);
+                let step = self.input.attribution.label_at(recv as u64).to_string();
+                // gaps and regressions, per consumer instance and partition
+                if let Some(prev) = position.insert(key, e.offset) {
+                    if e.offset > prev + 1 {
+                        let existing = self.parts[gi]
+                            .at_offset
+                            .get((prev + 1) as usize..e.offset as usize)
+                            .map(|s| s.iter().filter(|x| **x != EMPTY).count())
+                            .unwrap_or(0);
+                        if existing > 0 || !self.parts[gi].complete {
+                            self.findings.anomalies.poll_gap += 1;
+                            self.example("poll_gap", Example { partition: name.clone(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step.clone(), detail: format!("consumer {} jumped from offset {prev} to {} without a rebalance", e.instance, e.offset) });
+                        }
+                    } else if e.offset <= prev {
+                        self.findings.anomalies.poll_regression += 1;
+                        self.example("poll_regression", Example { partition: name.clone(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step.clone(), detail: format!("consumer {} went back from offset {prev} to {} without a rebalance", e.instance, e.offset) });
+                    }
+                }
+                if e.kind != EventKind::Received {
+                    return;
+                }
+                self.findings.consumers.received += 1;
+                self.parts[gi].consume.success(recv);
+                // compare with what the final read holds at this offset
+                let id = pack(e.producer, e.seq);
+                let part = &self.parts[gi];
+                let held = part
+                    .at_offset
+                    .get(e.offset as usize)
+                    .copied()
+                    .unwrap_or(EMPTY);
+                let diverged = if held != EMPTY {
+                    held != id
+                } else {
+                    part.complete && e.offset as usize >= part.at_offset.len()
+                };
+                if diverged {
+                    self.findings.anomalies.inconsistent_offset += 1;
+                    let detail = if held == EMPTY {
+                        format!("consumer {} read producer {} seq {} here; the final log ends before this offset", e.instance, e.producer, e.seq)
+                    } else if held == NOT_OURS {
+                        format!("consumer {} read producer {} seq {} here; the final read found a foreign record", e.instance, e.producer, e.seq)
+                    } else {
+                        format!("consumer {} read producer {} seq {} here; the final read found producer {} seq {}", e.instance, e.producer, e.seq, held >> 40, held & ((1 << 40) - 1))
+                    };
+                    self.example(
+                        "inconsistent_offset",
+                        Example {
+                            partition: name,
+                            offset: Some(e.offset),
+                            producer: e.producer,
+                            seq: e.seq,
+                            step,
+                            detail,
+                        },
+                    );
+                } else if held == id {
+                    let o = e.offset as usize;
+                    let part = &mut self.parts[gi];
+                    if part.first_delivery.len() <= o {
+                        part.first_delivery.resize(o + 1, u32::MAX);
+                    }
+                    part.first_delivery[o] = part.first_delivery[o].min(recv);
+                }
+                let send = self.rel_ms(e.ts_a);
+                let label = self.input.attribution.label_at(send as u64).to_string();
+                if self.producer(e.producer).read.insert(e.seq) {
+                    self.latency.e2e(&label, e.ts_b.saturating_sub(e.ts_a));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn producer_event(&mut self, e: &Event, consumers_end: Option<u32>) {
+        let send = self.rel_ms(e.ts_a);
+        let done = self.rel_ms(e.ts_b);
+        let gi = self.part_index(e.topic, e.partition);
+        match e.kind {
+            EventKind::Sent => {
+                self.producer(e.producer).sent.insert(e.seq);
+            }
+            EventKind::Acked => {
+                self.producer(e.producer).acked.insert(e.seq);
+                let label = self.input.attribution.label_at(send as u64).to_string();
+                self.latency.ack(&label, e.ts_b.saturating_sub(e.ts_a));
+                if let Some(gi) = gi {
+                    let part = &mut self.parts[gi];
+                    part.produce.attempt(send, done);
+                    part.produce.success(done);
+                    // consume side: stored from the ack until its first delivery
+                    if let Some(end) = consumers_end {
+                        let o = e.offset as usize;
+                        if e.offset >= 0 && part.at_offset.get(o) == Some(&pack(e.producer, e.seq))
+                        {
+                            let first = part.first_delivery.get(o).copied().unwrap_or(u32::MAX);
+                            part.consume.attempt(done, first.min(end).max(done));
+                        }
+                    }
+                }
+            }
+            EventKind::Failed | EventKind::Indeterminate => {
+                let ps = self.producer(e.producer);
+                if e.kind == EventKind::Failed {
+                    ps.failed.insert(e.seq);
+                } else {
+                    ps.indeterminate.insert(e.seq);
+                }
+                if let Some(gi) = gi {
+                    self.parts[gi].produce.attempt(send, done);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn windows(&mut self) {
+        let th = self.input.window_threshold_ms as u32;
+        let mut cluster_produce = Activity::default();
+        let mut cluster_consume = Activity::default();
+        let mut out = Vec::new();
+        let consumers = self.input.attribution.consumers_end_ms.is_some();
+        for (ti, t) in self.input.topics.iter().enumerate() {
+            for p in 0..t.partitions {
+                let gi = self.partition_base[ti] + p as usize;
+                let name = format!("{}/{p}", t.name);
+                let part = &self.parts[gi];
+                cluster_produce.merge(&part.produce);
+                cluster_consume.merge(&part.consume);
+                for (kind, act) in [("produce", &part.produce), ("consume", &part.consume)] {
+                    if kind == "consume" && !consumers {
+                        continue;
+                    }
+                    for s in act.windows(th) {
+                        out.push((name.clone(), kind, s));
+                    }
+                }
+            }
+        }
+        for (kind, act) in [("produce", &cluster_produce), ("consume", &cluster_consume)] {
+            for s in act.windows(th) {
+                out.push(("cluster".into(), kind, s));
+            }
+        }
+        out.sort_by_key(|(n, k, s)| (s.start, *k, n.clone()));
+        self.findings.unavailability = out
+            .into_iter()
+            .map(|(partition, kind, s)| Window {
+                partition,
+                kind: kind.into(),
+                start_ms: s.start as u64,
+                end_ms: s.end as u64,
+                duration_ms: (s.end - s.start) as u64,
+                step: self.input.attribution.label_at(s.start as u64).to_string(),
+                open: s.open,
+            })
+            .collect();
+    }
+
+    /// The step a lost record is blamed on: the first produce window of its partition that
+    /// began after it was acked (a record is lost at a leader change, and a leader change
+    /// shows as a window); else the first step after its ack; else the step at its ack.
+    fn loss_cause(&self, partition: &str, ack_ms: u64) -> String {
+        let grace = self.input.window_threshold_ms;
+        if let Some(w) = self.findings.unavailability.iter().find(|w| {
+            w.kind == "produce" && w.partition == partition && w.start_ms + grace >= ack_ms
+        }) {
+            return w.step.clone();
+        }
+        if let Some(s) = self.input.attribution.first_step_after(ack_ms) {
+            return s.name.clone();
+        }
+        self.input.attribution.label_at(ack_ms).to_string()
+    }
+
+    fn producer_verdict(&mut self, e: &Event) {
+        let name = self.part_name(e.topic, e.partition);
+        let Some(gi) = self.part_index(e.topic, e.partition) else {
+            return;
+        };
+        let Some(ps) = self.producers.get(&e.producer) else {
+            return;
+        };
+        match e.kind {
+            EventKind::Acked if !ps.stored.contains(e.seq) => {
+                let read_before = ps.read.contains(e.seq);
+                if !self.parts[gi].complete {
+                    if !read_before {
+                        self.findings.anomalies.unverified += 1;
+                    }
+                    return;
+                }
+                let ack_ms = self.rel_ms(e.ts_b) as u64;
+                let cause = self.loss_cause(&name, ack_ms);
+                self.findings.anomalies.lost += 1;
+                if read_before {
+                    self.findings.anomalies.lost_read_before += 1;
+                }
+                *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
+                let detail = format!(
+                    "acked at offset {} at t={}ms, not in the final read{}",
+                    e.offset,
+                    ack_ms,
+                    if read_before {
+                        " (a consumer had read it)"
+                    } else {
+                        ""
+                    }
+                );
+                self.example(
+                    "lost",
+                    Example {
+                        partition: name,
+                        offset: Some(e.offset),
+                        producer: e.producer,
+                        seq: e.seq,
+                        step: cause,
+                        detail,
+                    },
+                );
+            }
+            EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
+                self.findings.anomalies.unexpected += 1;
+                let step = self
+                    .input
+                    .attribution
+                    .label_at(self.rel_ms(e.ts_b) as u64)
+                    .to_string();
+                self.example(
+                    "unexpected",
+                    Example {
+                        partition: name,
+                        offset: None,
+                        producer: e.producer,
+                        seq: e.seq,
+                        step,
+                        detail: format!("reported failed (error {}) but read back", e.code),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn totals(&mut self) {
+        let mut reorders: Vec<(u32, (u64, Vec<Example>))> =
+            std::mem::take(&mut self.reorders).into_iter().collect();
+        reorders.sort_by_key(|(p, _)| *p);
+        for (producer, (count, examples)) in reorders {
+            if self.producers.get(&producer).is_some_and(|p| p.ordered) {
+                self.findings.anomalies.reordered += count;
+                for ex in examples {
+                    self.example("reordered", ex);
+                }
+            }
+        }
+        let t = &mut self.findings.producers;
+        t.producers = self
+            .producers
+            .values()
+            .filter(|p| !p.sent.is_empty() || !p.acked.is_empty())
+            .count() as u64;
+        for p in self.producers.values() {
+            t.sent += p.sent.len();
+            t.acked += p.acked.len();
+            t.failed += p.failed.len();
+            t.indeterminate += p.indeterminate.len();
+            let mut outcome = p.acked.clone();
+            outcome |= &p.failed;
+            outcome |= &p.indeterminate;
+            t.no_outcome += (&p.sent - &outcome).len();
+            self.findings.consumers.distinct += p.read.len();
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Checking a run: log readers, the checker, windows, latency, attribution.
+//!
+//! [`check_run`] reads a run directory (also one cut short by a crash: whatever the logs
+//! hold up to their last flush) and returns the [`Findings`]; the verdict against the
+//! scenario's expectations is the report's job ([`crate::report`]).
+
+pub mod attribution;
+mod checker;
+pub mod latency;
+pub mod windows;
+
+use std::path::{Path, PathBuf};
+
+pub use attribution::{Attribution, StepSpan};
+pub use checker::{
+    check, Anomalies, CheckInput, ConsumerTotals, Example, FinalReadTotals, Findings,
+    ProducerTotals, Window, EXAMPLES_KEPT,
+};
+
+use crate::error::HarnessError;
+use crate::run::{timeline, RunRecord};
+use crate::scenario::Scenario;
+
+/// Every `*.log` in the run's `logs/` directory.
+pub fn worker_logs(run_dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(run_dir.join("logs"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    logs
+}
+
+/// Checks the run in `run_dir` against nothing but its own logs.
+pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, HarnessError> {
+    let record = RunRecord::load(run_dir)?;
+    let events = timeline::read(run_dir).map_err(|e| {
+        HarnessError::BadInput(format!("{}: {e}", run_dir.join("timeline.jsonl").display()))
+    })?;
+    let attribution = Attribution::from_timeline(
+        &events,
+        record.started_ms,
+        scenario.check.attribution_grace_ms,
+    );
+    let input = CheckInput {
+        t0_ms: record.started_ms,
+        topics: record.topics.clone(),
+        attribution,
+        window_threshold_ms: scenario.check.window_threshold_ms,
+        logs: worker_logs(run_dir),
+    };
+    check(&input)
+}

@@ -1,0 +1,301 @@
+//! The cluster under test: hosts, node processes and their lifecycle.
+//!
+//! The `local` backend runs every node as a JVM on this machine, each on its own loopback
+//! address (`127.A.B.10+i`, with `A.B` drawn per run so runs never share an address), with
+//! its data, config and logs inside the run directory. Every process carries
+//! `-Dkmh.run=RUN_ID` on its command line so `harness cleanup` can find what a crashed run
+//! left behind. [`Cluster`] tears everything down when dropped — on error and on panic too.
+
+pub mod dist;
+mod node;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use dist::Distribution;
+pub use node::{Node, NodeKind};
+
+use crate::error::HarnessError;
+use crate::kafka::Admin;
+use crate::scenario::ClusterSpec;
+use crate::shutdown::Shutdown;
+
+/// ZooKeeper client port on every ZooKeeper host.
+pub const ZK_CLIENT_PORT: u16 = 2181;
+/// Kafka listener port on every broker host.
+pub const KAFKA_PORT: u16 = 9092;
+/// The chroot Kafka keeps its metadata under.
+pub const ZK_CHROOT: &str = "/kafka";
+
+/// A node as the run directory records it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct HostInfo {
+    /// Node name.
+    pub name: String,
+    /// `zookeeper` or `broker`.
+    pub kind: String,
+    /// The host's address.
+    pub address: String,
+    /// Broker id or ZooKeeper myid.
+    pub id: i32,
+}
+
+/// A running (or partly running) cluster.
+pub struct Cluster {
+    run_id: String,
+    spec: ClusterSpec,
+    nodes: BTreeMap<String, Node>,
+    admin: Option<Admin>,
+}
+
+impl Cluster {
+    /// Allocates addresses and writes every node's configuration; starts nothing.
+    pub fn prepare(
+        run_id: &str,
+        spec: &ClusterSpec,
+        dist: &Distribution,
+        run_dir: &Path,
+    ) -> Result<Cluster, HarnessError> {
+        let ips = allocate_addresses(spec.zookeeper.len() + spec.brokers.len())?;
+        let zk_ips: Vec<Ipv4Addr> = ips[..spec.zookeeper.len()].to_vec();
+        let zk_connect = format!(
+            "{}{ZK_CHROOT}",
+            zk_ips
+                .iter()
+                .map(|ip| format!("{ip}:{ZK_CLIENT_PORT}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut nodes = BTreeMap::new();
+        for (i, name) in spec.zookeeper.iter().enumerate() {
+            let dir = run_dir.join("nodes").join(name);
+            let node = Node::zookeeper(
+                run_id,
+                name,
+                i as i32 + 1,
+                zk_ips[i],
+                &zk_ips,
+                spec,
+                dist,
+                &dir,
+            )?;
+            nodes.insert(name.clone(), node);
+        }
+        for (i, name) in spec.brokers.iter().enumerate() {
+            let dir = run_dir.join("nodes").join(name);
+            let ip = ips[spec.zookeeper.len() + i];
+            let node = Node::broker(
+                run_id,
+                name,
+                i as i32 + 1,
+                ip,
+                &zk_connect,
+                spec,
+                dist,
+                &dir,
+            )?;
+            nodes.insert(name.clone(), node);
+        }
+        Ok(Cluster {
+            run_id: run_id.to_string(),
+            spec: spec.clone(),
+            nodes,
+            admin: None,
+        })
+    }
+
+    /// The run this cluster belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// `bootstrap.servers` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.spec
+            .brokers
+            .iter()
+            .map(|b| format!("{}:{KAFKA_PORT}", self.nodes[b].address))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Every node, for the run record.
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        self.nodes
+            .values()
+            .map(|n| HostInfo {
+                name: n.name.clone(),
+                kind: n.kind.as_str().into(),
+                address: n.address.to_string(),
+                id: n.id,
+            })
+            .collect()
+    }
+
+    /// The admin client (created on first use).
+    pub fn admin(&mut self) -> Result<&Admin, HarnessError> {
+        if self.admin.is_none() {
+            self.admin = Some(
+                Admin::new(&self.bootstrap())
+                    .map_err(|e| HarnessError::Cluster(format!("admin client: {e}")))?,
+            );
+        }
+        Ok(self.admin.as_ref().unwrap())
+    }
+
+    /// Starts the ZooKeeper ensemble, then the brokers, and waits until each is ready.
+    pub fn start_all(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        for z in self.spec.zookeeper.clone() {
+            self.nodes.get_mut(&z).unwrap().spawn()?;
+        }
+        for z in self.spec.zookeeper.clone() {
+            self.wait_ready(&z, Duration::from_secs(90), shutdown)?;
+        }
+        for b in self.spec.brokers.clone() {
+            self.nodes.get_mut(&b).unwrap().spawn()?;
+        }
+        let ids: Vec<i32> = (1..=self.spec.brokers.len() as i32).collect();
+        let admin = self.admin()?;
+        admin
+            .wait_healthy(&ids, &[], Duration::from_secs(120), shutdown)
+            .map_err(|e| HarnessError::Cluster(format!("brokers did not come up: {e}")))?;
+        Ok(())
+    }
+
+    fn node(&mut self, name: &str) -> Result<&mut Node, HarnessError> {
+        self.nodes
+            .get_mut(name)
+            .ok_or_else(|| HarnessError::Cluster(format!("no node `{name}`")))
+    }
+
+    /// Waits until a node serves: a ZooKeeper node answers `srvr` with a mode, a broker is
+    /// registered in the cluster metadata.
+    pub fn wait_ready(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let (kind, addr, id) = {
+            let n = self.node(name)?;
+            (n.kind, n.address, n.id)
+        };
+        loop {
+            self.node(name)?.check_alive()?;
+            let ready = match kind {
+                NodeKind::ZooKeeper => {
+                    crate::zk::server_mode(SocketAddr::from((addr, ZK_CLIENT_PORT))).is_some()
+                }
+                NodeKind::Broker => self
+                    .admin()?
+                    .snapshot(Duration::from_secs(3))
+                    .map(|s| s.brokers.contains(&id))
+                    .unwrap_or(false),
+            };
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Cluster(format!(
+                    "{name} not ready after {timeout:?}; see {}",
+                    self.node(name)?.dir.join("server.log").display()
+                )));
+            }
+            if shutdown.sleep(Duration::from_millis(300)) {
+                return Err(HarnessError::Interrupted);
+            }
+        }
+    }
+
+    /// Starts a stopped node and waits until it is ready.
+    pub fn start(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        self.node(name)?.spawn()?;
+        self.wait_ready(name, Duration::from_secs(120), shutdown)
+    }
+
+    /// Stops a node gracefully (SIGTERM; a broker does its controlled shutdown), waiting up
+    /// to `timeout` before SIGKILL.
+    pub fn stop(&mut self, name: &str, timeout: Duration) -> Result<(), HarnessError> {
+        self.node(name)?.terminate(timeout)
+    }
+
+    /// SIGKILLs a node.
+    pub fn kill(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.kill()
+    }
+
+    /// SIGSTOPs a node.
+    pub fn pause(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.signal(libc::SIGSTOP)
+    }
+
+    /// SIGCONTs a paused node.
+    pub fn resume(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.signal(libc::SIGCONT)
+    }
+
+    /// Stops and starts a node, waiting until it is ready again.
+    pub fn restart(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        self.stop(name, Duration::from_secs(120))?;
+        self.start(name, shutdown)
+    }
+
+    /// The node name of a broker id.
+    pub fn broker_name(&self, id: i32) -> Option<String> {
+        self.spec.broker_name(id).map(str::to_string)
+    }
+
+    /// Kills every node and waits for each to exit. Idempotent.
+    pub fn teardown(&mut self) {
+        for n in self.nodes.values_mut() {
+            let _ = n.kill();
+        }
+    }
+
+    /// Node directories (for messages).
+    pub fn node_dir(&self, name: &str) -> Option<PathBuf> {
+        self.nodes.get(name).map(|n| n.dir.clone())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Draws a free `127.A.B.0/24` block and returns `count` addresses in it (from `.10`).
+fn allocate_addresses(count: usize) -> Result<Vec<Ipv4Addr>, HarnessError> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 20);
+    let mut x = seed | 1;
+    for _ in 0..64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let a = 20 + (x % 230) as u8;
+        let b = (x >> 8) as u8;
+        let ips: Vec<Ipv4Addr> = (0..count)
+            .map(|i| Ipv4Addr::new(127, a, b, 10 + i as u8))
+            .collect();
+        let free = ips.iter().all(|ip| {
+            [ZK_CLIENT_PORT, 2888, 3888, KAFKA_PORT]
+                .iter()
+                .all(|port| TcpListener::bind((*ip, *port)).is_ok())
+        });
+        if free {
+            return Ok(ips);
+        }
+    }
+    Err(HarnessError::Cluster(
+        "no free loopback address block found".into(),
+    ))
+}

@@ -1,0 +1,329 @@
+//! One node process: its configuration files, and start/stop/kill/signal.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Distribution, KAFKA_PORT, ZK_CLIENT_PORT};
+use crate::error::HarnessError;
+use crate::scenario::ClusterSpec;
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// `org.apache.zookeeper.server.quorum.QuorumPeerMain`.
+    ZooKeeper,
+    /// `kafka.Kafka` in ZooKeeper mode.
+    Broker,
+}
+
+impl NodeKind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::ZooKeeper => "zookeeper",
+            NodeKind::Broker => "broker",
+        }
+    }
+}
+
+/// A node: where it lives and, while running, its process.
+pub struct Node {
+    /// Node name from the scenario.
+    pub name: String,
+    /// What it runs.
+    pub kind: NodeKind,
+    /// Broker id or ZooKeeper myid.
+    pub id: i32,
+    /// The host address it listens on.
+    pub address: Ipv4Addr,
+    /// Its directory in the run directory (config, data, logs).
+    pub dir: PathBuf,
+    /// The JVM command line.
+    command: Vec<String>,
+    /// The running process.
+    child: Option<Child>,
+}
+
+fn jvm_args(
+    run_id: &str,
+    name: &str,
+    heap_mb: u32,
+    dist: &Distribution,
+    dir: &Path,
+) -> Vec<String> {
+    vec![
+        "java".into(),
+        format!("-Xms{heap_mb}m"),
+        format!("-Xmx{heap_mb}m"),
+        // two cores for a whole cluster: a small GC and no C2 compile storms at start-up
+        "-XX:+UseSerialGC".into(),
+        "-XX:TieredStopAtLevel=1".into(),
+        "-XX:-UsePerfData".into(),
+        "-Djava.awt.headless=true".into(),
+        "-Djava.net.preferIPv4Stack=true".into(),
+        format!(
+            "-Dlog4j.configuration=file:{}",
+            dir.join("log4j.properties").display()
+        ),
+        format!("-Dkmh.run={run_id}"),
+        format!("-Dkmh.node={name}"),
+        "-cp".into(),
+        dist.classpath(),
+    ]
+}
+
+fn write_log4j(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("log4j.properties"),
+        format!(
+            "log4j.rootLogger=INFO, file\n\
+             log4j.appender.file=org.apache.log4j.FileAppender\n\
+             log4j.appender.file.File={}\n\
+             log4j.appender.file.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n\
+             log4j.logger.kafka.request.logger=WARN\n\
+             log4j.logger.kafka.log.LogCleaner=WARN\n",
+            dir.join("server.log").display()
+        ),
+    )
+}
+
+fn properties(
+    defaults: &[(&str, String)],
+    overrides: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut out = String::new();
+    for (k, v) in defaults {
+        if !overrides.contains_key(*k) {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    for (k, v) in overrides {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    out
+}
+
+impl Node {
+    /// A ZooKeeper node with static membership `ensemble` (its own myid is `id`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn zookeeper(
+        run_id: &str,
+        name: &str,
+        id: i32,
+        address: Ipv4Addr,
+        ensemble: &[Ipv4Addr],
+        spec: &ClusterSpec,
+        dist: &Distribution,
+        dir: &Path,
+    ) -> Result<Node, HarnessError> {
+        std::fs::create_dir_all(dir.join("data"))?;
+        std::fs::write(dir.join("data").join("myid"), format!("{id}\n"))?;
+        write_log4j(dir)?;
+        let mut defaults: Vec<(&str, String)> = vec![
+            ("tickTime", "1000".into()),
+            ("initLimit", "10".into()),
+            ("syncLimit", "5".into()),
+            ("dataDir", dir.join("data").display().to_string()),
+            ("clientPortAddress", address.to_string()),
+            ("clientPort", ZK_CLIENT_PORT.to_string()),
+            ("maxClientCnxns", "0".into()),
+            ("admin.enableServer", "false".into()),
+            (
+                "4lw.commands.whitelist",
+                "srvr,mntr,ruok,stat,conf,cons".into(),
+            ),
+            ("autopurge.purgeInterval", "0".into()),
+        ];
+        let servers: Vec<(String, String)> = ensemble
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| (format!("server.{}", i + 1), format!("{ip}:2888:3888")))
+            .collect();
+        defaults.extend(servers.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, properties(&defaults, &spec.zookeeper_config))?;
+        let mut command = jvm_args(run_id, name, spec.zookeeper_heap_mb, dist, dir);
+        command.push("-Dzookeeper.jmx.log4j.disable=true".into());
+        command.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
+        command.push(cfg.display().to_string());
+        Ok(Node {
+            name: name.into(),
+            kind: NodeKind::ZooKeeper,
+            id,
+            address,
+            dir: dir.into(),
+            command,
+            child: None,
+        })
+    }
+
+    /// A broker in ZooKeeper mode.
+    #[allow(clippy::too_many_arguments)]
+    pub fn broker(
+        run_id: &str,
+        name: &str,
+        id: i32,
+        address: Ipv4Addr,
+        zk_connect: &str,
+        spec: &ClusterSpec,
+        dist: &Distribution,
+        dir: &Path,
+    ) -> Result<Node, HarnessError> {
+        std::fs::create_dir_all(dir.join("data"))?;
+        write_log4j(dir)?;
+        let n = spec.brokers.len();
+        let rf = n.min(3);
+        let defaults: Vec<(&str, String)> = vec![
+            ("broker.id", id.to_string()),
+            ("listeners", format!("PLAINTEXT://{address}:{KAFKA_PORT}")),
+            (
+                "advertised.listeners",
+                format!("PLAINTEXT://{address}:{KAFKA_PORT}"),
+            ),
+            ("zookeeper.connect", zk_connect.to_string()),
+            ("zookeeper.session.timeout.ms", "6000".into()),
+            ("zookeeper.connection.timeout.ms", "15000".into()),
+            ("log.dirs", dir.join("data").display().to_string()),
+            ("num.network.threads", "2".into()),
+            ("num.io.threads", "2".into()),
+            ("num.replica.fetchers", "1".into()),
+            ("background.threads", "2".into()),
+            ("num.partitions", "1".into()),
+            ("default.replication.factor", rf.to_string()),
+            ("offsets.topic.replication.factor", rf.to_string()),
+            ("offsets.topic.num.partitions", "6".into()),
+            ("transaction.state.log.replication.factor", rf.to_string()),
+            ("transaction.state.log.min.isr", rf.min(2).to_string()),
+            ("transaction.state.log.num.partitions", "3".into()),
+            ("group.initial.rebalance.delay.ms", "0".into()),
+            ("auto.create.topics.enable", "false".into()),
+            ("controlled.shutdown.enable", "true".into()),
+            ("unclean.leader.election.enable", "false".into()),
+            ("replica.lag.time.max.ms", "10000".into()),
+            ("log.flush.interval.messages", "9223372036854775807".into()),
+            ("log.retention.hours", "-1".into()),
+            ("log.segment.bytes", "67108864".into()),
+        ];
+        let cfg = dir.join("server.properties");
+        std::fs::write(&cfg, properties(&defaults, &spec.broker_config))?;
+        let mut command = jvm_args(run_id, name, spec.broker_heap_mb, dist, dir);
+        command.push("kafka.Kafka".into());
+        command.push(cfg.display().to_string());
+        Ok(Node {
+            name: name.into(),
+            kind: NodeKind::Broker,
+            id,
+            address,
+            dir: dir.into(),
+            command,
+            child: None,
+        })
+    }
+
+    /// Starts the process (stdout/stderr appended to `console.log` in the node directory).
+    pub fn spawn(&mut self) -> Result<(), HarnessError> {
+        if self.is_running() {
+            return Err(HarnessError::Cluster(format!(
+                "{} is already running",
+                self.name
+            )));
+        }
+        let console = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("console.log"))?;
+        let child = Command::new(&self.command[0])
+            .args(&self.command[1..])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(console.try_clone()?)
+            .stderr(console)
+            // its own process group: a Ctrl-C at the terminal reaches the harness only,
+            // which then tears the cluster down in order
+            .process_group(0)
+            .spawn()
+            .map_err(|e| HarnessError::Cluster(format!("starting {}: {e}", self.name)))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// True while the process runs (paused counts as running).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// An error naming the node's log when the process has exited.
+    pub fn check_alive(&mut self) -> Result<(), HarnessError> {
+        if let Some(c) = &mut self.child {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Err(HarnessError::Cluster(format!(
+                    "{} exited ({status}); see {} and {}",
+                    self.name,
+                    self.dir.join("console.log").display(),
+                    self.dir.join("server.log").display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a signal to the running process.
+    pub fn signal(&mut self, sig: libc::c_int) -> Result<(), HarnessError> {
+        if !self.is_running() {
+            return Err(HarnessError::Cluster(format!(
+                "{} is not running",
+                self.name
+            )));
+        }
+        let pid = self
+            .child
+            .as_ref()
+            .map(|c| c.id() as libc::pid_t)
+            .unwrap_or(0);
+        // SAFETY: plain kill(2) on our own child's pid, which we have not reaped.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            return Err(HarnessError::Cluster(format!(
+                "signal {sig} to {}: {}",
+                self.name,
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM (after SIGCONT, in case it is paused), then SIGKILL after `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        self.signal(libc::SIGCONT)?;
+        self.signal(libc::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                self.child = None;
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill()?;
+        Err(HarnessError::Cluster(format!(
+            "{} did not stop within {timeout:?}; killed",
+            self.name
+        )))
+    }
+
+    /// SIGKILL and reap. Does nothing when not running.
+    pub fn kill(&mut self) -> Result<(), HarnessError> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! Kafka admin operations on rdkafka: cluster snapshots (brokers, leaders, replicas, ISR),
+//! topic creation, and the health gate (every partition led and fully in sync).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Topic;
+use crate::shutdown::Shutdown;
+
+/// One partition's state as the cluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Leader broker id, -1 when offline.
+    pub leader: i32,
+    /// Replica broker ids.
+    pub replicas: Vec<i32>,
+    /// In-sync replica broker ids.
+    pub isr: Vec<i32>,
+}
+
+/// A picture of the cluster at one moment, as written into the timeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSnapshot {
+    /// Live (registered) broker ids.
+    pub brokers: Vec<i32>,
+    /// Every partition of every topic, internal topics included.
+    pub partitions: Vec<PartitionState>,
+}
+
+impl ClusterSnapshot {
+    /// Partitions not led, or with fewer in-sync replicas than replicas.
+    pub fn unhealthy(&self) -> Vec<&PartitionState> {
+        self.partitions
+            .iter()
+            .filter(|p| p.leader < 0 || p.isr.len() < p.replicas.len())
+            .collect()
+    }
+
+    /// The state of one partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.partitions
+            .iter()
+            .find(|p| p.topic == topic && p.partition == partition)
+    }
+}
+
+/// An admin connection to the cluster.
+pub struct Admin {
+    client: AdminClient<DefaultClientContext>,
+}
+
+impl Admin {
+    /// Connects (lazily) to `bootstrap`.
+    pub fn new(bootstrap: &str) -> anyhow::Result<Admin> {
+        let client = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("log_level", "3")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create()?;
+        Ok(Admin { client })
+    }
+
+    /// Reads brokers and every partition's leader, replicas and ISR.
+    pub fn snapshot(&self, timeout: Duration) -> anyhow::Result<ClusterSnapshot> {
+        let md = self.client.inner().fetch_metadata(None, timeout)?;
+        let mut brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+        brokers.sort_unstable();
+        let mut partitions = Vec::new();
+        for t in md.topics() {
+            for p in t.partitions() {
+                partitions.push(PartitionState {
+                    topic: t.name().to_string(),
+                    partition: p.id(),
+                    leader: if p.error().is_some() && p.leader() < 0 {
+                        -1
+                    } else {
+                        p.leader()
+                    },
+                    replicas: p.replicas().to_vec(),
+                    isr: p.isr().to_vec(),
+                });
+            }
+        }
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(ClusterSnapshot {
+            brokers,
+            partitions,
+        })
+    }
+
+    /// Creates the workload topics (an existing one with the same name is an error: the
+    /// harness never writes into a topic it did not create).
+    pub fn create_topics(&self, topics: &[Topic]) -> anyhow::Result<()> {
+        let configs: Vec<Vec<(String, String)>> = topics
+            .iter()
+            .map(|t| {
+                let mut c: Vec<(String, String)> =
+                    vec![("min.insync.replicas".into(), t.min_insync.to_string())];
+                c.extend(t.config.iter().map(|(k, v)| (k.clone(), v.clone())));
+                c
+            })
+            .collect();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .zip(&configs)
+            .map(|(t, c)| {
+                let mut nt = NewTopic::new(
+                    &t.name,
+                    t.partitions as i32,
+                    TopicReplication::Fixed(t.replication as i32),
+                );
+                for (k, v) in c {
+                    nt = nt.set(k, v);
+                }
+                nt
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures::executor::block_on(self.client.create_topics(&new, &opts))?;
+        for r in results {
+            if let Err((name, code)) = r {
+                anyhow::bail!("creating topic {name}: {code}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `want` brokers are registered and every partition (of `topics`, or all
+    /// when empty) is led with its full ISR. Returns the last snapshot.
+    pub fn wait_healthy(
+        &self,
+        want_brokers: &[i32],
+        topics: &[&str],
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<ClusterSnapshot> {
+        let deadline = Instant::now() + timeout;
+        let mut last_problem;
+        loop {
+            match self.snapshot(Duration::from_secs(5)) {
+                Ok(s) => {
+                    let missing: Vec<i32> = want_brokers
+                        .iter()
+                        .copied()
+                        .filter(|b| !s.brokers.contains(b))
+                        .collect();
+                    let expected_topics_present = topics
+                        .iter()
+                        .all(|t| s.partitions.iter().any(|p| &p.topic == t));
+                    let bad: Vec<String> = s
+                        .unhealthy()
+                        .into_iter()
+                        .filter(|p| {
+                            topics.is_empty()
+                                || topics.contains(&p.topic.as_str())
+                                || p.topic.starts_with("__")
+                        })
+                        .map(|p| {
+                            format!(
+                                "{}/{} (leader {}, isr {:?} of {:?})",
+                                p.topic, p.partition, p.leader, p.isr, p.replicas
+                            )
+                        })
+                        .collect();
+                    if missing.is_empty() && bad.is_empty() && expected_topics_present {
+                        return Ok(s);
+                    }
+                    last_problem = if !missing.is_empty() {
+                        format!("brokers not registered: {missing:?}")
+                    } else if !expected_topics_present {
+                        "topics not in metadata yet".into()
+                    } else {
+                        format!(
+                            "{} partitions not fully in sync, e.g. {}",
+                            bad.len(),
+                            bad[0]
+                        )
+                    };
+                }
+                Err(e) => last_problem = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("not healthy after {:?}: {last_problem}", timeout);
+            }
+            if shutdown.sleep(Duration::from_millis(500)) {
+                anyhow::bail!("interrupted");
+            }
+        }
+    }
+}

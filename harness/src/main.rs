@@ -1,0 +1,159 @@
+//! `harness`: the command line. See the README for the commands and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use harness::error::{HarnessError, EXIT_FAIL, EXIT_PASS};
+use harness::{check, cleanup, report, run, scenario, Shutdown};
+
+#[derive(Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Run a Kafka migration under load and prove it lost nothing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario on a fresh cluster, check the logs and give a verdict.
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Run directory (default: runs/NAME-TIMESTAMP).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check (again) a run directory, also one cut short by a crash.
+    Check {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Validate scenario files without running anything.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// Kill every process left by a crashed run (all runs, or one).
+    Cleanup {
+        /// Only this run id.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// The Kafka/ZooKeeper distribution.
+    Dist {
+        #[command(subcommand)]
+        command: DistCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DistCommand {
+    /// Assemble the distribution from Maven Central into the cache (again).
+    Fetch {
+        /// Kafka version.
+        #[arg(long, default_value = "3.9.1")]
+        kafka: String,
+    },
+    /// Print the distribution directory in use (fetching it if needed).
+    Path {
+        /// Kafka version.
+        #[arg(long, default_value = "3.9.1")]
+        kafka: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "harness=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("harness: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
+    match cmd {
+        Command::Run { scenario, out } => run_cmd(&scenario, out),
+        Command::Check { run_dir } => check_cmd(&run_dir),
+        Command::Validate { scenarios } => {
+            let mut bad = Vec::new();
+            for s in &scenarios {
+                match scenario::load(s) {
+                    Ok(sc) => println!("{}: ok ({} steps)", s.display(), sc.steps.len()),
+                    Err(e) => bad.push(e.to_string()),
+                }
+            }
+            if bad.is_empty() {
+                Ok(EXIT_PASS)
+            } else {
+                Err(HarnessError::BadInput(bad.join("\n")))
+            }
+        }
+        Command::Cleanup { run } => {
+            let killed = cleanup::cleanup(run.as_deref());
+            for l in &killed {
+                println!("killed {} (run {}): {}", l.pid, l.run_id, l.command);
+            }
+            println!("cleanup: {} process(es) removed", killed.len());
+            Ok(EXIT_PASS)
+        }
+        Command::Dist { command } => {
+            let d = match command {
+                DistCommand::Fetch { kafka } => harness::cluster::dist::fetch(&kafka)?,
+                DistCommand::Path { kafka } => harness::cluster::dist::locate(&kafka)?,
+            };
+            println!("{}", d.home.display());
+            Ok(EXIT_PASS)
+        }
+    }
+}
+
+fn run_cmd(path: &Path, out: Option<PathBuf>) -> Result<u8, HarnessError> {
+    let sc = scenario::load(path)?;
+    let text = std::fs::read_to_string(path)?;
+    let run_dir = out.unwrap_or_else(|| {
+        let stamp = workers::clock::now_ms() / 1000;
+        PathBuf::from("runs").join(format!("{}-{stamp}", sc.name))
+    });
+    let shutdown = Shutdown::on_signals();
+    eprintln!("harness: running `{}` into {}", sc.name, run_dir.display());
+    match run::run_scenario(&sc, &text, &run_dir, &shutdown) {
+        Ok(_) => check_cmd(&run_dir),
+        Err(e) => {
+            if run_dir.join("logs").exists() {
+                eprintln!(
+                    "harness: the logs so far are in {}; `harness check {}` reads them",
+                    run_dir.display(),
+                    run_dir.display()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+fn check_cmd(run_dir: &Path) -> Result<u8, HarnessError> {
+    let record = run::RunRecord::load(run_dir)?;
+    let sc = scenario::load(&run_dir.join("scenario.toml"))?;
+    let findings = check::check_run(run_dir, &sc)?;
+    let rep = report::build(&sc, &record.run_id, record.started_ms, findings);
+    report::write(run_dir, &rep)?;
+    print!("{}", report::summary(&rep, run_dir));
+    Ok(if rep.passed() { EXIT_PASS } else { EXIT_FAIL })
+}

@@ -1,0 +1,329 @@
+//! Reports: the verdict against `[expect]`, `report.json`, `junit.xml` and the terminal
+//! summary.
+//!
+//! `report.json` is the stable interface for CI: see the README's "Report" section. Times
+//! in it (`start_ms`, `end_ms` of steps and windows) are milliseconds since the run start,
+//! `run_start_unix_ms` anchors them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+use serde::Serialize;
+
+use crate::check::latency::LatencySummary;
+use crate::check::{
+    Anomalies, Example, FinalReadTotals, Findings, ProducerTotals, StepSpan, Window,
+};
+use crate::error::HarnessError;
+use crate::scenario::{Bound, Scenario};
+
+/// One expectation and whether it held.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExpectationResult {
+    /// What is checked (`lost`, `max_unavailable_ms`, …).
+    pub name: String,
+    /// The bound, as written.
+    pub expected: String,
+    /// What the run showed.
+    pub actual: String,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Run id.
+    pub run_id: String,
+    /// `pass` or `fail`.
+    pub verdict: String,
+    /// Anchor of every relative time in this report.
+    pub run_start_unix_ms: u64,
+    /// Producer outcome totals.
+    pub producers: ProducerTotals,
+    /// Consumer totals.
+    pub consumers: crate::check::ConsumerTotals,
+    /// The final read.
+    pub final_read: FinalReadTotals,
+    /// Anomaly counts.
+    pub anomalies: Anomalies,
+    /// Lost records by the step they are attributed to.
+    pub lost_by_step: BTreeMap<String, u64>,
+    /// First examples of each anomaly.
+    pub examples: BTreeMap<String, Vec<Example>>,
+    /// Unavailability windows.
+    pub unavailability: Vec<Window>,
+    /// The longest partition window (produce or consume), ms.
+    pub max_unavailable_ms: u64,
+    /// Steps as they ran.
+    pub steps: Vec<StepSpan>,
+    /// Latency percentiles over the run.
+    pub latency_ms: LatencySummary,
+    /// Latency percentiles per step / phase.
+    pub latency_by_step: BTreeMap<String, LatencySummary>,
+    /// Each expectation.
+    pub expectations: Vec<ExpectationResult>,
+    /// Worker logs read.
+    pub logs_read: u64,
+    /// Logs that ended mid-event (a crash).
+    pub logs_cut_short: Vec<String>,
+}
+
+impl Report {
+    /// True when every expectation held.
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+}
+
+fn bound_check(name: &str, bound: Bound, actual: u64) -> ExpectationResult {
+    ExpectationResult {
+        name: name.into(),
+        expected: bound.to_string(),
+        actual: actual.to_string(),
+        ok: bound.holds(actual),
+    }
+}
+
+/// Judges the findings against the scenario's expectations.
+pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult> {
+    let e = &scenario.expect;
+    let a = &findings.anomalies;
+    let mut out = vec![
+        bound_check("lost", e.lost, a.lost),
+        bound_check("duplicates", e.duplicates, a.duplicate),
+        bound_check("reordered", e.reordered, a.reordered),
+        bound_check(
+            "inconsistent_offsets",
+            e.inconsistent_offsets,
+            a.inconsistent_offset,
+        ),
+        bound_check("unexpected", e.unexpected, a.unexpected),
+        bound_check("poll_gaps", e.poll_gaps, a.poll_gap),
+        bound_check("poll_regressions", e.poll_regressions, a.poll_regression),
+    ];
+    let unreadable = if findings.final_read.ran {
+        findings.final_read.incomplete.len() as u64
+    } else {
+        findings.final_read.partitions
+    };
+    let mut unread = bound_check("unreadable_partitions", e.unreadable_partitions, unreadable);
+    if !findings.final_read.ran {
+        unread.actual = format!("{unreadable} (no final read)");
+    }
+    out.push(unread);
+    out.push(ExpectationResult {
+        name: "min_acked".into(),
+        expected: format!(">= {}", e.min_acked),
+        actual: findings.producers.acked.to_string(),
+        ok: findings.producers.acked >= e.min_acked,
+    });
+    if let Some(step) = &e.lost_step {
+        let others: Vec<String> = findings
+            .lost_by_step
+            .iter()
+            .filter(|(k, _)| *k != step)
+            .map(|(k, v)| format!("{v} to `{k}`"))
+            .collect();
+        out.push(ExpectationResult {
+            name: "lost_step".into(),
+            expected: format!("every lost record attributed to `{step}`"),
+            actual: if findings.lost_by_step.is_empty() {
+                "nothing lost".into()
+            } else {
+                findings
+                    .lost_by_step
+                    .iter()
+                    .map(|(k, v)| format!("{v} to `{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            ok: others.is_empty() && !findings.lost_by_step.is_empty(),
+        });
+    }
+    let max_window = max_partition_window(findings);
+    if let Some(max) = e.max_unavailable_ms {
+        out.push(ExpectationResult {
+            name: "max_unavailable_ms".into(),
+            expected: format!("<= {max}"),
+            actual: max_window.to_string(),
+            ok: max_window <= max,
+        });
+    }
+    // Every step must have run and succeeded: a failed step is a procedure the cluster
+    // did not survive (or a harness problem the step error names).
+    let ran: Vec<&StepSpan> = findings.steps.iter().collect();
+    let failed: Vec<String> = ran
+        .iter()
+        .filter(|s| s.ok != Some(true))
+        .map(|s| {
+            format!(
+                "`{}`: {}",
+                s.name,
+                s.error.as_deref().unwrap_or("did not finish")
+            )
+        })
+        .collect();
+    let missing = scenario.steps.len().saturating_sub(ran.len());
+    out.push(ExpectationResult {
+        name: "steps".into(),
+        expected: format!("all {} steps succeed", scenario.steps.len()),
+        actual: if failed.is_empty() && missing == 0 {
+            format!("{} succeeded", ran.len())
+        } else {
+            let failed = if failed.is_empty() {
+                "none failed".to_string()
+            } else {
+                failed.join("; ")
+            };
+            format!("{failed}; {missing} not run")
+        },
+        ok: failed.is_empty() && missing == 0,
+    });
+    out
+}
+
+/// The longest window on any single partition.
+pub fn max_partition_window(f: &Findings) -> u64 {
+    f.unavailability
+        .iter()
+        .filter(|w| w.partition != "cluster")
+        .map(|w| w.duration_ms)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Builds the report.
+pub fn build(
+    scenario: &Scenario,
+    run_id: &str,
+    run_start_unix_ms: u64,
+    findings: Findings,
+) -> Report {
+    let expectations = judge(scenario, &findings);
+    let verdict = if expectations.iter().all(|e| e.ok) {
+        "pass"
+    } else {
+        "fail"
+    };
+    Report {
+        scenario: scenario.name.clone(),
+        run_id: run_id.into(),
+        verdict: verdict.into(),
+        run_start_unix_ms,
+        max_unavailable_ms: max_partition_window(&findings),
+        producers: findings.producers,
+        consumers: findings.consumers,
+        final_read: findings.final_read,
+        anomalies: findings.anomalies,
+        lost_by_step: findings.lost_by_step,
+        examples: findings.examples,
+        unavailability: findings.unavailability,
+        steps: findings.steps,
+        latency_ms: findings.latency_ms,
+        latency_by_step: findings.latency_by_step,
+        expectations,
+        logs_read: findings.logs_read,
+        logs_cut_short: findings.logs_cut_short,
+    }
+}
+
+/// Writes `report.json` and `junit.xml` into the run directory.
+pub fn write(run_dir: &Path, report: &Report) -> Result<(), HarnessError> {
+    let json = serde_json::to_vec_pretty(report).map_err(anyhow::Error::from)?;
+    std::fs::write(run_dir.join("report.json"), json)?;
+    let mut suite = TestSuite::new(format!("scenario {}", report.scenario));
+    for e in &report.expectations {
+        let status = if e.ok {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("expected {}, got {}", e.expected, e.actual));
+            s
+        };
+        let mut tc = TestCase::new(e.name.clone(), status);
+        tc.set_classname(format!("kmh.{}", report.scenario));
+        suite.add_test_case(tc);
+    }
+    let mut junit = quick_junit::Report::new("kafka-migration-harness");
+    junit.add_test_suite(suite);
+    let xml = junit
+        .to_string()
+        .map_err(|e| HarnessError::Other(anyhow::anyhow!("junit: {e}")))?;
+    std::fs::write(run_dir.join("junit.xml"), xml)?;
+    Ok(())
+}
+
+/// The terminal summary.
+pub fn summary(report: &Report, run_dir: &Path) -> String {
+    let p = &report.producers;
+    let a = &report.anomalies;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "\n== {} — run {}\n",
+        report.scenario, report.run_id
+    ));
+    s.push_str(&format!(
+        "producers: sent {} acked {} failed {} indeterminate {} no-outcome {}\n",
+        p.sent, p.acked, p.failed, p.indeterminate, p.no_outcome
+    ));
+    s.push_str(&format!(
+        "consumers: received {} (distinct {}); final read {}/{} partitions, {} records\n",
+        report.consumers.received,
+        report.consumers.distinct,
+        report.final_read.complete,
+        report.final_read.partitions,
+        report.final_read.records
+    ));
+    s.push_str(&format!(
+        "anomalies: lost {} (read before loss {}) unverified {} duplicate {} reordered {} inconsistent-offset {} unexpected {} poll-gap {} poll-regression {}\n",
+        a.lost, a.lost_read_before, a.unverified, a.duplicate, a.reordered, a.inconsistent_offset, a.unexpected, a.poll_gap, a.poll_regression
+    ));
+    for (step, n) in &report.lost_by_step {
+        s.push_str(&format!("  lost {n} in step `{step}`\n"));
+    }
+    let windows: Vec<&Window> = report
+        .unavailability
+        .iter()
+        .filter(|w| w.partition != "cluster")
+        .collect();
+    s.push_str(&format!(
+        "unavailability: {} partition windows, longest {} ms\n",
+        windows.len(),
+        report.max_unavailable_ms
+    ));
+    for w in report
+        .unavailability
+        .iter()
+        .filter(|w| w.partition == "cluster")
+        .take(10)
+    {
+        s.push_str(&format!(
+            "  cluster {} window {} ms at t={}ms in `{}`\n",
+            w.kind, w.duration_ms, w.start_ms, w.step
+        ));
+    }
+    s.push_str(&format!(
+        "latency: ack p50 {} ms p99 {} ms max {} ms; e2e p50 {} ms p99 {} ms\n",
+        report.latency_ms.ack.p50,
+        report.latency_ms.ack.p99,
+        report.latency_ms.ack.max,
+        report.latency_ms.e2e.p50,
+        report.latency_ms.e2e.p99
+    ));
+    for e in report.expectations.iter().filter(|e| !e.ok) {
+        s.push_str(&format!(
+            "  FAILED {}: expected {}, got {}\n",
+            e.name, e.expected, e.actual
+        ));
+    }
+    s.push_str(&format!(
+        "verdict: {}  (report: {})\n",
+        report.verdict.to_uppercase(),
+        run_dir.join("report.json").display()
+    ));
+    s
+}

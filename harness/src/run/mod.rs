@@ -1,0 +1,330 @@
+//! One run, start to finish: scenario → cluster → workers → steps → final read → check →
+//! report. [`run_scenario`] is what `harness run` calls.
+//!
+//! The run directory it fills:
+//! ```text
+//! scenario.toml   the scenario as run          run.json      run id, hosts, topics
+//! timeline.jsonl  steps, phases, snapshots      logs/*.log    binary worker logs
+//! nodes/NAME/     node config, data, logs       workers/      worker configs, status, stderr
+//! report.json     the checker's findings        junit.xml     one test case per expectation
+//! ```
+
+pub mod timeline;
+pub mod workload;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use workers::clock::now_ms;
+use workers::{Role, TopicSpec};
+
+use crate::cluster::{self, Cluster, HostInfo};
+use crate::error::HarnessError;
+use crate::scenario::executor::Executor;
+use crate::scenario::Scenario;
+use crate::shutdown::Shutdown;
+use timeline::{Timeline, TimelineEvent};
+use workload::Workload;
+
+/// What `run.json` records about a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Run id (tags every process the run started).
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// When the run started, ms since epoch.
+    pub started_ms: u64,
+    /// Kafka version.
+    pub kafka_version: String,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Every node.
+    pub hosts: Vec<HostInfo>,
+    /// Workload topics, in log topic-index order.
+    pub topics: Vec<TopicSpec>,
+}
+
+impl RunRecord {
+    /// Reads `run.json` of a run directory.
+    pub fn load(run_dir: &Path) -> Result<RunRecord, HarnessError> {
+        let p = run_dir.join("run.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            HarnessError::BadInput(format!("{}: {e} (is this a run directory?)", p.display()))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", p.display())))
+    }
+}
+
+/// A new run id: the scenario name, the time and a few random bits.
+pub fn new_run_id(scenario: &str) -> String {
+    let ms = now_ms();
+    let salt = (std::process::id() as u64).wrapping_mul(2654435761) ^ (ms.rotate_left(17));
+    format!("{}-{}-{:04x}", scenario, ms / 1000, salt & 0xffff)
+}
+
+/// Runs a scenario into `run_dir`; returns the run id. The check is separate
+/// ([`crate::check::check_run`]) so that it can be re-run on any run directory.
+pub fn run_scenario(
+    scenario: &Scenario,
+    scenario_text: &str,
+    run_dir: &Path,
+    shutdown: &Shutdown,
+) -> Result<String, HarnessError> {
+    if run_dir.join("run.json").exists() {
+        return Err(HarnessError::BadInput(format!(
+            "{} already holds a run; choose another --out",
+            run_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(run_dir)?;
+    std::fs::write(run_dir.join("scenario.toml"), scenario_text)?;
+    let run_id = new_run_id(&scenario.name);
+    let mut tl = Timeline::open(run_dir)?;
+    let started_ms = now_ms();
+    tl.record(&TimelineEvent::RunStart {
+        t_ms: started_ms,
+        run_id: run_id.clone(),
+        scenario: scenario.name.clone(),
+    });
+
+    cluster::dist::require_java()?;
+    let dist = cluster::dist::locate(&scenario.cluster.kafka_version)?;
+    let mut cluster = Cluster::prepare(&run_id, &scenario.cluster, &dist, run_dir)?;
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        scenario: scenario.name.clone(),
+        started_ms,
+        kafka_version: dist.version.clone(),
+        bootstrap: cluster.bootstrap(),
+        hosts: cluster.hosts(),
+        topics: Workload::topic_specs(scenario),
+    };
+    std::fs::write(
+        run_dir.join("run.json"),
+        serde_json::to_vec_pretty(&record).map_err(anyhow::Error::from)?,
+    )?;
+
+    let result = drive(scenario, run_dir, &run_id, &mut cluster, &mut tl, shutdown);
+    cluster.teardown();
+    let outcome = match &result {
+        Ok(()) => "completed".to_string(),
+        Err(HarnessError::Interrupted) => "interrupted".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    tl.record(&TimelineEvent::RunEnd {
+        t_ms: now_ms(),
+        outcome,
+    });
+    result.map(|()| run_id)
+}
+
+fn drive(
+    scenario: &Scenario,
+    run_dir: &Path,
+    run_id: &str,
+    cluster: &mut Cluster,
+    tl: &mut Timeline,
+    shutdown: &Shutdown,
+) -> Result<(), HarnessError> {
+    eprintln!(
+        "harness: starting {} ZooKeeper node(s) and {} broker(s)…",
+        scenario.cluster.zookeeper.len(),
+        scenario.cluster.brokers.len()
+    );
+    cluster.start_all(shutdown)?;
+    let topics: Vec<&str> = scenario
+        .workload
+        .topics
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let ids: Vec<i32> = (1..=scenario.cluster.brokers.len() as i32).collect();
+    {
+        let admin = cluster.admin()?;
+        admin
+            .create_topics(&scenario.workload.topics)
+            .map_err(|e| HarnessError::Cluster(format!("creating topics: {e}")))?;
+        admin
+            .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)
+            .map_err(|e| HarnessError::Cluster(format!("topics not ready: {e}")))?;
+    }
+    eprintln!(
+        "harness: cluster up ({}); starting workers",
+        cluster.bootstrap()
+    );
+
+    let mut workload = Workload::new(run_id, run_dir, &cluster.bootstrap(), scenario)?;
+    let w = &scenario.workload;
+    if w.consumers > 0 {
+        workload.start(Role::Consume, w.consumers, w.consumer_processes)?;
+        if !workload.wait_consumers_assigned(Duration::from_secs(45), shutdown) {
+            tracing::warn!(
+                "consumers were not all assigned partitions within 45s; starting producers anyway"
+            );
+        }
+    }
+    workload.start(Role::Produce, w.producers, w.producer_processes)?;
+
+    // live progress: one line every 5 s
+    let current = Arc::new(Mutex::new(String::from("warmup")));
+    let progress = Progress::spawn(run_dir.to_path_buf(), current.clone());
+
+    tl.record(&TimelineEvent::Phase {
+        t_ms: now_ms(),
+        name: "warmup".into(),
+    });
+    let mut interrupted = shutdown.sleep(w.warmup);
+    if !interrupted {
+        let cur = current.clone();
+        let mut exec = Executor::new(
+            cluster,
+            tl,
+            shutdown,
+            scenario,
+            Box::new(move |s: &str| *cur.lock().unwrap() = s.to_string()),
+        );
+        let outcomes = exec.run_all();
+        if let Some(f) = outcomes.iter().find(|o| o.error.is_some()) {
+            eprintln!(
+                "harness: step `{}` failed: {}",
+                f.name,
+                f.error.as_deref().unwrap_or("")
+            );
+        }
+        interrupted = shutdown.requested();
+    }
+    if !interrupted {
+        *current.lock().unwrap() = "settle".into();
+        tl.record(&TimelineEvent::Phase {
+            t_ms: now_ms(),
+            name: "settle".into(),
+        });
+        interrupted = shutdown.sleep(w.settle);
+    }
+
+    // Producers stop first and settle what is in flight.
+    *current.lock().unwrap() = "drain".into();
+    tl.record(&TimelineEvent::Phase {
+        t_ms: now_ms(),
+        name: "drain".into(),
+    });
+    let grace =
+        Duration::from_millis(u64::from(w.producer.delivery_timeout_ms)) + Duration::from_secs(30);
+    for p in workload.stop(Role::Produce, grace) {
+        tracing::warn!("{p}");
+    }
+    // Consumers get until they stop making progress (or the drain timeout).
+    if w.consumers > 0 && !interrupted {
+        let deadline = std::time::Instant::now() + w.drain_timeout;
+        let mut last = workload.status(Role::Consume).received;
+        let mut still = 0;
+        while std::time::Instant::now() < deadline
+            && still < 4
+            && !shutdown.sleep(Duration::from_secs(1))
+        {
+            let now = workload.status(Role::Consume).received;
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+        }
+    }
+    for p in workload.stop(Role::Consume, Duration::from_secs(30)) {
+        tracing::warn!("{p}");
+    }
+    progress.stop();
+    if interrupted || shutdown.requested() {
+        return Err(HarnessError::Interrupted);
+    }
+
+    // The final read wants every partition led; it reads what it can either way.
+    tl.record(&TimelineEvent::Phase {
+        t_ms: now_ms(),
+        name: "final-read".into(),
+    });
+    eprintln!("harness: final read of every partition…");
+    if let Err(e) = cluster
+        .admin()?
+        .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)
+    {
+        tracing::warn!("cluster not fully healthy before the final read: {e}");
+    }
+    workload.final_read()?;
+    Ok(())
+}
+
+/// Prints live progress from the workers' status lines.
+struct Progress {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn spawn(run_dir: PathBuf, current: Arc<Mutex<String>>) -> Progress {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let start = std::time::Instant::now();
+        let handle = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(250));
+                n += 1;
+                if n % 20 != 0 {
+                    continue;
+                }
+                let (p, c) = sum_status(&run_dir);
+                eprintln!(
+                    "harness: t+{:>4}s [{}] sent {} acked {} failed {} indeterminate {} | consumed {} | client errors {}",
+                    start.elapsed().as_secs(),
+                    current.lock().unwrap(),
+                    p.sent,
+                    p.acked,
+                    p.failed,
+                    p.indeterminate,
+                    c.received,
+                    p.errors + c.errors
+                );
+            }
+        });
+        Progress { stop, handle }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.handle.join();
+    }
+}
+
+fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
+    let mut p = workload::Status::default();
+    let mut c = workload::Status::default();
+    if let Ok(rd) = std::fs::read_dir(run_dir.join("workers")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.ends_with(".out") {
+                continue;
+            }
+            let Some(s) = std::fs::read_to_string(e.path()).ok().and_then(|t| {
+                t.lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str::<workload::Status>(l).ok())
+            }) else {
+                continue;
+            };
+            let t = if name.starts_with("producer") {
+                &mut p
+            } else {
+                &mut c
+            };
+            t.sent += s.sent;
+            t.acked += s.acked;
+            t.failed += s.failed;
+            t.indeterminate += s.indeterminate;
+            t.received += s.received;
+            t.errors += s.errors;
+        }
+    }
+    (p, c)
+}

@@ -1,0 +1,116 @@
+//! The run's timeline: `timeline.jsonl`, one JSON object per line, appended and flushed as
+//! things happen, so a run killed mid-way still tells what ran when.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::ClusterSnapshot;
+
+/// One line of the timeline. `t_ms` is wall-clock ms since the Unix epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TimelineEvent {
+    /// The run began (t0 of every relative time in the report).
+    RunStart {
+        /// When.
+        t_ms: u64,
+        /// Run id.
+        run_id: String,
+        /// Scenario name.
+        scenario: String,
+    },
+    /// A phase of the run around the steps: `warmup`, `settle`, `drain`, `final-read`.
+    Phase {
+        /// When it began.
+        t_ms: u64,
+        /// Which.
+        name: String,
+    },
+    /// A step began.
+    StepStart {
+        /// When.
+        t_ms: u64,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        name: String,
+        /// Action keyword.
+        action: String,
+    },
+    /// A step ended.
+    StepEnd {
+        /// When.
+        t_ms: u64,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        name: String,
+        /// Whether it did what it should.
+        ok: bool,
+        /// Why not.
+        error: Option<String>,
+        /// The node the step acted on, when it targets one.
+        node: Option<String>,
+    },
+    /// Leaders, replicas and ISR at a moment (taken before each step).
+    Snapshot {
+        /// When.
+        t_ms: u64,
+        /// The picture.
+        snapshot: ClusterSnapshot,
+    },
+    /// A named point (a `mark` step, or `harness mark`).
+    Mark {
+        /// When.
+        t_ms: u64,
+        /// Label.
+        name: String,
+    },
+    /// The run's workload and cluster are done.
+    RunEnd {
+        /// When.
+        t_ms: u64,
+        /// `completed`, `interrupted`, or an error.
+        outcome: String,
+    },
+}
+
+/// Appends timeline events to `timeline.jsonl`.
+pub struct Timeline {
+    file: File,
+}
+
+impl Timeline {
+    /// Opens (appending) the timeline of a run directory.
+    pub fn open(run_dir: &Path) -> std::io::Result<Timeline> {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(run_dir.join("timeline.jsonl"))?;
+        Ok(Timeline { file })
+    }
+
+    /// Appends one event and flushes it.
+    pub fn record(&mut self, e: &TimelineEvent) {
+        if let Ok(line) = serde_json::to_string(e) {
+            let _ = writeln!(self.file, "{line}");
+            let _ = self.file.flush();
+        }
+    }
+}
+
+/// Reads a timeline, skipping a torn last line.
+pub fn read(run_dir: &Path) -> std::io::Result<Vec<TimelineEvent>> {
+    let f = File::open(run_dir.join("timeline.jsonl"))?;
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        if let Ok(e) = serde_json::from_str(&line) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,358 @@
+//! The workload: `worker` processes started from the harness, their configs, status and
+//! stop. Each worker gets a JSON [`WorkerConfig`] and writes its binary log to
+//! `logs/ROLE-N.log`, its status lines to `workers/ROLE-N.out`.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use workers::{ConsumerSettings, Role, TopicSpec, WorkerConfig};
+
+use crate::error::HarnessError;
+use crate::scenario::Scenario;
+use crate::shutdown::Shutdown;
+
+/// One running worker process.
+pub struct WorkerProcess {
+    /// Its role.
+    pub role: Role,
+    /// Index among its role.
+    pub index: u32,
+    /// Status line output.
+    pub out_path: PathBuf,
+    /// Its binary log.
+    pub log_path: PathBuf,
+    child: Child,
+}
+
+/// Counters summed from the workers' last status lines.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+pub struct Status {
+    /// Records handed to a producer client.
+    #[serde(default)]
+    pub sent: u64,
+    /// Acked.
+    #[serde(default)]
+    pub acked: u64,
+    /// Definite failures.
+    #[serde(default)]
+    pub failed: u64,
+    /// Unknown outcomes.
+    #[serde(default)]
+    pub indeterminate: u64,
+    /// Records delivered to consumers.
+    #[serde(default)]
+    pub received: u64,
+    /// Client errors.
+    #[serde(default)]
+    pub errors: u64,
+}
+
+/// Locates the `worker` binary: `$KMH_WORKER_BIN`, else next to the running harness.
+pub fn worker_binary() -> Result<PathBuf, HarnessError> {
+    if let Some(p) = std::env::var_os("KMH_WORKER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| HarnessError::Workers("cannot locate the harness binary".into()))?;
+    for cand in [dir.join("worker"), dir.join("../worker")] {
+        if cand.exists() {
+            return Ok(cand);
+        }
+    }
+    Err(HarnessError::Missing {
+        what: format!("no `worker` binary next to {}", exe.display()),
+        hint:
+            "build the whole workspace (`cargo build --release --workspace`), or set KMH_WORKER_BIN"
+                .into(),
+    })
+}
+
+/// Starts workers and keeps track of them.
+pub struct Workload {
+    run_id: String,
+    run_dir: PathBuf,
+    bootstrap: String,
+    scenario: Scenario,
+    binary: PathBuf,
+    /// Every worker started, in start order.
+    pub processes: Vec<WorkerProcess>,
+}
+
+impl Workload {
+    /// Prepares (starts nothing).
+    pub fn new(
+        run_id: &str,
+        run_dir: &Path,
+        bootstrap: &str,
+        scenario: &Scenario,
+    ) -> Result<Workload, HarnessError> {
+        std::fs::create_dir_all(run_dir.join("logs"))?;
+        std::fs::create_dir_all(run_dir.join("workers"))?;
+        Ok(Workload {
+            run_id: run_id.into(),
+            run_dir: run_dir.into(),
+            bootstrap: bootstrap.into(),
+            scenario: scenario.clone(),
+            binary: worker_binary()?,
+            processes: Vec::new(),
+        })
+    }
+
+    /// The topics as workers see them.
+    pub fn topic_specs(scenario: &Scenario) -> Vec<TopicSpec> {
+        scenario
+            .workload
+            .topics
+            .iter()
+            .map(|t| TopicSpec {
+                name: t.name.clone(),
+                partitions: t.partitions,
+            })
+            .collect()
+    }
+
+    fn config(
+        &self,
+        role: Role,
+        index: u32,
+        instances: u32,
+        first_instance_id: u32,
+    ) -> WorkerConfig {
+        let w = &self.scenario.workload;
+        WorkerConfig {
+            run_id: self.run_id.clone(),
+            role,
+            worker_index: index,
+            instances,
+            first_instance_id,
+            bootstrap: self.bootstrap.clone(),
+            topics: Self::topic_specs(&self.scenario),
+            log_path: self
+                .run_dir
+                .join("logs")
+                .join(format!("{}-{index}.log", role_name(role))),
+            producer: w.producer.clone(),
+            consumer: ConsumerSettings {
+                group_id: format!("kmh-{}", self.run_id),
+                session_timeout_ms: w.consumer_session_timeout_ms,
+            },
+            final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
+            client_overrides: Default::default(),
+        }
+    }
+
+    fn spawn(&mut self, cfg: WorkerConfig) -> Result<(), HarnessError> {
+        let name = format!("{}-{}", role_name(cfg.role), cfg.worker_index);
+        let cfg_path = self.run_dir.join("workers").join(format!("{name}.json"));
+        std::fs::write(
+            &cfg_path,
+            serde_json::to_vec_pretty(&cfg).map_err(anyhow::Error::from)?,
+        )?;
+        let out_path = self.run_dir.join("workers").join(format!("{name}.out"));
+        let err_path = self.run_dir.join("workers").join(format!("{name}.err"));
+        let child = Command::new(&self.binary)
+            .arg("--config")
+            .arg(&cfg_path)
+            .arg("--tag")
+            .arg(format!("kmh.run={}", self.run_id))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path)?)
+            .stderr(std::fs::File::create(&err_path)?)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                HarnessError::Workers(format!("starting {}: {e}", self.binary.display()))
+            })?;
+        self.processes.push(WorkerProcess {
+            role: cfg.role,
+            index: cfg.worker_index,
+            out_path,
+            log_path: cfg.log_path,
+            child,
+        });
+        Ok(())
+    }
+
+    /// Starts `instances` client instances of `role` spread over `processes` workers.
+    pub fn start(
+        &mut self,
+        role: Role,
+        instances: u32,
+        processes: u32,
+    ) -> Result<(), HarnessError> {
+        let processes = processes.max(1);
+        let mut next_id = 0;
+        for i in 0..processes {
+            let n = instances / processes + u32::from(i < instances % processes);
+            if n == 0 {
+                continue;
+            }
+            let cfg = self.config(role, i, n, next_id);
+            next_id += n;
+            self.spawn(cfg)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every consumer instance has been given partitions (so the load does not
+    /// start during the group's first rebalance), at most `timeout`.
+    pub fn wait_consumers_assigned(&self, timeout: Duration, shutdown: &Shutdown) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let all = self
+                .processes
+                .iter()
+                .filter(|p| p.role == Role::Consume)
+                .all(|p| {
+                    workers::LogReader::open(&p.log_path)
+                        .map(|mut r| {
+                            std::iter::from_fn(|| r.next_event().ok().flatten())
+                                .any(|e| e.kind == workers::EventKind::Assigned)
+                        })
+                        .unwrap_or(false)
+                });
+            if all {
+                return true;
+            }
+            if shutdown.sleep(Duration::from_millis(250)) {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Sums the last status line of every worker of `role`.
+    pub fn status(&self, role: Role) -> Status {
+        let mut total = Status::default();
+        for p in self.processes.iter().filter(|p| p.role == role) {
+            if let Some(s) = last_status(&p.out_path) {
+                total.sent += s.sent;
+                total.acked += s.acked;
+                total.failed += s.failed;
+                total.indeterminate += s.indeterminate;
+                total.received += s.received;
+                total.errors += s.errors;
+            }
+        }
+        total
+    }
+
+    /// Workers of `role` that exited on their own, with their exit status.
+    pub fn exited(&mut self, role: Role) -> Vec<String> {
+        self.processes
+            .iter_mut()
+            .filter(|p| p.role == role)
+            .filter_map(|p| match p.child.try_wait() {
+                Ok(Some(st)) => Some(format!("{}-{} {st}", role_name(p.role), p.index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// SIGTERMs every worker of `role` and waits for them (SIGKILL after `timeout`).
+    /// Returns workers that did not exit cleanly.
+    pub fn stop(&mut self, role: Role, timeout: Duration) -> Vec<String> {
+        for p in self.processes.iter_mut().filter(|p| p.role == role) {
+            if matches!(p.child.try_wait(), Ok(None)) {
+                // SAFETY: kill(2) on our unreaped child.
+                unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        let mut problems = Vec::new();
+        for p in self.processes.iter_mut().filter(|p| p.role == role) {
+            loop {
+                match p.child.try_wait() {
+                    Ok(Some(st)) => {
+                        if !st.success() {
+                            problems.push(format!(
+                                "{}-{} exited with {st}",
+                                role_name(p.role),
+                                p.index
+                            ));
+                        }
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {
+                        let _ = p.child.kill();
+                        let _ = p.child.wait();
+                        problems.push(format!(
+                            "{}-{} did not stop within {timeout:?}; killed",
+                            role_name(p.role),
+                            p.index
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Runs the final read to completion (bounded by its own timeout plus a margin).
+    pub fn final_read(&mut self) -> Result<(), HarnessError> {
+        let cfg = self.config(Role::FinalRead, 0, 1, 0);
+        let limit = Duration::from_millis(cfg.final_read_timeout_ms) + Duration::from_secs(30);
+        self.spawn(cfg)?;
+        let p = self.processes.last_mut().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            match p.child.try_wait()? {
+                Some(st) if st.success() => return Ok(()),
+                Some(st) => {
+                    return Err(HarnessError::Workers(format!(
+                        "final read exited with {st}; see {}",
+                        p.out_path.with_extension("err").display()
+                    )))
+                }
+                None if Instant::now() > deadline => {
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    return Err(HarnessError::Workers(
+                        "final read did not finish in time; killed".into(),
+                    ));
+                }
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Kills every worker still running. Idempotent.
+    pub fn kill_all(&mut self) {
+        for p in &mut self.processes {
+            if matches!(p.child.try_wait(), Ok(None)) {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// File-name form of a role.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Produce => "producer",
+        Role::Consume => "consumer",
+        Role::FinalRead => "final-read",
+    }
+}
+
+fn last_status(path: &Path) -> Option<Status> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+}

@@ -1,0 +1,341 @@
+//! The validated scenario: what the rest of the harness runs. Built only by
+//! [`super::load`], so every value here has passed validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use workers::ProducerSettings;
+
+/// A scenario file, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Short name (used in run ids and directory names).
+    pub name: String,
+    /// What the procedure is, in a sentence.
+    pub description: String,
+    /// Where it came from.
+    pub file: PathBuf,
+    /// The cluster to build.
+    pub cluster: ClusterSpec,
+    /// The load to run while the steps execute.
+    pub workload: Workload,
+    /// The migration procedure, in order.
+    pub steps: Vec<Step>,
+    /// How the logs are judged.
+    pub check: CheckSettings,
+    /// What must hold for the run to pass.
+    pub expect: Expect,
+}
+
+/// Which kind of hosts the nodes run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Processes on this machine, each node on its own loopback address.
+    Local,
+}
+
+/// The cluster: node names and their configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterSpec {
+    /// Host backend.
+    pub backend: Backend,
+    /// Exact Kafka version of the distribution (e.g. `3.9.1`).
+    pub kafka_version: String,
+    /// ZooKeeper node names, in `myid` order (1-based).
+    pub zookeeper: Vec<String>,
+    /// Broker node names; broker `i` (0-based) gets `broker.id = i + 1`.
+    pub brokers: Vec<String>,
+    /// Broker properties applied on top of the harness's defaults.
+    pub broker_config: BTreeMap<String, String>,
+    /// ZooKeeper properties applied on top of the harness's defaults.
+    pub zookeeper_config: BTreeMap<String, String>,
+    /// Broker JVM heap, MiB.
+    pub broker_heap_mb: u32,
+    /// ZooKeeper JVM heap, MiB.
+    pub zookeeper_heap_mb: u32,
+}
+
+impl ClusterSpec {
+    /// The broker id of a broker node name.
+    pub fn broker_id(&self, node: &str) -> Option<i32> {
+        self.brokers
+            .iter()
+            .position(|b| b == node)
+            .map(|i| i as i32 + 1)
+    }
+
+    /// The broker node name of a broker id.
+    pub fn broker_name(&self, id: i32) -> Option<&str> {
+        usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.brokers.get(i))
+            .map(String::as_str)
+    }
+
+    /// True when `node` is a ZooKeeper node.
+    pub fn is_zookeeper(&self, node: &str) -> bool {
+        self.zookeeper.iter().any(|z| z == node)
+    }
+}
+
+/// A workload topic.
+#[derive(Debug, Clone, Serialize)]
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: u32,
+    /// Replication factor.
+    pub replication: u32,
+    /// `min.insync.replicas`.
+    pub min_insync: u32,
+    /// Other topic configs (e.g. `unclean.leader.election.enable`).
+    pub config: BTreeMap<String, String>,
+}
+
+/// The load the workers put on the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    /// Topics the harness creates and the workers use.
+    pub topics: Vec<Topic>,
+    /// Producer instances in total.
+    pub producers: u32,
+    /// Processes the producer instances are spread over.
+    pub producer_processes: u32,
+    /// Consumer instances in total (one group).
+    pub consumers: u32,
+    /// Processes the consumer instances are spread over.
+    pub consumer_processes: u32,
+    /// Producer settings (rate is per instance).
+    pub producer: ProducerSettings,
+    /// Consumer `session.timeout.ms`.
+    pub consumer_session_timeout_ms: u32,
+    /// Load before the first step.
+    pub warmup: Duration,
+    /// Load after the last step, before the producers stop.
+    pub settle: Duration,
+    /// Longest wait for consumers to catch up once the producers stopped.
+    pub drain_timeout: Duration,
+    /// Longest the final read may take.
+    pub final_read_timeout: Duration,
+}
+
+/// How the checker judges.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckSettings {
+    /// A stretch with attempts and no success longer than this is an unavailability window.
+    pub window_threshold_ms: u64,
+    /// An event this long before a step's start is attributed to that step: the last
+    /// success before a kill, say, lands a few ms before the kill is sent.
+    pub attribution_grace_ms: u64,
+}
+
+/// Where an action points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Target {
+    /// A node by name.
+    Node(String),
+    /// The broker leading a partition when the step starts.
+    Leader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// A broker that follows (replicates, not leads) a partition when the step starts.
+    Follower {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// The node an earlier step bound with `bind = "NAME"`.
+    Bound(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Node(n) => write!(f, "{n}"),
+            Target::Leader { topic, partition } => write!(f, "leader:{topic}/{partition}"),
+            Target::Follower { topic, partition } => write!(f, "follower:{topic}/{partition}"),
+            Target::Bound(b) => write!(f, "@{b}"),
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "do", rename_all = "kebab-case")]
+pub enum Action {
+    /// Start a stopped node and wait until it is ready.
+    Start {
+        /// The node.
+        node: Target,
+    },
+    /// Stop a node gracefully (SIGTERM: a broker's controlled shutdown) and wait for exit.
+    Stop {
+        /// The node.
+        node: Target,
+    },
+    /// SIGKILL a node.
+    Kill {
+        /// The node.
+        node: Target,
+    },
+    /// SIGSTOP a node (it holds its sessions and sockets but answers nothing).
+    Pause {
+        /// The node.
+        node: Target,
+    },
+    /// SIGCONT a paused node.
+    Resume {
+        /// The node.
+        node: Target,
+    },
+    /// Stop then start a node, and wait until it is ready.
+    Restart {
+        /// The node.
+        node: Target,
+    },
+    /// Restart brokers one at a time; before the next, wait `interval` and until no
+    /// partition is under-replicated (the health gate).
+    RollingRestart {
+        /// Brokers in order.
+        nodes: Vec<String>,
+        /// Pause between one broker healthy and the next stopped.
+        interval: Duration,
+        /// Longest wait for the health gate.
+        timeout: Duration,
+    },
+    /// Wait until every partition has its full ISR.
+    WaitHealthy {
+        /// Longest wait.
+        timeout: Duration,
+    },
+    /// Do nothing for a while (the load goes on).
+    Sleep {
+        /// How long.
+        duration: Duration,
+    },
+    /// A named point in the timeline.
+    Mark,
+}
+
+impl Action {
+    /// The scenario keyword of this action.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::Start { .. } => "start",
+            Action::Stop { .. } => "stop",
+            Action::Kill { .. } => "kill",
+            Action::Pause { .. } => "pause",
+            Action::Resume { .. } => "resume",
+            Action::Restart { .. } => "restart",
+            Action::RollingRestart { .. } => "rolling-restart",
+            Action::WaitHealthy { .. } => "wait-healthy",
+            Action::Sleep { .. } => "sleep",
+            Action::Mark => "mark",
+        }
+    }
+}
+
+/// One step of the procedure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What the operator would call it; reports name steps by this.
+    pub name: String,
+    /// What it does.
+    pub action: Action,
+    /// Remember the node this step resolved to, for later steps (`node = "@NAME"`).
+    pub bind: Option<String>,
+    /// Line of the step in the scenario file.
+    pub line: usize,
+}
+
+/// A bound on a count: `0` (at most 0), `"> 0"`, `">= 10"`, `"< 5"`, `"== 3"`, `"any"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Bound {
+    /// Anything goes (reported only).
+    Any,
+    /// At most.
+    AtMost(u64),
+    /// At least.
+    AtLeast(u64),
+    /// Exactly.
+    Exactly(u64),
+}
+
+impl Bound {
+    /// Parses the scenario form.
+    pub fn parse(text: &str) -> Option<Bound> {
+        let t = text.trim();
+        if t == "any" {
+            return Some(Bound::Any);
+        }
+        let (op, num) = ["<=", ">=", "==", "<", ">"]
+            .iter()
+            .find_map(|op| t.strip_prefix(op).map(|rest| (*op, rest.trim())))
+            .unwrap_or(("<=", t));
+        let n: u64 = num.parse().ok()?;
+        Some(match op {
+            "<=" => Bound::AtMost(n),
+            ">=" => Bound::AtLeast(n),
+            "==" => Bound::Exactly(n),
+            "<" => Bound::AtMost(n.checked_sub(1)?),
+            ">" => Bound::AtLeast(n + 1),
+            _ => unreachable!(),
+        })
+    }
+
+    /// True when `v` satisfies the bound.
+    pub fn holds(&self, v: u64) -> bool {
+        match *self {
+            Bound::Any => true,
+            Bound::AtMost(n) => v <= n,
+            Bound::AtLeast(n) => v >= n,
+            Bound::Exactly(n) => v == n,
+        }
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Any => write!(f, "any"),
+            Bound::AtMost(n) => write!(f, "<= {n}"),
+            Bound::AtLeast(n) => write!(f, ">= {n}"),
+            Bound::Exactly(n) => write!(f, "== {n}"),
+        }
+    }
+}
+
+/// The `[expect]` table: each bound must hold for the run to pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expect {
+    /// Acked records the cluster no longer holds.
+    pub lost: Bound,
+    /// Every lost record must be attributed to this step (by name), when set.
+    pub lost_step: Option<String>,
+    /// Records stored at two or more offsets.
+    pub duplicates: Bound,
+    /// Records stored out of their producer's order (ordered producers only).
+    pub reordered: Bound,
+    /// Offsets at which two readers saw different records.
+    pub inconsistent_offsets: Bound,
+    /// Records read that the producer recorded as definitely failed.
+    pub unexpected: Bound,
+    /// Consumer skips over existing offsets.
+    pub poll_gaps: Bound,
+    /// Consumer going back without a rebalance.
+    pub poll_regressions: Bound,
+    /// Longest unavailability window (produce or consume, any partition), ms.
+    pub max_unavailable_ms: Option<u64>,
+    /// Fewest acked records for the run to count (guards against a run that did nothing).
+    pub min_acked: u64,
+    /// Partitions the final read could not finish.
+    pub unreadable_partitions: Bound,
+}

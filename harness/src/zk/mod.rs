@@ -1,0 +1,31 @@
+//! ZooKeeper operations. For now: the four-letter-word status commands (`srvr`, `mntr`),
+//! used as the readiness check of every ZooKeeper node.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Sends a four-letter word (e.g. `srvr`) and returns the whole answer.
+pub fn four_letter_word(
+    addr: SocketAddr,
+    word: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(word.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// The server's `Mode:` (`leader`, `follower`, `observer`, `standalone`), or `None` when it
+/// does not serve (not running, or not in a quorum: "This ZooKeeper instance is not
+/// currently serving requests").
+pub fn server_mode(addr: SocketAddr) -> Option<String> {
+    let answer = four_letter_word(addr, "srvr", Duration::from_secs(2)).ok()?;
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
+}

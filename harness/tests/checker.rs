@@ -1,0 +1,588 @@
+//! The checker is trusted only as far as this file tests it: a simulated clean run must
+//! produce no anomaly and no window, and each injected anomaly must be found exactly — the
+//! right count, the right kind, attributed to the right step.
+
+use std::path::{Path, PathBuf};
+
+use harness::check::{check, Attribution, CheckInput, Findings};
+use harness::run::timeline::TimelineEvent;
+use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION};
+use workers::{Event, EventKind, LogHeader, LogWriter, Role, TopicSpec};
+
+const T0_MS: u64 = 1_700_000_000_000;
+const PARTITIONS: u32 = 3;
+const PRODUCERS: u32 = 2;
+const PER_PRODUCER: u64 = 300;
+
+fn us(rel_ms: u64) -> u64 {
+    (T0_MS + rel_ms) * 1000
+}
+
+/// One record of the simulated run, with everything that happens to it.
+#[derive(Clone, Debug)]
+struct Rec {
+    producer: u32,
+    seq: u64,
+    partition: i32,
+    offset: i64,
+    send_ms: u64,
+    ack_ms: u64,
+    outcome: EventKind,
+    stored: bool,
+    consumed: bool,
+}
+
+/// A run in which every record is acked 5 ms after it is sent, stored in offset order,
+/// consumed 20 ms after its ack and found by the final read.
+struct Sim {
+    recs: Vec<Rec>,
+    /// Extra events appended to the consumer log (after the normal deliveries).
+    consumer_extra: Vec<Event>,
+    /// Extra final-read deliveries (e.g. a duplicate copy).
+    final_extra: Vec<(i32, i64, u32, u64)>,
+    incomplete: Vec<i32>,
+    steps: Vec<(u64, &'static str)>,
+    ordered: bool,
+}
+
+impl Sim {
+    fn clean() -> Sim {
+        let mut recs = Vec::new();
+        let mut next_offset = [0i64; PARTITIONS as usize];
+        for seq in 0..PER_PRODUCER {
+            for producer in 0..PRODUCERS {
+                let partition = (seq % u64::from(PARTITIONS)) as i32;
+                let send_ms = 1000 + seq * 10 + u64::from(producer);
+                let offset = next_offset[partition as usize];
+                next_offset[partition as usize] += 1;
+                recs.push(Rec {
+                    producer,
+                    seq,
+                    partition,
+                    offset,
+                    send_ms,
+                    ack_ms: send_ms + 5,
+                    outcome: EventKind::Acked,
+                    stored: true,
+                    consumed: true,
+                });
+            }
+        }
+        Sim {
+            recs,
+            consumer_extra: vec![],
+            final_extra: vec![],
+            incomplete: vec![],
+            steps: vec![(2000, "first step"), (3000, "second step")],
+            ordered: true,
+        }
+    }
+
+    fn rec(&mut self, producer: u32, seq: u64) -> &mut Rec {
+        self.recs
+            .iter_mut()
+            .find(|r| r.producer == producer && r.seq == seq)
+            .unwrap()
+    }
+
+    fn timeline(&self) -> Vec<TimelineEvent> {
+        let mut ev = vec![TimelineEvent::Phase {
+            t_ms: T0_MS + 500,
+            name: "warmup".into(),
+        }];
+        for (i, (t, name)) in self.steps.iter().enumerate() {
+            ev.push(TimelineEvent::StepStart {
+                t_ms: T0_MS + t,
+                index: i,
+                name: name.to_string(),
+                action: "sleep".into(),
+            });
+            ev.push(TimelineEvent::StepEnd {
+                t_ms: T0_MS + t + 900,
+                index: i,
+                name: name.to_string(),
+                ok: true,
+                error: None,
+                node: None,
+            });
+        }
+        ev.push(TimelineEvent::Phase {
+            t_ms: T0_MS + 5000,
+            name: "settle".into(),
+        });
+        ev.push(TimelineEvent::Phase {
+            t_ms: T0_MS + 9000,
+            name: "final-read".into(),
+        });
+        ev
+    }
+
+    fn write(&self, dir: &Path) -> Vec<PathBuf> {
+        let header = |role: Role, flags: u32| LogHeader {
+            version: FORMAT_VERSION,
+            role,
+            clock: 1,
+            worker: 0,
+            flags,
+            start_us: us(0),
+            run_id: "sim".into(),
+        };
+        let flags = if self.ordered {
+            FLAG_IDEMPOTENT | FLAG_ORDERED
+        } else {
+            0
+        };
+        // producer log
+        let pp = dir.join("producer-0.log");
+        let mut w = LogWriter::create(&pp, &header(Role::Produce, flags)).unwrap();
+        for r in &self.recs {
+            w.append(&Event {
+                producer: r.producer,
+                seq: r.seq,
+                partition: r.partition,
+                ts_a: us(r.send_ms),
+                ..Event::new(EventKind::Sent)
+            })
+            .unwrap();
+        }
+        for r in &self.recs {
+            let offset = if r.outcome == EventKind::Acked {
+                r.offset
+            } else {
+                -1
+            };
+            w.append(&Event {
+                producer: r.producer,
+                seq: r.seq,
+                partition: r.partition,
+                offset,
+                ts_a: us(r.send_ms),
+                ts_b: us(r.ack_ms),
+                ..Event::new(r.outcome)
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        // consumer log: one instance holding every partition
+        let cp = dir.join("consumer-0.log");
+        let mut w = LogWriter::create(&cp, &header(Role::Consume, 0)).unwrap();
+        for p in 0..PARTITIONS as i32 {
+            w.append(&Event {
+                partition: p,
+                ts_b: us(900),
+                ..Event::new(EventKind::Assigned)
+            })
+            .unwrap();
+        }
+        let mut by_offset: Vec<&Rec> = self.recs.iter().filter(|r| r.consumed).collect();
+        by_offset.sort_by_key(|r| (r.partition, r.offset));
+        for r in by_offset {
+            w.append(&Event {
+                producer: r.producer,
+                seq: r.seq,
+                partition: r.partition,
+                offset: r.offset,
+                ts_a: us(r.send_ms),
+                ts_b: us(r.ack_ms + 20),
+                ..Event::new(EventKind::Received)
+            })
+            .unwrap();
+        }
+        for e in &self.consumer_extra {
+            w.append(e).unwrap();
+        }
+        w.finish().unwrap();
+        // final read
+        let fp = dir.join("final-read-0.log");
+        let mut w = LogWriter::create(&fp, &header(Role::FinalRead, 0)).unwrap();
+        let mut stored: Vec<(i32, i64, u32, u64, u64)> = self
+            .recs
+            .iter()
+            .filter(|r| r.stored)
+            .map(|r| (r.partition, r.offset, r.producer, r.seq, r.send_ms))
+            .collect();
+        stored.extend(
+            self.final_extra
+                .iter()
+                .map(|(p, o, pr, s)| (*p, *o, *pr, *s, 1000)),
+        );
+        stored.sort_by_key(|s| (s.0, s.1));
+        for (p, o, producer, seq, send) in &stored {
+            if self.incomplete.contains(p) {
+                continue;
+            }
+            w.append(&Event {
+                producer: *producer,
+                seq: *seq,
+                partition: *p,
+                offset: *o,
+                ts_a: us(*send),
+                ts_b: us(9500),
+                ..Event::new(EventKind::Received)
+            })
+            .unwrap();
+        }
+        for p in 0..PARTITIONS as i32 {
+            let kind = if self.incomplete.contains(&p) {
+                EventKind::ReadIncomplete
+            } else {
+                EventKind::ReadComplete
+            };
+            w.append(&Event {
+                partition: p,
+                offset: 0,
+                ts_b: us(9600),
+                ..Event::new(kind)
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        vec![pp, cp, fp]
+    }
+
+    fn check(&self) -> Findings {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = self.write(dir.path());
+        let input = CheckInput {
+            t0_ms: T0_MS,
+            topics: vec![TopicSpec {
+                name: "t".into(),
+                partitions: PARTITIONS,
+            }],
+            attribution: Attribution::from_timeline(&self.timeline(), T0_MS, 100),
+            window_threshold_ms: 500,
+            logs,
+        };
+        check(&input).unwrap()
+    }
+}
+
+/// Every anomaly count, so each test states all of them.
+fn counts(f: &Findings) -> [u64; 9] {
+    let a = &f.anomalies;
+    [
+        a.lost,
+        a.lost_read_before,
+        a.unverified,
+        a.duplicate,
+        a.reordered,
+        a.inconsistent_offset,
+        a.unexpected,
+        a.poll_gap,
+        a.poll_regression,
+    ]
+}
+
+#[test]
+fn a_clean_run_has_no_anomaly_and_no_window() {
+    let f = Sim::clean().check();
+    assert_eq!(counts(&f), [0; 9]);
+    assert!(f.unavailability.is_empty(), "{:?}", f.unavailability);
+    assert_eq!(f.producers.sent, 600);
+    assert_eq!(f.producers.acked, 600);
+    assert_eq!(f.producers.no_outcome, 0);
+    assert_eq!(f.consumers.distinct, 600);
+    assert_eq!(f.final_read.complete, 3);
+    assert_eq!(f.final_read.records, 600);
+    assert!(
+        (f.latency_ms.ack.p50 - 5.0).abs() < 0.1,
+        "{:?}",
+        f.latency_ms
+    );
+    assert!(
+        (f.latency_ms.e2e.p50 - 25.0).abs() < 0.1,
+        "{:?}",
+        f.latency_ms
+    );
+    assert!(f.latency_by_step.contains_key("first step"));
+}
+
+#[test]
+fn an_acked_record_missing_from_the_final_read_and_never_read_is_lost() {
+    let mut s = Sim::clean();
+    let r = s.rec(1, 150); // sent at 2501 ms, during "first step"
+    r.stored = false;
+    r.consumed = false;
+    let f = s.check();
+    assert_eq!(
+        counts(&f),
+        [1, 0, 0, 0, 0, 0, 0, 0, 0],
+        "skipping an offset that holds nothing is no gap"
+    );
+    let ex = &f.examples["lost"][0];
+    assert_eq!((ex.producer, ex.seq), (1, 150));
+    assert_eq!(ex.partition, "t/0");
+    // no window after it: blamed on the first step that started after its ack
+    assert_eq!(f.lost_by_step.get("second step"), Some(&1));
+}
+
+#[test]
+fn a_record_read_then_truncated_away_is_lost_and_counted_as_read_before() {
+    let mut s = Sim::clean();
+    // the last record of partition 2 vanished from the log after a consumer read it
+    let last = s
+        .recs
+        .iter()
+        .filter(|r| r.partition == 2)
+        .max_by_key(|r| r.offset)
+        .unwrap()
+        .clone();
+    s.rec(last.producer, last.seq).stored = false;
+    let f = s.check();
+    // the consumer read an offset the final log no longer has: inconsistent as well
+    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 1, 0, 0, 0]);
+}
+
+#[test]
+fn a_record_stored_twice_is_a_duplicate() {
+    let mut s = Sim::clean();
+    let end = s
+        .recs
+        .iter()
+        .filter(|r| r.partition == 1)
+        .map(|r| r.offset)
+        .max()
+        .unwrap();
+    s.final_extra.push((1, end + 1, 0, 7));
+    let f = s.check();
+    assert_eq!(
+        counts(&f),
+        [0, 0, 0, 1, 0, 0, 0, 0, 0],
+        "a re-stored old seq is a duplicate, not also a reorder"
+    );
+}
+
+#[test]
+fn a_later_seq_stored_below_an_earlier_one_is_reordered() {
+    let mut s = Sim::clean();
+    // producer 0, partition 0: seqs 3 and 6 swap offsets
+    let (o3, o6) = (s.rec(0, 3).offset, s.rec(0, 6).offset);
+    s.rec(0, 3).offset = o6;
+    s.rec(0, 6).offset = o3;
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    assert_eq!(f.examples["reordered"][0].seq, 3);
+}
+
+#[test]
+fn reordering_is_not_an_anomaly_for_unordered_producers() {
+    let mut s = Sim::clean();
+    s.ordered = false;
+    let (o3, o6) = (s.rec(0, 3).offset, s.rec(0, 6).offset);
+    s.rec(0, 3).offset = o6;
+    s.rec(0, 6).offset = o3;
+    assert_eq!(counts(&s.check()), [0; 9]);
+}
+
+#[test]
+fn two_readers_seeing_different_records_at_one_offset_is_inconsistent() {
+    let mut s = Sim::clean();
+    let victim = s
+        .recs
+        .iter()
+        .find(|r| r.partition == 1 && r.offset == 10)
+        .unwrap()
+        .clone();
+    s.consumer_extra.push(Event {
+        producer: 1,
+        seq: 9999,
+        partition: 1,
+        offset: 10,
+        ts_a: us(1000),
+        ts_b: us(6000),
+        instance: 1,
+        ..Event::new(EventKind::Received)
+    });
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    let ex = &f.examples["inconsistent_offset"][0];
+    assert_eq!(ex.offset, Some(10));
+    assert!(
+        ex.detail
+            .contains(&format!("producer {} seq {}", victim.producer, victim.seq)),
+        "{}",
+        ex.detail
+    );
+}
+
+#[test]
+fn a_failed_record_that_is_read_back_is_unexpected() {
+    let mut s = Sim::clean();
+    s.rec(0, 20).outcome = EventKind::Failed;
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(f.producers.failed, 1);
+}
+
+#[test]
+fn an_indeterminate_record_may_or_may_not_be_stored() {
+    let mut s = Sim::clean();
+    s.rec(0, 20).outcome = EventKind::Indeterminate;
+    let r = s.rec(0, 21);
+    r.outcome = EventKind::Indeterminate;
+    r.stored = false;
+    r.consumed = false;
+    let f = s.check();
+    // seq 21's offset is skipped by the consumer in this simulation
+    assert_eq!(counts(&f)[..7], [0; 7]);
+    assert_eq!(f.producers.indeterminate, 2);
+}
+
+#[test]
+fn a_consumer_skipping_offsets_is_a_gap_and_going_back_a_regression() {
+    let mut s = Sim::clean();
+    s.rec(0, 30).consumed = false; // partition 0 offset skipped
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 0, 1, 0]);
+
+    let mut s = Sim::clean();
+    // after reading partition 2 to the end, the consumer reads offset 5 again
+    let r = s
+        .recs
+        .iter()
+        .find(|r| r.partition == 2 && r.offset == 5)
+        .unwrap()
+        .clone();
+    s.consumer_extra.push(Event {
+        producer: r.producer,
+        seq: r.seq,
+        partition: 2,
+        offset: 5,
+        ts_a: us(r.send_ms),
+        ts_b: us(7000),
+        ..Event::new(EventKind::Received)
+    });
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 0, 0, 1]);
+}
+
+#[test]
+fn going_back_after_a_rebalance_is_normal_redelivery() {
+    let mut s = Sim::clean();
+    let r = s
+        .recs
+        .iter()
+        .find(|r| r.partition == 2 && r.offset == 5)
+        .unwrap()
+        .clone();
+    s.consumer_extra.push(Event {
+        partition: 2,
+        ts_b: us(6900),
+        ..Event::new(EventKind::Revoked)
+    });
+    s.consumer_extra.push(Event {
+        partition: 2,
+        ts_b: us(6950),
+        ..Event::new(EventKind::Assigned)
+    });
+    s.consumer_extra.push(Event {
+        producer: r.producer,
+        seq: r.seq,
+        partition: 2,
+        offset: 5,
+        ts_a: us(r.send_ms),
+        ts_b: us(7000),
+        ..Event::new(EventKind::Received)
+    });
+    let f = s.check();
+    assert_eq!(counts(&f), [0; 9]);
+    assert_eq!(f.consumers.received, 601);
+    assert_eq!(f.consumers.distinct, 600);
+}
+
+#[test]
+fn a_stalled_partition_gives_a_produce_window_attributed_to_its_step() {
+    let mut s = Sim::clean();
+    // partition 1 acks nothing from 3000 ms (second step) until 4200 ms
+    for r in s
+        .recs
+        .iter_mut()
+        .filter(|r| r.partition == 1 && r.send_ms >= 3000 && r.send_ms < 4200)
+    {
+        r.ack_ms = 4200;
+    }
+    let f = s.check();
+    assert_eq!(counts(&f), [0; 9]);
+    let produce: Vec<_> = f
+        .unavailability
+        .iter()
+        .filter(|w| w.kind == "produce" && w.partition != "cluster")
+        .collect();
+    assert_eq!(produce.len(), 1, "{:?}", f.unavailability);
+    let w = produce[0];
+    assert_eq!(w.partition, "t/1");
+    assert_eq!(w.step, "second step");
+    assert!(w.duration_ms >= 1150 && w.duration_ms <= 1250, "{w:?}");
+    // the other partitions went on: no cluster-wide produce window
+    assert!(!f
+        .unavailability
+        .iter()
+        .any(|w| w.partition == "cluster" && w.kind == "produce"));
+}
+
+#[test]
+fn a_loss_is_blamed_on_the_step_of_the_window_that_follows_its_ack() {
+    let mut s = Sim::clean();
+    // partition 0 stalls from 3000 ms to 4200 ms (a leader change in "second step");
+    // a record acked at ~2500 ms in "first step" did not survive it
+    for r in s
+        .recs
+        .iter_mut()
+        .filter(|r| r.partition == 0 && r.send_ms >= 3000 && r.send_ms < 4200)
+    {
+        r.ack_ms = 4200;
+    }
+    let r = s.rec(0, 150);
+    r.stored = false;
+    r.consumed = false;
+    let f = s.check();
+    assert_eq!(f.anomalies.lost, 1);
+    assert_eq!(
+        f.lost_by_step.get("second step"),
+        Some(&1),
+        "{:?}",
+        f.lost_by_step
+    );
+}
+
+#[test]
+fn a_partition_the_final_read_could_not_finish_is_unverified_not_lost() {
+    let mut s = Sim::clean();
+    s.incomplete.push(2);
+    let r = s.rec(0, 50); // partition 2
+    r.consumed = false;
+    let f = s.check();
+    assert_eq!(f.anomalies.lost, 0);
+    assert_eq!(f.anomalies.unverified, 1);
+    assert_eq!(f.final_read.incomplete, vec!["t/2".to_string()]);
+}
+
+#[test]
+fn a_log_cut_short_by_a_crash_is_read_up_to_the_cut() {
+    let s = Sim::clean();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = s.write(dir.path());
+    // cut the producer log in the middle of an event
+    let len = std::fs::metadata(&logs[0]).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&logs[0])
+        .unwrap()
+        .set_len(len - 30)
+        .unwrap();
+    let input = CheckInput {
+        t0_ms: T0_MS,
+        topics: vec![TopicSpec {
+            name: "t".into(),
+            partitions: PARTITIONS,
+        }],
+        attribution: Attribution::from_timeline(&s.timeline(), T0_MS, 100),
+        window_threshold_ms: 500,
+        logs,
+    };
+    let f = check(&input).unwrap();
+    assert_eq!(f.logs_cut_short.len(), 1);
+    assert_eq!(f.producers.acked, 599, "the last (torn) ack is not counted");
+    // nothing is invented: the un-logged ack is neither lost nor anything else
+    assert_eq!(counts(&f), [0; 9]);
+}

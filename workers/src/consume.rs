@@ -1,0 +1,191 @@
+//! The `consume` role: consumer instances in one group (subscribe), logging every delivery
+//! and every rebalance, so the checker can tell a re-delivery after a rebalance (normal for
+//! at-least-once) from a consumer that skipped or went back on its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, ClientContext};
+
+use crate::clock::{now_us, CLOCK_REALTIME_US};
+use crate::config::WorkerConfig;
+use crate::log::{Event, EventKind, LogHeader, LogWriter, FORMAT_VERSION};
+use crate::record::{run_hash, DecodeError, RecordHeader};
+use crate::shutdown::Shutdown;
+use crate::status::Counters;
+
+/// Shared by the consume and final-read roles: turns one fetched record into a log event.
+pub(crate) struct Decoder {
+    run_hash: u64,
+    topic_index: HashMap<String, u16>,
+}
+
+impl Decoder {
+    pub(crate) fn new(cfg: &WorkerConfig) -> Decoder {
+        Decoder {
+            run_hash: run_hash(&cfg.run_id),
+            topic_index: cfg
+                .topics
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i as u16))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> u16 {
+        self.topic_index.get(name).copied().unwrap_or(u16::MAX)
+    }
+
+    pub(crate) fn event<M: Message>(&self, msg: &M, instance: u32) -> Event {
+        let mut e = Event {
+            topic: self.topic(msg.topic()),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            ts_b: now_us(),
+            instance,
+            ..Event::new(EventKind::Received)
+        };
+        match RecordHeader::decode(msg.payload().unwrap_or(&[])) {
+            Ok(h) if h.run_hash == self.run_hash => {
+                e.producer = h.producer;
+                e.seq = h.seq;
+                e.ts_a = h.send_ts_us;
+            }
+            Ok(_) | Err(DecodeError::Foreign) => e.kind = EventKind::Foreign,
+            Err(DecodeError::Corrupt) => e.kind = EventKind::Corrupt,
+        }
+        e
+    }
+}
+
+struct GroupLog {
+    log: Arc<Mutex<LogWriter>>,
+    topics: HashMap<String, u16>,
+    instance: u32,
+}
+
+impl GroupLog {
+    fn log_partitions(&self, kind: EventKind, tpl: &rdkafka::TopicPartitionList) {
+        let now = now_us();
+        let mut log = self.log.lock().unwrap();
+        for el in tpl.elements() {
+            let e = Event {
+                topic: self.topics.get(el.topic()).copied().unwrap_or(u16::MAX),
+                partition: el.partition(),
+                ts_b: now,
+                instance: self.instance,
+                ..Event::new(kind)
+            };
+            let _ = log.append(&e);
+        }
+        let _ = log.flush();
+    }
+}
+
+impl ClientContext for GroupLog {}
+
+impl ConsumerContext for GroupLog {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.log_partitions(EventKind::Revoked, tpl);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.log_partitions(EventKind::Assigned, tpl);
+        }
+    }
+}
+
+/// Runs the consume role until shutdown; returns after the log is flushed.
+pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let header = LogHeader {
+        version: FORMAT_VERSION,
+        role: cfg.role,
+        clock: CLOCK_REALTIME_US,
+        worker: cfg.worker_index,
+        flags: 0,
+        start_us: now_us(),
+        run_id: cfg.run_id.clone(),
+    };
+    let log = Arc::new(Mutex::new(LogWriter::create(&cfg.log_path, &header)?));
+    let counters = Arc::new(Counters::default());
+    let ticker = crate::produce::spawn_ticker(
+        "consume",
+        cfg.worker_index,
+        log.clone(),
+        counters.clone(),
+        shutdown,
+    );
+    let topic_names: Vec<&str> = cfg.topics.iter().map(|t| t.name.as_str()).collect();
+
+    let mut threads = Vec::new();
+    for i in 0..cfg.instances {
+        let instance = cfg.first_instance_id + i;
+        let decoder = Decoder::new(cfg);
+        let ctx = GroupLog {
+            log: log.clone(),
+            topics: decoder.topic_index.clone(),
+            instance,
+        };
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &cfg.bootstrap)
+            .set("group.id", &cfg.consumer.group_id)
+            .set("client.id", format!("kmh-{}-c{instance}", cfg.run_id))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set(
+                "session.timeout.ms",
+                cfg.consumer.session_timeout_ms.to_string(),
+            )
+            .set("partition.assignment.strategy", "range")
+            .set("log_level", "4");
+        for (k, v) in &cfg.client_overrides {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer<GroupLog> = cc
+            .create_with_context(ctx)
+            .with_context(|| format!("creating consumer instance {i}"))?;
+        consumer.subscribe(&topic_names).context("subscribing")?;
+        let log = log.clone();
+        let counters = counters.clone();
+        threads.push(std::thread::spawn(move || {
+            while !shutdown.requested() {
+                match consumer.poll(Duration::from_millis(100)) {
+                    None => {}
+                    Some(Ok(msg)) => {
+                        let e = decoder.event(&msg, instance);
+                        if e.kind == EventKind::Received {
+                            Counters::bump(&counters.received);
+                        }
+                        if let Err(err) = log.lock().unwrap().append(&e) {
+                            eprintln!("worker: cannot append to log: {err}");
+                        }
+                    }
+                    Some(Err(err)) => {
+                        Counters::bump(&counters.errors);
+                        eprintln!("worker: consumer {instance}: {err}");
+                    }
+                }
+            }
+            // leaving the group logs the revocation through the rebalance callback
+            consumer.unsubscribe();
+            let _ = consumer.poll(Duration::from_millis(200));
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    ticker.stop();
+    counters.print("consume", cfg.worker_index);
+    let log = Arc::try_unwrap(log).map_err(|_| anyhow::anyhow!("log still shared at exit"))?;
+    log.into_inner().unwrap().finish()?;
+    Ok(())
+}

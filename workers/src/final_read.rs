@@ -1,0 +1,150 @@
+//! The `final-read` role: once the producers have stopped, a fresh consumer reads every
+//! partition from the beginning to the high watermark it had when the read began. What it
+//! reads is what the cluster durably holds; the checker compares it with what was acked, so
+//! a record not yet consumed ("late") is told apart from one the cluster no longer has.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::clock::{now_us, CLOCK_REALTIME_US};
+use crate::config::WorkerConfig;
+use crate::consume::Decoder;
+use crate::log::{Event, EventKind, LogHeader, LogWriter, FORMAT_VERSION};
+use crate::shutdown::Shutdown;
+
+/// Reads everything once; returns after logging a completion event for every partition.
+pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let header = LogHeader {
+        version: FORMAT_VERSION,
+        role: cfg.role,
+        clock: CLOCK_REALTIME_US,
+        worker: cfg.worker_index,
+        flags: 0,
+        start_us: now_us(),
+        run_id: cfg.run_id.clone(),
+    };
+    let mut log = LogWriter::create(&cfg.log_path, &header)?;
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &cfg.bootstrap)
+        .set("group.id", format!("kmh-{}-final-read", cfg.run_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("log_level", "4");
+    for (k, v) in &cfg.client_overrides {
+        cc.set(k, v);
+    }
+    let consumer: BaseConsumer = cc.create().context("creating the final-read consumer")?;
+    let decoder = Decoder::new(cfg);
+    let deadline = Instant::now() + Duration::from_millis(cfg.final_read_timeout_ms);
+
+    // The end offsets, fixed now: retried until each partition's leader answers.
+    let mut high: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let all: Vec<(String, i32)> = cfg
+        .topics
+        .iter()
+        .flat_map(|t| (0..t.partitions as i32).map(move |p| (t.name.clone(), p)))
+        .collect();
+    while high.len() < all.len() && Instant::now() < deadline && !shutdown.requested() {
+        for (t, p) in &all {
+            if high.contains_key(&(t.clone(), *p)) {
+                continue;
+            }
+            match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
+                Ok((_low, hw)) => {
+                    high.insert((t.clone(), *p), hw);
+                }
+                Err(e) => eprintln!("worker: final read: end offset of {t}/{p}: {e}"),
+            }
+        }
+        if high.len() < all.len() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    let mut tpl = TopicPartitionList::new();
+    let mut pending: BTreeSet<(String, i32)> = BTreeSet::new();
+    for ((t, p), hw) in &high {
+        if *hw <= 0 {
+            log.append(&done(&decoder, EventKind::ReadComplete, t, *p, *hw))?;
+        } else {
+            tpl.add_partition_offset(t, *p, Offset::Beginning)?;
+            pending.insert((t.clone(), *p));
+        }
+    }
+    if tpl.count() > 0 {
+        consumer
+            .assign(&tpl)
+            .context("assigning partitions for the final read")?;
+    }
+    let mut last_position_check = Instant::now();
+    while !pending.is_empty() && Instant::now() < deadline && !shutdown.requested() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => {
+                let e = decoder.event(&msg, 0);
+                log.append(&e)?;
+                let key = (
+                    rdkafka::Message::topic(&msg).to_string(),
+                    rdkafka::Message::partition(&msg),
+                );
+                if pending.contains(&key) && rdkafka::Message::offset(&msg) + 1 >= high[&key] {
+                    pending.remove(&key);
+                    log.append(&done(
+                        &decoder,
+                        EventKind::ReadComplete,
+                        &key.0,
+                        key.1,
+                        high[&key],
+                    ))?;
+                }
+            }
+            Some(Err(e)) => eprintln!("worker: final read: {e}"),
+            None => {}
+        }
+        // A partition whose last offsets hold no data record (control records) ends by
+        // position rather than by a message.
+        if last_position_check.elapsed() > Duration::from_secs(2) {
+            last_position_check = Instant::now();
+            if let Ok(pos) = consumer.position() {
+                for el in pos.elements() {
+                    let key = (el.topic().to_string(), el.partition());
+                    if let (Some(hw), Offset::Offset(o)) = (high.get(&key), el.offset()) {
+                        if pending.contains(&key) && o >= *hw {
+                            pending.remove(&key);
+                            log.append(&done(
+                                &decoder,
+                                EventKind::ReadComplete,
+                                &key.0,
+                                key.1,
+                                *hw,
+                            ))?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (t, p) in &all {
+        let key = (t.clone(), *p);
+        if pending.contains(&key) || !high.contains_key(&key) {
+            let hw = high.get(&key).copied().unwrap_or(-1);
+            eprintln!("worker: final read: {t}/{p} incomplete (end offset {hw})");
+            log.append(&done(&decoder, EventKind::ReadIncomplete, t, *p, hw))?;
+        }
+    }
+    log.finish()?;
+    Ok(())
+}
+
+fn done(decoder: &Decoder, kind: EventKind, topic: &str, partition: i32, hw: i64) -> Event {
+    Event {
+        topic: decoder.topic(topic),
+        partition,
+        offset: hw,
+        ts_b: now_us(),
+        ..Event::new(kind)
+    }
+}

@@ -1,0 +1,35 @@
+//! Sequence-numbered Kafka workers, and the formats they share with the harness.
+//!
+//! The harness starts `worker` processes on the cluster's hosts; each hosts many client
+//! instances and writes every outcome to an append-only binary log that the harness's
+//! checker reads at the end of the run. This crate is that worker, plus the formats:
+//!
+//! * [`record`] — the header every produced value starts with (run, producer, sequence
+//!   number, send timestamp, checksum), padded to the configured size.
+//! * [`log`] — the worker log: a small file header, then one fixed-width [`Event`] per
+//!   outcome (`sent`, `acked`, `failed`, `indeterminate`, `received`, rebalances, final-read
+//!   completion). Written through [`LogWriter`], read back (also when cut short by a crash)
+//!   with [`LogReader`].
+//! * [`config`] — [`WorkerConfig`], the JSON file the harness writes for each worker.
+//! * [`produce`], [`consume`], [`final_read`] — the three worker roles, on rdkafka.
+//! * [`shutdown`] — SIGTERM/SIGINT turned into a [`Shutdown`] flag every loop watches, so a
+//!   worker always ends with its log flushed.
+//!
+//! Timestamps everywhere are wall-clock microseconds since the Unix epoch
+//! ([`clock::now_us`]): every process of a run shares one host clock (local and Docker
+//! backends), and the log header names the clock so a multi-host run can tell.
+
+pub mod clock;
+pub mod config;
+pub mod consume;
+pub mod final_read;
+pub mod log;
+pub mod produce;
+pub mod record;
+pub mod shutdown;
+mod status;
+
+pub use config::{Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, WorkerConfig};
+pub use log::{Event, EventKind, LogHeader, LogReader, LogWriter};
+pub use record::RecordHeader;
+pub use shutdown::Shutdown;

@@ -1,0 +1,462 @@
+//! The worker log: append-only, fixed-width, readable after a crash.
+//!
+//! ```text
+//! file   := header(128 bytes) event(56 bytes)*
+//! header := "KMHLOG01" version:u16 role:u8 clock:u8 worker:u32 flags:u32 reserved:u32
+//!           start_us:u64 run_id:[u8;64] reserved:[u8;28] crc32(header[0..124]):u32
+//! event  := kind:u8 flags:u8 topic:u16 producer:u32 seq:u64 partition:i32 code:i32
+//!           offset:i64 ts_a:u64 ts_b:u64 instance:u32 crc32(event[0..52]):u32
+//! ```
+//! All integers little-endian. Each event carries its own CRC, so a reader stops cleanly at
+//! a torn last write; a file cut short mid-event simply ends one event earlier. Writers
+//! flush to the OS at least every [`FLUSH_INTERVAL`], so a killed worker loses at most that
+//! much — and what it loses is only the record of an outcome, never a false one.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::config::Role;
+
+/// Bytes in the file header.
+pub const HEADER_LEN: usize = 128;
+/// Bytes in one event.
+pub const EVENT_LEN: usize = 56;
+/// Current format version.
+pub const FORMAT_VERSION: u16 = 1;
+/// How often a writer pushes buffered events to the OS at the latest.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+const MAGIC: &[u8; 8] = b"KMHLOG01";
+
+/// Header flag: the producers of this log use idempotence.
+pub const FLAG_IDEMPOTENT: u32 = 1;
+/// Header flag: the producers of this log keep per-partition order (idempotence, or at most
+/// one request in flight), so reordering is an anomaly.
+pub const FLAG_ORDERED: u32 = 2;
+
+/// What an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EventKind {
+    /// Producer handed the record to the client (`ts_a` = send time).
+    Sent = 1,
+    /// Broker acknowledged it at (`partition`, `offset`); `ts_b` = ack time.
+    Acked = 2,
+    /// Definitely not written (client says not persisted); `code` = error, `ts_b` = when.
+    Failed = 3,
+    /// Outcome unknown (timed out or purged in flight: maybe written); `ts_b` = when.
+    Indeterminate = 4,
+    /// A consumer instance delivered the record at (`partition`, `offset`) to the
+    /// application; `producer`/`seq`/`ts_a` from the record header, `ts_b` = receive time.
+    Received = 5,
+    /// A group rebalance gave `partition` to consumer `instance` (`ts_b` = when).
+    Assigned = 6,
+    /// A group rebalance took `partition` from consumer `instance` (`ts_b` = when).
+    Revoked = 7,
+    /// The final read reached the end (`offset` = high watermark) of `partition`.
+    ReadComplete = 8,
+    /// The final read gave up on `partition` before its high watermark (`offset`).
+    ReadIncomplete = 9,
+    /// A record at (`partition`, `offset`) that no worker of this run wrote.
+    Foreign = 10,
+    /// A record of ours whose checksum does not match.
+    Corrupt = 11,
+}
+
+impl EventKind {
+    fn from_u8(v: u8) -> Option<EventKind> {
+        use EventKind::*;
+        Some(match v {
+            1 => Sent,
+            2 => Acked,
+            3 => Failed,
+            4 => Indeterminate,
+            5 => Received,
+            6 => Assigned,
+            7 => Revoked,
+            8 => ReadComplete,
+            9 => ReadIncomplete,
+            10 => Foreign,
+            11 => Corrupt,
+            _ => return None,
+        })
+    }
+}
+
+/// One fixed-width log entry. Unused fields are zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// Index of the topic in the workload's topic list.
+    pub topic: u16,
+    /// Producer id (from the record header for consumer events).
+    pub producer: u32,
+    /// Producer sequence number.
+    pub seq: u64,
+    /// Kafka partition, or -1 when unknown.
+    pub partition: i32,
+    /// Kafka or client error code for failures; 0 otherwise.
+    pub code: i32,
+    /// Kafka offset, or -1 when unknown.
+    pub offset: i64,
+    /// First timestamp (µs): the send time of the record.
+    pub ts_a: u64,
+    /// Second timestamp (µs): when this outcome was observed.
+    pub ts_b: u64,
+    /// The client instance inside the worker that logged it.
+    pub instance: u32,
+}
+
+impl Event {
+    /// An event of `kind` with every other field empty.
+    pub fn new(kind: EventKind) -> Event {
+        Event {
+            kind,
+            topic: 0,
+            producer: 0,
+            seq: 0,
+            partition: -1,
+            code: 0,
+            offset: -1,
+            ts_a: 0,
+            ts_b: 0,
+            instance: 0,
+        }
+    }
+
+    /// Serialises to the fixed-width form.
+    pub fn encode(&self) -> [u8; EVENT_LEN] {
+        let mut b = [0u8; EVENT_LEN];
+        b[0] = self.kind as u8;
+        b[2..4].copy_from_slice(&self.topic.to_le_bytes());
+        b[4..8].copy_from_slice(&self.producer.to_le_bytes());
+        b[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        b[16..20].copy_from_slice(&self.partition.to_le_bytes());
+        b[20..24].copy_from_slice(&self.code.to_le_bytes());
+        b[24..32].copy_from_slice(&self.offset.to_le_bytes());
+        b[32..40].copy_from_slice(&self.ts_a.to_le_bytes());
+        b[40..48].copy_from_slice(&self.ts_b.to_le_bytes());
+        b[48..52].copy_from_slice(&self.instance.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..52]);
+        b[52..56].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Parses one event; `None` when the CRC or the kind is wrong (a torn write).
+    pub fn decode(b: &[u8; EVENT_LEN]) -> Option<Event> {
+        if crc32fast::hash(&b[0..52]) != u32::from_le_bytes(b[52..56].try_into().unwrap()) {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        Some(Event {
+            kind: EventKind::from_u8(b[0])?,
+            topic: u16::from_le_bytes([b[2], b[3]]),
+            producer: u32_at(4),
+            seq: u64_at(8),
+            partition: u32_at(16) as i32,
+            code: u32_at(20) as i32,
+            offset: u64_at(24) as i64,
+            ts_a: u64_at(32),
+            ts_b: u64_at(40),
+            instance: u32_at(48),
+        })
+    }
+}
+
+/// The file header: who wrote the log and how to read its timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHeader {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u16,
+    /// Which worker role wrote it.
+    pub role: Role,
+    /// Clock of the timestamps ([`crate::clock::CLOCK_REALTIME_US`]).
+    pub clock: u8,
+    /// Worker index within its role.
+    pub worker: u32,
+    /// [`FLAG_IDEMPOTENT`], [`FLAG_ORDERED`].
+    pub flags: u32,
+    /// When the worker started, µs since epoch.
+    pub start_us: u64,
+    /// The run id (at most 64 bytes).
+    pub run_id: String,
+}
+
+impl LogHeader {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(MAGIC);
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
+        b[10] = self.role.code();
+        b[11] = self.clock;
+        b[12..16].copy_from_slice(&self.worker.to_le_bytes());
+        b[16..20].copy_from_slice(&self.flags.to_le_bytes());
+        b[24..32].copy_from_slice(&self.start_us.to_le_bytes());
+        let id = self.run_id.as_bytes();
+        let n = id.len().min(64);
+        b[32..32 + n].copy_from_slice(&id[..n]);
+        let crc = crc32fast::hash(&b[0..124]);
+        b[124..128].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; HEADER_LEN]) -> Result<LogHeader, LogError> {
+        if &b[0..8] != MAGIC {
+            return Err(LogError::NotALog);
+        }
+        if crc32fast::hash(&b[0..124]) != u32::from_le_bytes(b[124..128].try_into().unwrap()) {
+            return Err(LogError::BadHeader("header checksum mismatch".into()));
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != FORMAT_VERSION {
+            return Err(LogError::BadHeader(format!(
+                "format version {version}, this build reads {FORMAT_VERSION}"
+            )));
+        }
+        let role = Role::from_code(b[10])
+            .ok_or_else(|| LogError::BadHeader(format!("unknown role code {}", b[10])))?;
+        let id_end = b[32..96].iter().position(|c| *c == 0).unwrap_or(64);
+        Ok(LogHeader {
+            version,
+            role,
+            clock: b[11],
+            worker: u32::from_le_bytes(b[12..16].try_into().unwrap()),
+            flags: u32::from_le_bytes(b[16..20].try_into().unwrap()),
+            start_us: u64::from_le_bytes(b[24..32].try_into().unwrap()),
+            run_id: String::from_utf8_lossy(&b[32..32 + id_end]).into_owned(),
+        })
+    }
+}
+
+/// Why a log could not be opened.
+#[derive(Debug, Error)]
+pub enum LogError {
+    /// Reading or writing the file failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The file does not start with the log magic.
+    #[error("not a worker log (bad magic)")]
+    NotALog,
+    /// The header is damaged or from another format version.
+    #[error("unreadable log header: {0}")]
+    BadHeader(String),
+}
+
+/// Appends events to a log, flushing to the OS at least every [`FLUSH_INTERVAL`].
+pub struct LogWriter {
+    out: BufWriter<File>,
+    last_flush: Instant,
+}
+
+impl LogWriter {
+    /// Creates (truncating) the log at `path` and writes its header.
+    pub fn create(path: &Path, header: &LogHeader) -> Result<LogWriter, LogError> {
+        let mut out = BufWriter::with_capacity(64 * 1024, File::create(path)?);
+        out.write_all(&header.encode())?;
+        out.flush()?;
+        Ok(LogWriter {
+            out,
+            last_flush: Instant::now(),
+        })
+    }
+
+    /// Appends one event (flushing when the interval has passed).
+    pub fn append(&mut self, e: &Event) -> io::Result<()> {
+        self.out.write_all(&e.encode())?;
+        if self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Pushes everything buffered to the OS.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.last_flush = Instant::now();
+        self.out.flush()
+    }
+
+    /// Flushes and fsyncs: the end of a worker's life.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()
+    }
+}
+
+/// Reads a log back, stopping cleanly at a cut-short or torn tail.
+pub struct LogReader {
+    header: LogHeader,
+    input: BufReader<File>,
+    events_read: u64,
+    torn: bool,
+}
+
+impl LogReader {
+    /// Opens a log and reads its header.
+    pub fn open(path: &Path) -> Result<LogReader, LogError> {
+        let mut input = BufReader::with_capacity(256 * 1024, File::open(path)?);
+        let mut hb = [0u8; HEADER_LEN];
+        input.read_exact(&mut hb).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                LogError::BadHeader("file shorter than a header".into())
+            }
+            _ => LogError::Io(e),
+        })?;
+        let header = LogHeader::decode(&hb)?;
+        Ok(LogReader {
+            header,
+            input,
+            events_read: 0,
+            torn: false,
+        })
+    }
+
+    /// The file header.
+    pub fn header(&self) -> &LogHeader {
+        &self.header
+    }
+
+    /// Events read so far.
+    pub fn events_read(&self) -> u64 {
+        self.events_read
+    }
+
+    /// True when reading stopped at a damaged event or a partial one (a crash mid-write).
+    pub fn was_cut_short(&self) -> bool {
+        self.torn
+    }
+
+    /// The next event, `None` at the end (or at a damaged tail, see [`Self::was_cut_short`]).
+    pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+        if self.torn {
+            return Ok(None);
+        }
+        let mut b = [0u8; EVENT_LEN];
+        let mut filled = 0;
+        while filled < EVENT_LEN {
+            match self.input.read(&mut b[filled..])? {
+                0 => {
+                    self.torn = filled > 0;
+                    return Ok(None);
+                }
+                n => filled += n,
+            }
+        }
+        match Event::decode(&b) {
+            Some(e) => {
+                self.events_read += 1;
+                Ok(Some(e))
+            }
+            None => {
+                self.torn = true;
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> LogHeader {
+        LogHeader {
+            version: FORMAT_VERSION,
+            role: Role::Produce,
+            clock: crate::clock::CLOCK_REALTIME_US,
+            worker: 3,
+            flags: FLAG_IDEMPOTENT | FLAG_ORDERED,
+            start_us: 42,
+            run_id: "run-abc".into(),
+        }
+    }
+
+    fn ev(seq: u64) -> Event {
+        Event {
+            seq,
+            producer: 9,
+            partition: 2,
+            offset: 77,
+            ts_a: 5,
+            ts_b: 6,
+            ..Event::new(EventKind::Acked)
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let mut w = LogWriter::create(&p, &header()).unwrap();
+        for s in 0..1000 {
+            w.append(&ev(s)).unwrap();
+        }
+        w.finish().unwrap();
+        let mut r = LogReader::open(&p).unwrap();
+        assert_eq!(r.header(), &header());
+        let mut n = 0;
+        while let Some(e) = r.next_event().unwrap() {
+            assert_eq!(e, ev(n));
+            n += 1;
+        }
+        assert_eq!(n, 1000);
+        assert!(!r.was_cut_short());
+    }
+
+    #[test]
+    fn a_log_cut_mid_event_reads_up_to_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let mut w = LogWriter::create(&p, &header()).unwrap();
+        for s in 0..10 {
+            w.append(&ev(s)).unwrap();
+        }
+        w.finish().unwrap();
+        let len = std::fs::metadata(&p).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(len - 20).unwrap();
+        let mut r = LogReader::open(&p).unwrap();
+        let mut n = 0;
+        while r.next_event().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 9);
+        assert!(r.was_cut_short());
+    }
+
+    #[test]
+    fn a_torn_event_stops_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let mut w = LogWriter::create(&p, &header()).unwrap();
+        for s in 0..10 {
+            w.append(&ev(s)).unwrap();
+        }
+        w.finish().unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[HEADER_LEN + 5 * EVENT_LEN + 10] ^= 0xff;
+        std::fs::write(&p, bytes).unwrap();
+        let mut r = LogReader::open(&p).unwrap();
+        let mut n = 0;
+        while r.next_event().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 5);
+        assert!(r.was_cut_short());
+    }
+
+    #[test]
+    fn not_a_log_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, vec![7u8; 300]).unwrap();
+        assert!(matches!(LogReader::open(&p), Err(LogError::NotALog)));
+        std::fs::write(&p, b"short").unwrap();
+        assert!(matches!(LogReader::open(&p), Err(LogError::BadHeader(_))));
+    }
+}

@@ -1,0 +1,304 @@
+//! The `produce` role: paced, sequence-numbered records; every outcome logged.
+//!
+//! Each instance is its own librdkafka producer with its own producer id. Record `seq` goes
+//! to topic `seq % T` and, within it, partition `(seq / T) % P` — explicit partitions, so a
+//! partition that is down keeps receiving attempts and its unavailability is measured
+//! rather than routed around. The delivery callback classifies failures with librdkafka's
+//! message status: `NOT_PERSISTED` is a definite failure, anything else is indeterminate.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
+
+use crate::clock::{now_us, CLOCK_REALTIME_US};
+use crate::config::WorkerConfig;
+use crate::log::{
+    Event, EventKind, LogHeader, LogWriter, FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION,
+};
+use crate::record::{run_hash, RecordHeader};
+use crate::shutdown::Shutdown;
+use crate::status::Counters;
+
+/// What a delivery callback needs to log the outcome of one record.
+struct InFlight {
+    producer: u32,
+    seq: u64,
+    topic: u16,
+    partition: i32,
+    send_ts: u64,
+}
+
+/// librdkafka context shared by one producer instance: where outcomes go.
+struct ProducerLog {
+    log: Arc<Mutex<LogWriter>>,
+    counters: Arc<Counters>,
+    instance: u32,
+}
+
+impl ClientContext for ProducerLog {}
+
+impl ProducerContext for ProducerLog {
+    type DeliveryOpaque = Box<InFlight>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, f: Box<InFlight>) {
+        let now = now_us();
+        let mut e = Event {
+            topic: f.topic,
+            producer: f.producer,
+            seq: f.seq,
+            partition: f.partition,
+            ts_a: f.send_ts,
+            ts_b: now,
+            instance: self.instance,
+            ..Event::new(EventKind::Acked)
+        };
+        match result {
+            Ok(msg) => {
+                e.partition = msg.partition();
+                e.offset = msg.offset();
+                Counters::bump(&self.counters.acked);
+            }
+            Err((err, msg)) => {
+                // SAFETY: `msg` is a live message borrowed for the callback's duration.
+                let status = unsafe { rd_kafka_message_status(msg.ptr()) };
+                e.code = error_code(err);
+                if status == rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED {
+                    e.kind = EventKind::Failed;
+                    Counters::bump(&self.counters.failed);
+                } else {
+                    e.kind = EventKind::Indeterminate;
+                    Counters::bump(&self.counters.indeterminate);
+                }
+            }
+        }
+        if let Err(err) = self.log.lock().unwrap().append(&e) {
+            eprintln!("worker: cannot append to log: {err}");
+        }
+    }
+}
+
+fn error_code(err: &KafkaError) -> i32 {
+    err.rdkafka_error_code().map(|c| c as i32).unwrap_or(-1)
+}
+
+/// Runs the producer role until shutdown is requested; returns after the log is flushed.
+pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let p = &cfg.producer;
+    anyhow::ensure!(p.rate > 0.0, "producer rate must be > 0");
+    anyhow::ensure!(!cfg.topics.is_empty(), "no topics");
+    let flags = if p.idempotence { FLAG_IDEMPOTENT } else { 0 }
+        | if p.ordered() { FLAG_ORDERED } else { 0 };
+    let header = LogHeader {
+        version: FORMAT_VERSION,
+        role: cfg.role,
+        clock: CLOCK_REALTIME_US,
+        worker: cfg.worker_index,
+        flags,
+        start_us: now_us(),
+        run_id: cfg.run_id.clone(),
+    };
+    let log = Arc::new(Mutex::new(LogWriter::create(&cfg.log_path, &header)?));
+    let counters = Arc::new(Counters::default());
+
+    let mut producers = Vec::new();
+    for i in 0..cfg.instances {
+        let id = cfg.first_instance_id + i;
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &cfg.bootstrap)
+            .set("client.id", format!("kmh-{}-p{id}", cfg.run_id))
+            .set("acks", p.acks.as_config())
+            .set("enable.idempotence", p.idempotence.to_string())
+            .set("retries", p.retries.to_string())
+            .set(
+                "max.in.flight.requests.per.connection",
+                p.max_in_flight.to_string(),
+            )
+            .set("linger.ms", p.linger_ms.to_string())
+            .set("message.timeout.ms", p.delivery_timeout_ms.to_string())
+            .set("request.timeout.ms", p.request_timeout_ms.to_string())
+            .set("log_level", "4");
+        for (k, v) in &cfg.client_overrides {
+            cc.set(k, v);
+        }
+        let ctx = ProducerLog {
+            log: log.clone(),
+            counters: counters.clone(),
+            instance: i,
+        };
+        let producer: ThreadedProducer<ProducerLog> = cc
+            .create_with_context(ctx)
+            .with_context(|| format!("creating producer instance {i}"))?;
+        producers.push((id, producer));
+    }
+
+    // Connect and learn the partition leaders before the first send, so the start-up of
+    // the client is not measured as unavailability of the cluster.
+    for (_, producer) in &producers {
+        for t in &cfg.topics {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while producer
+                .client()
+                .fetch_metadata(Some(&t.name), Duration::from_secs(5))
+                .is_err()
+                && Instant::now() < deadline
+                && !shutdown.requested()
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    let ticker = spawn_ticker(
+        "produce",
+        cfg.worker_index,
+        log.clone(),
+        counters.clone(),
+        shutdown,
+    );
+
+    let hash = run_hash(&cfg.run_id);
+    let interval = Duration::from_secs_f64(1.0 / p.rate);
+    let start = Instant::now();
+    let mut due: Vec<Instant> = (0..producers.len())
+        // spread the instances' first sends over one interval
+        .map(|i| start + interval.mul_f64(i as f64 / producers.len() as f64))
+        .collect();
+    let mut next_seq = vec![0u64; producers.len()];
+    let mut buf = Vec::with_capacity(p.size);
+    let topics = &cfg.topics;
+    while !shutdown.requested() {
+        let now = Instant::now();
+        let mut earliest = now + Duration::from_millis(5);
+        for (i, (id, producer)) in producers.iter().enumerate() {
+            // never burst more than a second's worth after a stall
+            if now.duration_since(due[i]) > Duration::from_secs(1) {
+                due[i] = now - Duration::from_secs(1);
+            }
+            while due[i] <= now {
+                let seq = next_seq[i];
+                let topic = (seq % topics.len() as u64) as usize;
+                let partition =
+                    ((seq / topics.len() as u64) % u64::from(topics[topic].partitions)) as i32;
+                let send_ts = now_us();
+                RecordHeader {
+                    run_hash: hash,
+                    producer: *id,
+                    seq,
+                    send_ts_us: send_ts,
+                }
+                .encode_into(p.size, &mut buf);
+                let key = partition.to_be_bytes();
+                let opaque = Box::new(InFlight {
+                    producer: *id,
+                    seq,
+                    topic: topic as u16,
+                    partition,
+                    send_ts,
+                });
+                let record = BaseRecord::with_opaque_to(&topics[topic].name, opaque)
+                    .partition(partition)
+                    .key(&key)
+                    .payload(&buf);
+                match producer.send(record) {
+                    Ok(()) => {
+                        let e = Event {
+                            topic: topic as u16,
+                            producer: *id,
+                            seq,
+                            partition,
+                            ts_a: send_ts,
+                            instance: i as u32,
+                            ..Event::new(EventKind::Sent)
+                        };
+                        log.lock().unwrap().append(&e)?;
+                        Counters::bump(&counters.sent);
+                        next_seq[i] += 1;
+                        due[i] += interval;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // back-pressure: try the same sequence number again shortly
+                        Counters::bump(&counters.errors);
+                        due[i] = now + Duration::from_millis(10);
+                        break;
+                    }
+                    Err((e, _)) => {
+                        // refused before it was queued: never sent, same seq again later
+                        eprintln!("worker: producer {id} could not enqueue seq {seq}: {e}");
+                        Counters::bump(&counters.errors);
+                        due[i] = now + Duration::from_millis(100);
+                        break;
+                    }
+                }
+            }
+            earliest = earliest.min(due[i]);
+        }
+        let now = Instant::now();
+        if earliest > now {
+            std::thread::sleep(earliest - now);
+        }
+    }
+
+    // Settle: give in-flight records until the delivery timeout, then purge what is left
+    // so every sent record ends with an outcome in the log.
+    let settle = Duration::from_millis(u64::from(p.delivery_timeout_ms) + 2000);
+    for (_, producer) in &producers {
+        let _ = producer.flush(settle);
+    }
+    for (_, producer) in &producers {
+        producer.purge(PurgeConfig::default().queue().inflight());
+        let _ = producer.flush(Duration::from_secs(2));
+    }
+    drop(producers);
+    ticker.stop();
+    counters.print("produce", cfg.worker_index);
+    let log = Arc::try_unwrap(log).map_err(|_| anyhow::anyhow!("log still shared at exit"))?;
+    log.into_inner().unwrap().finish()?;
+    Ok(())
+}
+
+/// Background thread that flushes the log every 100 ms and prints the status line every
+/// second, so a quiet worker (nothing acked during an outage) still keeps its log current.
+pub(crate) struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Ticker {
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.handle.join();
+    }
+}
+
+pub(crate) fn spawn_ticker(
+    role: &'static str,
+    worker: u32,
+    log: Arc<Mutex<LogWriter>>,
+    counters: Arc<Counters>,
+    _shutdown: Shutdown,
+) -> Ticker {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut last_status = Instant::now();
+        while !s.load(Ordering::SeqCst) {
+            std::thread::sleep(crate::log::FLUSH_INTERVAL);
+            let _ = log.lock().unwrap().flush();
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                counters.print(role, worker);
+                last_status = Instant::now();
+            }
+        }
+    });
+    Ticker { stop, handle }
+}
