@@ -1,10 +1,12 @@
 //! Which step was running when something happened.
 //!
 //! The timeline gives the start of each step and of the phases around them (warmup,
-//! settle, drain, final read). An event at time `t` belongs to the last of those that began
-//! at or before `t + grace`: a step's effects often show a few milliseconds *before* its
-//! recorded start (the last ack before a kill lands just before the kill is sent), and
-//! never much later than the step's own start.
+//! settle, drain, final read). An event at time `t` belongs to the step or phase running at
+//! `t` — except in waiting time: when a phase or a `sleep`/`mark`/`wait-healthy` step is
+//! running and an acting step (stop, kill, restart, …) starts within `grace` after `t`, the
+//! event is that acting step's. Effects of a step are often measured a few milliseconds
+//! *before* its recorded start (the last ack before a kill lands just before the kill is
+//! sent); an acting step that is itself running keeps what happens during it.
 
 use serde::Serialize;
 
@@ -34,8 +36,9 @@ pub struct StepSpan {
 /// Maps times to the step or phase label running then.
 #[derive(Debug, Clone)]
 pub struct Attribution {
-    /// (start ms since run start, label), sorted by start.
-    starts: Vec<(u64, String)>,
+    /// (start ms since run start, label, passive), sorted by start. Passive entries are
+    /// waiting time: phases and sleep/mark/wait-healthy steps.
+    starts: Vec<(u64, String, bool)>,
     grace_ms: u64,
     /// The steps, for the report.
     pub steps: Vec<StepSpan>,
@@ -52,13 +55,13 @@ impl Attribution {
     /// Builds from a timeline; `t0_ms` is the run start.
     pub fn from_timeline(events: &[TimelineEvent], t0_ms: u64, grace_ms: u64) -> Attribution {
         let rel = |t: u64| t.saturating_sub(t0_ms);
-        let mut starts = vec![(0, phase_label("setup"))];
+        let mut starts = vec![(0, phase_label("setup"), true)];
         let mut steps: Vec<StepSpan> = Vec::new();
         let mut consumers_end_ms = None;
         for e in events {
             match e {
                 TimelineEvent::Phase { t_ms, name } => {
-                    starts.push((rel(*t_ms), phase_label(name)));
+                    starts.push((rel(*t_ms), phase_label(name), true));
                     if name == "final-read" {
                         consumers_end_ms = Some(rel(*t_ms));
                     }
@@ -69,7 +72,11 @@ impl Attribution {
                     name,
                     action,
                 } => {
-                    starts.push((rel(*t_ms), name.clone()));
+                    starts.push((
+                        rel(*t_ms),
+                        name.clone(),
+                        matches!(action.as_str(), "sleep" | "mark" | "wait-healthy"),
+                    ));
                     steps.push(StepSpan {
                         index: *index,
                         name: name.clone(),
@@ -99,7 +106,7 @@ impl Attribution {
                 _ => {}
             }
         }
-        starts.sort_by_key(|(t, _)| *t);
+        starts.sort_by_key(|(t, _, _)| *t);
         Attribution {
             starts,
             grace_ms,
@@ -110,9 +117,22 @@ impl Attribution {
 
     /// The label running at `t_ms` (ms since run start), with the grace.
     pub fn label_at(&self, t_ms: u64) -> &str {
-        let t = t_ms + self.grace_ms;
-        let i = self.starts.partition_point(|(s, _)| *s <= t);
-        &self.starts[i.saturating_sub(1)].1
+        let i = self
+            .starts
+            .partition_point(|(s, _, _)| *s <= t_ms)
+            .saturating_sub(1);
+        let (_, label, passive) = &self.starts[i];
+        if *passive {
+            // the next acting step, if it starts within the grace
+            if let Some((_, next, false)) = self.starts[i + 1..]
+                .iter()
+                .take_while(|(s, _, _)| *s <= t_ms + self.grace_ms)
+                .find(|(_, _, p)| !p)
+            {
+                return next;
+            }
+        }
+        label
     }
 
     /// The first step that started strictly after `t_ms`.
@@ -153,11 +173,50 @@ mod tests {
             },
         ];
         let a = Attribution::from_timeline(&ev, t0, 500);
-        assert_eq!(a.label_at(50), "(warmup)");
+        assert_eq!(a.label_at(50), "(setup)");
+        assert_eq!(a.label_at(150), "(warmup)");
         assert_eq!(a.label_at(4000), "(warmup)");
         assert_eq!(a.label_at(4600), "kill");
         assert_eq!(a.label_at(8000), "kill");
         assert_eq!(a.label_at(9500), "(settle)");
+        // an acting step keeps what happens while it runs, even just before the next step
+        let ev = vec![
+            TimelineEvent::StepStart {
+                t_ms: t0 + 1000,
+                index: 0,
+                name: "stop".into(),
+                action: "stop".into(),
+            },
+            TimelineEvent::StepEnd {
+                t_ms: t0 + 1500,
+                index: 0,
+                name: "stop".into(),
+                ok: true,
+                error: None,
+                node: None,
+            },
+            TimelineEvent::StepStart {
+                t_ms: t0 + 1501,
+                index: 1,
+                name: "down".into(),
+                action: "sleep".into(),
+            },
+            TimelineEvent::StepStart {
+                t_ms: t0 + 9000,
+                index: 2,
+                name: "kill".into(),
+                action: "kill".into(),
+            },
+        ];
+        let b = Attribution::from_timeline(&ev, t0, 500);
+        assert_eq!(b.label_at(1200), "stop");
+        assert_eq!(b.label_at(1600), "down");
+        assert_eq!(
+            b.label_at(8700),
+            "kill",
+            "waiting time just before an acting step"
+        );
+        assert_eq!(b.label_at(8400), "down");
         assert_eq!(a.steps[0].node.as_deref(), Some("kafka1"));
         assert_eq!(a.first_step_after(100).unwrap().name, "kill");
         assert!(a.first_step_after(6000).is_none());

@@ -55,22 +55,50 @@ impl ClusterSnapshot {
 /// An admin connection to the cluster.
 pub struct Admin {
     client: AdminClient<DefaultClientContext>,
+    /// One client per bootstrap address: when the broker the main client asks is paused or
+    /// partitioned away, metadata is asked of each broker in turn.
+    per_broker: Vec<AdminClient<DefaultClientContext>>,
+}
+
+fn admin_client(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()?)
 }
 
 impl Admin {
     /// Connects (lazily) to `bootstrap`.
     pub fn new(bootstrap: &str) -> anyhow::Result<Admin> {
-        let client = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("log_level", "3")
-            .set("topic.metadata.refresh.interval.ms", "1000")
-            .create()?;
-        Ok(Admin { client })
+        let per_broker = bootstrap
+            .split(',')
+            .map(admin_client)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Admin {
+            client: admin_client(bootstrap)?,
+            per_broker,
+        })
     }
 
-    /// Reads brokers and every partition's leader, replicas and ISR.
+    /// Reads brokers and every partition's leader, replicas and ISR — from whichever broker
+    /// answers first (the main client, then each broker in turn).
     pub fn snapshot(&self, timeout: Duration) -> anyhow::Result<ClusterSnapshot> {
-        let md = self.client.inner().fetch_metadata(None, timeout)?;
+        let mut last = None;
+        for c in std::iter::once(&self.client).chain(self.per_broker.iter()) {
+            match Self::snapshot_from(c, timeout) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no broker to ask")))
+    }
+
+    fn snapshot_from(
+        client: &AdminClient<DefaultClientContext>,
+        timeout: Duration,
+    ) -> anyhow::Result<ClusterSnapshot> {
+        let md = client.inner().fetch_metadata(None, timeout)?;
         let mut brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
         brokers.sort_unstable();
         let mut partitions = Vec::new();

@@ -754,6 +754,9 @@ enum NodeState {
     Running,
     Stopped,
     Paused,
+    /// Bound by a step that was itself invalid: anything goes, so one mistake is reported
+    /// once rather than again at every later use of the name.
+    Unknown,
 }
 
 fn validate_steps(
@@ -782,6 +785,12 @@ fn validate_steps(
                 format!("two steps are named `{}`", s.name.get_ref()),
                 "step names identify steps in the report; make them unique",
             );
+        }
+        // a later `@name` must not fail just because this step is invalid
+        if let Some(b) = &s.bind {
+            state
+                .entry(format!("@{}", b.get_ref()))
+                .or_insert(NodeState::Unknown);
         }
         let kw = s.action.get_ref().as_str();
         // Which optional arguments each action takes.
@@ -876,7 +885,7 @@ fn validate_steps(
                         "resume" => (&[NodeState::Paused], NodeState::Running),
                         _ => (&[NodeState::Running], NodeState::Running),
                     };
-                    if !allowed.contains(&cur) {
+                    if cur != NodeState::Unknown && !allowed.contains(&cur) {
                         let sp = s.node.as_ref().unwrap().span();
                         p.at(sp, f("node"), format!("cannot {kw} `{node}`: it is {} at this point", format!("{cur:?}").to_lowercase()), "check the order of the steps (start after stop/kill, resume after pause)");
                     }
