@@ -276,7 +276,7 @@ fn counts(f: &Findings) -> [u64; 9] {
 #[test]
 fn a_clean_run_has_no_anomaly_and_no_window() {
     let f = Sim::clean().check();
-    assert_eq!(counts(&f), [0; 9]);
+    assert_eq!(counts(&f), [0; 10]);
     assert!(f.unavailability.is_empty(), "{:?}", f.unavailability);
     assert_eq!(f.producers.sent, 600);
     assert_eq!(f.producers.acked, 600);
@@ -330,7 +330,7 @@ fn a_record_read_then_truncated_away_is_lost_and_counted_as_read_before() {
     s.rec(last.producer, last.seq).stored = false;
     let f = s.check();
     // the consumer read an offset the final log no longer has: inconsistent as well
-    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -360,7 +360,7 @@ fn a_later_seq_stored_below_an_earlier_one_is_reordered() {
     s.rec(0, 3).offset = o6;
     s.rec(0, 6).offset = o3;
     let f = s.check();
-    assert_eq!(counts(&f), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    assert_eq!(counts(&f), [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
     assert_eq!(f.examples["reordered"][0].seq, 3);
 }
 
@@ -371,7 +371,7 @@ fn reordering_is_not_an_anomaly_for_unordered_producers() {
     let (o3, o6) = (s.rec(0, 3).offset, s.rec(0, 6).offset);
     s.rec(0, 3).offset = o6;
     s.rec(0, 6).offset = o3;
-    assert_eq!(counts(&s.check()), [0; 9]);
+    assert_eq!(counts(&s.check()), [0; 10]);
 }
 
 #[test]
@@ -394,7 +394,7 @@ fn two_readers_seeing_different_records_at_one_offset_is_inconsistent() {
         ..Event::new(EventKind::Received)
     });
     let f = s.check();
-    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
     let ex = &f.examples["inconsistent_offset"][0];
     assert_eq!(ex.offset, Some(10));
     assert!(
@@ -410,7 +410,7 @@ fn a_failed_record_that_is_read_back_is_unexpected() {
     let mut s = Sim::clean();
     s.rec(0, 20).outcome = EventKind::Failed;
     let f = s.check();
-    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
     assert_eq!(f.producers.failed, 1);
 }
 
@@ -425,6 +425,7 @@ fn an_indeterminate_record_may_or_may_not_be_stored() {
     let f = s.check();
     // seq 21's offset is skipped by the consumer in this simulation
     assert_eq!(counts(&f)[..7], [0; 7]);
+    assert_eq!(f.anomalies.unconsumed, 0);
     assert_eq!(f.producers.indeterminate, 2);
 }
 
@@ -433,7 +434,11 @@ fn a_consumer_skipping_offsets_is_a_gap_and_going_back_a_regression() {
     let mut s = Sim::clean();
     s.rec(0, 30).consumed = false; // partition 0 offset skipped
     let f = s.check();
-    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    assert_eq!(
+        counts(&f),
+        [0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
+        "a gap, and the record never consumed"
+    );
 
     let mut s = Sim::clean();
     // after reading partition 2 to the end, the consumer reads offset 5 again
@@ -453,7 +458,7 @@ fn a_consumer_skipping_offsets_is_a_gap_and_going_back_a_regression() {
         ..Event::new(EventKind::Received)
     });
     let f = s.check();
-    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
 }
 
 #[test]
@@ -485,7 +490,7 @@ fn going_back_after_a_rebalance_is_normal_redelivery() {
         ..Event::new(EventKind::Received)
     });
     let f = s.check();
-    assert_eq!(counts(&f), [0; 9]);
+    assert_eq!(counts(&f), [0; 10]);
     assert_eq!(f.consumers.received, 601);
     assert_eq!(f.consumers.distinct, 600);
 }
@@ -502,7 +507,7 @@ fn a_stalled_partition_gives_a_produce_window_attributed_to_its_step() {
         r.ack_ms = 4200;
     }
     let f = s.check();
-    assert_eq!(counts(&f), [0; 9]);
+    assert_eq!(counts(&f), [0; 10]);
     let produce: Vec<_> = f
         .unavailability
         .iter()
@@ -584,5 +589,22 @@ fn a_log_cut_short_by_a_crash_is_read_up_to_the_cut() {
     assert_eq!(f.logs_cut_short.len(), 1);
     assert_eq!(f.producers.acked, 599, "the last (torn) ack is not counted");
     // nothing is invented: the un-logged ack is neither lost nor anything else
-    assert_eq!(counts(&f), [0; 9]);
+    assert_eq!(counts(&f), [0; 10]);
+}
+
+#[test]
+fn a_stored_record_no_consumer_received_is_unconsumed() {
+    let mut s = Sim::clean();
+    // the last record of partition 1: nothing after it, so no gap shows it
+    let last = s
+        .recs
+        .iter()
+        .filter(|r| r.partition == 1)
+        .max_by_key(|r| r.offset)
+        .unwrap()
+        .clone();
+    s.rec(last.producer, last.seq).consumed = false;
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(f.examples["unconsumed"][0].offset, Some(last.offset));
 }

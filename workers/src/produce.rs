@@ -142,18 +142,23 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     }
 
     // Connect and learn the partition leaders before the first send, so the start-up of
-    // the client is not measured as unavailability of the cluster.
+    // the client is not measured as unavailability of the cluster; at most three request
+    // timeouts in all, then send anyway (an unreachable cluster is what it is).
+    let deadline = Instant::now() + Duration::from_millis(3 * u64::from(p.request_timeout_ms));
     for (_, producer) in &producers {
         for t in &cfg.topics {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while producer
-                .client()
-                .fetch_metadata(Some(&t.name), Duration::from_secs(5))
-                .is_err()
-                && Instant::now() < deadline
-                && !shutdown.requested()
-            {
-                std::thread::sleep(Duration::from_millis(200));
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero()
+                    || shutdown.requested()
+                    || producer
+                        .client()
+                        .fetch_metadata(Some(&t.name), left.min(Duration::from_secs(1)))
+                        .is_ok()
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100).min(left));
             }
         }
     }

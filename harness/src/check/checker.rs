@@ -95,6 +95,10 @@ pub struct Anomalies {
     pub poll_gap: u64,
     /// A consumer went back without a rebalance.
     pub poll_regression: u64,
+    /// Records the cluster holds at the end that no consumer of the group ever received
+    /// (counted only when consumers ran): e.g. offsets a consumer silently skipped after
+    /// a truncation moved the log under it.
+    pub unconsumed: u64,
     /// Records in the workload topics that no producer of this run wrote.
     pub foreign: u64,
     /// Records of ours whose checksum failed.
@@ -225,6 +229,8 @@ struct Checker<'a> {
     /// Reorders seen in the final read, by producer: whether they count depends on the
     /// producer's ordering guarantee, known only from its log header (read later).
     reorders: HashMap<u32, (u64, Vec<Example>)>,
+    /// Whether any consumer log was read.
+    consumers_ran: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -299,6 +305,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         findings: Findings::default(),
         latency: LatencyBook::default(),
         reorders: HashMap::new(),
+        consumers_ran: false,
     };
     c.findings.final_read.partitions = n as u64;
     c.findings.steps = input.attribution.steps.clone();
@@ -340,6 +347,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
 
     // 2. consumers
     let mut position: HashMap<(u32, usize), i64> = HashMap::new();
+    c.consumers_ran = !logs(Role::Consume).is_empty();
     for (path, _) in logs(Role::Consume) {
         let mut events = Vec::new();
         each_event(&path, &mut cut, |e| events.push(*e))?;
@@ -369,6 +377,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         }
     }
     c.totals();
+    c.unconsumed();
     c.findings.logs_cut_short = cut;
     c.findings.latency_ms = c.latency.overall();
     c.findings.latency_by_step = c.latency.by_label();
@@ -712,6 +721,45 @@ impl Checker<'_> {
                 );
             }
             _ => {}
+        }
+    }
+
+    fn unconsumed(&mut self) {
+        if !self.consumers_ran {
+            return;
+        }
+        for (ti, t) in self.input.topics.iter().enumerate() {
+            for p in 0..t.partitions {
+                let gi = self.partition_base[ti] + p as usize;
+                for (o, id) in self.parts[gi].at_offset.iter().enumerate() {
+                    if *id == EMPTY || *id == NOT_OURS {
+                        continue;
+                    }
+                    let (producer, seq) = ((*id >> 40) as u32, *id & ((1 << 40) - 1));
+                    if self
+                        .producers
+                        .get(&producer)
+                        .is_some_and(|ps| !ps.read.contains(seq))
+                    {
+                        self.findings.anomalies.unconsumed += 1;
+                        let list = self
+                            .findings
+                            .examples
+                            .entry("unconsumed".into())
+                            .or_default();
+                        if list.len() < EXAMPLES_KEPT {
+                            list.push(Example {
+                                partition: format!("{}/{p}", t.name),
+                                offset: Some(o as i64),
+                                producer,
+                                seq,
+                                step: String::new(),
+                                detail: "stored, never delivered to the consumer group".into(),
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
 

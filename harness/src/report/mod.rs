@@ -104,6 +104,7 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
         bound_check("unexpected", e.unexpected, a.unexpected),
         bound_check("poll_gaps", e.poll_gaps, a.poll_gap),
         bound_check("poll_regressions", e.poll_regressions, a.poll_regression),
+        bound_check("unconsumed", e.unconsumed, a.unconsumed),
     ];
     let unreadable = if findings.final_read.ran {
         findings.final_read.incomplete.len() as u64
@@ -279,8 +280,8 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         report.final_read.records
     ));
     s.push_str(&format!(
-        "anomalies: lost {} (read before loss {}) unverified {} duplicate {} reordered {} inconsistent-offset {} unexpected {} poll-gap {} poll-regression {}\n",
-        a.lost, a.lost_read_before, a.unverified, a.duplicate, a.reordered, a.inconsistent_offset, a.unexpected, a.poll_gap, a.poll_regression
+        "anomalies: lost {} (read before loss {}) unverified {} duplicate {} reordered {} inconsistent-offset {} unexpected {} poll-gap {} poll-regression {} unconsumed {}\n",
+        a.lost, a.lost_read_before, a.unverified, a.duplicate, a.reordered, a.inconsistent_offset, a.unexpected, a.poll_gap, a.poll_regression, a.unconsumed
     ));
     for (step, n) in &report.lost_by_step {
         s.push_str(&format!("  lost {n} in step `{step}`\n"));

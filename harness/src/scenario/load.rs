@@ -159,6 +159,7 @@ struct RawExpect {
     unexpected: Option<Spanned<RawBound>>,
     poll_gaps: Option<Spanned<RawBound>>,
     poll_regressions: Option<Spanned<RawBound>>,
+    unconsumed: Option<Spanned<RawBound>>,
     max_unavailable_ms: Option<Spanned<i64>>,
     min_acked: Option<Spanned<i64>>,
     unreadable_partitions: Option<Spanned<RawBound>>,
@@ -722,6 +723,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             &re.poll_regressions,
             "expect.poll_regressions",
             Bound::AtMost(0),
+        ),
+        unconsumed: p.bound(
+            &re.unconsumed,
+            "expect.unconsumed",
+            if workload.consumers > 0 {
+                Bound::AtMost(0)
+            } else {
+                Bound::Any
+            },
         ),
         max_unavailable_ms: nonneg(&re.max_unavailable_ms, &mut p, "expect.max_unavailable_ms"),
         min_acked: nonneg(&re.min_acked, &mut p, "expect.min_acked").unwrap_or(1),

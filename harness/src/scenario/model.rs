@@ -332,6 +332,8 @@ pub struct Expect {
     pub poll_gaps: Bound,
     /// Consumer going back without a rebalance.
     pub poll_regressions: Bound,
+    /// Stored records the consumer group never received (when consumers run).
+    pub unconsumed: Bound,
     /// Longest unavailability window (produce or consume, any partition), ms.
     pub max_unavailable_ms: Option<u64>,
     /// Fewest acked records for the run to count (guards against a run that did nothing).
