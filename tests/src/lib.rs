@@ -1,1 +1,202 @@
-//! End-to-end tests live in `tests/e2e/`; this crate only hosts them.
+//! Helpers for the end-to-end tests in `tests/e2e/`: locate the built `harness`, run a
+//! scenario under a watchdog, read its report, and make sure nothing of the run stays
+//! behind — whatever the test's outcome.
+//!
+//! The tests need Java 17 and the Kafka distribution (fetched by Maven on first use). When
+//! Java is missing they fail loudly with `NOT RUN:` — never pass.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One cluster at a time: the machine has two cores.
+pub static CLUSTER: Mutex<()> = Mutex::new(());
+
+/// Longest any single run may take before the watchdog stops it.
+pub const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+/// The `harness` binary built by `cargo test --workspace` (`$KMH_HARNESS_BIN` overrides).
+pub fn harness_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KMH_HARNESS_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("harness");
+    assert!(
+        bin.exists(),
+        "NOT RUN: no harness binary at {}; run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails loudly (never passes) when the machine cannot run clusters.
+pub fn require_prerequisites() {
+    let java = Command::new("java")
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        java,
+        "NOT RUN: no working `java` on PATH; install a JDK 17 (see README)"
+    );
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A fresh run directory under the target directory (kept after the test for debugging).
+pub fn run_dir(name: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let d = profile_dir.join("e2e-runs").join(format!("{name}-{stamp}"));
+    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
+    d
+}
+
+/// Removes whatever a run left, on drop — also when the test panics.
+pub struct RunGuard {
+    /// The run directory.
+    pub dir: PathBuf,
+}
+
+impl RunGuard {
+    /// The run id, once `run.json` exists.
+    pub fn run_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join("run.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["run_id"].as_str().map(str::to_string)
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.run_id() {
+            let _ = Command::new(harness_bin())
+                .args(["cleanup", "--run", &id])
+                .output();
+        }
+    }
+}
+
+/// Processes tagged with a run id (as `harness cleanup` finds them).
+pub fn tagged_processes(run_id: &str) -> Vec<String> {
+    let needle = format!("kmh.run={run_id}");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true);
+        if cmd.contains(&needle) && !zombie {
+            out.push(format!(
+                "{}: {}",
+                e.file_name().to_string_lossy(),
+                &cmd[..cmd.len().min(100)]
+            ));
+        }
+    }
+    out
+}
+
+/// Starts `harness run SCENARIO --out DIR`.
+pub fn start_run(scenario: &str, dir: &Path) -> Child {
+    Command::new(harness_bin())
+        .arg("run")
+        .arg(repo().join("scenarios").join(scenario))
+        .arg("--out")
+        .arg(dir)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting harness")
+}
+
+/// Waits for a child under the watchdog; on time-out stops it (SIGTERM, then SIGKILL).
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let grace = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < grace {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = child.kill();
+            panic!("harness run exceeded {limit:?} and was stopped");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What a finished run gives a test.
+pub struct Outcome {
+    /// Exit code of `harness run`.
+    pub code: i32,
+    /// `report.json`.
+    pub report: serde_json::Value,
+    /// Its stdout (the summary).
+    pub summary: String,
+    /// Run directory and cleanup guard.
+    pub guard: RunGuard,
+}
+
+/// Runs a scenario to the end and returns its report; asserts the run left no process.
+pub fn run_scenario(scenario: &str) -> Outcome {
+    require_prerequisites();
+    let dir = run_dir(scenario.trim_end_matches(".toml"));
+    let guard = RunGuard { dir: dir.clone() };
+    let mut child = start_run(scenario, &dir);
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let status = wait_bounded(&mut child, RUN_LIMIT);
+    let summary = reader.join().unwrap();
+    println!("{summary}");
+    let code = status.code().unwrap_or(-1);
+    let report_path = dir.join("report.json");
+    assert!(
+        report_path.exists(),
+        "no report.json (exit {code}); see {}",
+        dir.display()
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let id = guard.run_id().expect("run.json with a run id");
+    let left = tagged_processes(&id);
+    assert!(left.is_empty(), "the run left processes behind: {left:#?}");
+    Outcome {
+        code,
+        report,
+        summary,
+        guard,
+    }
+}

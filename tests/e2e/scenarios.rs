@@ -1,0 +1,139 @@
+//! The three scenarios of the foundation, each on a real 3-ZooKeeper, 3-broker cluster
+//! under load, with the outcomes the harness must report.
+
+use e2e::{run_scenario, CLUSTER};
+use serde_json::Value;
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn a_rolling_restart_under_load_loses_nothing() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let o = run_scenario("rolling-restart.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 0, "verdict {}; {}", r["verdict"], o.summary);
+    assert_eq!(r["verdict"], "pass");
+    assert!(
+        u(&r["producers"]["acked"]) >= 20_000,
+        "tens of thousands of acked records: {}",
+        r["producers"]
+    );
+    assert_eq!(u(&r["anomalies"]["lost"]), 0);
+    assert_eq!(u(&r["anomalies"]["duplicate"]), 0);
+    assert_eq!(u(&r["anomalies"]["reordered"]), 0);
+    assert_eq!(
+        u(&r["final_read"]["complete"]),
+        u(&r["final_read"]["partitions"])
+    );
+    // the restarts moved leaders: the step ran and every broker came back
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["ok"], true);
+    assert!(u(&r["latency_ms"]["ack"]["count"]) >= 20_000);
+}
+
+#[test]
+fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let o = run_scenario("rf1-broker-stop.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 0, "{}", o.summary);
+    assert_eq!(u(&r["anomalies"]["lost"]), 0);
+    // which partitions kafka2 (broker id 2) led just before it was stopped
+    let timeline = std::fs::read_to_string(o.guard.dir.join("timeline.jsonl")).unwrap();
+    let events: Vec<Value> = timeline
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stop_at = events
+        .iter()
+        .position(|e| e["event"] == "step_start" && e["name"] == "stop kafka2")
+        .unwrap();
+    let snapshot = events[..stop_at]
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "snapshot")
+        .expect("a snapshot before the stop");
+    let mut led: Vec<String> = snapshot["snapshot"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["topic"] == "events" && p["leader"] == 2)
+        .map(|p| format!("events/{}", p["partition"]))
+        .collect();
+    led.sort();
+    assert!(
+        !led.is_empty(),
+        "kafka2 led no partition of events? {snapshot}"
+    );
+    // the outage: from the stop's end (process gone) to the start's end (registered again)
+    let steps = r["steps"].as_array().unwrap();
+    let step = |n: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("step {n}"))
+    };
+    let down_ms = u(&step("start kafka2")["start_ms"]) - u(&step("stop kafka2")["end_ms"]);
+    assert!(down_ms >= 15_000);
+    let windows: Vec<&Value> = r["unavailability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "produce" && w["partition"] != "cluster")
+        .collect();
+    let mut with_window: Vec<String> = windows
+        .iter()
+        .map(|w| w["partition"].as_str().unwrap().to_string())
+        .collect();
+    with_window.sort();
+    with_window.dedup();
+    assert_eq!(
+        with_window, led,
+        "produce windows on exactly the partitions kafka2 led: {windows:#?}"
+    );
+    for w in &windows {
+        assert_eq!(w["step"], "stop kafka2", "{w}");
+        assert!(
+            u(&w["duration_ms"]) >= down_ms,
+            "window shorter than the outage ({down_ms} ms): {w}"
+        );
+    }
+}
+
+#[test]
+fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let o = run_scenario("unclean-election-loss.toml");
+    let r = &o.report;
+    assert_eq!(
+        o.code, 0,
+        "the scenario expects loss, so finding it passes: {}",
+        o.summary
+    );
+    let lost = u(&r["anomalies"]["lost"]);
+    assert!(lost > 0, "{}", o.summary);
+    let by_step = r["lost_by_step"].as_object().unwrap();
+    assert_eq!(
+        by_step.keys().collect::<Vec<_>>(),
+        vec!["kill the leader"],
+        "{by_step:?}"
+    );
+    assert_eq!(u(&by_step["kill the leader"]), lost);
+    let ex = &r["examples"]["lost"][0];
+    assert_eq!(ex["partition"], "payments/0");
+    assert!(ex["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not in the final read"));
+    // the kill step named the node it killed, the leader of payments/0
+    let kill = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "kill the leader")
+        .unwrap();
+    assert!(kill["node"].as_str().unwrap().starts_with("kafka"));
+}
