@@ -11,9 +11,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::clock::{now_us, CLOCK_REALTIME_US};
+use crate::clock::now_us;
 use crate::config::WorkerConfig;
-use crate::log::{Event, EventKind, LogHeader, LogWriter, FORMAT_VERSION};
+use crate::log::{Event, EventKind, LogHeader, LogWriter};
 use crate::record::{run_hash, DecodeError, RecordHeader};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
@@ -105,18 +105,10 @@ impl ConsumerContext for GroupLog {
 
 /// Runs the consume role until shutdown; returns after the log is flushed.
 pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let header = LogHeader {
-        version: FORMAT_VERSION,
-        role: cfg.role,
-        clock: CLOCK_REALTIME_US,
-        worker: cfg.worker_index,
-        flags: 0,
-        start_us: now_us(),
-        run_id: cfg.run_id.clone(),
-    };
+    let header = LogHeader::for_worker(cfg, 0);
     let log = Arc::new(Mutex::new(LogWriter::create(&cfg.log_path, &header)?));
     let counters = Arc::new(Counters::default());
-    let ticker = crate::produce::spawn_ticker(
+    let ticker = crate::status::spawn_ticker(
         "consume",
         cfg.worker_index,
         log.clone(),

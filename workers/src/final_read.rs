@@ -10,23 +10,15 @@ use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::clock::{now_us, CLOCK_REALTIME_US};
+use crate::clock::now_us;
 use crate::config::WorkerConfig;
 use crate::consume::Decoder;
-use crate::log::{Event, EventKind, LogHeader, LogWriter, FORMAT_VERSION};
+use crate::log::{Event, EventKind, LogHeader, LogWriter};
 use crate::shutdown::Shutdown;
 
 /// Reads everything once; returns after logging a completion event for every partition.
 pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let header = LogHeader {
-        version: FORMAT_VERSION,
-        role: cfg.role,
-        clock: CLOCK_REALTIME_US,
-        worker: cfg.worker_index,
-        flags: 0,
-        start_us: now_us(),
-        run_id: cfg.run_id.clone(),
-    };
+    let header = LogHeader::for_worker(cfg, 0);
     let mut log = LogWriter::create(&cfg.log_path, &header)?;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &cfg.bootstrap)

@@ -189,6 +189,19 @@ pub struct LogHeader {
 }
 
 impl LogHeader {
+    /// The header of a worker's log, started now.
+    pub fn for_worker(cfg: &crate::config::WorkerConfig, flags: u32) -> LogHeader {
+        LogHeader {
+            version: FORMAT_VERSION,
+            role: cfg.role,
+            clock: crate::clock::CLOCK_REALTIME_US,
+            worker: cfg.worker_index,
+            flags,
+            start_us: crate::clock::now_us(),
+            run_id: cfg.run_id.clone(),
+        }
+    }
+
     fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(MAGIC);

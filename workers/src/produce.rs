@@ -6,7 +6,6 @@
 //! rather than routed around. The delivery callback classifies failures with librdkafka's
 //! message status: `NOT_PERSISTED` is a definite failure, anything else is indeterminate.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,11 +19,9 @@ use rdkafka::producer::{
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::clock::{now_us, CLOCK_REALTIME_US};
+use crate::clock::now_us;
 use crate::config::WorkerConfig;
-use crate::log::{
-    Event, EventKind, LogHeader, LogWriter, FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION,
-};
+use crate::log::{Event, EventKind, LogHeader, LogWriter, FLAG_IDEMPOTENT, FLAG_ORDERED};
 use crate::record::{run_hash, RecordHeader};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
@@ -98,15 +95,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     anyhow::ensure!(!cfg.topics.is_empty(), "no topics");
     let flags = if p.idempotence { FLAG_IDEMPOTENT } else { 0 }
         | if p.ordered() { FLAG_ORDERED } else { 0 };
-    let header = LogHeader {
-        version: FORMAT_VERSION,
-        role: cfg.role,
-        clock: CLOCK_REALTIME_US,
-        worker: cfg.worker_index,
-        flags,
-        start_us: now_us(),
-        run_id: cfg.run_id.clone(),
-    };
+    let header = LogHeader::for_worker(cfg, flags);
     let log = Arc::new(Mutex::new(LogWriter::create(&cfg.log_path, &header)?));
     let counters = Arc::new(Counters::default());
 
@@ -163,7 +152,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     }
 
-    let ticker = spawn_ticker(
+    let ticker = crate::status::spawn_ticker(
         "produce",
         cfg.worker_index,
         log.clone(),
@@ -269,41 +258,4 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let log = Arc::try_unwrap(log).map_err(|_| anyhow::anyhow!("log still shared at exit"))?;
     log.into_inner().unwrap().finish()?;
     Ok(())
-}
-
-/// Background thread that flushes the log every 100 ms and prints the status line every
-/// second, so a quiet worker (nothing acked during an outage) still keeps its log current.
-pub(crate) struct Ticker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<()>,
-}
-
-impl Ticker {
-    pub(crate) fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.handle.join();
-    }
-}
-
-pub(crate) fn spawn_ticker(
-    role: &'static str,
-    worker: u32,
-    log: Arc<Mutex<LogWriter>>,
-    counters: Arc<Counters>,
-    _shutdown: Shutdown,
-) -> Ticker {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    let handle = std::thread::spawn(move || {
-        let mut last_status = Instant::now();
-        while !s.load(Ordering::SeqCst) {
-            std::thread::sleep(crate::log::FLUSH_INTERVAL);
-            let _ = log.lock().unwrap().flush();
-            if last_status.elapsed() >= Duration::from_secs(1) {
-                counters.print(role, worker);
-                last_status = Instant::now();
-            }
-        }
-    });
-    Ticker { stop, handle }
 }

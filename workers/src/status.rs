@@ -1,7 +1,12 @@
 //! The one-line JSON status each worker prints every second; the harness tails it for live
 //! progress (`{"role":"produce","worker":0,"t_ms":…,"sent":…,"acked":…,…}`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::log::LogWriter;
+use crate::shutdown::Shutdown;
 
 /// Counters a worker updates as it goes and prints once a second.
 #[derive(Default, Debug)]
@@ -40,4 +45,41 @@ impl Counters {
             g(&self.errors)
         );
     }
+}
+
+/// Background thread that flushes the log every 100 ms and prints the status line every
+/// second, so a quiet worker (nothing acked during an outage) still keeps its log current.
+pub(crate) struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Ticker {
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.handle.join();
+    }
+}
+
+pub(crate) fn spawn_ticker(
+    role: &'static str,
+    worker: u32,
+    log: Arc<Mutex<LogWriter>>,
+    counters: Arc<Counters>,
+    _shutdown: Shutdown,
+) -> Ticker {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut last_status = Instant::now();
+        while !s.load(Ordering::SeqCst) {
+            std::thread::sleep(crate::log::FLUSH_INTERVAL);
+            let _ = log.lock().unwrap().flush();
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                counters.print(role, worker);
+                last_status = Instant::now();
+            }
+        }
+    });
+    Ticker { stop, handle }
 }

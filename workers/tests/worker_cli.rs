@@ -15,12 +15,60 @@ fn a_bad_config_is_exit_2_naming_the_file() {
     let cfg = dir.path().join("w.json");
     std::fs::write(&cfg, "{ not json").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg("consume")
         .arg("--config")
         .arg(&cfg)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("w.json"));
+}
+
+#[test]
+fn a_config_of_another_role_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = WorkerConfig {
+        run_id: "t".into(),
+        role: Role::FinalRead,
+        worker_index: 0,
+        instances: 1,
+        first_instance_id: 0,
+        bootstrap: "127.0.0.1:1".into(),
+        topics: vec![],
+        log_path: dir.path().join("x.log"),
+        producer: ProducerSettings {
+            rate: 1.0,
+            size: 64,
+            acks: Acks::All,
+            idempotence: false,
+            retries: 0,
+            max_in_flight: 1,
+            linger_ms: 0,
+            delivery_timeout_ms: 1000,
+            request_timeout_ms: 500,
+        },
+        consumer: ConsumerSettings {
+            group_id: "g".into(),
+            session_timeout_ms: 6000,
+        },
+        final_read_timeout_ms: 1000,
+        client_overrides: Default::default(),
+    };
+    let path = dir.path().join("w.json");
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg("produce")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not Produce"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!cfg.log_path.exists(), "nothing written");
 }
 
 #[test]
@@ -60,6 +108,7 @@ fn a_producer_cut_off_from_its_cluster_flushes_an_outcome_for_every_send_on_sigt
     let cfg_path = dir.path().join("w.json");
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg("produce")
         .arg("--config")
         .arg(&cfg_path)
         .spawn()

@@ -328,11 +328,9 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     c.findings.final_read.ran = !finals.is_empty();
     let mut last_stored: HashMap<(u32, usize), u64> = HashMap::new();
     for (path, _) in &finals {
-        let mut events = Vec::new();
-        each_event(path, &mut cut, |e| events.push(*e))?;
-        for e in events {
-            c.final_read_event(&e, &mut last_stored);
-        }
+        each_event(path, &mut cut, |e| {
+            c.final_read_event(e, &mut last_stored);
+        })?;
     }
     for i in 0..c.input.topics.len() {
         for p in 0..c.input.topics[i].partitions {
@@ -349,32 +347,26 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     let mut position: HashMap<(u32, usize), i64> = HashMap::new();
     c.consumers_ran = !logs(Role::Consume).is_empty();
     for (path, _) in logs(Role::Consume) {
-        let mut events = Vec::new();
-        each_event(&path, &mut cut, |e| events.push(*e))?;
-        for e in events {
-            c.consumer_event(&e, &mut position);
-        }
+        each_event(&path, &mut cut, |e| {
+            c.consumer_event(e, &mut position);
+        })?;
     }
 
     // 3. producers, first pass
     let consumers_end = input.attribution.consumers_end_ms.map(|t| t as u32);
     let producer_logs = logs(Role::Produce);
     for (path, flags) in &producer_logs {
-        let mut events = Vec::new();
-        each_event(path, &mut cut, |e| events.push(*e))?;
-        for e in events {
+        each_event(path, &mut cut, |e| {
             c.producer(e.producer).ordered = flags & FLAG_ORDERED != 0;
-            c.producer_event(&e, consumers_end);
-        }
+            c.producer_event(e, consumers_end);
+        })?;
     }
     c.windows();
     // 3b. producers, second pass: attribute and exemplify lost and unexpected records
     for (path, _) in &producer_logs {
-        let mut events = Vec::new();
-        each_event(path, &mut cut, |e| events.push(*e))?;
-        for e in events {
-            c.producer_verdict(&e);
-        }
+        each_event(path, &mut cut, |e| {
+            c.producer_verdict(e);
+        })?;
     }
     c.totals();
     c.unconsumed();

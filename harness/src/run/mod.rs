@@ -297,34 +297,25 @@ impl Progress {
     }
 }
 
+/// Producer and consumer totals from the status files in `run_dir/workers`.
 fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
-    let mut p = workload::Status::default();
-    let mut c = workload::Status::default();
-    if let Ok(rd) = std::fs::read_dir(run_dir.join("workers")) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if !name.ends_with(".out") {
-                continue;
-            }
-            let Some(s) = std::fs::read_to_string(e.path()).ok().and_then(|t| {
-                t.lines()
-                    .rev()
-                    .find_map(|l| serde_json::from_str::<workload::Status>(l).ok())
-            }) else {
-                continue;
-            };
-            let t = if name.starts_with("producer") {
-                &mut p
-            } else {
-                &mut c
-            };
-            t.sent += s.sent;
-            t.acked += s.acked;
-            t.failed += s.failed;
-            t.indeterminate += s.indeterminate;
-            t.received += s.received;
-            t.errors += s.errors;
-        }
-    }
-    (p, c)
+    let outs: Vec<PathBuf> = std::fs::read_dir(run_dir.join("workers"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "out"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let of = |prefix: &str| {
+        workload::Status::sum(
+            outs.iter()
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+                .map(PathBuf::as_path),
+        )
+    };
+    (of("producer-"), of("consumer-"))
 }

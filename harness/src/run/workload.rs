@@ -155,6 +155,7 @@ impl Workload {
         let out_path = self.run_dir.join("workers").join(format!("{name}.out"));
         let err_path = self.run_dir.join("workers").join(format!("{name}.err"));
         let child = Command::new(&self.binary)
+            .arg(role_command(cfg.role))
             .arg("--config")
             .arg(&cfg_path)
             .arg("--tag")
@@ -227,18 +228,12 @@ impl Workload {
 
     /// Sums the last status line of every worker of `role`.
     pub fn status(&self, role: Role) -> Status {
-        let mut total = Status::default();
-        for p in self.processes.iter().filter(|p| p.role == role) {
-            if let Some(s) = last_status(&p.out_path) {
-                total.sent += s.sent;
-                total.acked += s.acked;
-                total.failed += s.failed;
-                total.indeterminate += s.indeterminate;
-                total.received += s.received;
-                total.errors += s.errors;
-            }
-        }
-        total
+        Status::sum(
+            self.processes
+                .iter()
+                .filter(|p| p.role == role)
+                .map(|p| p.out_path.as_path()),
+        )
     }
 
     /// Workers of `role` that exited on their own, with their exit status.
@@ -341,6 +336,15 @@ impl Drop for Workload {
     }
 }
 
+/// The `worker` subcommand of a role.
+fn role_command(role: Role) -> &'static str {
+    match role {
+        Role::Produce => "produce",
+        Role::Consume => "consume",
+        Role::FinalRead => "final-read",
+    }
+}
+
 /// File-name form of a role.
 pub fn role_name(role: Role) -> &'static str {
     match role {
@@ -350,9 +354,26 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn last_status(path: &Path) -> Option<Status> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
+impl Status {
+    /// The last status line a worker printed to `path`.
+    pub fn last(path: &Path) -> Option<Status> {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+    }
+
+    /// The sum of the last status lines of several workers.
+    pub fn sum<'a>(paths: impl Iterator<Item = &'a Path>) -> Status {
+        let mut t = Status::default();
+        for s in paths.filter_map(Status::last) {
+            t.sent += s.sent;
+            t.acked += s.acked;
+            t.failed += s.failed;
+            t.indeterminate += s.indeterminate;
+            t.received += s.received;
+            t.errors += s.errors;
+        }
+        t
+    }
 }

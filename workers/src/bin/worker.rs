@@ -1,5 +1,6 @@
-//! `worker`: one process of the harness's workload. Started by the harness with a JSON
-//! config (see `workers::WorkerConfig`); stops cleanly on SIGTERM with its log flushed.
+//! `worker`: one process of the harness's workload, started by the harness as
+//! `worker produce|consume|final-read --config FILE` (see `workers::WorkerConfig`). Stops
+//! cleanly on SIGTERM with its log flushed.
 //!
 //! Exit codes: 0 done, 2 bad config, 3 the client failed.
 
@@ -15,6 +16,22 @@ use workers::{Role, Shutdown, WorkerConfig};
     about = "Sequence-numbered Kafka workload worker (started by `harness`)"
 )]
 struct Args {
+    #[command(subcommand)]
+    role: RoleArg,
+}
+
+#[derive(clap::Subcommand)]
+enum RoleArg {
+    /// Send sequence-numbered records, log every outcome.
+    Produce(Common),
+    /// Consume in the run's group, log every delivery and rebalance.
+    Consume(Common),
+    /// Read every partition from the beginning to its end offset, once.
+    FinalRead(Common),
+}
+
+#[derive(clap::Args)]
+struct Common {
     /// The worker config file written by the harness.
     #[arg(long)]
     config: PathBuf,
@@ -24,16 +41,28 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let (role, args) = match Args::parse().role {
+        RoleArg::Produce(c) => (Role::Produce, c),
+        RoleArg::Consume(c) => (Role::Consume, c),
+        RoleArg::FinalRead(c) => (Role::FinalRead, c),
+    };
     let cfg = match WorkerConfig::load(&args.config) {
-        Ok(c) => c,
+        Ok(c) if c.role == role => c,
+        Ok(c) => {
+            eprintln!(
+                "worker: {} is a {:?} config, not {role:?}",
+                args.config.display(),
+                c.role
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("worker: {e:#}");
             return ExitCode::from(2);
         }
     };
     let shutdown = Shutdown::install();
-    let result = match cfg.role {
+    let result = match role {
         Role::Produce => workers::produce::run(&cfg, shutdown),
         Role::Consume => workers::consume::run(&cfg, shutdown),
         Role::FinalRead => workers::final_read::run(&cfg, shutdown),
