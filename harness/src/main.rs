@@ -110,7 +110,23 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             for l in &killed {
                 println!("killed {} (run {}): {}", l.pid, l.run_id, l.command);
             }
-            println!("cleanup: {} process(es) removed", killed.len());
+            let net = harness::cluster::netns::cleanup(run.as_deref());
+            for n in &net.namespaces {
+                println!("deleted namespace {n}");
+            }
+            for b in &net.bridges {
+                println!("deleted bridge {b}");
+            }
+            for r in &net.rules {
+                println!("deleted firewall rule {r}");
+            }
+            println!(
+                "cleanup: {} process(es) removed; {} namespace(s), {} bridge(s), {} rule(s) deleted",
+                killed.len(),
+                net.namespaces.len(),
+                net.bridges.len(),
+                net.rules.len()
+            );
             Ok(EXIT_PASS)
         }
         Command::Dist { command } => {

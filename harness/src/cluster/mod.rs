@@ -7,6 +7,7 @@
 //! left behind. [`Cluster`] tears everything down when dropped — on error and on panic too.
 
 pub mod dist;
+pub mod netns;
 mod node;
 
 use std::collections::BTreeMap;
@@ -21,8 +22,9 @@ pub use node::{Node, NodeKind};
 
 use crate::error::HarnessError;
 use crate::kafka::Admin;
-use crate::scenario::ClusterSpec;
+use crate::scenario::{ClusterSpec, HostMode};
 use crate::shutdown::Shutdown;
+pub use netns::Network;
 
 /// ZooKeeper client port on every ZooKeeper host.
 pub const ZK_CLIENT_PORT: u16 = 2181;
@@ -42,6 +44,9 @@ pub struct HostInfo {
     pub address: String,
     /// Broker id or ZooKeeper myid.
     pub id: i32,
+    /// Its namespace, when the hosts are namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 /// A running (or partly running) cluster.
@@ -50,6 +55,8 @@ pub struct Cluster {
     spec: ClusterSpec,
     nodes: BTreeMap<String, Node>,
     admin: Option<Admin>,
+    /// The namespace network, when the hosts are namespaces.
+    network: Option<Network>,
 }
 
 impl Cluster {
@@ -59,8 +66,42 @@ impl Cluster {
         spec: &ClusterSpec,
         dist: &Distribution,
         run_dir: &Path,
+        needs_network: bool,
     ) -> Result<Cluster, HarnessError> {
-        let ips = allocate_addresses(spec.zookeeper.len() + spec.brokers.len())?;
+        let names: Vec<String> = spec
+            .zookeeper
+            .iter()
+            .chain(spec.brokers.iter())
+            .cloned()
+            .collect();
+        let use_namespaces = match spec.hosts {
+            HostMode::Namespaces => true,
+            HostMode::Loopback => false,
+            HostMode::Auto => netns::unavailable_reason().is_none(),
+        };
+        if needs_network && !use_namespaces {
+            let why = netns::unavailable_reason()
+                .unwrap_or_else(|| "the scenario asks for hosts = \"loopback\"".into());
+            return Err(HarnessError::Missing {
+                what: format!("this scenario has network faults, which need namespace hosts: {why}"),
+                hint: "run as root with iproute2 and iptables installed (hosts = \"auto\" or \"namespaces\")".into(),
+            });
+        }
+        let network = if use_namespaces {
+            Some(Network::create(run_id, &names)?)
+        } else {
+            None
+        };
+        let ips: Vec<Ipv4Addr> = match &network {
+            Some(net) => names.iter().map(|n| net.hosts[n].addr).collect(),
+            None => allocate_addresses(names.len())?,
+        };
+        let prefix = |n: &str| {
+            network
+                .as_ref()
+                .map(|net| net.exec_prefix(n))
+                .unwrap_or_default()
+        };
         let zk_ips: Vec<Ipv4Addr> = ips[..spec.zookeeper.len()].to_vec();
         let zk_connect = format!(
             "{}{ZK_CHROOT}",
@@ -82,6 +123,7 @@ impl Cluster {
                 spec,
                 dist,
                 &dir,
+                prefix(name),
             )?;
             nodes.insert(name.clone(), node);
         }
@@ -97,6 +139,7 @@ impl Cluster {
                 spec,
                 dist,
                 &dir,
+                prefix(name),
             )?;
             nodes.insert(name.clone(), node);
         }
@@ -105,7 +148,20 @@ impl Cluster {
             spec: spec.clone(),
             nodes,
             admin: None,
+            network,
         })
+    }
+
+    /// The namespace network (`None` on loopback hosts).
+    pub fn network(&mut self) -> Result<&mut Network, HarnessError> {
+        self.network
+            .as_mut()
+            .ok_or_else(|| HarnessError::Cluster("network faults need namespace hosts".into()))
+    }
+
+    /// Every node name.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
     }
 
     /// The run this cluster belongs to.
@@ -132,6 +188,11 @@ impl Cluster {
                 kind: n.kind.as_str().into(),
                 address: n.address.to_string(),
                 id: n.id,
+                namespace: self
+                    .network
+                    .as_ref()
+                    .and_then(|net| net.hosts.get(&n.name))
+                    .map(|h| h.ns.clone()),
             })
             .collect()
     }
@@ -254,6 +315,9 @@ impl Cluster {
     pub fn teardown(&mut self) {
         for n in self.nodes.values_mut() {
             let _ = n.kill();
+        }
+        if let Some(net) = &mut self.network {
+            net.teardown();
         }
     }
 

@@ -120,6 +120,7 @@ impl Node {
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
+        exec_prefix: Vec<String>,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
         std::fs::write(dir.join("data").join("myid"), format!("{id}\n"))?;
@@ -147,7 +148,8 @@ impl Node {
         defaults.extend(servers.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let cfg = dir.join("zoo.cfg");
         std::fs::write(&cfg, properties(&defaults, &spec.zookeeper_config))?;
-        let mut command = jvm_args(run_id, name, spec.zookeeper_heap_mb, dist, dir);
+        let mut command = exec_prefix;
+        command.extend(jvm_args(run_id, name, spec.zookeeper_heap_mb, dist, dir));
         command.push("-Dzookeeper.jmx.log4j.disable=true".into());
         command.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
         command.push(cfg.display().to_string());
@@ -173,6 +175,7 @@ impl Node {
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
+        exec_prefix: Vec<String>,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
         write_log4j(dir)?;
@@ -211,7 +214,8 @@ impl Node {
         ];
         let cfg = dir.join("server.properties");
         std::fs::write(&cfg, properties(&defaults, &spec.broker_config))?;
-        let mut command = jvm_args(run_id, name, spec.broker_heap_mb, dist, dir);
+        let mut command = exec_prefix;
+        command.extend(jvm_args(run_id, name, spec.broker_heap_mb, dist, dir));
         command.push("kafka.Kafka".into());
         command.push(cfg.display().to_string());
         Ok(Node {

@@ -145,14 +145,49 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             ok: others.is_empty() && !findings.lost_by_step.is_empty(),
         });
     }
-    let max_window = max_partition_window(findings);
+    // Windows: a step with its own bound is judged by it; every other window by the
+    // scenario-wide bound ("no window longer than N outside the partition step").
+    let own_bound = |step: &str| e.per_step.get(step).and_then(|se| se.max_unavailable_ms);
     if let Some(max) = e.max_unavailable_ms {
+        let longest = partition_windows(findings)
+            .filter(|w| own_bound(&w.step).is_none())
+            .map(|w| w.duration_ms)
+            .max()
+            .unwrap_or(0);
+        let name = if e
+            .per_step
+            .values()
+            .any(|se| se.max_unavailable_ms.is_some())
+        {
+            "max_unavailable_ms (other steps)"
+        } else {
+            "max_unavailable_ms"
+        };
         out.push(ExpectationResult {
-            name: "max_unavailable_ms".into(),
+            name: name.into(),
             expected: format!("<= {max}"),
-            actual: max_window.to_string(),
-            ok: max_window <= max,
+            actual: longest.to_string(),
+            ok: longest <= max,
         });
+    }
+    for (step, se) in &e.per_step {
+        if let Some(max) = se.max_unavailable_ms {
+            let longest = partition_windows(findings)
+                .filter(|w| &w.step == step)
+                .map(|w| w.duration_ms)
+                .max()
+                .unwrap_or(0);
+            out.push(ExpectationResult {
+                name: format!("max_unavailable_ms in `{step}`"),
+                expected: format!("<= {max}"),
+                actual: longest.to_string(),
+                ok: longest <= max,
+            });
+        }
+        if let Some(bound) = se.lost {
+            let lost = findings.lost_by_step.get(step).copied().unwrap_or(0);
+            out.push(bound_check(&format!("lost in `{step}`"), bound, lost));
+        }
     }
     // Every step must have run and succeeded: a failed step is a procedure the cluster
     // did not survive (or a harness problem the step error names).
@@ -185,6 +220,11 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
         ok: failed.is_empty() && missing == 0,
     });
     out
+}
+
+/// Windows of single partitions (not the cluster-wide ones).
+fn partition_windows(f: &Findings) -> impl Iterator<Item = &Window> {
+    f.unavailability.iter().filter(|w| w.partition != "cluster")
 }
 
 /// The longest window on any single partition.

@@ -66,6 +66,38 @@ pub fn new_run_id(scenario: &str) -> String {
     format!("{}-{}-{:04x}", scenario, ms / 1000, salt & 0xffff)
 }
 
+/// Refuses, before anything starts, a scenario this machine cannot run as written: network
+/// faults without namespace hosts, `delay` without the kernel's netem qdisc.
+pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
+    use crate::cluster::netns;
+    use crate::scenario::{Action, HostMode};
+    let network = scenario.network_steps();
+    if let Some(step) = network.first() {
+        let why = match scenario.cluster.hosts {
+            HostMode::Loopback => Some("the scenario asks for hosts = \"loopback\"".to_string()),
+            _ => netns::unavailable_reason(),
+        };
+        if let Some(why) = why {
+            return Err(HarnessError::Missing {
+                what: format!("step `{}` (line {}) is a network fault, which needs namespace hosts: {why}", step.name, step.line),
+                hint: "run as root with iproute2 and iptables installed (hosts = \"auto\" or \"namespaces\")".into(),
+            });
+        }
+    }
+    if let Some(step) = network
+        .iter()
+        .find(|s| matches!(s.action, Action::Delay { .. }))
+    {
+        if !netns::netem_available() {
+            return Err(HarnessError::Missing {
+                what: format!("step `{}` (line {}) adds delay, and this kernel has no netem qdisc (\"Specified qdisc kind is unknown\")", step.name, step.line),
+                hint: "run on a kernel with sch_netem, or drop the delay step; loss and bandwidth work without netem".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs a scenario into `run_dir`; returns the run id. The check is separate
 /// ([`crate::check::check_run`]) so that it can be re-run on any run directory.
 pub fn run_scenario(
@@ -74,6 +106,7 @@ pub fn run_scenario(
     run_dir: &Path,
     shutdown: &Shutdown,
 ) -> Result<String, HarnessError> {
+    preflight(scenario)?;
     if run_dir.join("run.json").exists() {
         return Err(HarnessError::BadInput(format!(
             "{} already holds a run; choose another --out",
@@ -93,7 +126,8 @@ pub fn run_scenario(
 
     cluster::dist::require_java()?;
     let dist = cluster::dist::locate(&scenario.cluster.kafka_version)?;
-    let mut cluster = Cluster::prepare(&run_id, &scenario.cluster, &dist, run_dir)?;
+    let needs_network = !scenario.network_steps().is_empty();
+    let mut cluster = Cluster::prepare(&run_id, &scenario.cluster, &dist, run_dir, needs_network)?;
     let record = RunRecord {
         run_id: run_id.clone(),
         scenario: scenario.name.clone(),

@@ -128,6 +128,7 @@ impl<'a> Executor<'a> {
         };
         match t {
             Target::Node(n) => Ok(n.clone()),
+            Target::Clients => Ok("clients".into()),
             Target::Bound(b) => self.bindings.get(b).cloned().ok_or_else(|| {
                 HarnessError::Cluster(format!("@{b} was never bound (its step failed?)"))
             }),
@@ -213,6 +214,63 @@ impl<'a> Executor<'a> {
                 });
                 Ok(())
             }
+            Action::Partition {
+                from,
+                to,
+                both_ways,
+                fault,
+            } => (|| {
+                let from: Vec<String> = from
+                    .iter()
+                    .map(|t| self.resolve(t, snapshot))
+                    .collect::<Result<_, _>>()?;
+                let to: Vec<String> = match to {
+                    Some(to) => to
+                        .iter()
+                        .map(|t| self.resolve(t, snapshot))
+                        .collect::<Result<_, _>>()?,
+                    None => self
+                        .cluster
+                        .node_names()
+                        .into_iter()
+                        .filter(|n| !from.contains(n))
+                        .collect(),
+                };
+                tracing::info!(
+                    "partition `{fault}`: {from:?} {} {to:?}",
+                    if *both_ways { "<-/->" } else { "-/->" }
+                );
+                self.cluster
+                    .network()?
+                    .partition(fault, &from, &to, *both_ways)
+            })(),
+            Action::Heal { fault } => self
+                .cluster
+                .network()
+                .and_then(|n| n.heal(fault.as_deref())),
+            Action::Loss {
+                node,
+                probability,
+                fault,
+            } => self
+                .resolve(node, snapshot)
+                .and_then(|n| self.cluster.network()?.loss(fault, &n, *probability)),
+            Action::Bandwidth { node, rate, fault } => self
+                .resolve(node, snapshot)
+                .and_then(|n| self.cluster.network()?.bandwidth(fault, &n, rate)),
+            Action::Delay {
+                node,
+                latency,
+                jitter,
+                fault,
+            } => self.resolve(node, snapshot).and_then(|n| {
+                self.cluster.network()?.delay(
+                    fault,
+                    &n,
+                    latency.as_millis() as u64,
+                    jitter.as_millis() as u64,
+                )
+            }),
             _ => unreachable!("node actions handled above"),
         };
         (None, r)

@@ -16,6 +16,11 @@ use crate::error::{ScenarioError, ScenarioErrors};
 
 /// The actions a step can name, for hints.
 pub const ACTIONS: &[&str] = &[
+    "partition",
+    "heal",
+    "loss",
+    "bandwidth",
+    "delay",
     "start",
     "stop",
     "kill",
@@ -49,6 +54,8 @@ struct RawScenario {
 struct RawCluster {
     #[serde(default)]
     backend: Option<Spanned<String>>,
+    #[serde(default)]
+    hosts: Option<Spanned<String>>,
     kafka: Spanned<String>,
     zookeeper: Spanned<Vec<String>>,
     brokers: Spanned<Vec<String>>,
@@ -130,6 +137,22 @@ struct RawStep {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     bind: Option<Spanned<String>>,
+    #[serde(default)]
+    from: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    to: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    direction: Option<Spanned<String>>,
+    #[serde(default)]
+    fault: Option<Spanned<String>>,
+    #[serde(default)]
+    probability: Option<Spanned<f64>>,
+    #[serde(default)]
+    rate: Option<Spanned<String>>,
+    #[serde(default)]
+    latency: Option<Spanned<String>>,
+    #[serde(default)]
+    jitter: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +186,15 @@ struct RawExpect {
     max_unavailable_ms: Option<Spanned<i64>>,
     min_acked: Option<Spanned<i64>>,
     unreadable_partitions: Option<Spanned<RawBound>>,
+    #[serde(default)]
+    step: BTreeMap<String, Spanned<RawStepExpect>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStepExpect {
+    max_unavailable_ms: Option<Spanned<i64>>,
+    lost: Option<Spanned<RawBound>>,
 }
 
 /// Collects located errors while validating.
@@ -401,8 +433,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             );
         }
     }
+    let hosts = match rc.hosts.as_ref().map(|h| h.get_ref().as_str()) {
+        None | Some("auto") => HostMode::Auto,
+        Some("namespaces") => HostMode::Namespaces,
+        Some("loopback") => HostMode::Loopback,
+        Some(other) => {
+            p.at(rc.hosts.as_ref().unwrap().span(), "cluster.hosts", format!("`{other}` is not a host mode"), "hosts = \"auto\" (namespaces when root, else loopback), \"namespaces\" or \"loopback\"");
+            HostMode::Auto
+        }
+    };
     let cluster = ClusterSpec {
         backend,
+        hosts,
         kafka_version,
         zookeeper: zookeeper.clone(),
         brokers: brokers.clone(),
@@ -740,6 +782,34 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             "expect.unreadable_partitions",
             Bound::AtMost(0),
         ),
+        per_step: re
+            .step
+            .iter()
+            .map(|(name, se)| {
+                let field = format!("expect.step.\"{name}\"");
+                if !steps.iter().any(|st| &st.name == name) {
+                    p.at(
+                        se.span(),
+                        &field,
+                        format!("no step is named `{name}`"),
+                        "copy the `name` of one of the [[step]] tables",
+                    );
+                }
+                let raw = se.get_ref();
+                let e = StepExpect {
+                    max_unavailable_ms: nonneg(
+                        &raw.max_unavailable_ms,
+                        &mut p,
+                        &format!("{field}.max_unavailable_ms"),
+                    ),
+                    lost: raw
+                        .lost
+                        .as_ref()
+                        .map(|_| p.bound(&raw.lost, &format!("{field}.lost"), Bound::AtMost(0))),
+                };
+                (name.clone(), e)
+            })
+            .collect(),
     };
 
     if !p.list.is_empty() {
@@ -777,6 +847,8 @@ fn validate_steps(
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut names = HashSet::new();
+    // network faults active at each point (by name)
+    let mut faults: HashSet<String> = HashSet::new();
     // node states; bound targets tracked under "@name"
     let mut state: HashMap<String, NodeState> = cluster
         .zookeeper
@@ -810,6 +882,11 @@ fn validate_steps(
             "wait-healthy" => (&[], &["timeout"]),
             "sleep" => (&["duration"], &[]),
             "mark" => (&[], &[]),
+            "partition" => (&["from"], &["to", "direction", "fault"]),
+            "heal" => (&[], &["fault"]),
+            "loss" => (&["node", "probability"], &["fault"]),
+            "bandwidth" => (&["node", "rate"], &["fault"]),
+            "delay" => (&["node", "latency"], &["jitter", "fault"]),
             other => {
                 let near = ACTIONS
                     .iter()
@@ -831,6 +908,14 @@ fn validate_steps(
             ("interval", s.interval.as_ref().map(|v| v.span())),
             ("timeout", s.timeout.as_ref().map(|v| v.span())),
             ("bind", s.bind.as_ref().map(|v| v.span())),
+            ("from", s.from.as_ref().map(|v| v.span())),
+            ("to", s.to.as_ref().map(|v| v.span())),
+            ("direction", s.direction.as_ref().map(|v| v.span())),
+            ("fault", s.fault.as_ref().map(|v| v.span())),
+            ("probability", s.probability.as_ref().map(|v| v.span())),
+            ("rate", s.rate.as_ref().map(|v| v.span())),
+            ("latency", s.latency.as_ref().map(|v| v.span())),
+            ("jitter", s.jitter.as_ref().map(|v| v.span())),
         ]
         .into_iter()
         .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
@@ -970,7 +1055,120 @@ fn validate_steps(
             "sleep" => Action::Sleep {
                 duration: dur(p, &s.duration, "duration", 0),
             },
-            _ => Action::Mark,
+            "mark" => Action::Mark,
+            "heal" => {
+                let fault = s.fault.as_ref().map(|f| f.get_ref().clone());
+                match &fault {
+                    Some(name) if !faults.remove(name) => p.at(
+                        s.fault.as_ref().unwrap().span(),
+                        f("fault"),
+                        format!("no active fault `{name}` at this point"),
+                        format!("active faults: {:?}; a fault is named by its `fault` (default: its step's name)", faults.iter().collect::<Vec<_>>()),
+                    ),
+                    Some(_) => {}
+                    None => faults.clear(),
+                }
+                Action::Heal { fault }
+            }
+            _ => {
+                // the network faults
+                let fault = s
+                    .fault
+                    .as_ref()
+                    .map(|f| f.get_ref().clone())
+                    .unwrap_or_else(|| s.name.get_ref().clone());
+                if !faults.insert(fault.clone()) {
+                    p.at(
+                        s.fault.as_ref().map(|f| f.span()).unwrap_or(s.name.span()),
+                        f("fault"),
+                        format!("fault `{fault}` is already active"),
+                        "heal it first, or give this one another `fault` name",
+                    );
+                }
+                let Some(node) = target.clone().flatten().or(if kw == "partition" {
+                    Some(Target::Clients)
+                } else {
+                    None
+                }) else {
+                    continue;
+                };
+                match kw {
+                    "partition" => {
+                        let group = |p: &mut Problems<'_>,
+                                     v: &Spanned<Vec<Spanned<String>>>,
+                                     field: &str|
+                         -> Vec<Target> {
+                            if v.get_ref().is_empty() {
+                                p.at(v.span(), field, "an empty group", "name at least one host, e.g. [\"kafka1\"] or [\"leader:orders/0\"]");
+                            }
+                            v.get_ref()
+                                .iter()
+                                .filter_map(|e| {
+                                    if e.get_ref() == "clients" {
+                                        Some(Target::Clients)
+                                    } else {
+                                        resolve_target(p, e, field, cluster, workload, &state)
+                                    }
+                                })
+                                .collect()
+                        };
+                        let from = group(p, s.from.as_ref().unwrap(), &f("from"));
+                        let to = s.to.as_ref().map(|t| group(p, t, &f("to")));
+                        let both_ways = match s.direction.as_ref().map(|d| d.get_ref().as_str()) {
+                            None | Some("both") => true,
+                            Some("one-way") => false,
+                            Some(other) => {
+                                p.at(s.direction.as_ref().unwrap().span(), f("direction"), format!("`{other}` is not a direction"), "direction = \"both\" (default) or \"one-way\" (only packets from `from` to `to` are dropped)");
+                                true
+                            }
+                        };
+                        Action::Partition {
+                            from,
+                            to,
+                            both_ways,
+                            fault,
+                        }
+                    }
+                    "loss" => {
+                        let pr = s.probability.as_ref().unwrap();
+                        if !(*pr.get_ref() > 0.0 && *pr.get_ref() < 1.0) {
+                            p.at(
+                                pr.span(),
+                                f("probability"),
+                                "must be between 0 and 1 (exclusive)",
+                                "probability = 0.2 drops one packet in five",
+                            );
+                        }
+                        Action::Loss {
+                            node,
+                            probability: *pr.get_ref(),
+                            fault,
+                        }
+                    }
+                    "bandwidth" => {
+                        let r = s.rate.as_ref().unwrap();
+                        if !valid_rate(r.get_ref()) {
+                            p.at(
+                                r.span(),
+                                f("rate"),
+                                format!("`{}` is not a rate", r.get_ref()),
+                                "a number and a unit: \"512kbit\", \"2mbit\", \"1gbit\"",
+                            );
+                        }
+                        Action::Bandwidth {
+                            node,
+                            rate: r.get_ref().clone(),
+                            fault,
+                        }
+                    }
+                    _ => Action::Delay {
+                        node,
+                        latency: p.duration(&s.latency, &f("latency"), Duration::from_millis(100)),
+                        jitter: p.duration(&s.jitter, &f("jitter"), Duration::ZERO),
+                        fault,
+                    },
+                }
+            }
         };
         steps.push(Step {
             name: s.name.get_ref().clone(),
@@ -1085,4 +1283,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// A tc rate: digits, then bit, kbit, mbit, gbit, bps, kbps, mbps or gbps.
+fn valid_rate(r: &str) -> bool {
+    let i = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+    i > 0 && ["bit", "kbit", "mbit", "gbit", "bps", "kbps", "mbps", "gbps"].contains(&&r[i..])
 }

@@ -37,11 +37,25 @@ pub enum Backend {
     Local,
 }
 
+/// What a local host is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostMode {
+    /// Namespaces when the machine allows them (root, iproute2, iptables), else loopback.
+    Auto,
+    /// A network namespace per node on a bridge: network faults possible. Needs root.
+    Namespaces,
+    /// A loopback address per node: no network faults.
+    Loopback,
+}
+
 /// The cluster: node names and their configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterSpec {
     /// Host backend.
     pub backend: Backend,
+    /// What the local backend's hosts are.
+    pub hosts: HostMode,
     /// Exact Kafka version of the distribution (e.g. `3.9.1`).
     pub kafka_version: String,
     /// ZooKeeper node names, in `myid` order (1-based).
@@ -154,6 +168,8 @@ pub enum Target {
     },
     /// The node an earlier step bound with `bind = "NAME"`.
     Bound(String),
+    /// The workers and the harness (in a `partition` group only).
+    Clients,
 }
 
 impl std::fmt::Display for Target {
@@ -163,6 +179,7 @@ impl std::fmt::Display for Target {
             Target::Leader { topic, partition } => write!(f, "leader:{topic}/{partition}"),
             Target::Follower { topic, partition } => write!(f, "follower:{topic}/{partition}"),
             Target::Bound(b) => write!(f, "@{b}"),
+            Target::Clients => write!(f, "clients"),
         }
     }
 }
@@ -223,6 +240,51 @@ pub enum Action {
     },
     /// A named point in the timeline.
     Mark,
+    /// Drop traffic between two groups of hosts (both ways, or only from `from` to `to`).
+    Partition {
+        /// One side.
+        from: Vec<Target>,
+        /// The other side (`None`: every node not in `from`).
+        to: Option<Vec<Target>>,
+        /// Both directions, or only packets from `from` to `to`.
+        both_ways: bool,
+        /// Name `heal` refers to.
+        fault: String,
+    },
+    /// Remove one network fault, or all.
+    Heal {
+        /// Which (`None`: every active fault).
+        fault: Option<String>,
+    },
+    /// Drop a share of a node's packets at random.
+    Loss {
+        /// The node.
+        node: Target,
+        /// Probability of dropping each packet, in (0, 1).
+        probability: f64,
+        /// Name `heal` refers to.
+        fault: String,
+    },
+    /// Limit a node's bandwidth (both directions).
+    Bandwidth {
+        /// The node.
+        node: Target,
+        /// A tc rate, e.g. `1mbit`.
+        rate: String,
+        /// Name `heal` refers to.
+        fault: String,
+    },
+    /// Add latency to a node's traffic (both directions; netem).
+    Delay {
+        /// The node.
+        node: Target,
+        /// Added round-trip latency.
+        latency: Duration,
+        /// Jitter.
+        jitter: Duration,
+        /// Name `heal` refers to.
+        fault: String,
+    },
 }
 
 impl Action {
@@ -239,7 +301,34 @@ impl Action {
             Action::WaitHealthy { .. } => "wait-healthy",
             Action::Sleep { .. } => "sleep",
             Action::Mark => "mark",
+            Action::Partition { .. } => "partition",
+            Action::Heal { .. } => "heal",
+            Action::Loss { .. } => "loss",
+            Action::Bandwidth { .. } => "bandwidth",
+            Action::Delay { .. } => "delay",
         }
+    }
+
+    /// True for the network faults, which need namespace hosts.
+    pub fn is_network_fault(&self) -> bool {
+        matches!(
+            self,
+            Action::Partition { .. }
+                | Action::Heal { .. }
+                | Action::Loss { .. }
+                | Action::Bandwidth { .. }
+                | Action::Delay { .. }
+        )
+    }
+}
+
+impl Scenario {
+    /// Steps that need namespace hosts (network faults), if any.
+    pub fn network_steps(&self) -> Vec<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.action.is_network_fault())
+            .collect()
     }
 }
 
@@ -334,10 +423,23 @@ pub struct Expect {
     pub poll_regressions: Bound,
     /// Stored records the consumer group never received (when consumers run).
     pub unconsumed: Bound,
-    /// Longest unavailability window (produce or consume, any partition), ms.
+    /// Longest unavailability window (produce or consume, any partition) attributed to a
+    /// step without its own bound in `per_step`, ms.
     pub max_unavailable_ms: Option<u64>,
     /// Fewest acked records for the run to count (guards against a run that did nothing).
     pub min_acked: u64,
     /// Partitions the final read could not finish.
     pub unreadable_partitions: Bound,
+    /// Expectations about what is attributed to one step (`[expect.step."NAME"]`).
+    pub per_step: std::collections::BTreeMap<String, StepExpect>,
+}
+
+/// What must hold for the windows and losses attributed to one step. A step listed here
+/// is exempt from the scenario-wide `max_unavailable_ms`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StepExpect {
+    /// Longest window attributed to the step, ms.
+    pub max_unavailable_ms: Option<u64>,
+    /// Lost records attributed to the step.
+    pub lost: Option<Bound>,
 }

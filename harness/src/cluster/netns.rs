@@ -1,0 +1,678 @@
+//! Hosts with their own addresses: one Linux network namespace per node, on a bridge made
+//! for the run, and the network faults that act on them.
+//!
+//! ```text
+//!   root namespace (workers, harness)            bridge kmhb<tag>  10.A.B.1/24
+//!     ├─ veth kmhv<tag><i>  ──  eth0 in netns kmh-<tag>-<node>     10.A.B.(10+i)/24
+//!     └─ …
+//! ```
+//! Every name carries the run's tag (6 hex digits of the run id's hash): namespaces
+//! `kmh-<tag>-<node>`, bridge `kmhb<tag>`, veths `kmhv<tag><i>`, the firewall chain
+//! `KMH-<tag>` inside each namespace, and a comment `kmh.run=<run id>` on the one rule the
+//! run adds to the root namespace (FORWARD ACCEPT for its bridge: with a Docker engine
+//! running, FORWARD's policy is DROP and bridged traffic passes through iptables).
+//! Deleting a namespace deletes its veth, its rules and its qdiscs; [`Network::teardown`]
+//! and `harness cleanup` delete namespaces, bridge and the FORWARD rule.
+//!
+//! Faults are rules in the run's chain of a node's namespace (partition, loss) or `tbf`
+//! qdiscs on both ends of its veth (bandwidth); each fault remembers exactly what it added,
+//! and healing removes exactly that.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use crate::error::HarnessError;
+
+/// Prefix of every namespace the harness creates.
+pub const NS_PREFIX: &str = "kmh-";
+/// Prefix of every bridge the harness creates.
+pub const BRIDGE_PREFIX: &str = "kmhb";
+
+/// The short tag of a run id used in interface and namespace names.
+pub fn run_tag(run_id: &str) -> String {
+    format!("{:06x}", workers::record::run_hash(run_id) & 0xff_ffff)
+}
+
+/// Runs a command; an error carries its stderr.
+pub fn sh(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Why namespace hosts cannot be made here, or `None` when they can.
+pub fn unavailable_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("network namespaces need root (run as root, or use the loopback hosts without network faults)".into());
+    }
+    if sh(&["ip", "netns", "list"]).is_err() {
+        return Some(
+            "`ip` from iproute2 is missing or cannot manage namespaces (apt-get install iproute2)"
+                .into(),
+        );
+    }
+    if sh(&["iptables", "-w", "-S", "FORWARD"]).is_err() {
+        return Some("`iptables` is missing (apt-get install iptables)".into());
+    }
+    None
+}
+
+/// Whether the kernel has the `netem` qdisc (needed for `delay`), tried in a scratch
+/// namespace so nothing on the host is touched.
+pub fn netem_available() -> bool {
+    let ns = format!("{NS_PREFIX}probe-{}", std::process::id());
+    if sh(&["ip", "netns", "add", &ns]).is_err() {
+        return false;
+    }
+    let ok = sh(&[
+        "ip", "netns", "exec", &ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay",
+        "1ms",
+    ])
+    .is_ok();
+    let _ = sh(&["ip", "netns", "del", &ns]);
+    ok
+}
+
+/// One namespace host.
+#[derive(Debug, Clone)]
+pub struct NsHost {
+    /// Namespace name.
+    pub ns: String,
+    /// Root-side veth name.
+    pub veth: String,
+    /// Address on the bridge.
+    pub addr: Ipv4Addr,
+}
+
+/// A fault as added, so that healing removes exactly it.
+#[derive(Debug, Clone)]
+enum Added {
+    /// `iptables -A <chain> <spec>` in a namespace.
+    Rule { ns: String, spec: Vec<String> },
+    /// A root qdisc on a device, in a namespace (`None`: the root namespace).
+    Qdisc { ns: Option<String>, dev: String },
+}
+
+/// The run's bridge, namespaces and active faults.
+pub struct Network {
+    run_id: String,
+    tag: String,
+    bridge: String,
+    gateway: Ipv4Addr,
+    chain: String,
+    /// Namespace hosts by node name.
+    pub hosts: BTreeMap<String, NsHost>,
+    faults: BTreeMap<String, Vec<Added>>,
+    forward_rule: Option<Vec<String>>,
+    torn_down: bool,
+}
+
+/// Picks a /24 in 10.200.0.0–10.250.255.0 that no interface or route of this machine uses.
+fn free_subnet(tag: &str) -> Result<(u8, u8), HarnessError> {
+    let routes = sh(&["ip", "-4", "route", "show", "table", "all"]).unwrap_or_default()
+        + &sh(&["ip", "-4", "addr"]).unwrap_or_default();
+    let seed = u32::from_str_radix(tag, 16).unwrap_or(0);
+    for i in 0..200u32 {
+        let x = seed.wrapping_add(i.wrapping_mul(7919));
+        let (a, b) = (200 + (x % 51) as u8, (x >> 8) as u8);
+        let prefix = format!("10.{a}.{b}.");
+        if !routes.contains(&prefix)
+            && !routes.contains(&format!("10.{a}.0.0/16"))
+            && !routes.contains("10.0.0.0/8")
+        {
+            return Ok((a, b));
+        }
+    }
+    Err(HarnessError::Cluster(
+        "no free 10.x.y.0/24 subnet for the run's bridge".into(),
+    ))
+}
+
+impl Network {
+    /// Makes the bridge and one namespace per node name (in order).
+    pub fn create(run_id: &str, nodes: &[String]) -> Result<Network, HarnessError> {
+        if let Some(why) = unavailable_reason() {
+            return Err(HarnessError::Missing {
+                what: why,
+                hint: "the loopback hosts work without root but cannot take network faults".into(),
+            });
+        }
+        let tag = run_tag(run_id);
+        let (a, b) = free_subnet(&tag)?;
+        let mut net = Network {
+            run_id: run_id.to_string(),
+            tag: tag.clone(),
+            bridge: format!("{BRIDGE_PREFIX}{tag}"),
+            gateway: Ipv4Addr::new(10, a, b, 1),
+            chain: format!("KMH-{tag}"),
+            hosts: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            forward_rule: None,
+            torn_down: false,
+        };
+        // on any error below, drop() tears down what was made
+        net.build(nodes, a, b).map_err(HarnessError::Cluster)?;
+        Ok(net)
+    }
+
+    fn build(&mut self, nodes: &[String], a: u8, b: u8) -> Result<(), String> {
+        let br = self.bridge.clone();
+        sh(&["ip", "link", "add", &br, "type", "bridge"])?;
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", self.gateway),
+            "dev",
+            &br,
+        ])?;
+        sh(&["ip", "link", "set", &br, "up"])?;
+        let comment = format!("kmh.run={}", self.run_id);
+        let rule: Vec<String> = [
+            "FORWARD",
+            "-i",
+            &br,
+            "-o",
+            &br,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+            "-j",
+            "ACCEPT",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut insert = vec!["iptables", "-w", "-I"];
+        insert.extend(rule.iter().map(String::as_str));
+        sh(&insert)?;
+        self.forward_rule = Some(rule);
+        for (i, node) in nodes.iter().enumerate() {
+            let ns = format!("{NS_PREFIX}{}-{node}", self.tag);
+            let veth = format!("kmhv{}{i:02}", self.tag);
+            let addr = Ipv4Addr::new(10, a, b, 10 + i as u8);
+            sh(&["ip", "netns", "add", &ns])?;
+            self.hosts.insert(
+                node.clone(),
+                NsHost {
+                    ns: ns.clone(),
+                    veth: veth.clone(),
+                    addr,
+                },
+            );
+            sh(&[
+                "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
+            sh(&["ip", "link", "set", &veth, "master", &br])?;
+            sh(&["ip", "link", "set", &veth, "up"])?;
+            let inns = |args: &[&str]| {
+                let mut v = vec!["ip", "netns", "exec", ns.as_str()];
+                v.extend_from_slice(args);
+                sh(&v)
+            };
+            inns(&["ip", "link", "set", "lo", "up"])?;
+            inns(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+            inns(&["ip", "link", "set", "eth0", "up"])?;
+            // no default route: a node reaches the run's subnet and nothing else
+            inns(&["iptables", "-w", "-N", &self.chain])?;
+            inns(&["iptables", "-w", "-I", "INPUT", "-j", &self.chain])?;
+            inns(&["iptables", "-w", "-I", "OUTPUT", "-j", &self.chain])?;
+        }
+        Ok(())
+    }
+
+    /// The address the workers (root namespace) have on the bridge.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    /// The run's chain name.
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// The command prefix that runs a program in a node's namespace.
+    pub fn exec_prefix(&self, node: &str) -> Vec<String> {
+        self.hosts
+            .get(node)
+            .map(|h| vec!["ip".into(), "netns".into(), "exec".into(), h.ns.clone()])
+            .unwrap_or_default()
+    }
+
+    fn host(&self, node: &str) -> Result<&NsHost, HarnessError> {
+        self.hosts
+            .get(node)
+            .ok_or_else(|| HarnessError::Cluster(format!("no namespace host `{node}`")))
+    }
+
+    fn add_rule(&mut self, fault: &str, ns: &str, spec: Vec<String>) -> Result<(), HarnessError> {
+        let mut args = vec![
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "iptables",
+            "-w",
+            "-A",
+            self.chain.as_str(),
+        ];
+        args.extend(spec.iter().map(String::as_str));
+        sh(&args).map_err(HarnessError::Cluster)?;
+        self.faults
+            .entry(fault.to_string())
+            .or_default()
+            .push(Added::Rule {
+                ns: ns.to_string(),
+                spec,
+            });
+        Ok(())
+    }
+
+    /// Cuts `from` off `to`: both ways, or only packets from `from` to `to` (one way).
+    /// `clients` in a group stands for the workers and the harness (the bridge address).
+    pub fn partition(
+        &mut self,
+        fault: &str,
+        from: &[String],
+        to: &[String],
+        both_ways: bool,
+    ) -> Result<(), HarnessError> {
+        self.check_new_fault(fault)?;
+        let addr = |n: &str, net: &Network| -> Result<Ipv4Addr, HarnessError> {
+            if n == "clients" {
+                Ok(net.gateway)
+            } else {
+                Ok(net.host(n)?.addr)
+            }
+        };
+        let tagged = |dir: &str, peer: Ipv4Addr| -> Vec<String> {
+            [
+                dir,
+                &format!("{peer}/32"),
+                "-m",
+                "comment",
+                "--comment",
+                &format!("fault={fault}"),
+                "-j",
+                "DROP",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        };
+        for a in from {
+            for b in to {
+                if a == b {
+                    continue;
+                }
+                // rules live in a namespace: `a`'s, or `b`'s when `a` is the clients
+                if a != "clients" {
+                    let ns = self.host(a)?.ns.clone();
+                    let peer = addr(b, self)?;
+                    self.add_rule(fault, &ns, tagged("-d", peer))?;
+                    if both_ways {
+                        self.add_rule(fault, &ns, tagged("-s", peer))?;
+                    }
+                } else {
+                    let ns = self.host(b)?.ns.clone();
+                    let peer = self.gateway;
+                    self.add_rule(fault, &ns, tagged("-s", peer))?;
+                    if both_ways {
+                        self.add_rule(fault, &ns, tagged("-d", peer))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops each packet to and from `node` with `probability`.
+    pub fn loss(&mut self, fault: &str, node: &str, probability: f64) -> Result<(), HarnessError> {
+        self.check_new_fault(fault)?;
+        let ns = self.host(node)?.ns.clone();
+        let spec = [
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &format!("{probability:.4}"),
+            "-m",
+            "comment",
+            "--comment",
+            &format!("fault={fault}"),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.add_rule(fault, &ns, spec)
+    }
+
+    /// Limits `node`'s traffic to `rate` (tc syntax, e.g. `1mbit`) in both directions.
+    pub fn bandwidth(&mut self, fault: &str, node: &str, rate: &str) -> Result<(), HarnessError> {
+        self.check_new_fault(fault)?;
+        let h = self.host(node)?.clone();
+        let tbf = ["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"];
+        let mut inside = vec![
+            "ip",
+            "netns",
+            "exec",
+            h.ns.as_str(),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+        ];
+        inside.extend_from_slice(&tbf);
+        sh(&inside).map_err(HarnessError::Cluster)?;
+        self.faults
+            .entry(fault.to_string())
+            .or_default()
+            .push(Added::Qdisc {
+                ns: Some(h.ns.clone()),
+                dev: "eth0".into(),
+            });
+        let mut outside = vec!["tc", "qdisc", "replace", "dev", h.veth.as_str(), "root"];
+        outside.extend_from_slice(&tbf);
+        sh(&outside).map_err(HarnessError::Cluster)?;
+        self.faults
+            .entry(fault.to_string())
+            .or_default()
+            .push(Added::Qdisc {
+                ns: None,
+                dev: h.veth.clone(),
+            });
+        Ok(())
+    }
+
+    /// Adds latency (and jitter) to `node`'s traffic in both directions, with netem.
+    pub fn delay(
+        &mut self,
+        fault: &str,
+        node: &str,
+        delay_ms: u64,
+        jitter_ms: u64,
+    ) -> Result<(), HarnessError> {
+        self.check_new_fault(fault)?;
+        let h = self.host(node)?.clone();
+        // each direction gets half, so a round trip takes `delay` more
+        let (d, j) = (
+            format!("{}ms", delay_ms / 2),
+            format!("{}ms", jitter_ms / 2),
+        );
+        let netem = ["netem", "delay", d.as_str(), j.as_str()];
+        let mut inside = vec![
+            "ip",
+            "netns",
+            "exec",
+            h.ns.as_str(),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+        ];
+        inside.extend_from_slice(&netem);
+        sh(&inside).map_err(|e| {
+            HarnessError::Cluster(format!("{e} (does this kernel have the netem qdisc?)"))
+        })?;
+        self.faults
+            .entry(fault.to_string())
+            .or_default()
+            .push(Added::Qdisc {
+                ns: Some(h.ns.clone()),
+                dev: "eth0".into(),
+            });
+        let mut outside = vec!["tc", "qdisc", "replace", "dev", h.veth.as_str(), "root"];
+        outside.extend_from_slice(&netem);
+        sh(&outside).map_err(HarnessError::Cluster)?;
+        self.faults
+            .entry(fault.to_string())
+            .or_default()
+            .push(Added::Qdisc {
+                ns: None,
+                dev: h.veth.clone(),
+            });
+        Ok(())
+    }
+
+    fn check_new_fault(&self, fault: &str) -> Result<(), HarnessError> {
+        if self.faults.contains_key(fault) {
+            return Err(HarnessError::Cluster(format!(
+                "fault `{fault}` is already active; heal it first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Active fault names.
+    pub fn active_faults(&self) -> Vec<String> {
+        self.faults.keys().cloned().collect()
+    }
+
+    /// Removes exactly what fault `name` added (`None`: every fault).
+    pub fn heal(&mut self, name: Option<&str>) -> Result<(), HarnessError> {
+        let names: Vec<String> = match name {
+            Some(n) if !self.faults.contains_key(n) => {
+                return Err(HarnessError::Cluster(format!(
+                    "no active fault `{n}` (active: {:?})",
+                    self.active_faults()
+                )))
+            }
+            Some(n) => vec![n.to_string()],
+            None => self.active_faults(),
+        };
+        let mut errors = Vec::new();
+        for n in names {
+            for added in self.faults.remove(&n).unwrap_or_default().into_iter().rev() {
+                let r = match &added {
+                    Added::Rule { ns, spec } => {
+                        let mut args = vec![
+                            "ip",
+                            "netns",
+                            "exec",
+                            ns.as_str(),
+                            "iptables",
+                            "-w",
+                            "-D",
+                            self.chain.as_str(),
+                        ];
+                        args.extend(spec.iter().map(String::as_str));
+                        sh(&args)
+                    }
+                    Added::Qdisc { ns: Some(ns), dev } => sh(&[
+                        "ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root",
+                    ]),
+                    Added::Qdisc { ns: None, dev } => {
+                        sh(&["tc", "qdisc", "del", "dev", dev, "root"])
+                    }
+                };
+                if let Err(e) = r {
+                    errors.push(e);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(HarnessError::Cluster(format!(
+                "healing: {}",
+                errors.join("; ")
+            )))
+        }
+    }
+
+    /// Deletes namespaces (with their veths, rules and qdiscs), the bridge and the FORWARD
+    /// rule. Idempotent; every step is tried even when one fails.
+    pub fn teardown(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        self.torn_down = true;
+        self.faults.clear();
+        for h in self.hosts.values() {
+            let _ = sh(&["ip", "netns", "del", &h.ns]);
+        }
+        let _ = sh(&["ip", "link", "del", &self.bridge]);
+        if let Some(rule) = self.forward_rule.take() {
+            let mut args = vec!["iptables", "-w", "-D"];
+            args.extend(rule.iter().map(String::as_str));
+            let _ = sh(&args);
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// What `harness cleanup` found and removed of the network.
+#[derive(Debug, Default)]
+pub struct NetworkLeftovers {
+    /// Namespaces deleted.
+    pub namespaces: Vec<String>,
+    /// Bridges deleted.
+    pub bridges: Vec<String>,
+    /// Root-namespace iptables rules deleted.
+    pub rules: Vec<String>,
+}
+
+/// Removes the namespaces, bridges and root rules of a run (`None`: of every run).
+pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
+    let mut out = NetworkLeftovers::default();
+    let tag = run_id.map(run_tag);
+    let ns_prefix = match &tag {
+        Some(t) => format!("{NS_PREFIX}{t}-"),
+        None => NS_PREFIX.to_string(),
+    };
+    for line in sh(&["ip", "netns", "list"]).unwrap_or_default().lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if name.starts_with(&ns_prefix) && sh(&["ip", "netns", "del", name]).is_ok() {
+            out.namespaces.push(name.to_string());
+        }
+    }
+    let br_prefix = match &tag {
+        Some(t) => format!("{BRIDGE_PREFIX}{t}"),
+        None => BRIDGE_PREFIX.to_string(),
+    };
+    for line in sh(&["ip", "-o", "link", "show", "type", "bridge"])
+        .unwrap_or_default()
+        .lines()
+    {
+        let name = line
+            .split(": ")
+            .nth(1)
+            .unwrap_or("")
+            .split('@')
+            .next()
+            .unwrap_or("");
+        if name.starts_with(&br_prefix) && sh(&["ip", "link", "del", name]).is_ok() {
+            out.bridges.push(name.to_string());
+        }
+    }
+    let needle = match run_id {
+        Some(id) => format!("kmh.run={id}"),
+        None => "kmh.run=".to_string(),
+    };
+    for table in ["filter"] {
+        for line in sh(&["iptables", "-w", "-t", table, "-S"])
+            .unwrap_or_default()
+            .lines()
+        {
+            if !line.starts_with("-A ") || !line.contains(&needle) {
+                continue;
+            }
+            // `-A CHAIN spec…` → `-D CHAIN spec…`, tokenized the way iptables-save quotes
+            let spec = shell_words(&line[3..]);
+            let mut args = vec![
+                "iptables".to_string(),
+                "-w".into(),
+                "-t".into(),
+                table.into(),
+                "-D".into(),
+            ];
+            args.extend(spec);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            if sh(&refs).is_ok() {
+                out.rules.push(line.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Splits an `iptables -S` line into words, honouring double quotes.
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_of_an_iptables_rule() {
+        assert_eq!(
+            shell_words(
+                r#"FORWARD -i kmhb1 -o kmhb1 -m comment --comment "kmh.run=a b" -j ACCEPT"#
+            ),
+            vec![
+                "FORWARD",
+                "-i",
+                "kmhb1",
+                "-o",
+                "kmhb1",
+                "-m",
+                "comment",
+                "--comment",
+                "kmh.run=a b",
+                "-j",
+                "ACCEPT"
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_fit_interface_names() {
+        let t = run_tag("some-long-run-id-1795320141-270f");
+        assert_eq!(t.len(), 6);
+        assert!(format!("kmhv{t}99").len() <= 15);
+    }
+}
