@@ -44,7 +44,8 @@ pub const FLAG_ORDERED: u32 = 2;
 pub enum EventKind {
     /// Producer handed the record to the client (`ts_a` = send time).
     Sent = 1,
-    /// Broker acknowledged it at (`partition`, `offset`); `ts_b` = ack time.
+    /// Broker acknowledged it at (`partition`, `offset`); `ts_b` = ack time, `code` = the
+    /// broker's id.
     Acked = 2,
     /// Definitely not written (client says not persisted); `code` = error, `ts_b` = when.
     Failed = 3,
@@ -100,7 +101,8 @@ pub struct Event {
     pub seq: u64,
     /// Kafka partition, or -1 when unknown.
     pub partition: i32,
-    /// Kafka or client error code for failures; 0 otherwise.
+    /// Kafka or client error code for failures; for `Acked`, the id of the broker that
+    /// acknowledged (-1 when unknown); 0 otherwise.
     pub code: i32,
     /// Kafka offset, or -1 when unknown.
     pub offset: i64,

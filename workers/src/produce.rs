@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
+use rdkafka::bindings::{
+    rd_kafka_message_broker_id, rd_kafka_message_status, rd_kafka_msg_status_t,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{
@@ -63,6 +65,9 @@ impl ProducerContext for ProducerLog {
             Ok(msg) => {
                 e.partition = msg.partition();
                 e.offset = msg.offset();
+                // which broker acknowledged it: tells a split brain from a failover
+                // SAFETY: `msg` is a live message borrowed for the callback's duration.
+                e.code = unsafe { rd_kafka_message_broker_id(msg.ptr()) };
                 Counters::bump(&self.counters.acked);
             }
             Err((err, msg)) => {

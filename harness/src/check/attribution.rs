@@ -135,6 +135,17 @@ impl Attribution {
         label
     }
 
+    /// The last acting step (not a phase, not sleep/mark/wait-healthy) that started at or
+    /// before `t_ms + grace`; the label at `t_ms` when there is none.
+    pub fn acting_step_at(&self, t_ms: u64) -> &str {
+        self.starts
+            .iter()
+            .rev()
+            .find(|(s, _, passive)| !passive && *s <= t_ms + self.grace_ms)
+            .map(|(_, l, _)| l.as_str())
+            .unwrap_or_else(|| self.label_at(t_ms))
+    }
+
     /// The first step that started strictly after `t_ms`.
     pub fn first_step_after(&self, t_ms: u64) -> Option<&StepSpan> {
         self.steps.iter().find(|s| s.start_ms > t_ms)

@@ -216,6 +216,8 @@ struct PartitionData {
     first_delivery: Vec<u32>,
     produce: Activity,
     consume: Activity,
+    /// Milliseconds with an ack, by the broker that gave it.
+    acks_by_broker: HashMap<i32, roaring::RoaringBitmap>,
 }
 
 struct Checker<'a> {
@@ -562,6 +564,9 @@ impl Checker<'_> {
                     let part = &mut self.parts[gi];
                     part.produce.attempt(send, done);
                     part.produce.success(done);
+                    if e.code >= 0 {
+                        part.acks_by_broker.entry(e.code).or_default().insert(done);
+                    }
                     // consume side: stored from the ack until its first delivery
                     if let Some(end) = consumers_end {
                         let o = e.offset as usize;
@@ -631,10 +636,53 @@ impl Checker<'_> {
             .collect();
     }
 
-    /// The step a lost record is blamed on: the first produce window of its partition that
-    /// began after it was acked (a record is lost at a leader change, and a leader change
-    /// shows as a window); else the first step after its ack; else the step at its ack.
-    fn loss_cause(&self, partition: &str, ack_ms: u64) -> String {
+    /// The step a lost record is blamed on.
+    ///
+    /// * **Split brain**: another broker acked the same partition around the time broker B
+    ///   acked the record, or began acking later while B still did — B was a leader nobody
+    ///   followed any more. Blamed on the acting step in force when the other leader's
+    ///   stretch of acks began.
+    /// * **Failover**: otherwise the record was lost at a leader change, which shows as a
+    ///   window: blamed on the first produce window of its partition after its ack; else on
+    ///   the first step after its ack; else on the step at its ack.
+    fn loss_cause(&self, gi: usize, partition: &str, ack_ms: u64, broker: i32) -> String {
+        let th = self.input.window_threshold_ms as u32;
+        let acks = &self.parts[gi].acks_by_broker;
+        if let Some(mine) = acks.get(&broker) {
+            let t = ack_ms as u32;
+            let split_start = acks
+                .iter()
+                .filter(|(b, _)| **b != broker)
+                .filter_map(|(_, theirs)| {
+                    // the other broker acked around the same time (two leaders at once), or
+                    // began later while B was still acking (B a leader nobody follows)
+                    let pivot = theirs
+                        .range(t.saturating_sub(th)..=t.saturating_add(th))
+                        .next()
+                        .or_else(|| {
+                            let first_after = theirs.range(t..).next()?;
+                            mine.range(first_after..=first_after.saturating_add(th))
+                                .next()?;
+                            Some(first_after)
+                        })?;
+                    // walk back to the start of the other leader's stretch
+                    let before: Vec<u32> = theirs
+                        .range(pivot.saturating_sub(600_000)..=pivot)
+                        .collect();
+                    let mut start = pivot;
+                    for w in before.windows(2).rev() {
+                        if w[1] - w[0] > th {
+                            break;
+                        }
+                        start = w[0];
+                    }
+                    Some(start)
+                })
+                .min();
+            if let Some(s) = split_start {
+                return self.input.attribution.acting_step_at(s as u64).to_string();
+            }
+        }
         let grace = self.input.window_threshold_ms;
         if let Some(w) = self.findings.unavailability.iter().find(|w| {
             w.kind == "produce" && w.partition == partition && w.start_ms + grace >= ack_ms
@@ -665,7 +713,7 @@ impl Checker<'_> {
                     return;
                 }
                 let ack_ms = self.rel_ms(e.ts_b) as u64;
-                let cause = self.loss_cause(&name, ack_ms);
+                let cause = self.loss_cause(gi, &name, ack_ms, e.code);
                 self.findings.anomalies.lost += 1;
                 if read_before {
                     self.findings.anomalies.lost_read_before += 1;

@@ -228,8 +228,27 @@ impl Network {
             inns(&["ip", "link", "set", "eth0", "up"])?;
             // no default route: a node reaches the run's subnet and nothing else
             inns(&["iptables", "-w", "-N", &self.chain])?;
-            inns(&["iptables", "-w", "-I", "INPUT", "-j", &self.chain])?;
-            inns(&["iptables", "-w", "-I", "OUTPUT", "-j", &self.chain])?;
+            // faults act on the network, not on a node's own loopback traffic
+            inns(&[
+                "iptables",
+                "-w",
+                "-I",
+                "INPUT",
+                "-i",
+                "eth0",
+                "-j",
+                &self.chain,
+            ])?;
+            inns(&[
+                "iptables",
+                "-w",
+                "-I",
+                "OUTPUT",
+                "-o",
+                "eth0",
+                "-j",
+                &self.chain,
+            ])?;
         }
         Ok(())
     }
@@ -530,6 +549,16 @@ impl Network {
         self.faults.clear();
         for h in self.hosts.values() {
             let _ = sh(&["ip", "netns", "del", &h.ns]);
+        }
+        // the kernel removes a deleted namespace's veths asynchronously: wait for them
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline
+            && self
+                .hosts
+                .values()
+                .any(|h| sh(&["ip", "link", "show", &h.veth]).is_ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let _ = sh(&["ip", "link", "del", &self.bridge]);
         if let Some(rule) = self.forward_rule.take() {
