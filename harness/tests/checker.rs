@@ -321,8 +321,14 @@ fn an_acked_record_missing_from_the_final_read_and_never_read_is_lost() {
     let ex = &f.examples["lost"][0];
     assert_eq!((ex.producer, ex.seq), (1, 150));
     assert_eq!(ex.partition, "t/0");
-    // no window after it: blamed on the first step that started after its ack
-    assert_eq!(f.lost_by_step.get("second step"), Some(&1));
+    // never read and no reader got past its offset: never committed, so it is blamed on
+    // the acting step in force when it was acked
+    assert_eq!(
+        f.lost_by_step.get("first step"),
+        Some(&1),
+        "{:?}",
+        f.lost_by_step
+    );
 }
 
 #[test]
@@ -538,7 +544,7 @@ fn a_stalled_partition_gives_a_produce_window_attributed_to_its_step() {
 fn a_loss_is_blamed_on_the_step_of_the_window_that_follows_its_ack() {
     let mut s = Sim::clean();
     // partition 0 stalls from 3000 ms to 4200 ms (a leader change in "second step");
-    // a record acked at ~2500 ms in "first step" did not survive it
+    // a record acked at ~2500 ms in "first step", and read (so committed), did not survive
     for r in s
         .recs
         .iter_mut()
@@ -548,7 +554,7 @@ fn a_loss_is_blamed_on_the_step_of_the_window_that_follows_its_ack() {
     }
     let r = s.rec(0, 150);
     r.stored = false;
-    r.consumed = false;
+    // consumed: a reader saw it before it vanished
     let f = s.check();
     assert_eq!(f.anomalies.lost, 1);
     assert_eq!(
@@ -655,8 +661,8 @@ fn a_leader_change_without_overlap_is_not_split_brain() {
     let mut s = Sim::clean();
     s.steps.push((4500, "third step"));
     // broker 1 acks partition 0 until 3500 ms, broker 2 only from 3600 ms: a failover.
-    // A record acked by broker 1 at ~2500 ms is lost; no window and no overlap, so it is
-    // blamed on the first step after its ack.
+    // A record acked by broker 1 at ~2500 ms and read is lost; no window and no overlap,
+    // so it is blamed on the first step after its ack.
     for r in s
         .recs
         .iter_mut()
@@ -666,7 +672,7 @@ fn a_leader_change_without_overlap_is_not_split_brain() {
     }
     let r = s.rec(0, 150);
     r.stored = false;
-    r.consumed = false;
+    // consumed: committed, then lost at the failover
     let f = s.check();
     assert_eq!(f.anomalies.lost, 1);
     assert_eq!(
@@ -674,5 +680,36 @@ fn a_leader_change_without_overlap_is_not_split_brain() {
         Some(&1),
         "{:?}",
         f.lost_by_step
+    );
+}
+
+#[test]
+fn uncommitted_records_are_blamed_on_the_step_in_force_when_their_stretch_began() {
+    let mut s = Sim::clean();
+    // broker 1's records on partition 1 from 2100 ms to 3500 ms were never replicated:
+    // no reader got to them and they are gone. The stretch began in "first step" (2000),
+    // so all of it — also what was acked during "second step" — is blamed on it.
+    for r in s
+        .recs
+        .iter_mut()
+        .filter(|r| r.partition == 1 && r.ack_ms >= 2100 && r.ack_ms < 3500)
+    {
+        r.stored = false;
+        r.consumed = false;
+    }
+    let lost = s.recs.iter().filter(|r| !r.stored).count() as u64;
+    let f = s.check();
+    assert_eq!(f.anomalies.lost, lost);
+    assert_eq!(f.anomalies.lost_read_before, 0);
+    assert_eq!(
+        f.lost_by_step.get("first step"),
+        Some(&lost),
+        "{:?}",
+        f.lost_by_step
+    );
+    assert!(
+        f.examples["lost"][0].detail.contains("never committed"),
+        "{}",
+        f.examples["lost"][0].detail
     );
 }

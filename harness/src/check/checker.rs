@@ -218,6 +218,21 @@ struct PartitionData {
     consume: Activity,
     /// Milliseconds with an ack, by the broker that gave it.
     acks_by_broker: HashMap<i32, roaring::RoaringBitmap>,
+    /// The highest offset at which a consumer read a record the final log no longer holds
+    /// there: the old log's high watermark had passed it, so it had been committed.
+    max_vanished_read: Option<i64>,
+}
+
+/// A lost record, kept until all are known so they can be attributed together.
+struct LostRecord {
+    gi: usize,
+    partition: String,
+    offset: i64,
+    producer: u32,
+    seq: u64,
+    ack_ms: u64,
+    broker: i32,
+    read_before: bool,
 }
 
 struct Checker<'a> {
@@ -365,11 +380,13 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     }
     c.windows();
     // 3b. producers, second pass: attribute and exemplify lost and unexpected records
+    let mut lost = Vec::new();
     for (path, _) in &producer_logs {
         each_event(path, &mut cut, |e| {
-            c.producer_verdict(e);
+            c.producer_verdict(e, &mut lost);
         })?;
     }
+    c.attribute_lost(lost);
     c.totals();
     c.unconsumed();
     c.findings.logs_cut_short = cut;
@@ -511,6 +528,8 @@ impl Checker<'_> {
                     part.complete && e.offset as usize >= part.at_offset.len()
                 };
                 if diverged {
+                    let v = &mut self.parts[gi].max_vanished_read;
+                    *v = Some(v.map_or(e.offset, |m| m.max(e.offset)));
                     self.findings.anomalies.inconsistent_offset += 1;
                     let detail = if held == EMPTY {
                         format!("consumer {} read producer {} seq {} here; the final log ends before this offset", e.instance, e.producer, e.seq)
@@ -695,7 +714,7 @@ impl Checker<'_> {
         self.input.attribution.label_at(ack_ms).to_string()
     }
 
-    fn producer_verdict(&mut self, e: &Event) {
+    fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
         let name = self.part_name(e.topic, e.partition);
         let Some(gi) = self.part_index(e.topic, e.partition) else {
             return;
@@ -713,33 +732,16 @@ impl Checker<'_> {
                     return;
                 }
                 let ack_ms = self.rel_ms(e.ts_b) as u64;
-                let cause = self.loss_cause(gi, &name, ack_ms, e.code);
-                self.findings.anomalies.lost += 1;
-                if read_before {
-                    self.findings.anomalies.lost_read_before += 1;
-                }
-                *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
-                let detail = format!(
-                    "acked at offset {} at t={}ms, not in the final read{}",
-                    e.offset,
+                lost.push(LostRecord {
+                    gi,
+                    partition: name,
+                    offset: e.offset,
+                    producer: e.producer,
+                    seq: e.seq,
                     ack_ms,
-                    if read_before {
-                        " (a consumer had read it)"
-                    } else {
-                        ""
-                    }
-                );
-                self.example(
-                    "lost",
-                    Example {
-                        partition: name,
-                        offset: Some(e.offset),
-                        producer: e.producer,
-                        seq: e.seq,
-                        step: cause,
-                        detail,
-                    },
-                );
+                    broker: e.code,
+                    read_before,
+                });
             }
             EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
                 self.findings.anomalies.unexpected += 1;
@@ -800,6 +802,69 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts, attributes and exemplifies the lost records.
+    ///
+    /// A record no consumer read, at an offset the old log's high watermark never passed
+    /// (no vanished read at or above it), was never committed: it was lost to whatever kept
+    /// it from being replicated — blamed on the acting step in force when its broker's
+    /// stretch of such acks on the partition began (a partition that isolates a leader,
+    /// say). A committed record that vanished was lost at a later leader change
+    /// ([`Self::loss_cause`]).
+    fn attribute_lost(&mut self, mut lost: Vec<LostRecord>) {
+        lost.sort_by_key(|l| (l.gi, l.broker, l.ack_ms));
+        let gap = self.input.window_threshold_ms.max(1000) * 10;
+        let mut stretch: Option<(usize, i32, u64, u64)> = None; // gi, broker, start, last
+        for l in lost {
+            let committed = l.read_before
+                || self.parts[l.gi]
+                    .max_vanished_read
+                    .is_some_and(|m| m >= l.offset);
+            let cause = if committed {
+                self.loss_cause(l.gi, &l.partition, l.ack_ms, l.broker)
+            } else {
+                let start = match stretch {
+                    Some((gi, b, start, last))
+                        if gi == l.gi && b == l.broker && l.ack_ms - last <= gap =>
+                    {
+                        start
+                    }
+                    _ => l.ack_ms,
+                };
+                stretch = Some((l.gi, l.broker, start, l.ack_ms));
+                self.input.attribution.acting_step_at(start).to_string()
+            };
+            self.findings.anomalies.lost += 1;
+            if l.read_before {
+                self.findings.anomalies.lost_read_before += 1;
+            }
+            *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
+            let detail = format!(
+                "acked at offset {} at t={}ms by broker {}, not in the final read; {}",
+                l.offset,
+                l.ack_ms,
+                l.broker,
+                if l.read_before {
+                    "a consumer had read it"
+                } else if committed {
+                    "committed (read past it), then truncated"
+                } else {
+                    "never committed (no reader got that far)"
+                }
+            );
+            self.example(
+                "lost",
+                Example {
+                    partition: l.partition,
+                    offset: Some(l.offset),
+                    producer: l.producer,
+                    seq: l.seq,
+                    step: cause,
+                    detail,
+                },
+            );
         }
     }
 
