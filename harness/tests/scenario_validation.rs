@@ -310,3 +310,170 @@ fn the_cli_exits_2_on_bad_input() {
     assert!(err.contains(&format!("{}:18:", bad.display())), "{err}");
     assert!(err.contains("did you mean `pause`?"), "{err}");
 }
+
+const FAULTS: &str = r#"name = "f"
+
+[cluster]
+kafka = "3.9"
+zookeeper = ["zk1"]
+brokers = ["kafka1", "kafka2"]
+
+[workload]
+topics = [{ name = "orders", partitions = 2, replication = 2 }]
+producers = 1
+rate = 10
+acks = "all"
+idempotence = true
+
+[[step]]
+name = "cut"
+do = "partition"
+from = ["leader:orders/0"]
+to = ["zk1", "clients"]
+direction = "one-way"
+fault = "c"
+
+[[step]]
+name = "lossy"
+do = "loss"
+node = "kafka2"
+probability = 0.2
+
+[[step]]
+name = "heal all"
+do = "heal"
+"#;
+
+#[test]
+fn network_faults_are_parsed() {
+    let s = scenario::parse(Path::new("f.toml"), FAULTS).unwrap();
+    match &s.steps[0].action {
+        Action::Partition {
+            from,
+            to,
+            both_ways,
+            fault,
+        } => {
+            assert_eq!(
+                from,
+                &vec![Target::Leader {
+                    topic: "orders".into(),
+                    partition: 0
+                }]
+            );
+            assert_eq!(
+                to.as_ref().unwrap(),
+                &vec![Target::Node("zk1".into()), Target::Clients]
+            );
+            assert!(!both_ways);
+            assert_eq!(fault, "c");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&s.steps[1].action, Action::Loss { fault, .. } if fault == "lossy"),
+        "a fault is named after its step by default"
+    );
+    assert!(matches!(&s.steps[2].action, Action::Heal { fault: None }));
+    assert_eq!(s.network_steps().len(), 3);
+}
+
+#[test]
+fn healing_a_fault_that_is_not_active_is_rejected() {
+    let text = FAULTS.replace(
+        "name = \"heal all\"\ndo = \"heal\"",
+        "name = \"heal all\"\ndo = \"heal\"\nfault = \"nope\"",
+    );
+    one_error_in(
+        &text,
+        "step[3].fault",
+        "no active fault `nope`",
+        "active faults",
+    );
+}
+
+#[test]
+fn a_fault_name_in_use_is_rejected() {
+    let text = FAULTS.replace("probability = 0.2", "probability = 0.2\nfault = \"c\"");
+    one_error_in(
+        &text,
+        "step[2].fault",
+        "fault `c` is already active",
+        "heal it first",
+    );
+}
+
+#[test]
+fn fault_arguments_are_checked() {
+    one_error_in(
+        &FAULTS.replace("probability = 0.2", "probability = 1.5"),
+        "step[2].probability",
+        "between 0 and 1",
+        "one packet in five",
+    );
+    one_error_in(
+        &FAULTS.replace("direction = \"one-way\"", "direction = \"sideways\""),
+        "step[1].direction",
+        "`sideways` is not a direction",
+        "one-way",
+    );
+    let bw = FAULTS.replace(
+        "do = \"loss\"\nnode = \"kafka2\"\nprobability = 0.2",
+        "do = \"bandwidth\"\nnode = \"kafka2\"\nrate = \"fast\"",
+    );
+    one_error_in(&bw, "step[2].rate", "`fast` is not a rate", "2mbit");
+    one_error_in(
+        &FAULTS.replace("to = [\"zk1\", \"clients\"]", "to = [\"zk9\"]"),
+        "step[1].to",
+        "unknown host `zk9`",
+        "zk1",
+    );
+    one_error_in(
+        &FAULTS.replace(
+            "node = \"kafka2\"\nprobability",
+            "node = \"clients\"\nprobability",
+        ),
+        "step[2].node",
+        "unknown host `clients`",
+        "nodes of this cluster",
+    );
+}
+
+#[test]
+fn per_step_expectations_name_real_steps() {
+    let ok = format!("{FAULTS}\n[expect]\nmax_unavailable_ms = 5000\n[expect.step.\"cut\"]\nmax_unavailable_ms = 60000\nlost = 0\n");
+    let s = scenario::parse(Path::new("f.toml"), &ok).unwrap();
+    assert_eq!(s.expect.per_step["cut"].max_unavailable_ms, Some(60000));
+    assert_eq!(s.expect.per_step["cut"].lost, Some(Bound::AtMost(0)));
+    let bad = format!("{FAULTS}\n[expect.step.\"cutt\"]\nmax_unavailable_ms = 1\n");
+    one_error_in(
+        &bad,
+        "expect.step.\"cutt\"",
+        "no step is named `cutt`",
+        "[[step]]",
+    );
+}
+
+#[test]
+fn a_loopback_scenario_with_network_faults_is_refused_before_it_starts() {
+    let text = FAULTS.replace("kafka = \"3.9\"", "hosts = \"loopback\"\nkafka = \"3.9\"");
+    let s = scenario::parse(Path::new("f.toml"), &text).unwrap();
+    let err = harness::run::preflight(&s).unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("step `cut`")
+            && msg.contains("needs namespace hosts")
+            && msg.contains("loopback"),
+        "{msg}"
+    );
+}
+
+/// The only error, checked for field and words (lines are checked by the tests above).
+fn one_error_in(text: &str, field: &str, message: &str, hint: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].field, field, "{}", errs[0]);
+    assert!(errs[0].message.contains(message), "{}", errs[0]);
+    assert!(errs[0].hint.contains(hint), "{}", errs[0]);
+}

@@ -46,7 +46,7 @@ struct RawScenario {
     #[serde(default)]
     check: Option<RawCheck>,
     #[serde(default)]
-    expect: Option<Spanned<RawExpect>>,
+    expect: Option<RawExpect>,
 }
 
 #[derive(Deserialize)]
@@ -705,7 +705,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
     };
 
     // --- expect
-    let re = raw.expect.as_ref().map(|e| e.get_ref());
+    let re = raw.expect.as_ref();
     let empty = RawExpect::default();
     let re = re.unwrap_or(&empty);
     let ordered = workload.producer.ordered();

@@ -1,0 +1,205 @@
+//! Issue [2] end to end: the partition scenario on namespace hosts gives the same verdict
+//! run after run; its acks=1 variant loses records and blames the partition; a coordinator
+//! killed in the middle of a partition leaves nothing `harness cleanup` does not remove;
+//! and without root a scenario with network faults is refused before anything starts.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::{
+    harness_bin, repo, require_prerequisites, run_dir, run_scenario, start_run, tagged_processes,
+    RunGuard, CLUSTER,
+};
+use serde_json::Value;
+
+fn require_root() {
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root, "NOT RUN: network namespaces need root");
+    for tool in [["ip", "netns"], ["iptables", "-V"]] {
+        let ok = Command::new(tool[0])
+            .arg(tool[1])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "NOT RUN: `{}` missing (apt-get install iproute2 iptables)",
+            tool[0]
+        );
+    }
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nothing of the run stays: no namespace, bridge, root firewall rule, qdisc or process.
+fn assert_nothing_left(run_id: &str) {
+    let tag = format!("{:06x}", workers::record::run_hash(run_id) & 0xff_ffff);
+    assert!(
+        !sh(&["ip", "netns", "list"]).contains(&format!("kmh-{tag}")),
+        "a namespace of {run_id} is left"
+    );
+    assert!(
+        !sh(&["ip", "link", "show"]).contains(&tag),
+        "an interface of {run_id} is left"
+    );
+    assert!(
+        !sh(&["iptables-save"]).contains(run_id),
+        "a firewall rule of {run_id} is left"
+    );
+    assert!(
+        !sh(&["tc", "qdisc", "show"]).contains(&tag),
+        "a qdisc of {run_id} is left"
+    );
+    assert!(
+        tagged_processes(run_id).is_empty(),
+        "processes of {run_id} are left: {:?}",
+        tagged_processes(run_id)
+    );
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn the_partition_scenario_gives_the_same_verdict_three_runs_in_a_row() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    require_root();
+    for attempt in 1..=3 {
+        let o = run_scenario("partition-leader.toml");
+        let r = &o.report;
+        assert_eq!(o.code, 0, "run {attempt}: {}", o.summary);
+        assert_eq!(u(&r["anomalies"]["lost"]), 0, "run {attempt}");
+        // the isolated leader's partitions were unavailable, and the partition step is blamed
+        let isolate = r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "isolate the leader")
+            .unwrap()
+            .clone();
+        let windows: Vec<&Value> = r["unavailability"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["kind"] == "produce" && w["partition"] == "orders/0")
+            .collect();
+        assert!(
+            !windows.is_empty(),
+            "run {attempt}: no produce window on orders/0: {}",
+            r["unavailability"]
+        );
+        assert!(
+            windows
+                .iter()
+                .any(|w| w["step"] == "isolate the leader" && u(&w["duration_ms"]) >= 5000),
+            "run {attempt}: {windows:?}"
+        );
+        let hosts: Value =
+            serde_json::from_str(&std::fs::read_to_string(o.guard.dir.join("run.json")).unwrap())
+                .unwrap();
+        assert!(
+            hosts["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["namespace"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("kmh-"))),
+            "namespace hosts"
+        );
+        assert!(isolate["node"].is_null());
+        assert_nothing_left(o.guard.run_id().as_deref().unwrap());
+    }
+}
+
+#[test]
+fn the_partition_with_acks_1_loses_records_and_blames_the_partition() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    require_root();
+    let o = run_scenario("partition-leader-acks1.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 0, "{}", o.summary);
+    let lost = u(&r["anomalies"]["lost"]);
+    assert!(lost > 0);
+    assert_eq!(
+        r["lost_by_step"]["isolate the leader"].as_u64(),
+        Some(lost),
+        "{}",
+        r["lost_by_step"]
+    );
+    assert_nothing_left(o.guard.run_id().as_deref().unwrap());
+}
+
+#[test]
+fn a_coordinator_killed_during_a_partition_leaves_nothing_cleanup_does_not_remove() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    require_prerequisites();
+    require_root();
+    let dir = run_dir("killed-partition");
+    let guard = RunGuard { dir: dir.clone() };
+    let mut child = start_run("partition-leader.toml", &dir);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !std::fs::read_to_string(dir.join("timeline.jsonl"))
+        .unwrap_or_default()
+        .contains("\"name\":\"leader is cut off\"")
+    {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline, "the partition never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let id = guard.run_id().unwrap();
+    let tag = format!("{:06x}", workers::record::run_hash(&id) & 0xff_ffff);
+    // the partition is still in force: its rules sit in the isolated node's namespace
+    let namespaces = sh(&["ip", "netns", "list"]);
+    assert_eq!(
+        namespaces.matches(&format!("kmh-{tag}-")).count(),
+        6,
+        "{namespaces}"
+    );
+    let drops: usize = namespaces
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.contains(&tag))
+        .map(|n| {
+            sh(&["ip", "netns", "exec", n, "iptables", "-S"])
+                .matches("fault=leader-cut")
+                .count()
+        })
+        .sum();
+    assert!(drops >= 10, "partition rules in force: {drops}");
+    assert!(sh(&["iptables-save"]).contains(&id));
+
+    let out = Command::new(harness_bin()).arg("cleanup").output().unwrap();
+    assert!(out.status.success());
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert_nothing_left(&id);
+}
+
+#[test]
+fn without_root_a_scenario_with_network_faults_is_refused_before_it_starts() {
+    require_root(); // to become someone else
+    let dir = run_dir("not-root");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(harness_bin())
+        .arg("run")
+        .arg(repo().join("scenarios/partition-leader.toml"))
+        .arg("--out")
+        .arg(&dir)
+        .env("HOME", "/tmp")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("`isolate the leader`") && err.contains("need root"),
+        "{err}"
+    );
+    assert!(!dir.exists(), "nothing was started or written");
+}
