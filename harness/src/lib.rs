@@ -13,6 +13,7 @@
 //! | [`cluster`] | hosts and node processes (local backend), the Kafka distribution |
 //! | [`kafka`] | admin operations: snapshots, topics, the health gate |
 //! | [`zk`] | ZooKeeper operations (four-letter words) |
+//! | [`fault`] | the delaying proxy (`delay` without netem) |
 //! | [`run`] | one run: workers, phases, timeline, final read |
 //! | [`check`] | reading the logs: anomalies, windows, latency, attribution |
 //! | [`report`] | verdict, `report.json`, `junit.xml`, terminal summary |
@@ -26,6 +27,7 @@ pub mod check;
 pub mod cleanup;
 pub mod cluster;
 pub mod error;
+pub mod fault;
 pub mod kafka;
 pub mod report;
 pub mod run;

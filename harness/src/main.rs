@@ -45,6 +45,22 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// (internal) The delaying TCP proxy a run puts in front of a broker.
+    #[command(hide = true)]
+    Proxy {
+        /// Address to listen on (the broker's advertised address).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The broker's own listener.
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// File holding `LATENCY_MS JITTER_MS`.
+        #[arg(long)]
+        control: PathBuf,
+        /// `kmh.run=RUN_ID`, for `harness cleanup`.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// The Kafka/ZooKeeper distribution.
     Dist {
         #[command(subcommand)]
@@ -127,6 +143,16 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
                 net.bridges.len(),
                 net.rules.len()
             );
+            Ok(EXIT_PASS)
+        }
+        Command::Proxy {
+            listen,
+            target,
+            control,
+            ..
+        } => {
+            harness::fault::proxy::run(listen, target, control)
+                .map_err(|e| HarnessError::BadInput(format!("proxy on {listen}: {e}")))?;
             Ok(EXIT_PASS)
         }
         Command::Dist { command } => {

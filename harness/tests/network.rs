@@ -344,3 +344,61 @@ fn cleanup_removes_what_a_dead_run_left() {
     assert!(again.namespaces.is_empty() && again.bridges.is_empty() && again.rules.is_empty());
     let _ = Instant::now();
 }
+
+/// Mean round trip of 20 one-byte echoes through `addr:port`, from the root namespace.
+fn rtt(addr: std::net::Ipv4Addr, port: u16) -> f64 {
+    let script = format!("import socket,time\ns=socket.create_connection(('{addr}',{port}),timeout=10)\nt=time.time()\nfor i in range(20):\n  s.sendall(b'x'); s.recv(1)\nprint((time.time()-t)/20)");
+    let out = in_ns(None, &["python3", "-c", &script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .unwrap_or_else(|_| panic!("rtt: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn delay_through_the_proxy_is_measured_on_real_traffic_and_healed() {
+    require_root();
+    let mut net = Network::create(&unique_run("proxy"), &["a".into()]).unwrap();
+    let _s = servers(&net, "a");
+    let ns = net.hosts["a"].ns.clone();
+    let addr = net.hosts["a"].addr;
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("delay.ctl");
+    // the proxy in a's namespace, in front of the echo server, as a run starts it
+    let _proxy = Server(
+        in_ns(
+            Some(&ns),
+            &[
+                env!("CARGO_BIN_EXE_harness"),
+                "proxy",
+                "--listen",
+                &format!("{addr}:7100"),
+                "--target",
+                "127.0.0.1:7000",
+                "--control",
+                control.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    net.proxies.insert("a".into(), control.clone());
+    let before = rtt(addr, 7100);
+    net.delay("slow", "a", 100, 0).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // the proxy reads its control every 100 ms
+    let during = rtt(addr, 7100);
+    net.heal(Some("slow")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rtt(addr, 7100);
+    println!(
+        "round trip through the proxy: {before:.4}s, {during:.4}s with 100 ms, {after:.4}s healed"
+    );
+    assert!(
+        during - before >= 0.09,
+        "100 ms added to each round trip: {before:.4}s → {during:.4}s"
+    );
+    assert!(during < 0.5);
+    assert!(after < before + 0.03, "healed: {after:.4}s");
+    assert!(net.active_faults().is_empty());
+}

@@ -203,3 +203,26 @@ fn without_root_a_scenario_with_network_faults_is_refused_before_it_starts() {
     );
     assert!(!dir.exists(), "nothing was started or written");
 }
+
+#[test]
+fn a_delayed_leader_costs_latency_and_nothing_else() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    require_root();
+    let o = run_scenario("slow-leader.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 0, "{}", o.summary);
+    assert_eq!(u(&r["anomalies"]["lost"]), 0);
+    let slow = r["latency_by_step"]["leader is slow"]["ack"]["p99"]
+        .as_f64()
+        .unwrap();
+    let after = r["latency_by_step"]["(settle)"]["ack"]["p50"]
+        .as_f64()
+        .unwrap();
+    println!("ack p99 while slow {slow} ms; p50 after the heal {after} ms");
+    assert!(
+        slow >= 200.0,
+        "records to the slow leader waited at least its 200 ms: {slow}"
+    );
+    assert!(after < 100.0, "the heal removed the delay: {after}");
+    assert_nothing_left(o.guard.run_id().as_deref().unwrap());
+}

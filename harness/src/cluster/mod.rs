@@ -12,6 +12,7 @@ mod node;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ pub use netns::Network;
 pub const ZK_CLIENT_PORT: u16 = 2181;
 /// Kafka listener port on every broker host.
 pub const KAFKA_PORT: u16 = 9092;
+/// Where a broker behind the delaying proxy listens (loopback of its namespace).
+pub const PROXIED_PORT: u16 = 19092;
 /// The chroot Kafka keeps its metadata under.
 pub const ZK_CHROOT: &str = "/kafka";
 
@@ -57,6 +60,10 @@ pub struct Cluster {
     admin: Option<Admin>,
     /// The namespace network, when the hosts are namespaces.
     network: Option<Network>,
+    /// Delaying proxies in front of brokers (node, process).
+    proxies: Vec<(String, std::process::Child)>,
+    /// Proxy command lines to start with the cluster (node, argv).
+    proxy_commands: Vec<(String, Vec<String>)>,
 }
 
 impl Cluster {
@@ -67,6 +74,7 @@ impl Cluster {
         dist: &Distribution,
         run_dir: &Path,
         needs_network: bool,
+        proxied: &[String],
     ) -> Result<Cluster, HarnessError> {
         let names: Vec<String> = spec
             .zookeeper
@@ -87,7 +95,7 @@ impl Cluster {
                 hint: "run as root with iproute2 and iptables installed (hosts = \"auto\" or \"namespaces\")".into(),
             });
         }
-        let network = if use_namespaces {
+        let mut network = if use_namespaces {
             Some(Network::create(run_id, &names)?)
         } else {
             None
@@ -127,9 +135,12 @@ impl Cluster {
             )?;
             nodes.insert(name.clone(), node);
         }
+        let mut proxy_commands = Vec::new();
+        let mut controls = Vec::new();
         for (i, name) in spec.brokers.iter().enumerate() {
             let dir = run_dir.join("nodes").join(name);
             let ip = ips[spec.zookeeper.len() + i];
+            let behind_proxy = proxied.contains(name);
             let node = Node::broker(
                 run_id,
                 name,
@@ -140,16 +151,61 @@ impl Cluster {
                 dist,
                 &dir,
                 prefix(name),
+                behind_proxy,
             )?;
+            if behind_proxy {
+                let control = dir.join("delay.ctl");
+                let mut argv = prefix(name);
+                argv.push(std::env::current_exe()?.display().to_string());
+                argv.extend([
+                    "proxy".into(),
+                    "--listen".into(),
+                    format!("{ip}:{KAFKA_PORT}"),
+                    "--target".into(),
+                    format!("127.0.0.1:{PROXIED_PORT}"),
+                ]);
+                argv.extend([
+                    "--control".into(),
+                    control.display().to_string(),
+                    "--tag".into(),
+                    format!("kmh.run={run_id}"),
+                ]);
+                proxy_commands.push((name.clone(), argv));
+                controls.push((name.clone(), control));
+            }
             nodes.insert(name.clone(), node);
         }
-        Ok(Cluster {
+        if let Some(net) = &mut network {
+            net.proxies.extend(controls);
+        }
+        let mut cluster = Cluster {
             run_id: run_id.to_string(),
             spec: spec.clone(),
             nodes,
             admin: None,
             network,
-        })
+            proxies: Vec::new(),
+            proxy_commands,
+        };
+        cluster.start_proxies()?;
+        Ok(cluster)
+    }
+
+    /// Starts the delaying proxies (they live as long as the cluster, across node restarts).
+    fn start_proxies(&mut self) -> Result<(), HarnessError> {
+        for (name, argv) in self.proxy_commands.clone() {
+            let log = std::fs::File::create(self.nodes[&name].dir.join("proxy.log"))?;
+            let child = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| HarnessError::Cluster(format!("starting the proxy of {name}: {e}")))?;
+            self.proxies.push((name, child));
+        }
+        Ok(())
     }
 
     /// The namespace network (`None` on loopback hosts).
@@ -316,6 +372,11 @@ impl Cluster {
         for n in self.nodes.values_mut() {
             let _ = n.kill();
         }
+        for (_, p) in &mut self.proxies {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        self.proxies.clear();
         if let Some(net) = &mut self.network {
             net.teardown();
         }

@@ -103,6 +103,8 @@ enum Added {
     Rule { ns: String, spec: Vec<String> },
     /// A root qdisc on a device, in a namespace (`None`: the root namespace).
     Qdisc { ns: Option<String>, dev: String },
+    /// A delay set on a proxy (healing sets it back to none).
+    ProxyDelay { control: std::path::PathBuf },
 }
 
 /// The run's bridge, namespaces and active faults.
@@ -117,6 +119,9 @@ pub struct Network {
     faults: BTreeMap<String, Vec<Added>>,
     forward_rule: Option<Vec<String>>,
     torn_down: bool,
+    /// Control files of the delaying proxies in front of nodes (used by `delay` where the
+    /// kernel has no netem).
+    pub proxies: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Picks a /24 in 10.200.0.0–10.250.255.0 that no interface or route of this machine uses.
@@ -161,6 +166,7 @@ impl Network {
             faults: BTreeMap::new(),
             forward_rule: None,
             torn_down: false,
+            proxies: BTreeMap::new(),
         };
         // on any error below, drop() tears down what was made
         net.build(nodes, a, b).map_err(HarnessError::Cluster)?;
@@ -421,7 +427,8 @@ impl Network {
         Ok(())
     }
 
-    /// Adds latency (and jitter) to `node`'s traffic in both directions, with netem.
+    /// Adds latency (and jitter) to `node`'s traffic in both directions: through its
+    /// delaying proxy when it has one, else with netem.
     pub fn delay(
         &mut self,
         fault: &str,
@@ -430,6 +437,14 @@ impl Network {
         jitter_ms: u64,
     ) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
+        if let Some(control) = self.proxies.get(node).cloned() {
+            crate::fault::proxy::set_delay(&control, delay_ms, jitter_ms)?;
+            self.faults
+                .entry(fault.to_string())
+                .or_default()
+                .push(Added::ProxyDelay { control });
+            return Ok(());
+        }
         let h = self.host(node)?.clone();
         // each direction gets half, so a round trip takes `delay` more
         let (d, j) = (
@@ -520,6 +535,9 @@ impl Network {
                     Added::Qdisc { ns: Some(ns), dev } => sh(&[
                         "ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root",
                     ]),
+                    Added::ProxyDelay { control } => crate::fault::proxy::set_delay(control, 0, 0)
+                        .map(|()| String::new())
+                        .map_err(|e| e.to_string()),
                     Added::Qdisc { ns: None, dev } => {
                         sh(&["tc", "qdisc", "del", "dev", dev, "root"])
                     }
@@ -599,6 +617,27 @@ pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
         if name.starts_with(&ns_prefix) && sh(&["ip", "netns", "del", name]).is_ok() {
             out.namespaces.push(name.to_string());
         }
+    }
+    // a deleted namespace's veths go away asynchronously: wait, then delete stragglers
+    let veth_prefix = format!("kmhv{}", tag.as_deref().unwrap_or(""));
+    let veths = || -> Vec<String> {
+        sh(&["ip", "-o", "link", "show"])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                l.split(": ")
+                    .nth(1)
+                    .map(|n| n.split('@').next().unwrap_or("").to_string())
+            })
+            .filter(|n| n.starts_with(&veth_prefix))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !veths().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for v in veths() {
+        let _ = sh(&["ip", "link", "del", &v]);
     }
     let br_prefix = match &tag {
         Some(t) => format!("{BRIDGE_PREFIX}{t}"),

@@ -176,14 +176,22 @@ impl Node {
         dist: &Distribution,
         dir: &Path,
         exec_prefix: Vec<String>,
+        proxied: bool,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
         write_log4j(dir)?;
         let n = spec.brokers.len();
+        // behind the delaying proxy the broker listens on loopback inside its namespace and
+        // advertises the proxy's address
+        let listener = if proxied {
+            format!("PLAINTEXT://127.0.0.1:{}", super::PROXIED_PORT)
+        } else {
+            format!("PLAINTEXT://{address}:{KAFKA_PORT}")
+        };
         let rf = n.min(3);
         let defaults: Vec<(&str, String)> = vec![
             ("broker.id", id.to_string()),
-            ("listeners", format!("PLAINTEXT://{address}:{KAFKA_PORT}")),
+            ("listeners", listener),
             (
                 "advertised.listeners",
                 format!("PLAINTEXT://{address}:{KAFKA_PORT}"),

@@ -67,10 +67,10 @@ pub fn new_run_id(scenario: &str) -> String {
 }
 
 /// Refuses, before anything starts, a scenario this machine cannot run as written: network
-/// faults without namespace hosts, `delay` without the kernel's netem qdisc.
+/// faults without namespace hosts, `delay` of a ZooKeeper node without the netem qdisc.
 pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
     use crate::cluster::netns;
-    use crate::scenario::{Action, HostMode};
+    use crate::scenario::{Action, HostMode, Target};
     let network = scenario.network_steps();
     if let Some(step) = network.first() {
         let why = match scenario.cluster.hosts {
@@ -84,18 +84,52 @@ pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
             });
         }
     }
-    if let Some(step) = network
-        .iter()
-        .find(|s| matches!(s.action, Action::Delay { .. }))
-    {
+    // without netem, delay goes through a proxy in front of a broker's listener; ZooKeeper's
+    // quorum ports cannot be proxied that way
+    let zk_delay = network.iter().find(|s| matches!(&s.action, Action::Delay { node: Target::Node(n), .. } if scenario.cluster.is_zookeeper(n)));
+    if let Some(step) = zk_delay {
         if !netns::netem_available() {
             return Err(HarnessError::Missing {
-                what: format!("step `{}` (line {}) adds delay, and this kernel has no netem qdisc (\"Specified qdisc kind is unknown\")", step.name, step.line),
-                hint: "run on a kernel with sch_netem, or drop the delay step; loss and bandwidth work without netem".into(),
+                what: format!(
+                    "step `{}` (line {}) delays a ZooKeeper node; this kernel has no netem qdisc (\"Specified qdisc kind is unknown\"), and the proxy that delays brokers cannot carry ZooKeeper's quorum traffic",
+                    step.name, step.line
+                ),
+                hint: "run on a kernel with sch_netem, or delay a broker".into(),
             });
         }
     }
     Ok(())
+}
+
+/// Brokers to put behind the delaying proxy: those a `delay` step may target, when the
+/// kernel has no netem (a `leader:`/`follower:`/`@` target may be any broker).
+pub fn proxied_brokers(scenario: &Scenario) -> Vec<String> {
+    use crate::scenario::{Action, Target};
+    let targets: Vec<&Target> = scenario
+        .steps
+        .iter()
+        .filter_map(|s| {
+            if let Action::Delay { node, .. } = &s.action {
+                Some(node)
+            } else {
+                None
+            }
+        })
+        .collect();
+    if targets.is_empty() || crate::cluster::netns::netem_available() {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in targets {
+        match t {
+            Target::Node(n) if scenario.cluster.broker_id(n).is_some() => out.push(n.clone()),
+            Target::Node(_) | Target::Clients => {}
+            _ => out.extend(scenario.cluster.brokers.iter().cloned()),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Runs a scenario into `run_dir`; returns the run id. The check is separate
@@ -127,7 +161,15 @@ pub fn run_scenario(
     cluster::dist::require_java()?;
     let dist = cluster::dist::locate(&scenario.cluster.kafka_version)?;
     let needs_network = !scenario.network_steps().is_empty();
-    let mut cluster = Cluster::prepare(&run_id, &scenario.cluster, &dist, run_dir, needs_network)?;
+    let proxied = proxied_brokers(scenario);
+    let mut cluster = Cluster::prepare(
+        &run_id,
+        &scenario.cluster,
+        &dist,
+        run_dir,
+        needs_network,
+        &proxied,
+    )?;
     let record = RunRecord {
         run_id: run_id.clone(),
         scenario: scenario.name.clone(),
