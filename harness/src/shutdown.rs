@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
@@ -49,16 +49,6 @@ impl Shutdown {
 
     /// Sleeps `d`; returns true (early) when a stop was asked for.
     pub fn sleep(&self, d: Duration) -> bool {
-        let end = Instant::now() + d;
-        loop {
-            if self.requested() {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            std::thread::sleep((end - now).min(Duration::from_millis(50)));
-        }
+        workers::shutdown::sleep_unless(d, || self.requested())
     }
 }

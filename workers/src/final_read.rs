@@ -82,15 +82,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     rdkafka::Message::topic(&msg).to_string(),
                     rdkafka::Message::partition(&msg),
                 );
-                if pending.contains(&key) && rdkafka::Message::offset(&msg) + 1 >= high[&key] {
-                    pending.remove(&key);
-                    log.append(&done(
-                        &decoder,
-                        EventKind::ReadComplete,
-                        &key.0,
-                        key.1,
-                        high[&key],
-                    ))?;
+                if rdkafka::Message::offset(&msg) + 1 >= high[&key] {
+                    complete(&mut log, &decoder, &mut pending, &key, high[&key])?;
                 }
             }
             Some(Err(e)) => eprintln!("worker: final read: {e}"),
@@ -104,15 +97,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 for el in pos.elements() {
                     let key = (el.topic().to_string(), el.partition());
                     if let (Some(hw), Offset::Offset(o)) = (high.get(&key), el.offset()) {
-                        if pending.contains(&key) && o >= *hw {
-                            pending.remove(&key);
-                            log.append(&done(
-                                &decoder,
-                                EventKind::ReadComplete,
-                                &key.0,
-                                key.1,
-                                *hw,
-                            ))?;
+                        if o >= *hw {
+                            complete(&mut log, &decoder, &mut pending, &key, *hw)?;
                         }
                     }
                 }
@@ -128,6 +114,20 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     }
     log.finish()?;
+    Ok(())
+}
+
+/// Marks a partition read to its end (once).
+fn complete(
+    log: &mut LogWriter,
+    decoder: &Decoder,
+    pending: &mut BTreeSet<(String, i32)>,
+    key: &(String, i32),
+    hw: i64,
+) -> std::io::Result<()> {
+    if pending.remove(key) {
+        log.append(&done(decoder, EventKind::ReadComplete, &key.0, key.1, hw))?;
+    }
     Ok(())
 }
 

@@ -37,16 +37,22 @@ impl Shutdown {
 
     /// Sleeps for `d`, waking early (returning true) when a stop is asked for.
     pub fn sleep(&self, d: Duration) -> bool {
-        let end = Instant::now() + d;
-        loop {
-            if self.requested() {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        sleep_unless(d, || self.requested())
+    }
+}
+
+/// Sleeps for `d` in short naps, returning true as soon as `stop()` holds (false when the
+/// whole time passed). Every wait of the harness and the workers goes through it.
+pub fn sleep_unless(d: Duration, stop: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if stop() {
+            return true;
         }
+        let now = Instant::now();
+        if now >= end {
+            return false;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(20)));
     }
 }

@@ -21,18 +21,23 @@ use crate::error::HarnessError;
 use crate::run::{timeline, RunRecord};
 use crate::scenario::Scenario;
 
-/// Every `*.log` in the run's `logs/` directory.
-pub fn worker_logs(run_dir: &Path) -> Vec<PathBuf> {
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(run_dir.join("logs"))
+/// The files of `dir` whose name ends in `.EXT`, sorted (none when `dir` is missing).
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
                 .collect()
         })
         .unwrap_or_default();
-    logs.sort();
-    logs
+    files.sort();
+    files
+}
+
+/// Every `*.log` in the run's `logs/` directory.
+pub fn worker_logs(run_dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(&run_dir.join("logs"), "log")
 }
 
 /// Checks the run in `run_dir` against nothing but its own logs.

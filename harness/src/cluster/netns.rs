@@ -391,40 +391,11 @@ impl Network {
     /// Limits `node`'s traffic to `rate` (tc syntax, e.g. `1mbit`) in both directions.
     pub fn bandwidth(&mut self, fault: &str, node: &str, rate: &str) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
-        let h = self.host(node)?.clone();
-        let tbf = ["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"];
-        let mut inside = vec![
-            "ip",
-            "netns",
-            "exec",
-            h.ns.as_str(),
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            "eth0",
-            "root",
-        ];
-        inside.extend_from_slice(&tbf);
-        sh(&inside).map_err(HarnessError::Cluster)?;
-        self.faults
-            .entry(fault.to_string())
-            .or_default()
-            .push(Added::Qdisc {
-                ns: Some(h.ns.clone()),
-                dev: "eth0".into(),
-            });
-        let mut outside = vec!["tc", "qdisc", "replace", "dev", h.veth.as_str(), "root"];
-        outside.extend_from_slice(&tbf);
-        sh(&outside).map_err(HarnessError::Cluster)?;
-        self.faults
-            .entry(fault.to_string())
-            .or_default()
-            .push(Added::Qdisc {
-                ns: None,
-                dev: h.veth.clone(),
-            });
-        Ok(())
+        self.qdisc_both_ends(
+            fault,
+            node,
+            &["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"],
+        )
     }
 
     /// Adds latency (and jitter) to `node`'s traffic in both directions: through its
@@ -445,46 +416,43 @@ impl Network {
                 .push(Added::ProxyDelay { control });
             return Ok(());
         }
-        let h = self.host(node)?.clone();
         // each direction gets half, so a round trip takes `delay` more
         let (d, j) = (
             format!("{}ms", delay_ms / 2),
             format!("{}ms", jitter_ms / 2),
         );
-        let netem = ["netem", "delay", d.as_str(), j.as_str()];
-        let mut inside = vec![
-            "ip",
-            "netns",
-            "exec",
-            h.ns.as_str(),
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            "eth0",
-            "root",
+        self.qdisc_both_ends(fault, node, &["netem", "delay", &d, &j])
+            .map_err(|e| {
+                HarnessError::Cluster(format!("{e} (does this kernel have the netem qdisc?)"))
+            })
+    }
+
+    /// Puts `qdisc` at the root of both ends of `node`'s veth (its `eth0`, for what it
+    /// sends; the bridge side, for what it receives) and records both for healing.
+    fn qdisc_both_ends(
+        &mut self,
+        fault: &str,
+        node: &str,
+        qdisc: &[&str],
+    ) -> Result<(), HarnessError> {
+        let h = self.host(node)?.clone();
+        let ends = [
+            (Some(h.ns.clone()), "eth0".to_string()),
+            (None, h.veth.clone()),
         ];
-        inside.extend_from_slice(&netem);
-        sh(&inside).map_err(|e| {
-            HarnessError::Cluster(format!("{e} (does this kernel have the netem qdisc?)"))
-        })?;
-        self.faults
-            .entry(fault.to_string())
-            .or_default()
-            .push(Added::Qdisc {
-                ns: Some(h.ns.clone()),
-                dev: "eth0".into(),
-            });
-        let mut outside = vec!["tc", "qdisc", "replace", "dev", h.veth.as_str(), "root"];
-        outside.extend_from_slice(&netem);
-        sh(&outside).map_err(HarnessError::Cluster)?;
-        self.faults
-            .entry(fault.to_string())
-            .or_default()
-            .push(Added::Qdisc {
-                ns: None,
-                dev: h.veth.clone(),
-            });
+        for (ns, dev) in ends {
+            let mut args: Vec<&str> = match &ns {
+                Some(ns) => vec!["ip", "netns", "exec", ns.as_str()],
+                None => vec![],
+            };
+            args.extend(["tc", "qdisc", "replace", "dev", dev.as_str(), "root"]);
+            args.extend_from_slice(qdisc);
+            sh(&args).map_err(HarnessError::Cluster)?;
+            self.faults
+                .entry(fault.to_string())
+                .or_default()
+                .push(Added::Qdisc { ns, dev });
+        }
         Ok(())
     }
 

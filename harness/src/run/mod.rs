@@ -375,14 +375,7 @@ impl Progress {
 
 /// Producer and consumer totals from the status files in `run_dir/workers`.
 fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
-    let outs: Vec<PathBuf> = std::fs::read_dir(run_dir.join("workers"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "out"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let outs = crate::check::files_with_extension(&run_dir.join("workers"), "out");
     let of = |prefix: &str| {
         workload::Status::sum(
             outs.iter()
