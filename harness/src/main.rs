@@ -33,7 +33,8 @@ enum Command {
         /// The run directory.
         run_dir: PathBuf,
     },
-    /// Validate scenario files without running anything.
+    /// Validate scenario files without running anything (exit 2 when one is invalid, 3 when
+    /// one is valid but this machine cannot run it).
     Validate {
         /// Scenario files.
         #[arg(required = true)]
@@ -109,16 +110,28 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
         Command::Check { run_dir } => check_cmd(&run_dir),
         Command::Validate { scenarios } => {
             let mut bad = Vec::new();
+            let mut cannot = Vec::new();
             for s in &scenarios {
                 match scenario::load(s) {
-                    Ok(sc) => println!("{}: ok ({} steps)", s.display(), sc.steps.len()),
+                    // valid, and runnable on this machine (namespaces, netem where needed)
+                    Ok(sc) => match run::preflight(&sc) {
+                        Ok(()) => println!("{}: ok ({} steps)", s.display(), sc.steps.len()),
+                        Err(e) => {
+                            cannot.push(format!("{}: valid, but cannot run here: {e}", s.display()))
+                        }
+                    },
                     Err(e) => bad.push(e.to_string()),
                 }
             }
-            if bad.is_empty() {
-                Ok(EXIT_PASS)
-            } else {
+            for c in &cannot {
+                eprintln!("harness: {c}");
+            }
+            if !bad.is_empty() {
                 Err(HarnessError::BadInput(bad.join("\n")))
+            } else if !cannot.is_empty() {
+                Ok(harness::error::EXIT_TOOL_FAILED)
+            } else {
+                Ok(EXIT_PASS)
             }
         }
         Command::Cleanup { run } => {
