@@ -62,10 +62,50 @@ enum Command {
         #[arg(long)]
         tag: Option<String>,
     },
+    /// ZooKeeper tools: subtree copy and diff between ensembles.
+    Zk {
+        #[command(subcommand)]
+        command: ZkCommand,
+    },
     /// The Kafka/ZooKeeper distribution.
     Dist {
         #[command(subcommand)]
         command: DistCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZkCommand {
+    /// Copy the subtree at PATH from the SRC ensemble to DST in multi-op transactions,
+    /// skipping ephemeral nodes.
+    Copy {
+        /// Source connect string (`host:port,…`).
+        src: String,
+        /// Target connect string.
+        dst: String,
+        /// Subtree, e.g. `/kafka`.
+        path: String,
+        /// Operations per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Data bytes per transaction (under the server's jute.maxbuffer, 1 MiB by default).
+        #[arg(long, default_value_t = 512 * 1024)]
+        max_batch_bytes: usize,
+        /// Catch-up pass: only nodes modified at or after this time (ms since epoch).
+        #[arg(long)]
+        mtime_after: Option<i64>,
+    },
+    /// Compare the subtree at PATH on two ensembles; exit 1 when they differ.
+    Diff {
+        /// First connect string.
+        first: String,
+        /// Second connect string.
+        second: String,
+        /// Subtree.
+        path: String,
+        /// Compare ephemeral nodes too.
+        #[arg(long)]
+        include_ephemerals: bool,
     },
 }
 
@@ -168,6 +208,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
                 .map_err(|e| HarnessError::BadInput(format!("proxy on {listen}: {e}")))?;
             Ok(EXIT_PASS)
         }
+        Command::Zk { command } => zk_cmd(command),
         Command::Dist { command } => {
             let d = match command {
                 DistCommand::Fetch { kafka } => harness::cluster::dist::fetch(&kafka)?,
@@ -211,4 +252,37 @@ fn check_cmd(run_dir: &Path) -> Result<u8, HarnessError> {
     report::write(run_dir, &rep)?;
     print!("{}", report::summary(&rep, run_dir));
     Ok(if rep.passed() { EXIT_PASS } else { EXIT_FAIL })
+}
+
+fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
+    use harness::zk::tree;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tool = |e: tree::TreeError| HarnessError::Cluster(format!("zookeeper: {e}"));
+    match cmd {
+        ZkCommand::Copy { src, dst, path, batch, max_batch_bytes, mtime_after } => rt.block_on(async {
+            if batch == 0 {
+                return Err(HarnessError::BadInput("--batch must be at least 1".into()));
+            }
+            let (s, d) = (tree::connect(&src).await.map_err(tool)?, tree::connect(&dst).await.map_err(tool)?);
+            let opts = tree::CopyOptions { batch, max_batch_bytes, mtime_after };
+            let r = tree::copy(&s, &d, &path, &opts).await.map_err(tool)?;
+            println!(
+                "copied {path}: {} visited, {} created, {} updated, {} unchanged, {} ephemeral skipped, {} transactions, {} ms",
+                r.visited, r.created, r.updated, r.unchanged, r.ephemerals_skipped, r.transactions, r.elapsed_ms
+            );
+            Ok(EXIT_PASS)
+        }),
+        ZkCommand::Diff { first, second, path, include_ephemerals } => rt.block_on(async {
+            let (a, b) = (tree::connect(&first).await.map_err(tool)?, tree::connect(&second).await.map_err(tool)?);
+            let diffs = tree::diff(&a, &b, &path, !include_ephemerals).await.map_err(tool)?;
+            for d in &diffs {
+                println!("{}", serde_json::to_string(d).unwrap_or_default());
+            }
+            println!("{} difference(s) under {path}", diffs.len());
+            Ok(if diffs.is_empty() { EXIT_PASS } else { EXIT_FAIL })
+        }),
+    }
 }

@@ -266,11 +266,9 @@ impl Cluster {
 
     /// Starts the ZooKeeper ensemble, then the brokers, and waits until each is ready.
     pub fn start_all(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        for z in self.spec.zookeeper.clone() {
-            self.nodes.get_mut(&z).unwrap().spawn()?;
-        }
-        for z in self.spec.zookeeper.clone() {
-            self.wait_ready(&z, Duration::from_secs(90), shutdown)?;
+        self.start_zookeeper(shutdown)?;
+        if self.spec.brokers.is_empty() {
+            return Ok(());
         }
         for b in self.spec.brokers.clone() {
             self.nodes.get_mut(&b).unwrap().spawn()?;
@@ -281,6 +279,27 @@ impl Cluster {
             .wait_healthy(&ids, &[], Duration::from_secs(120), shutdown)
             .map_err(|e| HarnessError::Cluster(format!("brokers did not come up: {e}")))?;
         Ok(())
+    }
+
+    /// Starts the ZooKeeper ensemble and waits until every server serves.
+    pub fn start_zookeeper(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        for z in self.spec.zookeeper.clone() {
+            self.nodes.get_mut(&z).unwrap().spawn()?;
+        }
+        for z in self.spec.zookeeper.clone() {
+            self.wait_ready(&z, Duration::from_secs(90), shutdown)?;
+        }
+        Ok(())
+    }
+
+    /// The ZooKeeper connect string (no chroot), e.g. for `harness zk` commands.
+    pub fn zookeeper_connect(&self) -> String {
+        self.spec
+            .zookeeper
+            .iter()
+            .map(|z| format!("{}:{ZK_CLIENT_PORT}", self.nodes[z].address))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn node(&mut self, name: &str) -> Result<&mut Node, HarnessError> {

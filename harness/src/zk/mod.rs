@@ -1,5 +1,8 @@
-//! ZooKeeper operations. For now: the four-letter-word status commands (`srvr`, `mntr`),
-//! used as the readiness check of every ZooKeeper node.
+//! ZooKeeper operations: the four-letter-word status commands (`srvr`, `mntr`), the
+//! readiness check of every ZooKeeper node; and [`tree`], subtree copy and diff between
+//! ensembles (`harness zk copy`, `harness zk diff`).
+
+pub mod tree;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
