@@ -95,6 +95,24 @@ enum ZkCommand {
         #[arg(long)]
         mtime_after: Option<i64>,
     },
+    /// Probe every server (create, watch, set, delete, over and over) until stopped or for
+    /// `--for`; one JSON line per operation to `--log`.
+    Smoke {
+        /// Servers, `host:port,host:port`: each is probed on its own session.
+        servers: String,
+        /// Where to append the probe log.
+        #[arg(long)]
+        log: PathBuf,
+        /// Time between cycles, e.g. `200ms`.
+        #[arg(long, default_value = "200ms")]
+        interval: String,
+        /// Stop after this long (default: at SIGTERM/Ctrl-C).
+        #[arg(long = "for")]
+        duration: Option<String>,
+        /// `kmh.run=RUN_ID`, for `harness cleanup`; also names the probe nodes.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Compare the subtree at PATH on two ensembles; exit 1 when they differ.
     Diff {
         /// First connect string.
@@ -275,6 +293,17 @@ fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
             );
             Ok(EXIT_PASS)
         }),
+        ZkCommand::Smoke { servers, log, interval, duration, tag } => {
+            let parse = |v: &str, what: &str| harness::scenario::duration::parse(v).ok_or_else(|| HarnessError::BadInput(format!("{what}: `{v}` is not a duration (e.g. 200ms, 10s)")));
+            let interval = parse(&interval, "--interval")?;
+            let until = duration.as_deref().map(|d| parse(d, "--for")).transpose()?.map(|d| std::time::Instant::now() + d);
+            let shutdown = Shutdown::on_signals();
+            let stop = move || shutdown.requested() || until.is_some_and(|u| std::time::Instant::now() >= u);
+            let servers: Vec<String> = servers.split(',').map(str::to_string).collect();
+            let tag = tag.unwrap_or_else(|| format!("pid{}", std::process::id())).replace("kmh.run=", "");
+            rt.block_on(harness::zk::smoke::run(servers, tag, &log, interval, stop))?;
+            Ok(EXIT_PASS)
+        }
         ZkCommand::Diff { first, second, path, include_ephemerals } => rt.block_on(async {
             let (a, b) = (tree::connect(&first).await.map_err(tool)?, tree::connect(&second).await.map_err(tool)?);
             let diffs = tree::diff(&a, &b, &path, !include_ephemerals).await.map_err(tool)?;

@@ -2,6 +2,7 @@
 //! readiness check of every ZooKeeper node; and [`tree`], subtree copy and diff between
 //! ensembles (`harness zk copy`, `harness zk diff`).
 
+pub mod smoke;
 pub mod tree;
 
 use std::io::{Read, Write};

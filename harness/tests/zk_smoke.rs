@@ -1,0 +1,102 @@
+//! The ZooKeeper smoke test against a real 3-server ensemble: while it probes, two servers
+//! stop (the ensemble loses its quorum) and come back. Every server must show a window
+//! covering the outage, the probes before and after it must succeed, and the log must be
+//! readable line by line. Needs Java and the distribution: `NOT RUN:` otherwise.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::cluster::{dist, Cluster};
+use harness::scenario::{Backend, ClusterSpec, HostMode};
+use harness::zk::smoke;
+use harness::Shutdown;
+
+#[test]
+fn losing_the_quorum_shows_as_a_window_on_every_server() {
+    let d = dist::locate("3.9.1")
+        .unwrap_or_else(|e| panic!("NOT RUN: no Kafka/ZooKeeper distribution: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ClusterSpec {
+        backend: Backend::Local,
+        hosts: HostMode::Loopback,
+        kafka_version: "3.9.1".into(),
+        zookeeper: vec!["zk1".into(), "zk2".into(), "zk3".into()],
+        brokers: vec![],
+        broker_config: Default::default(),
+        zookeeper_config: Default::default(),
+        broker_heap_mb: 384,
+        zookeeper_heap_mb: 64,
+    };
+    let run_id = format!("zksmoke-{}", std::process::id());
+    let mut cluster = Cluster::prepare(&run_id, &spec, &d, dir.path(), false, &[]).unwrap();
+    let sd = Shutdown::new();
+    cluster.start_zookeeper(&sd).unwrap();
+    let log = dir.path().join("smoke.jsonl");
+    let t0 = workers::clock::now_ms();
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "zk",
+            "smoke",
+            &cluster.zookeeper_connect(),
+            "--interval",
+            "100ms",
+            "--for",
+            "60s",
+            "--tag",
+        ])
+        .arg(format!("kmh.run={run_id}"))
+        .arg("--log")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let down_from = workers::clock::now_ms() - t0;
+    cluster.stop("zk1", Duration::from_secs(30)).unwrap();
+    cluster.stop("zk2", Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    // zk1 is ready once it serves, i.e. once it and zk3 form a quorum again (2 of 3)
+    cluster.start("zk1", &sd).unwrap();
+    let up_at = workers::clock::now_ms() - t0;
+    cluster.start("zk2", &sd).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    unsafe { libc::kill(probe.id() as i32, libc::SIGTERM) };
+    assert!(probe.wait().unwrap().success());
+
+    let probes = smoke::read_log(&log).unwrap();
+    let analysis = smoke::analyse(&probes, t0);
+    assert_eq!(
+        analysis.len(),
+        3,
+        "one probe per server: {:?}",
+        analysis.keys()
+    );
+    let windows = smoke::windows(&analysis, 1000);
+    for (server, (summary, _)) in &analysis {
+        assert!(
+            summary.operations > 20 && summary.failures > 0,
+            "{server}: {summary:?}"
+        );
+        let mine: Vec<_> = windows.iter().filter(|(s, _)| s == server).collect();
+        assert!(
+            !mine.is_empty(),
+            "{server} has no window; probes: {}",
+            probes.iter().filter(|p| &p.server == server).count()
+        );
+        // the window covers the outage: from the stop until the quorum is back
+        let (_, w) = mine.iter().max_by_key(|(_, w)| w.end - w.start).unwrap();
+        assert!(
+            u64::from(w.start) <= down_from + 2000 && u64::from(w.end) + 500 >= up_at,
+            "{server}: window {w:?}, down {down_from}..{up_at}"
+        );
+        assert!(u64::from(w.end - w.start) >= 4000, "{server}: {w:?}");
+        // and it recovered: successes after the window
+        assert!(
+            probes
+                .iter()
+                .any(|p| &p.server == server && p.ok && p.t_ms - t0 > u64::from(w.end)),
+            "{server} never recovered"
+        );
+    }
+    cluster.teardown();
+}
