@@ -41,6 +41,13 @@ fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions()
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);
     assert_eq!(u(&r["anomalies"]["lost"]), 0);
+    // the ZooKeeper smoke test ran on every node all along, and nothing touched ZooKeeper
+    let zk = r["zookeeper"].as_object().expect("a smoke test summary");
+    assert_eq!(zk.keys().collect::<Vec<_>>(), vec!["zk1", "zk2", "zk3"]);
+    for (node, s) in zk {
+        assert!(u(&s["operations"]) > 100, "{node}: {s}");
+        assert_eq!(u(&s["failures"]), 0, "{node}: {s}");
+    }
     // which partitions kafka2 (broker id 2) led just before it was stopped
     let timeline = std::fs::read_to_string(o.guard.dir.join("timeline.jsonl")).unwrap();
     let events: Vec<Value> = timeline

@@ -194,6 +194,8 @@ pub struct Findings {
     pub logs_read: u64,
     /// Logs that ended in a partial or damaged event.
     pub logs_cut_short: Vec<String>,
+    /// The ZooKeeper smoke test, per node (when it ran).
+    pub zookeeper: BTreeMap<String, crate::zk::smoke::ServerSummary>,
 }
 
 #[derive(Default)]

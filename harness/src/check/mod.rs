@@ -58,5 +58,53 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         window_threshold_ms: scenario.check.window_threshold_ms,
         logs: worker_logs(run_dir),
     };
-    check(&input)
+    let mut findings = check(&input)?;
+    add_smoke(&mut findings, run_dir, &record, &input)?;
+    Ok(findings)
+}
+
+/// Adds the ZooKeeper smoke test's windows (partition `zk:NODE`, kind `zookeeper`) and
+/// per-node summary, when the run has a smoke log.
+fn add_smoke(
+    f: &mut Findings,
+    run_dir: &Path,
+    record: &RunRecord,
+    input: &CheckInput,
+) -> Result<(), HarnessError> {
+    use crate::zk::smoke;
+    let path = run_dir.join(crate::run::SMOKE_LOG);
+    if !path.exists() {
+        return Ok(());
+    }
+    let probes = smoke::read_log(&path)
+        .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display())))?;
+    let analysis = smoke::analyse(&probes, record.started_ms);
+    let name = |server: &str| {
+        let host = server.rsplit_once(':').map(|(h, _)| h).unwrap_or(server);
+        record
+            .hosts
+            .iter()
+            .find(|h| h.address == host)
+            .map(|h| h.name.clone())
+            .unwrap_or_else(|| server.to_string())
+    };
+    for (server, w) in smoke::windows(&analysis, input.window_threshold_ms as u32) {
+        f.unavailability.push(Window {
+            partition: format!("zk:{}", name(&server)),
+            kind: "zookeeper".into(),
+            start_ms: w.start as u64,
+            end_ms: w.end as u64,
+            duration_ms: (w.end - w.start) as u64,
+            step: input.attribution.label_at(w.start as u64).to_string(),
+            open: w.open,
+        });
+    }
+    f.unavailability.sort_by(|a, b| {
+        (a.start_ms, &a.kind, &a.partition).cmp(&(b.start_ms, &b.kind, &b.partition))
+    });
+    f.zookeeper = analysis
+        .into_iter()
+        .map(|(server, (summary, _))| (name(&server), summary))
+        .collect();
+    Ok(())
 }

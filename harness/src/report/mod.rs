@@ -70,6 +70,8 @@ pub struct Report {
     pub logs_read: u64,
     /// Logs that ended mid-event (a crash).
     pub logs_cut_short: Vec<String>,
+    /// The ZooKeeper smoke test per node: operations, failures, latency (when it ran).
+    pub zookeeper: BTreeMap<String, crate::zk::smoke::ServerSummary>,
 }
 
 impl Report {
@@ -269,6 +271,7 @@ pub fn build(
         expectations,
         logs_read: findings.logs_read,
         logs_cut_short: findings.logs_cut_short,
+        zookeeper: findings.zookeeper,
     }
 }
 
@@ -355,6 +358,19 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         report.latency_ms.e2e.p50,
         report.latency_ms.e2e.p99
     ));
+    if !report.zookeeper.is_empty() {
+        let per: Vec<String> = report
+            .zookeeper
+            .iter()
+            .map(|(n, z)| {
+                format!(
+                    "{n} {}/{} failed, p99 {} ms",
+                    z.failures, z.operations, z.p99_ms
+                )
+            })
+            .collect();
+        s.push_str(&format!("zookeeper smoke test: {}\n", per.join("; ")));
+    }
     for e in report.expectations.iter().filter(|e| !e.ok) {
         s.push_str(&format!(
             "  FAILED {}: expected {}, got {}\n",

@@ -245,6 +245,13 @@ fn drive(
     }
     workload.start(Role::Produce, w.producers, w.producer_processes)?;
 
+    // the ZooKeeper smoke test, for the whole load
+    let smoke = if scenario.check.zookeeper_smoke {
+        Some(KillOnDrop(start_smoke(run_dir, run_id, cluster)?))
+    } else {
+        None
+    };
+
     // live progress: one line every 5 s
     let current = Arc::new(Mutex::new(String::from("warmup")));
     let progress = Progress::spawn(run_dir.to_path_buf(), current.clone());
@@ -311,6 +318,7 @@ fn drive(
         tracing::warn!("{p}");
     }
     progress.stop();
+    drop(smoke);
     if interrupted || shutdown.requested() {
         return Err(HarnessError::Interrupted);
     }
@@ -329,6 +337,51 @@ fn drive(
     }
     workload.final_read()?;
     Ok(())
+}
+
+/// A helper process that must not outlive the run: SIGTERM (it flushes each line as it
+/// goes), then reaped, when dropped — on errors and panics too.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our unreaped child.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Where the smoke test logs, in a run directory.
+pub const SMOKE_LOG: &str = "logs/zk-smoke.jsonl";
+
+/// Starts `harness zk smoke` against every ZooKeeper node (killed by `drive` at the drain,
+/// or by `harness cleanup` after a crash: it carries the run's tag).
+fn start_smoke(
+    run_dir: &Path,
+    run_id: &str,
+    cluster: &Cluster,
+) -> Result<std::process::Child, HarnessError> {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "zk",
+            "smoke",
+            &cluster.zookeeper_connect(),
+            "--interval",
+            "200ms",
+            "--tag",
+        ])
+        .arg(format!("kmh.run={run_id}"))
+        .arg("--log")
+        .arg(run_dir.join(SMOKE_LOG))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(
+            run_dir.join("workers").join("zk-smoke.err"),
+        )?)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| HarnessError::Workers(format!("starting the ZooKeeper smoke test: {e}")))
 }
 
 /// Prints live progress from the workers' status lines.

@@ -162,6 +162,8 @@ struct RawCheck {
     window_threshold: Option<Spanned<String>>,
     #[serde(default)]
     attribution_grace: Option<Spanned<String>>,
+    #[serde(default)]
+    zookeeper_smoke: bool,
 }
 
 #[derive(Deserialize)]
@@ -678,6 +680,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
 
     // --- check
     let check = CheckSettings {
+        zookeeper_smoke: raw.check.as_ref().is_some_and(|c| c.zookeeper_smoke),
         window_threshold_ms: raw
             .check
             .as_ref()

@@ -145,6 +145,8 @@ pub struct CheckSettings {
     /// An event this long before a step's start is attributed to that step: the last
     /// success before a kill, say, lands a few ms before the kill is sent.
     pub attribution_grace_ms: u64,
+    /// Run the ZooKeeper smoke test against every ZooKeeper node for the whole run.
+    pub zookeeper_smoke: bool,
 }
 
 /// Where an action points.
