@@ -323,21 +323,7 @@ impl Network {
                 Ok(net.host(n)?.addr)
             }
         };
-        let tagged = |dir: &str, peer: Ipv4Addr| -> Vec<String> {
-            [
-                dir,
-                &format!("{peer}/32"),
-                "-m",
-                "comment",
-                "--comment",
-                &format!("fault={fault}"),
-                "-j",
-                "DROP",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-        };
+        let tagged = |dir: &str, peer: Ipv4Addr| drop_rule(fault, &[dir, &format!("{peer}/32")]);
         for a in from {
             for b in to {
                 if a == b {
@@ -368,23 +354,11 @@ impl Network {
     pub fn loss(&mut self, fault: &str, node: &str, probability: f64) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
         let ns = self.host(node)?.ns.clone();
-        let spec = [
-            "-m",
-            "statistic",
-            "--mode",
-            "random",
-            "--probability",
-            &format!("{probability:.4}"),
-            "-m",
-            "comment",
-            "--comment",
-            &format!("fault={fault}"),
-            "-j",
-            "DROP",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let p = format!("{probability:.4}");
+        let spec = drop_rule(
+            fault,
+            &["-m", "statistic", "--mode", "random", "--probability", &p],
+        );
         self.add_rule(fault, &ns, spec)
     }
 
@@ -655,6 +629,18 @@ pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
         }
     }
     out
+}
+
+/// An iptables rule spec: `matches`, then the fault's comment (what `heal` and people
+/// reading `iptables -S` go by), then DROP.
+fn drop_rule(fault: &str, matches: &[&str]) -> Vec<String> {
+    let comment = format!("fault={fault}");
+    matches
+        .iter()
+        .copied()
+        .chain(["-m", "comment", "--comment", &comment, "-j", "DROP"])
+        .map(str::to_string)
+        .collect()
 }
 
 /// Splits an `iptables -S` line into words, honouring double quotes.

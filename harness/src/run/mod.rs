@@ -400,7 +400,7 @@ impl Progress {
             while !s.load(std::sync::atomic::Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(250));
                 n += 1;
-                if n % 20 != 0 {
+                if !n.is_multiple_of(20) {
                     continue;
                 }
                 let (p, c) = sum_status(&run_dir);

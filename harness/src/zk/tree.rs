@@ -383,6 +383,6 @@ pub async fn connect(ensemble: &str) -> Result<Client, TreeError> {
         .await
         .map_err(|e| TreeError {
             path: ensemble.to_string(),
-            source: e.into(),
+            source: e,
         })
 }
