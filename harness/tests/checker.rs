@@ -321,8 +321,7 @@ fn an_acked_record_missing_from_the_final_read_and_never_read_is_lost() {
     let ex = &f.examples["lost"][0];
     assert_eq!((ex.producer, ex.seq), (1, 150));
     assert_eq!(ex.partition, "t/0");
-    // never read and no reader got past its offset: never committed, so it is blamed on
-    // the acting step in force when it was acked
+    // no outage follows it: blamed on the acting step in force when it was acked
     assert_eq!(
         f.lost_by_step.get("first step"),
         Some(&1),
@@ -543,25 +542,32 @@ fn a_stalled_partition_gives_a_produce_window_attributed_to_its_step() {
 #[test]
 fn a_loss_is_blamed_on_the_step_of_the_window_that_follows_its_ack() {
     let mut s = Sim::clean();
-    // partition 0 stalls from 3000 ms to 4200 ms (a leader change in "second step");
-    // a record acked at ~2500 ms in "first step", and read (so committed), did not survive
-    for r in s
-        .recs
-        .iter_mut()
-        .filter(|r| r.partition == 0 && r.send_ms >= 3000 && r.send_ms < 4200)
-    {
-        r.ack_ms = 4200;
+    // partition 0: the leader dies at 3000 ms ("second step") and the partition stalls
+    // until 4200 ms; what it acked from 2600 ms on (in "first step") had not reached the
+    // new leader: the stretch of lost records ends where the outage begins
+    for r in s.recs.iter_mut().filter(|r| r.partition == 0) {
+        if r.send_ms >= 3000 && r.send_ms < 4200 {
+            r.ack_ms = 4200;
+            r.broker = 2;
+        } else if r.ack_ms >= 2600 && r.ack_ms < 3000 {
+            r.stored = false;
+        } else if r.ack_ms >= 4200 {
+            r.broker = 2;
+        }
     }
-    let r = s.rec(0, 150);
-    r.stored = false;
-    // consumed: a reader saw it before it vanished
+    let lost = s.recs.iter().filter(|r| !r.stored).count() as u64;
     let f = s.check();
-    assert_eq!(f.anomalies.lost, 1);
+    assert_eq!(f.anomalies.lost, lost);
     assert_eq!(
         f.lost_by_step.get("second step"),
-        Some(&1),
+        Some(&lost),
         "{:?}",
         f.lost_by_step
+    );
+    assert!(
+        f.examples["lost"][0].detail.contains("ended in an outage"),
+        "{}",
+        f.examples["lost"][0].detail
     );
 }
 
@@ -657,12 +663,12 @@ fn a_record_acked_by_a_leader_that_kept_acking_beside_a_new_one_is_split_brain_l
 }
 
 #[test]
-fn a_leader_change_without_overlap_is_not_split_brain() {
+fn a_loss_without_an_outage_is_blamed_on_the_step_it_was_written_in() {
     let mut s = Sim::clean();
     s.steps.push((4500, "third step"));
-    // broker 1 acks partition 0 until 3500 ms, broker 2 only from 3600 ms: a failover.
-    // A record acked by broker 1 at ~2500 ms and read is lost; no window and no overlap,
-    // so it is blamed on the first step after its ack.
+    // broker 1 acks partition 0 until 3500 ms, broker 2 from 3600 ms: the clients moved on
+    // without an outage. A record broker 1 acked at ~2500 ms ("first step") is gone: it
+    // was written under "first step", and no outage came after it.
     for r in s
         .recs
         .iter_mut()
@@ -672,23 +678,26 @@ fn a_leader_change_without_overlap_is_not_split_brain() {
     }
     let r = s.rec(0, 150);
     r.stored = false;
-    // consumed: committed, then lost at the failover
     let f = s.check();
     assert_eq!(f.anomalies.lost, 1);
     assert_eq!(
-        f.lost_by_step.get("second step"),
+        f.lost_by_step.get("first step"),
         Some(&1),
         "{:?}",
         f.lost_by_step
     );
+    assert!(f.examples["lost"][0]
+        .detail
+        .contains("deposed without an outage"));
 }
 
 #[test]
-fn uncommitted_records_are_blamed_on_the_step_in_force_when_their_stretch_began() {
+fn a_lost_stretch_without_an_outage_is_blamed_on_the_step_in_force_when_it_began() {
     let mut s = Sim::clean();
-    // broker 1's records on partition 1 from 2100 ms to 3500 ms were never replicated:
-    // no reader got to them and they are gone. The stretch began in "first step" (2000),
-    // so all of it — also what was acked during "second step" — is blamed on it.
+    // broker 1's records on partition 1 from 2100 ms to 3500 ms were never replicated and
+    // are gone, with no outage after them (a deposed leader that kept acking). The stretch
+    // began in "first step" (2000), so all of it — also what was acked during "second
+    // step" — is blamed on it.
     for r in s
         .recs
         .iter_mut()
@@ -708,7 +717,9 @@ fn uncommitted_records_are_blamed_on_the_step_in_force_when_their_stretch_began(
         f.lost_by_step
     );
     assert!(
-        f.examples["lost"][0].detail.contains("never committed"),
+        f.examples["lost"][0]
+            .detail
+            .contains("deposed without an outage"),
         "{}",
         f.examples["lost"][0].detail
     );

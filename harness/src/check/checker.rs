@@ -218,11 +218,6 @@ struct PartitionData {
     first_delivery: Vec<u32>,
     produce: Activity,
     consume: Activity,
-    /// Milliseconds with an ack, by the broker that gave it.
-    acks_by_broker: HashMap<i32, roaring::RoaringBitmap>,
-    /// The highest offset at which a consumer read a record the final log no longer holds
-    /// there: the old log's high watermark had passed it, so it had been committed.
-    max_vanished_read: Option<i64>,
 }
 
 /// A lost record, kept until all are known so they can be attributed together.
@@ -530,8 +525,6 @@ impl Checker<'_> {
                     part.complete && e.offset as usize >= part.at_offset.len()
                 };
                 if diverged {
-                    let v = &mut self.parts[gi].max_vanished_read;
-                    *v = Some(v.map_or(e.offset, |m| m.max(e.offset)));
                     self.findings.anomalies.inconsistent_offset += 1;
                     let detail = if held == EMPTY {
                         format!("consumer {} read producer {} seq {} here; the final log ends before this offset", e.instance, e.producer, e.seq)
@@ -585,9 +578,6 @@ impl Checker<'_> {
                     let part = &mut self.parts[gi];
                     part.produce.attempt(send, done);
                     part.produce.success(done);
-                    if e.code >= 0 {
-                        part.acks_by_broker.entry(e.code).or_default().insert(done);
-                    }
                     // consume side: stored from the ack until its first delivery
                     if let Some(end) = consumers_end {
                         let o = e.offset as usize;
@@ -655,65 +645,6 @@ impl Checker<'_> {
                 open: s.open,
             })
             .collect();
-    }
-
-    /// The step a lost record is blamed on.
-    ///
-    /// * **Split brain**: another broker acked the same partition around the time broker B
-    ///   acked the record, or began acking later while B still did — B was a leader nobody
-    ///   followed any more. Blamed on the acting step in force when the other leader's
-    ///   stretch of acks began.
-    /// * **Failover**: otherwise the record was lost at a leader change, which shows as a
-    ///   window: blamed on the first produce window of its partition after its ack; else on
-    ///   the first step after its ack; else on the step at its ack.
-    fn loss_cause(&self, gi: usize, partition: &str, ack_ms: u64, broker: i32) -> String {
-        let th = self.input.window_threshold_ms as u32;
-        let acks = &self.parts[gi].acks_by_broker;
-        if let Some(mine) = acks.get(&broker) {
-            let t = ack_ms as u32;
-            let split_start = acks
-                .iter()
-                .filter(|(b, _)| **b != broker)
-                .filter_map(|(_, theirs)| {
-                    // the other broker acked around the same time (two leaders at once), or
-                    // began later while B was still acking (B a leader nobody follows)
-                    let pivot = theirs
-                        .range(t.saturating_sub(th)..=t.saturating_add(th))
-                        .next()
-                        .or_else(|| {
-                            let first_after = theirs.range(t..).next()?;
-                            mine.range(first_after..=first_after.saturating_add(th))
-                                .next()?;
-                            Some(first_after)
-                        })?;
-                    // walk back to the start of the other leader's stretch
-                    let before: Vec<u32> = theirs
-                        .range(pivot.saturating_sub(600_000)..=pivot)
-                        .collect();
-                    let mut start = pivot;
-                    for w in before.windows(2).rev() {
-                        if w[1] - w[0] > th {
-                            break;
-                        }
-                        start = w[0];
-                    }
-                    Some(start)
-                })
-                .min();
-            if let Some(s) = split_start {
-                return self.input.attribution.acting_step_at(s as u64).to_string();
-            }
-        }
-        let grace = self.input.window_threshold_ms;
-        if let Some(w) = self.findings.unavailability.iter().find(|w| {
-            w.kind == "produce" && w.partition == partition && w.start_ms + grace >= ack_ms
-        }) {
-            return w.step.clone();
-        }
-        if let Some(s) = self.input.attribution.first_step_after(ack_ms) {
-            return s.name.clone();
-        }
-        self.input.attribution.label_at(ack_ms).to_string()
     }
 
     fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
@@ -809,64 +740,75 @@ impl Checker<'_> {
 
     /// Counts, attributes and exemplifies the lost records.
     ///
-    /// A record no consumer read, at an offset the old log's high watermark never passed
-    /// (no vanished read at or above it), was never committed: it was lost to whatever kept
-    /// it from being replicated — blamed on the acting step in force when its broker's
-    /// stretch of such acks on the partition began (a partition that isolates a leader,
-    /// say). A committed record that vanished was lost at a later leader change
-    /// ([`Self::loss_cause`]).
+    /// Lost records come in stretches: consecutive acks of one broker on one partition
+    /// (Kafka loses a log's suffix, never a hole). What ended that broker's leadership
+    /// decides the blame:
+    /// * it ended in an **outage** — a produce window on the partition starts where the
+    ///   stretch ends: the leader died or was cut off with records nobody else had. Blamed on
+    ///   the window's step (the kill, say);
+    /// * it ended **without one** — the clients moved on with no gap, so the broker had been
+    ///   deposed while still acking (a zombie leader, a split brain). Blamed on the acting
+    ///   step in force when the stretch began (the partition that isolated it, say).
+    ///
+    /// Nothing here depends on what consumers happened to read, so the blame does not
+    /// change with consumer lag.
     fn attribute_lost(&mut self, mut lost: Vec<LostRecord>) {
         lost.sort_by_key(|l| (l.gi, l.broker, l.ack_ms));
-        let gap = self.input.window_threshold_ms.max(1000) * 10;
-        let mut stretch: Option<(usize, i32, u64, u64)> = None; // gi, broker, start, last
-        for l in lost {
-            let committed = l.read_before
-                || self.parts[l.gi]
-                    .max_vanished_read
-                    .is_some_and(|m| m >= l.offset);
-            let cause = if committed {
-                self.loss_cause(l.gi, &l.partition, l.ack_ms, l.broker)
-            } else {
-                let start = match stretch {
-                    Some((gi, b, start, last))
-                        if gi == l.gi && b == l.broker && l.ack_ms - last <= gap =>
-                    {
-                        start
-                    }
-                    _ => l.ack_ms,
-                };
-                stretch = Some((l.gi, l.broker, start, l.ack_ms));
-                self.input.attribution.acting_step_at(start).to_string()
-            };
-            self.findings.anomalies.lost += 1;
-            if l.read_before {
-                self.findings.anomalies.lost_read_before += 1;
+        let th = self.input.window_threshold_ms;
+        let gap = th.max(1000) * 10;
+        let mut i = 0;
+        while i < lost.len() {
+            // one stretch: same partition and broker, acks no further apart than `gap`
+            let mut j = i + 1;
+            while j < lost.len()
+                && lost[j].gi == lost[i].gi
+                && lost[j].broker == lost[i].broker
+                && lost[j].ack_ms - lost[j - 1].ack_ms <= gap
+            {
+                j += 1;
             }
-            *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
-            let detail = format!(
-                "acked at offset {} at t={}ms by broker {}, not in the final read; {}",
-                l.offset,
-                l.ack_ms,
-                l.broker,
+            let (start, end) = (lost[i].ack_ms, lost[j - 1].ack_ms);
+            let partition = lost[i].partition.clone();
+            let outage = self.findings.unavailability.iter().find(|w| {
+                w.kind == "produce"
+                    && w.partition == partition
+                    && w.start_ms + th >= end
+                    && w.start_ms <= end + th
+            });
+            let (cause, how) = match outage {
+                Some(w) => (w.step.clone(), format!("its leader's run ended in an outage at t={}ms", w.start_ms)),
+                None => (self.input.attribution.acting_step_at(start).to_string(), format!("its leader was deposed without an outage; the lost stretch began at t={start}ms")),
+            };
+            for l in &lost[i..j] {
+                self.findings.anomalies.lost += 1;
                 if l.read_before {
-                    "a consumer had read it"
-                } else if committed {
-                    "committed (read past it), then truncated"
-                } else {
-                    "never committed (no reader got that far)"
+                    self.findings.anomalies.lost_read_before += 1;
                 }
-            );
-            self.example(
-                "lost",
-                Example {
-                    partition: l.partition,
-                    offset: Some(l.offset),
-                    producer: l.producer,
-                    seq: l.seq,
-                    step: cause,
-                    detail,
-                },
-            );
+                *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
+                let detail = format!(
+                    "acked at offset {} at t={}ms by broker {}, not in the final read{}; {how}",
+                    l.offset,
+                    l.ack_ms,
+                    l.broker,
+                    if l.read_before {
+                        " (a consumer had read it)"
+                    } else {
+                        ""
+                    }
+                );
+                self.example(
+                    "lost",
+                    Example {
+                        partition: l.partition.clone(),
+                        offset: Some(l.offset),
+                        producer: l.producer,
+                        seq: l.seq,
+                        step: cause.clone(),
+                        detail,
+                    },
+                );
+            }
+            i = j;
         }
     }
 
