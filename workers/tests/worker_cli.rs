@@ -9,6 +9,40 @@ use workers::{
     Acks, ConsumerSettings, EventKind, LogReader, ProducerSettings, Role, TopicSpec, WorkerConfig,
 };
 
+/// A worker config whose cluster does not exist (nothing listens on 127.0.0.1:1).
+fn config(role: Role, dir: &std::path::Path, rate: f64) -> WorkerConfig {
+    WorkerConfig {
+        run_id: "t".into(),
+        role,
+        worker_index: 0,
+        instances: 2,
+        first_instance_id: 10,
+        bootstrap: "127.0.0.1:1".into(),
+        topics: vec![TopicSpec {
+            name: "x".into(),
+            partitions: 2,
+        }],
+        log_path: dir.join("w.log"),
+        producer: ProducerSettings {
+            rate,
+            size: 64,
+            acks: Acks::All,
+            idempotence: false,
+            retries: 3,
+            max_in_flight: 1,
+            linger_ms: 0,
+            delivery_timeout_ms: 1000,
+            request_timeout_ms: 500,
+        },
+        consumer: ConsumerSettings {
+            group_id: "g".into(),
+            session_timeout_ms: 6000,
+        },
+        final_read_timeout_ms: 1000,
+        client_overrides: Default::default(),
+    }
+}
+
 #[test]
 fn a_bad_config_is_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,33 +61,7 @@ fn a_bad_config_is_exit_2_naming_the_file() {
 #[test]
 fn a_config_of_another_role_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = WorkerConfig {
-        run_id: "t".into(),
-        role: Role::FinalRead,
-        worker_index: 0,
-        instances: 1,
-        first_instance_id: 0,
-        bootstrap: "127.0.0.1:1".into(),
-        topics: vec![],
-        log_path: dir.path().join("x.log"),
-        producer: ProducerSettings {
-            rate: 1.0,
-            size: 64,
-            acks: Acks::All,
-            idempotence: false,
-            retries: 0,
-            max_in_flight: 1,
-            linger_ms: 0,
-            delivery_timeout_ms: 1000,
-            request_timeout_ms: 500,
-        },
-        consumer: ConsumerSettings {
-            group_id: "g".into(),
-            session_timeout_ms: 6000,
-        },
-        final_read_timeout_ms: 1000,
-        client_overrides: Default::default(),
-    };
+    let cfg = config(Role::FinalRead, dir.path(), 1.0);
     let path = dir.path().join("w.json");
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
@@ -75,36 +83,7 @@ fn a_config_of_another_role_is_refused() {
 fn a_producer_cut_off_from_its_cluster_flushes_an_outcome_for_every_send_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     // nothing listens on this loopback address: every send stays pending
-    let cfg = WorkerConfig {
-        run_id: "t".into(),
-        role: Role::Produce,
-        worker_index: 0,
-        instances: 2,
-        first_instance_id: 10,
-        bootstrap: "127.0.0.1:1".into(),
-        topics: vec![TopicSpec {
-            name: "x".into(),
-            partitions: 2,
-        }],
-        log_path: dir.path().join("p.log"),
-        producer: ProducerSettings {
-            rate: 100.0,
-            size: 64,
-            acks: Acks::All,
-            idempotence: false,
-            retries: 3,
-            max_in_flight: 1,
-            linger_ms: 0,
-            delivery_timeout_ms: 1000,
-            request_timeout_ms: 500,
-        },
-        consumer: ConsumerSettings {
-            group_id: "g".into(),
-            session_timeout_ms: 6000,
-        },
-        final_read_timeout_ms: 1000,
-        client_overrides: Default::default(),
-    };
+    let cfg = config(Role::Produce, dir.path(), 100.0);
     let cfg_path = dir.path().join("w.json");
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
