@@ -150,12 +150,4 @@ impl WorkerConfig {
         serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("worker config {}: {e}", path.display()))
     }
-
-    /// Index of a topic by name.
-    pub fn topic_index(&self, name: &str) -> Option<u16> {
-        self.topics
-            .iter()
-            .position(|t| t.name == name)
-            .map(|i| i as u16)
-    }
 }

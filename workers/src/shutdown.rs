@@ -30,11 +30,6 @@ impl Shutdown {
         SIGNALLED.load(Ordering::SeqCst)
     }
 
-    /// Asks for a stop from inside the process.
-    pub fn trigger(&self) {
-        SIGNALLED.store(true, Ordering::SeqCst);
-    }
-
     /// Sleeps for `d`, waking early (returning true) when a stop is asked for.
     pub fn sleep(&self, d: Duration) -> bool {
         sleep_unless(d, || self.requested())

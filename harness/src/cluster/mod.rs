@@ -13,7 +13,7 @@ mod node;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -225,14 +225,18 @@ impl Cluster {
         &self.run_id
     }
 
-    /// `bootstrap.servers` for clients.
-    pub fn bootstrap(&self) -> String {
-        self.spec
-            .brokers
+    /// `host:port` of each named node, comma-separated.
+    fn addresses(&self, names: &[String], port: u16) -> String {
+        names
             .iter()
-            .map(|b| format!("{}:{KAFKA_PORT}", self.nodes[b].address))
+            .map(|n| format!("{}:{port}", self.nodes[n].address))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// `bootstrap.servers` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.addresses(&self.spec.brokers, KAFKA_PORT)
     }
 
     /// Every node, for the run record.
@@ -294,12 +298,7 @@ impl Cluster {
 
     /// The ZooKeeper connect string (no chroot), e.g. for `harness zk` commands.
     pub fn zookeeper_connect(&self) -> String {
-        self.spec
-            .zookeeper
-            .iter()
-            .map(|z| format!("{}:{ZK_CLIENT_PORT}", self.nodes[z].address))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.addresses(&self.spec.zookeeper, ZK_CLIENT_PORT)
     }
 
     fn node(&mut self, name: &str) -> Result<&mut Node, HarnessError> {
@@ -399,11 +398,6 @@ impl Cluster {
         if let Some(net) = &mut self.network {
             net.teardown();
         }
-    }
-
-    /// Node directories (for messages).
-    pub fn node_dir(&self, name: &str) -> Option<PathBuf> {
-        self.nodes.get(name).map(|n| n.dir.clone())
     }
 }
 

@@ -236,18 +236,6 @@ impl Workload {
         )
     }
 
-    /// Workers of `role` that exited on their own, with their exit status.
-    pub fn exited(&mut self, role: Role) -> Vec<String> {
-        self.processes
-            .iter_mut()
-            .filter(|p| p.role == role)
-            .filter_map(|p| match p.child.try_wait() {
-                Ok(Some(st)) => Some(format!("{}-{} {st}", role_name(p.role), p.index)),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// SIGTERMs every worker of `role` and waits for them (SIGKILL after `timeout`).
     /// Returns workers that did not exit cleanly.
     pub fn stop(&mut self, role: Role, timeout: Duration) -> Vec<String> {
