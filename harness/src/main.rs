@@ -94,6 +94,9 @@ enum ZkCommand {
         /// Catch-up pass: only nodes modified at or after this time (ms since epoch).
         #[arg(long)]
         mtime_after: Option<i64>,
+        /// Delete target nodes under PATH that the source no longer has (ephemerals kept).
+        #[arg(long)]
+        prune: bool,
     },
     /// Probe every server (create, watch, set, delete, over and over) until stopped or for
     /// `--for`; one JSON line per operation to `--log`.
@@ -280,16 +283,16 @@ fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
         .build()?;
     let tool = |e: tree::TreeError| HarnessError::Cluster(format!("zookeeper: {e}"));
     match cmd {
-        ZkCommand::Copy { src, dst, path, batch, max_batch_bytes, mtime_after } => rt.block_on(async {
+        ZkCommand::Copy { src, dst, path, batch, max_batch_bytes, mtime_after, prune } => rt.block_on(async {
             if batch == 0 {
                 return Err(HarnessError::BadInput("--batch must be at least 1".into()));
             }
             let (s, d) = (tree::connect(&src).await.map_err(tool)?, tree::connect(&dst).await.map_err(tool)?);
-            let opts = tree::CopyOptions { batch, max_batch_bytes, mtime_after };
+            let opts = tree::CopyOptions { batch, max_batch_bytes, mtime_after, prune };
             let r = tree::copy(&s, &d, &path, &opts).await.map_err(tool)?;
             println!(
-                "copied {path}: {} visited, {} created, {} updated, {} unchanged, {} ephemeral skipped, {} transactions, {} ms",
-                r.visited, r.created, r.updated, r.unchanged, r.ephemerals_skipped, r.transactions, r.elapsed_ms
+                "copied {path}: {} visited, {} created, {} updated, {} unchanged, {} deleted, {} ephemeral skipped, {} transactions, {} ms",
+                r.visited, r.created, r.updated, r.unchanged, r.deleted, r.ephemerals_skipped, r.transactions, r.elapsed_ms
             );
             Ok(EXIT_PASS)
         }),

@@ -477,3 +477,199 @@ fn one_error_in(text: &str, field: &str, message: &str, hint: &str) {
     assert!(errs[0].message.contains(message), "{}", errs[0]);
     assert!(errs[0].hint.contains(hint), "{}", errs[0]);
 }
+
+/// Six ZooKeeper nodes in two ensembles, the targets dormant; `steps` appended.
+fn zk_scenario(extra_cluster: &str, steps: &str) -> String {
+    format!(
+        r#"name = "z"
+
+[cluster]
+kafka = "3.9"
+zookeeper = ["zk1", "zk2", "zk3", "zk4", "zk5", "zk6"]
+dormant = ["zk4", "zk5", "zk6"]
+kafka_ensemble = "source"
+brokers = ["kafka1", "kafka2", "kafka3"]
+{extra_cluster}
+[cluster.ensembles]
+source = ["zk1", "zk2", "zk3"]
+target = ["zk4", "zk5", "zk6"]
+
+[workload]
+topics = [{{ name = "orders", partitions = 6, replication = 3, min_insync = 2 }}]
+producers = 1
+rate = 100
+acks = "all"
+idempotence = true
+
+[check]
+zookeeper_smoke = true
+{steps}"#
+    )
+}
+
+#[test]
+fn ensembles_expand_in_steps_and_dormant_nodes_start_stopped() {
+    let text = zk_scenario(
+        "",
+        r#"
+[[step]]
+name = "federate"
+do = "zk-config"
+nodes = ["source", "zk4"]
+participants = ["source", "zk4"]
+
+[[step]]
+name = "start the targets"
+do = "start"
+nodes = ["target"]
+
+[[step]]
+name = "copy"
+do = "zk-copy"
+from = ["source"]
+to = ["target"]
+path = "/kafka"
+
+[[step]]
+name = "catch up"
+do = "zk-copy"
+from = ["source"]
+to = ["target"]
+path = "/kafka"
+since = "copy"
+prune = true
+
+[[step]]
+name = "switch"
+do = "zk-connect"
+servers = ["target"]
+
+[expect.ensemble.target]
+max_unavailable_ms = 3000
+[expect.ensemble.target.step."switch"]
+max_unavailable_ms = 20000
+"#,
+    );
+    let s = scenario::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    match &s.steps[0].action {
+        Action::ZkConfig { nodes, participants, observers } => {
+            assert_eq!(nodes, &["zk1", "zk2", "zk3", "zk4"]);
+            assert_eq!(participants, &["zk1", "zk2", "zk3", "zk4"]);
+            assert!(observers.is_empty());
+        }
+        a => panic!("{a:?}"),
+    }
+    match &s.steps[1].action {
+        Action::StartAll { nodes, .. } => assert_eq!(nodes, &["zk4", "zk5", "zk6"]),
+        a => panic!("{a:?}"),
+    }
+    match &s.steps[3].action {
+        Action::ZkCopy { since, prune, batch, .. } => {
+            assert_eq!(since.as_deref(), Some("copy"));
+            assert!(*prune);
+            assert_eq!(*batch, 100);
+        }
+        a => panic!("{a:?}"),
+    }
+    match &s.steps[4].action {
+        Action::ZkConnect { servers, brokers, roll, .. } => {
+            assert_eq!(servers, &["zk4", "zk5", "zk6"]);
+            assert_eq!(brokers.len(), 3);
+            assert!(*roll);
+        }
+        a => panic!("{a:?}"),
+    }
+    assert_eq!(s.expect.ensembles["target"].per_step["switch"], 20000);
+    assert!(s.expect.kafka_metadata_intact);
+}
+
+#[test]
+fn starting_a_running_node_or_stopping_a_dormant_one_is_rejected() {
+    let e = errors(&zk_scenario(
+        "",
+        r#"
+[[step]]
+name = "stop zk5"
+do = "stop"
+node = "zk5"
+"#,
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].message.contains("cannot stop `zk5`: it is stopped"), "{}", e[0]);
+    let e = errors(&zk_scenario(
+        "",
+        r#"
+[[step]]
+name = "start"
+do = "start"
+nodes = ["source"]
+"#,
+    ));
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(e[0].message.contains("cannot start `zk1`"), "{}", e[0]);
+}
+
+#[test]
+fn zookeeper_steps_name_unknown_servers_and_bad_arguments() {
+    let e = errors(&zk_scenario(
+        "",
+        r#"
+[[step]]
+name = "copy"
+do = "zk-copy"
+from = ["source"]
+to = ["kafka1"]
+path = "kafka"
+since = "later"
+batch = 0
+"#,
+    ));
+    let fields: Vec<&str> = e.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec!["step[1].to", "step[1].path", "step[1].since", "step[1].batch"],
+        "{e:#?}"
+    );
+    assert!(e[0].message.contains("neither a ZooKeeper node nor an ensemble"), "{}", e[0]);
+    assert!(e[0].hint.contains("ensembles: source, target"), "{}", e[0]);
+}
+
+#[test]
+fn a_reconfig_needs_reconfig_enabled_and_running_joiners() {
+    let steps = r#"
+[[step]]
+name = "reconfig"
+do = "zk-reconfig"
+add = ["target"]
+remove = ["source"]
+"#;
+    let e = errors(&zk_scenario("", steps));
+    assert!(e.iter().any(|x| x.message.contains("dynamic reconfig is disabled")
+        && x.hint.contains("reconfigEnabled")), "{e:#?}");
+    assert!(e.iter().any(|x| x.message.contains("`zk4` is not running")), "{e:#?}");
+    let enabled = "[cluster.zookeeper_config]\nreconfigEnabled = \"true\"\n";
+    let started = format!(
+        "\n[[step]]\nname = \"joiners\"\ndo = \"start\"\nnodes = [\"target\"]\n{steps}"
+    );
+    scenario::parse(Path::new("z.toml"), &zk_scenario(enabled, &started))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn ensemble_definitions_are_checked() {
+    let text = zk_scenario("", "").replace(
+        "target = [\"zk4\", \"zk5\", \"zk6\"]",
+        "target = [\"zk3\", \"zk5\", \"zk9\"]",
+    );
+    let e = errors(&text);
+    let msgs: Vec<&str> = e.iter().map(|x| x.message.as_str()).collect();
+    assert!(msgs.iter().any(|m| m.contains("`zk9` is not a ZooKeeper node")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("`zk3` is in both")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("`zk4` is in no ensemble")), "{msgs:?}");
+    // an ensemble expectation names an ensemble that exists, and needs the smoke test
+    let text = zk_scenario("", "\n[expect.ensemble.nope]\nmax_unavailable_ms = 1\n")
+        .replace("zookeeper_smoke = true", "zookeeper_smoke = false");
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e.iter().all(|x| x.field == "expect.ensemble.nope"), "{e:#?}");
+}

@@ -21,6 +21,13 @@ fn losing_the_quorum_shows_as_a_window_on_every_server() {
         hosts: HostMode::Loopback,
         kafka_version: "3.9.1".into(),
         zookeeper: vec!["zk1".into(), "zk2".into(), "zk3".into()],
+        dormant: vec![],
+        ensembles: [(
+            "zookeeper".to_string(),
+            vec!["zk1".to_string(), "zk2".to_string(), "zk3".to_string()],
+        )]
+        .into(),
+        kafka_ensemble: "zookeeper".into(),
         brokers: vec![],
         broker_config: Default::default(),
         zookeeper_config: Default::default(),
@@ -98,5 +105,20 @@ fn losing_the_quorum_shows_as_a_window_on_every_server() {
             "{server} never recovered"
         );
     }
+    // the ensemble as a whole: down only while no server served (zk3 alone had no
+    // quorum either), one window
+    let servers: Vec<String> = cluster.zookeeper_connect().split(',').map(String::from).collect();
+    let group = smoke::group_windows(&analysis, &servers, 1000);
+    assert_eq!(group.len(), 1, "{group:?}");
+    // heartbeats: every server read everyone's, and one quorum means no split brain
+    let beats: Vec<_> = probes.iter().filter(|p| p.op == "beat" && p.ok).collect();
+    assert!(beats.len() > 30, "{} beats", beats.len());
+    assert!(
+        beats
+            .iter()
+            .any(|p| p.seen.as_ref().is_some_and(|s| servers.iter().all(|x| s.contains_key(x)))),
+        "no beat saw all three servers"
+    );
+    assert!(smoke::divergence(&probes, &servers, t0, 5000).is_empty());
     cluster.teardown();
 }

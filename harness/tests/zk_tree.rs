@@ -21,6 +21,9 @@ fn ensemble(dir: &Path, name: &str) -> (Cluster, String) {
         hosts: HostMode::Loopback,
         kafka_version: "3.9.1".into(),
         zookeeper: vec!["zk1".into()],
+        dormant: vec![],
+        ensembles: [("zookeeper".to_string(), vec!["zk1".to_string()])].into(),
+        kafka_ensemble: "zookeeper".into(),
         brokers: vec![],
         broker_config: Default::default(),
         zookeeper_config: Default::default(),
@@ -216,6 +219,50 @@ fn a_node_too_big_to_share_a_transaction_gets_its_own() {
             .await
             .unwrap()
             .is_empty());
+    });
+}
+
+#[test]
+fn prune_deletes_what_the_source_no_longer_has_but_not_live_ephemerals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, src_connect) = ensemble(dir.path(), "psrc");
+    let (_d, dst_connect) = ensemble(dir.path(), "pdst");
+    rt().block_on(async {
+        let src = tree::connect(&src_connect).await.unwrap();
+        let dst = tree::connect(&dst_connect).await.unwrap();
+        put(&src, "/kafka", b"").await;
+        for t in ["a", "b", "gone"] {
+            put(&src, &format!("/kafka/{t}"), b"x").await;
+            put(&src, &format!("/kafka/{t}/p0"), b"y").await;
+        }
+        tree::copy(&src, &dst, "/kafka", &CopyOptions::default()).await.unwrap();
+        // on the source a subtree is deleted after the first copy (a topic deleted);
+        // on the target a broker registered (ephemeral) under a node the source lacks
+        src.delete("/kafka/gone/p0", None).await.unwrap();
+        src.delete("/kafka/gone", None).await.unwrap();
+        put(&dst, "/kafka/ids", b"").await;
+        let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        dst.create("/kafka/ids/1", b"broker", &ephemeral).await.unwrap();
+        // without prune the catch-up leaves the deleted topic on the target
+        let r = tree::copy(&src, &dst, "/kafka", &CopyOptions::default()).await.unwrap();
+        assert_eq!(r.deleted, 0);
+        assert!(dst.check_stat("/kafka/gone/p0").await.unwrap().is_some());
+        let r = tree::copy(
+            &src,
+            &dst,
+            "/kafka",
+            &CopyOptions { prune: true, batch: 1, ..Default::default() },
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.deleted, 2, "the subtree, children first: {r:?}");
+        assert!(dst.check_stat("/kafka/gone").await.unwrap().is_none());
+        // the live ephemeral and its parent stay
+        assert!(dst.check_stat("/kafka/ids/1").await.unwrap().is_some());
+        assert_eq!(
+            tree::diff(&src, &dst, "/kafka", true).await.unwrap(),
+            vec![tree::Difference::OnlyInSecond { path: "/kafka/ids".into() }]
+        );
     });
 }
 

@@ -7,58 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    harness_bin, repo, require_prerequisites, run_dir, run_scenario, start_run, tagged_processes,
-    RunGuard, CLUSTER,
+    assert_nothing_left, harness_bin, repo, require_prerequisites, require_root, run_dir,
+    run_scenario, sh, start_run, RunGuard, CLUSTER,
 };
 use serde_json::Value;
-
-fn require_root() {
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(root, "NOT RUN: network namespaces need root");
-    for tool in [["ip", "netns"], ["iptables", "-V"]] {
-        let ok = Command::new(tool[0])
-            .arg(tool[1])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "NOT RUN: `{}` missing (apt-get install iproute2 iptables)",
-            tool[0]
-        );
-    }
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Nothing of the run stays: no namespace, bridge, root firewall rule, qdisc or process.
-fn assert_nothing_left(run_id: &str) {
-    let tag = format!("{:06x}", workers::record::run_hash(run_id) & 0xff_ffff);
-    assert!(
-        !sh(&["ip", "netns", "list"]).contains(&format!("kmh-{tag}")),
-        "a namespace of {run_id} is left"
-    );
-    assert!(
-        !sh(&["ip", "link", "show"]).contains(&tag),
-        "an interface of {run_id} is left"
-    );
-    assert!(
-        !sh(&["iptables-save"]).contains(run_id),
-        "a firewall rule of {run_id} is left"
-    );
-    assert!(
-        !sh(&["tc", "qdisc", "show"]).contains(&tag),
-        "a qdisc of {run_id} is left"
-    );
-    assert!(
-        tagged_processes(run_id).is_empty(),
-        "processes of {run_id} are left: {:?}",
-        tagged_processes(run_id)
-    );
-}
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))

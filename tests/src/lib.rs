@@ -119,11 +119,15 @@ pub fn tagged_processes(run_id: &str) -> Vec<String> {
 
 /// Starts `harness run SCENARIO --out DIR`.
 pub fn start_run(scenario: &str, dir: &Path) -> Child {
+    // the run directory is given relative to the working directory, as the README's
+    // `harness run` (into `runs/…`) does: nodes run in their own directories, so a
+    // relative path that reached them unresolved would break the cluster
+    let out = dir.strip_prefix(repo()).unwrap_or(dir);
     Command::new(harness_bin())
         .arg("run")
-        .arg(repo().join("scenarios").join(scenario))
+        .arg(Path::new("scenarios").join(scenario))
         .arg("--out")
-        .arg(dir)
+        .arg(out)
         .current_dir(repo())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -199,4 +203,63 @@ pub fn run_scenario(scenario: &str) -> Outcome {
         summary,
         guard,
     }
+}
+
+/// Namespace hosts need root, iproute2 and iptables: without them the test is NOT RUN,
+/// loudly (it fails with that message), never passed.
+pub fn require_root() {
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root, "NOT RUN: network namespaces need root");
+    for tool in [["ip", "netns"], ["iptables", "-V"]] {
+        let ok = Command::new(tool[0])
+            .arg(tool[1])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "NOT RUN: `{}` missing (apt-get install iproute2 iptables)",
+            tool[0]
+        );
+    }
+}
+
+/// A command's stdout.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nothing of the run stays: no namespace, bridge, root firewall rule, qdisc or process.
+/// The kernel frees a deleted namespace's veth pair asynchronously: allow it a few seconds.
+pub fn assert_nothing_left(run_id: &str) {
+    let tag = format!("{:06x}", workers::record::run_hash(run_id) & 0xff_ffff);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline
+        && (sh(&["ip", "netns", "list"]).contains(&format!("kmh-{tag}"))
+            || sh(&["ip", "link", "show"]).contains(&tag))
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        !sh(&["ip", "netns", "list"]).contains(&format!("kmh-{tag}")),
+        "a namespace of {run_id} is left"
+    );
+    assert!(
+        !sh(&["ip", "link", "show"]).contains(&tag),
+        "an interface of {run_id} is left"
+    );
+    assert!(
+        !sh(&["iptables-save"]).contains(run_id),
+        "a firewall rule of {run_id} is left"
+    );
+    assert!(
+        !sh(&["tc", "qdisc", "show"]).contains(&tag),
+        "a qdisc of {run_id} is left"
+    );
+    assert!(
+        tagged_processes(run_id).is_empty(),
+        "processes of {run_id} are left: {:?}",
+        tagged_processes(run_id)
+    );
 }

@@ -75,7 +75,11 @@ impl Attribution {
                     starts.push((
                         rel(*t_ms),
                         name.clone(),
-                        matches!(action.as_str(), "sleep" | "mark" | "wait-healthy"),
+                        // waiting, or rewriting files that act only at a later restart
+                        matches!(
+                            action.as_str(),
+                            "sleep" | "mark" | "wait-healthy" | "zk-config"
+                        ),
                     ));
                     steps.push(StepSpan {
                         index: *index,
@@ -97,6 +101,9 @@ impl Attribution {
                     ..
                 } => {
                     if let Some(s) = steps.iter_mut().find(|s| s.index == *index) {
+                        // after its end and before the next step (the harness takes a
+                        // snapshot), the step's label goes on, as waiting time
+                        starts.push((rel(*t_ms), s.name.clone(), true));
                         s.end_ms = Some(rel(*t_ms));
                         s.ok = Some(*ok);
                         s.error = error.clone();
@@ -231,5 +238,36 @@ mod tests {
         assert_eq!(a.steps[0].node.as_deref(), Some("kafka1"));
         assert_eq!(a.first_step_after(100).unwrap().name, "kill");
         assert!(a.first_step_after(6000).is_none());
+        // between one step's end and the next step's start (the snapshot taken before
+        // each step), and during a config rewrite, an event just before an acting step
+        // belongs to it: a smoke-test window starts at the last success before the cut
+        let step = |t: u64, i: usize, name: &str, action: &str| TimelineEvent::StepStart {
+            t_ms: t0 + t,
+            index: i,
+            name: name.into(),
+            action: action.into(),
+        };
+        let end = |t: u64, i: usize, name: &str| TimelineEvent::StepEnd {
+            t_ms: t0 + t,
+            index: i,
+            name: name.into(),
+            ok: true,
+            error: None,
+            node: None,
+        };
+        let ev = vec![
+            step(1000, 0, "switch", "zk-connect"),
+            end(5000, 0, "switch"),
+            step(5200, 1, "configs", "zk-config"),
+            end(5201, 1, "configs"),
+            step(5400, 2, "split", "partition"),
+            end(5500, 2, "split"),
+        ];
+        let c = Attribution::from_timeline(&ev, t0, 500);
+        assert_eq!(c.label_at(4000), "switch");
+        assert_eq!(c.label_at(4200), "switch", "the next acting step is 1.2 s away");
+        assert_eq!(c.label_at(5050), "split", "after `switch` ended, within the grace");
+        assert_eq!(c.label_at(5300), "split", "during a config rewrite");
+        assert_eq!(c.label_at(6000), "split");
     }
 }

@@ -196,6 +196,11 @@ pub struct Findings {
     pub logs_cut_short: Vec<String>,
     /// The ZooKeeper smoke test, per node (when it ran).
     pub zookeeper: BTreeMap<String, crate::zk::smoke::ServerSummary>,
+    /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
+    pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
+    /// Split brains the smoke test saw inside an ensemble (kind `split A/B`: A did not
+    /// see B's writes).
+    pub zookeeper_splits: Vec<Window>,
 }
 
 #[derive(Default)]

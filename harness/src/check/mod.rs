@@ -59,17 +59,43 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         logs: worker_logs(run_dir),
     };
     let mut findings = check(&input)?;
-    add_smoke(&mut findings, run_dir, &record, &input)?;
+    add_smoke(&mut findings, run_dir, &record, &input, scenario)?;
+    findings.kafka_metadata = read_metadata_check(run_dir)?;
     Ok(findings)
 }
 
-/// Adds the ZooKeeper smoke test's windows (partition `zk:NODE`, kind `zookeeper`) and
+/// The smoke test's cycle interval, ms (`harness zk smoke --interval`, as the run starts it).
+pub const SMOKE_INTERVAL_MS: u32 = 200;
+
+/// A server showing another member's heartbeat this much older than that member's last
+/// write is reading from another quorum.
+pub const SPLIT_STALE_MS: u64 = 5_000;
+
+/// Where the end-of-run check of Kafka's metadata in ZooKeeper is written.
+pub const METADATA_CHECK: &str = "metadata-check.json";
+
+fn read_metadata_check(
+    run_dir: &Path,
+) -> Result<Option<crate::zk::metadata::MetadataCheck>, HarnessError> {
+    let path = run_dir.join(METADATA_CHECK);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds the ZooKeeper smoke test's windows — per server (partition `zk:NODE`, kind
+/// `zookeeper`) and per ensemble (partition `ensemble:NAME`, kind `ensemble`) — and the
 /// per-node summary, when the run has a smoke log.
 fn add_smoke(
     f: &mut Findings,
     run_dir: &Path,
     record: &RunRecord,
     input: &CheckInput,
+    scenario: &Scenario,
 ) -> Result<(), HarnessError> {
     use crate::zk::smoke;
     let path = run_dir.join(crate::run::SMOKE_LOG);
@@ -88,6 +114,12 @@ fn add_smoke(
             .map(|h| h.name.clone())
             .unwrap_or_else(|| server.to_string())
     };
+    // A window starts at the last success; the probe notices at its next cycle, up to an
+    // interval later: blame the step running then (within the window).
+    let blame = |start: u32, end: u32| {
+        let at = (start + SMOKE_INTERVAL_MS).min(end.max(start));
+        input.attribution.label_at(at as u64).to_string()
+    };
     for (server, w) in smoke::windows(&analysis, input.window_threshold_ms as u32) {
         f.unavailability.push(Window {
             partition: format!("zk:{}", name(&server)),
@@ -95,9 +127,39 @@ fn add_smoke(
             start_ms: w.start as u64,
             end_ms: w.end as u64,
             duration_ms: (w.end - w.start) as u64,
-            step: input.attribution.label_at(w.start as u64).to_string(),
+            step: blame(w.start, w.end),
             open: w.open,
         });
+    }
+    for (ensemble, members) in &scenario.cluster.ensembles {
+        let servers: Vec<String> = members
+            .iter()
+            .filter_map(|m| record.hosts.iter().find(|h| &h.name == m))
+            .map(|h| format!("{}:{}", h.address, crate::cluster::ZK_CLIENT_PORT))
+            .collect();
+        for w in smoke::group_windows(&analysis, &servers, input.window_threshold_ms as u32) {
+            f.unavailability.push(Window {
+                partition: format!("ensemble:{ensemble}"),
+                kind: "ensemble".into(),
+                start_ms: w.start as u64,
+                end_ms: w.end as u64,
+                duration_ms: (w.end - w.start) as u64,
+                step: blame(w.start, w.end),
+                open: w.open,
+            });
+        }
+        for d in smoke::divergence(&probes, &servers, record.started_ms, SPLIT_STALE_MS) {
+            let (a, b) = (name(&d.server), name(&d.other));
+            f.zookeeper_splits.push(Window {
+                partition: format!("ensemble:{ensemble}"),
+                kind: format!("split {a}/{b}"),
+                start_ms: d.start_ms,
+                end_ms: d.end_ms,
+                duration_ms: d.end_ms - d.start_ms,
+                step: input.attribution.label_at(d.start_ms.saturating_sub(SPLIT_STALE_MS)).to_string(),
+                open: false,
+            });
+        }
     }
     f.unavailability.sort_by(|a, b| {
         (a.start_ms, &a.kind, &a.partition).cmp(&(b.start_ms, &b.kind, &b.partition))

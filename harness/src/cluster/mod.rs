@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use dist::Distribution;
-pub use node::{Node, NodeKind};
+pub use node::{Node, NodeKind, ZkMember};
 
 use crate::error::HarnessError;
 use crate::kafka::Admin;
-use crate::scenario::{ClusterSpec, HostMode};
+use crate::scenario::{ClusterSpec, HostMode, ZkRole};
 use crate::shutdown::Shutdown;
 pub use netns::Network;
 
@@ -64,6 +64,9 @@ pub struct Cluster {
     proxies: Vec<(String, std::process::Child)>,
     /// Proxy command lines to start with the cluster (node, argv).
     proxy_commands: Vec<(String, Vec<String>)>,
+    /// The ZooKeeper servers each broker's `zookeeper.connect` names (its config file; in
+    /// effect since its last start).
+    broker_zookeeper: BTreeMap<String, Vec<String>>,
 }
 
 impl Cluster {
@@ -110,24 +113,44 @@ impl Cluster {
                 .map(|net| net.exec_prefix(n))
                 .unwrap_or_default()
         };
-        let zk_ips: Vec<Ipv4Addr> = ips[..spec.zookeeper.len()].to_vec();
-        let zk_connect = format!(
-            "{}{ZK_CHROOT}",
-            zk_ips
-                .iter()
-                .map(|ip| format!("{ip}:{ZK_CLIENT_PORT}"))
-                .collect::<Vec<_>>()
-                .join(",")
+        let zk_addr: BTreeMap<&str, Ipv4Addr> = spec
+            .zookeeper
+            .iter()
+            .zip(&ips)
+            .map(|(n, ip)| (n.as_str(), *ip))
+            .collect();
+        let kafka_servers = spec
+            .ensembles
+            .get(&spec.kafka_ensemble)
+            .cloned()
+            .unwrap_or_else(|| spec.zookeeper.clone());
+        let zk_connect = connect_string(
+            kafka_servers.iter().map(|n| zk_addr[n.as_str()]),
+            ZK_CHROOT,
         );
         let mut nodes = BTreeMap::new();
         for (i, name) in spec.zookeeper.iter().enumerate() {
             let dir = run_dir.join("nodes").join(name);
+            // each node starts as a participant of its own ensemble
+            let group = spec
+                .ensemble_of(name)
+                .and_then(|e| spec.ensembles.get(e))
+                .cloned()
+                .unwrap_or_else(|| spec.zookeeper.clone());
+            let members: Vec<ZkMember> = group
+                .iter()
+                .map(|m| ZkMember {
+                    id: spec.zookeeper_id(m).unwrap_or(0),
+                    address: zk_addr[m.as_str()],
+                    role: ZkRole::Participant,
+                })
+                .collect();
             let node = Node::zookeeper(
                 run_id,
                 name,
                 i as i32 + 1,
-                zk_ips[i],
-                &zk_ips,
+                ips[i],
+                &members,
                 spec,
                 dist,
                 &dir,
@@ -182,6 +205,11 @@ impl Cluster {
             run_id: run_id.to_string(),
             spec: spec.clone(),
             nodes,
+            broker_zookeeper: spec
+                .brokers
+                .iter()
+                .map(|b| (b.clone(), kafka_servers.clone()))
+                .collect(),
             admin: None,
             network,
             proxies: Vec::new(),
@@ -285,20 +313,146 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts the ZooKeeper ensemble and waits until every server serves.
+    /// Starts the ZooKeeper nodes that are not dormant and waits until every one serves.
     pub fn start_zookeeper(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        for z in self.spec.zookeeper.clone() {
-            self.nodes.get_mut(&z).unwrap().spawn()?;
+        let live: Vec<String> = self
+            .spec
+            .zookeeper
+            .iter()
+            .filter(|z| !self.spec.dormant.contains(z))
+            .cloned()
+            .collect();
+        self.start_many(&live, Duration::from_secs(90), shutdown)
+    }
+
+    /// Starts several stopped nodes at once, then waits until each is ready: ZooKeeper
+    /// servers that can only elect a leader together must not be started one by one.
+    pub fn start_many(
+        &mut self,
+        names: &[String],
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        for n in names {
+            self.node(n)?.spawn()?;
         }
-        for z in self.spec.zookeeper.clone() {
-            self.wait_ready(&z, Duration::from_secs(90), shutdown)?;
+        let deadline = Instant::now() + timeout;
+        for n in names {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.wait_ready(n, left.max(Duration::from_secs(1)), shutdown)?;
         }
         Ok(())
     }
 
-    /// The ZooKeeper connect string (no chroot), e.g. for `harness zk` commands.
+    /// Stops several nodes, then starts them together and waits until each is ready.
+    pub fn restart_many(
+        &mut self,
+        names: &[String],
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        for n in names {
+            if self.is_running(n) {
+                self.stop(n, Duration::from_secs(120))?;
+            }
+        }
+        self.start_many(names, timeout, shutdown)
+    }
+
+    /// Every ZooKeeper node, comma-separated `host:port` (no chroot): the smoke test's list.
     pub fn zookeeper_connect(&self) -> String {
         self.addresses(&self.spec.zookeeper, ZK_CLIENT_PORT)
+    }
+
+    /// `host:port,...` of the named ZooKeeper servers (no chroot).
+    pub fn zookeeper_servers(&self, names: &[String]) -> String {
+        self.addresses(names, ZK_CLIENT_PORT)
+    }
+
+    /// The ZooKeeper servers the brokers' configuration names, when they all agree.
+    pub fn kafka_zookeeper(&self) -> Result<Vec<String>, HarnessError> {
+        let mut lists: Vec<&Vec<String>> = self.broker_zookeeper.values().collect();
+        lists.dedup();
+        match lists.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(HarnessError::Cluster(format!(
+                "the brokers name different ZooKeeper ensembles: {:?}",
+                self.broker_zookeeper
+            ))),
+        }
+    }
+
+    /// The membership line of a ZooKeeper node.
+    fn zk_member(&self, name: &str, role: ZkRole) -> Result<ZkMember, HarnessError> {
+        let id = self
+            .spec
+            .zookeeper_id(name)
+            .ok_or_else(|| HarnessError::Cluster(format!("`{name}` is not a ZooKeeper node")))?;
+        Ok(ZkMember {
+            id,
+            address: self.nodes[name].address,
+            role,
+        })
+    }
+
+    /// The `server.N=...` string of a ZooKeeper node as the reconfig command takes it.
+    pub fn zk_server_spec(&self, name: &str, role: ZkRole) -> Result<String, HarnessError> {
+        let m = self.zk_member(name, role)?;
+        let role = match role {
+            ZkRole::Participant => "participant",
+            ZkRole::Observer => "observer",
+        };
+        Ok(format!(
+            "server.{}={}:2888:3888:{role};{}:{ZK_CLIENT_PORT}",
+            m.id, m.address, m.address
+        ))
+    }
+
+    /// Rewrites the `zoo.cfg` server list of `nodes` (no restart).
+    pub fn set_zk_membership(
+        &mut self,
+        nodes: &[String],
+        participants: &[String],
+        observers: &[String],
+    ) -> Result<(), HarnessError> {
+        let mut members = Vec::new();
+        for p in participants {
+            members.push(self.zk_member(p, ZkRole::Participant)?);
+        }
+        for o in observers {
+            members.push(self.zk_member(o, ZkRole::Observer)?);
+        }
+        members.sort_by_key(|m| m.id);
+        for n in nodes {
+            self.node(n)?.write_zoo_cfg(&members)?;
+        }
+        Ok(())
+    }
+
+    /// Points a broker's `zookeeper.connect` at `servers` (takes effect at its next start).
+    pub fn set_broker_zookeeper(
+        &mut self,
+        broker: &str,
+        servers: &[String],
+    ) -> Result<(), HarnessError> {
+        let connect = connect_string(
+            servers.iter().map(|s| self.nodes[s].address),
+            ZK_CHROOT,
+        );
+        self.node(broker)?.set_broker_property("zookeeper.connect", &connect)?;
+        self.broker_zookeeper
+            .insert(broker.to_string(), servers.to_vec());
+        Ok(())
+    }
+
+    /// True when the node's process is running (a paused one counts).
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.nodes.get_mut(name).is_some_and(|n| n.is_running())
+    }
+
+    /// The kind of a node.
+    pub fn kind(&self, name: &str) -> Option<NodeKind> {
+        self.nodes.get(name).map(|n| n.kind)
     }
 
     fn node(&mut self, name: &str) -> Result<&mut Node, HarnessError> {
@@ -345,6 +499,11 @@ impl Cluster {
                 return Err(HarnessError::Interrupted);
             }
         }
+    }
+
+    /// Starts a stopped node's process without waiting for it to be ready.
+    pub fn spawn(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.spawn()
     }
 
     /// Starts a stopped node and waits until it is ready.
@@ -405,6 +564,12 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.teardown();
     }
+}
+
+/// `a:2181,b:2181/chroot`.
+fn connect_string(addresses: impl Iterator<Item = Ipv4Addr>, chroot: &str) -> String {
+    let list: Vec<String> = addresses.map(|a| format!("{a}:{ZK_CLIENT_PORT}")).collect();
+    format!("{}{chroot}", list.join(","))
 }
 
 /// Draws a free `127.A.B.0/24` block and returns `count` addresses in it (from `.10`).

@@ -508,9 +508,13 @@ impl Network {
         self.torn_down = true;
         self.faults.clear();
         for h in self.hosts.values() {
+            // deleting the root end of a veth pair removes both ends at once; left to the
+            // namespace's deletion, the kernel frees them asynchronously — seconds later
+            // when many namespaces go together
+            let _ = sh(&["ip", "link", "del", &h.veth]);
             let _ = sh(&["ip", "netns", "del", &h.ns]);
         }
-        // the kernel removes a deleted namespace's veths asynchronously: wait for them
+        // should any veth still linger, give it a moment
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline
             && self

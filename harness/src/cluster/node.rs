@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{Distribution, KAFKA_PORT, ZK_CLIENT_PORT};
 use crate::error::HarnessError;
-use crate::scenario::ClusterSpec;
+use crate::scenario::{ClusterSpec, ZkRole};
 
 /// What a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,20 @@ pub struct Node {
     command: Vec<String>,
     /// The running process.
     child: Option<Child>,
+    /// A ZooKeeper node's `zoo.cfg` without its server list, and whether dynamic reconfig
+    /// is on (then server lines carry the client address).
+    zk_static: Option<(String, bool)>,
+}
+
+/// One server line of a ZooKeeper membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZkMember {
+    /// Its myid.
+    pub id: i32,
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// Voting or not.
+    pub role: ZkRole,
 }
 
 fn jvm_args(
@@ -109,14 +123,14 @@ fn properties(
 }
 
 impl Node {
-    /// A ZooKeeper node with static membership `ensemble` (its own myid is `id`).
+    /// A ZooKeeper node (its own myid is `id`) whose `zoo.cfg` lists `members`.
     #[allow(clippy::too_many_arguments)]
     pub fn zookeeper(
         run_id: &str,
         name: &str,
         id: i32,
         address: Ipv4Addr,
-        ensemble: &[Ipv4Addr],
+        members: &[ZkMember],
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
@@ -125,13 +139,15 @@ impl Node {
         std::fs::create_dir_all(dir.join("data"))?;
         std::fs::write(dir.join("data").join("myid"), format!("{id}\n"))?;
         write_log4j(dir)?;
+        let reconfig = spec
+            .zookeeper_config
+            .get("reconfigEnabled")
+            .is_some_and(|v| v == "true");
         let mut defaults: Vec<(&str, String)> = vec![
             ("tickTime", "1000".into()),
             ("initLimit", "10".into()),
             ("syncLimit", "5".into()),
             ("dataDir", dir.join("data").display().to_string()),
-            ("clientPortAddress", address.to_string()),
-            ("clientPort", ZK_CLIENT_PORT.to_string()),
             ("maxClientCnxns", "0".into()),
             ("admin.enableServer", "false".into()),
             (
@@ -140,20 +156,17 @@ impl Node {
             ),
             ("autopurge.purgeInterval", "0".into()),
         ];
-        let servers: Vec<(String, String)> = ensemble
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| (format!("server.{}", i + 1), format!("{ip}:2888:3888")))
-            .collect();
-        defaults.extend(servers.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        let cfg = dir.join("zoo.cfg");
-        std::fs::write(&cfg, properties(&defaults, &spec.zookeeper_config))?;
+        if !reconfig {
+            // with dynamic reconfig the client address is part of each server line
+            defaults.push(("clientPortAddress", address.to_string()));
+            defaults.push(("clientPort", ZK_CLIENT_PORT.to_string()));
+        }
         let mut command = exec_prefix;
         command.extend(jvm_args(run_id, name, spec.zookeeper_heap_mb, dist, dir));
         command.push("-Dzookeeper.jmx.log4j.disable=true".into());
         command.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
-        command.push(cfg.display().to_string());
-        Ok(Node {
+        command.push(dir.join("zoo.cfg").display().to_string());
+        let node = Node {
             name: name.into(),
             kind: NodeKind::ZooKeeper,
             id,
@@ -161,7 +174,62 @@ impl Node {
             dir: dir.into(),
             command,
             child: None,
-        })
+            zk_static: Some((properties(&defaults, &spec.zookeeper_config), reconfig)),
+        };
+        node.write_zoo_cfg(members)?;
+        Ok(node)
+    }
+
+    /// Rewrites this ZooKeeper node's `zoo.cfg` with the server list `members` (it takes
+    /// effect at the next start). A configuration ZooKeeper wrote itself after a dynamic
+    /// reconfig is replaced too: what the operator writes is what the node starts with.
+    pub fn write_zoo_cfg(&self, members: &[ZkMember]) -> Result<(), HarnessError> {
+        let Some((base, reconfig)) = &self.zk_static else {
+            return Err(HarnessError::Cluster(format!("{} is not a ZooKeeper node", self.name)));
+        };
+        let mut text = base.clone();
+        for m in members {
+            let role = match m.role {
+                ZkRole::Participant => "participant",
+                ZkRole::Observer => "observer",
+            };
+            text.push_str(&format!("server.{}={}:2888:3888:{role}", m.id, m.address));
+            if *reconfig {
+                text.push_str(&format!(";{}:{ZK_CLIENT_PORT}", m.address));
+            }
+            text.push('\n');
+        }
+        if members
+            .iter()
+            .any(|m| m.id == self.id && m.role == ZkRole::Observer)
+        {
+            text.push_str("peerType=observer\n");
+        }
+        std::fs::write(self.dir.join("zoo.cfg"), text)?;
+        Ok(())
+    }
+
+    /// Sets one property in a broker's `server.properties` (takes effect at its next start).
+    pub fn set_broker_property(&self, key: &str, value: &str) -> Result<(), HarnessError> {
+        let path = self.dir.join("server.properties");
+        let text = std::fs::read_to_string(&path)?;
+        let mut found = false;
+        let mut out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+                    found = true;
+                    format!("{key}={value}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        if !found {
+            out.push(format!("{key}={value}"));
+        }
+        std::fs::write(&path, out.join("\n") + "\n")?;
+        Ok(())
     }
 
     /// A broker in ZooKeeper mode.
@@ -234,6 +302,7 @@ impl Node {
             dir: dir.into(),
             command,
             child: None,
+            zk_static: None,
         })
     }
 

@@ -72,6 +72,10 @@ pub struct Report {
     pub logs_cut_short: Vec<String>,
     /// The ZooKeeper smoke test per node: operations, failures, latency (when it ran).
     pub zookeeper: BTreeMap<String, crate::zk::smoke::ServerSummary>,
+    /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
+    pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
+    /// Split brains inside a ZooKeeper ensemble, as the smoke test saw them.
+    pub zookeeper_splits: Vec<Window>,
 }
 
 impl Report {
@@ -191,6 +195,121 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             out.push(bound_check(&format!("lost in `{step}`"), bound, lost));
         }
     }
+    // ZooKeeper ensembles as the smoke test saw them
+    for (name, ee) in &e.ensembles {
+        let part = format!("ensemble:{name}");
+        let ws: Vec<&Window> = findings
+            .unavailability
+            .iter()
+            .filter(|w| w.partition == part)
+            .collect();
+        let describe = |ws: &[&Window]| {
+            if ws.is_empty() {
+                "no window".to_string()
+            } else {
+                ws.iter()
+                    .map(|w| {
+                        format!(
+                            "{} ms in `{}`{}",
+                            w.duration_ms,
+                            w.step,
+                            if w.open { " (never recovered)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        if let Some(max) = ee.max_unavailable_ms {
+            let others: Vec<&Window> = ws
+                .iter()
+                .filter(|w| !ee.per_step.contains_key(&w.step))
+                .copied()
+                .collect();
+            let longest = others.iter().map(|w| w.duration_ms).max().unwrap_or(0);
+            out.push(ExpectationResult {
+                name: if ee.per_step.is_empty() {
+                    format!("ensemble `{name}` max_unavailable_ms")
+                } else {
+                    format!("ensemble `{name}` max_unavailable_ms (other steps)")
+                },
+                expected: format!("<= {max}"),
+                actual: format!("{longest} ({})", describe(&others)),
+                ok: longest <= max,
+            });
+        }
+        for (step, max) in &ee.per_step {
+            let mine: Vec<&Window> = ws.iter().filter(|w| &w.step == step).copied().collect();
+            let longest = mine.iter().map(|w| w.duration_ms).max().unwrap_or(0);
+            out.push(ExpectationResult {
+                name: format!("ensemble `{name}` max_unavailable_ms in `{step}`"),
+                expected: format!("<= {max}"),
+                actual: format!("{longest} ({})", describe(&mine)),
+                ok: longest <= *max,
+            });
+        }
+        if let Some(bound) = ee.windows {
+            let mut r = bound_check(&format!("ensemble `{name}` windows"), bound, ws.len() as u64);
+            r.actual = format!("{} ({})", ws.len(), describe(&ws));
+            out.push(r);
+        }
+    }
+    // One quorum per ensemble, always, when the smoke test ran
+    if scenario.check.zookeeper_smoke {
+        for (name, members) in &scenario.cluster.ensembles {
+            if members.len() < 2 {
+                continue;
+            }
+            let part = format!("ensemble:{name}");
+            let splits: Vec<String> = findings
+                .zookeeper_splits
+                .iter()
+                .filter(|w| w.partition == part)
+                .map(|w| format!("{} from t={}ms in `{}`", w.kind, w.start_ms, w.step))
+                .collect();
+            out.push(ExpectationResult {
+                name: format!("ensemble `{name}` one quorum"),
+                expected: "every member sees the others' writes".into(),
+                actual: if splits.is_empty() {
+                    "no split brain seen".into()
+                } else {
+                    splits.join("; ")
+                },
+                ok: splits.is_empty(),
+            });
+        }
+    }
+    if e.kafka_metadata_intact {
+        let (actual, ok) = match &findings.kafka_metadata {
+            None => ("not checked (the run ended before the end-of-run check)".to_string(), false),
+            Some(m) if m.error.is_some() => (
+                format!("check failed: {}", m.error.as_deref().unwrap_or("")),
+                false,
+            ),
+            Some(m) if m.differences.is_empty() => (
+                format!(
+                    "intact in {}: {} topics, {} partitions, brokers {:?}, controller {}",
+                    m.zookeeper, m.topics, m.partitions, m.registered_brokers, m.controller
+                ),
+                true,
+            ),
+            Some(m) => (
+                format!(
+                    "{} difference(s) in {}: {}",
+                    m.differences.len(),
+                    m.zookeeper,
+                    m.differences.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                ),
+                false,
+            ),
+        };
+        out.push(ExpectationResult {
+            name: "kafka_metadata".into(),
+            expected: "Kafka's znodes match what the brokers report".into(),
+            actual,
+            ok,
+        });
+    }
     // Every step must have run and succeeded: a failed step is a procedure the cluster
     // did not survive (or a harness problem the step error names).
     let ran: Vec<&StepSpan> = findings.steps.iter().collect();
@@ -224,19 +343,19 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
     out
 }
 
-/// Windows of single partitions (not the cluster-wide ones).
+/// True for a Kafka window (produce or consume) of a single partition.
+fn is_partition_window(w: &Window) -> bool {
+    w.partition != "cluster" && (w.kind == "produce" || w.kind == "consume")
+}
+
+/// Windows of single partitions (not the cluster-wide ones, not ZooKeeper's).
 fn partition_windows(f: &Findings) -> impl Iterator<Item = &Window> {
-    f.unavailability.iter().filter(|w| w.partition != "cluster")
+    f.unavailability.iter().filter(|w| is_partition_window(w))
 }
 
 /// The longest window on any single partition.
 pub fn max_partition_window(f: &Findings) -> u64 {
-    f.unavailability
-        .iter()
-        .filter(|w| w.partition != "cluster")
-        .map(|w| w.duration_ms)
-        .max()
-        .unwrap_or(0)
+    partition_windows(f).map(|w| w.duration_ms).max().unwrap_or(0)
 }
 
 /// Builds the report.
@@ -272,6 +391,8 @@ pub fn build(
         logs_read: findings.logs_read,
         logs_cut_short: findings.logs_cut_short,
         zookeeper: findings.zookeeper,
+        kafka_metadata: findings.kafka_metadata,
+        zookeeper_splits: findings.zookeeper_splits,
     }
 }
 
@@ -332,7 +453,7 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
     let windows: Vec<&Window> = report
         .unavailability
         .iter()
-        .filter(|w| w.partition != "cluster")
+        .filter(|w| is_partition_window(w))
         .collect();
     s.push_str(&format!(
         "unavailability: {} partition windows, longest {} ms\n",
@@ -370,6 +491,40 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             })
             .collect();
         s.push_str(&format!("zookeeper smoke test: {}\n", per.join("; ")));
+        for w in report
+            .unavailability
+            .iter()
+            .filter(|w| w.kind == "ensemble" || w.kind == "zookeeper")
+            .take(20)
+        {
+            s.push_str(&format!(
+                "  {} unavailable {} ms at t={}ms in `{}`{}\n",
+                w.partition,
+                w.duration_ms,
+                w.start_ms,
+                w.step,
+                if w.open { " (never recovered)" } else { "" }
+            ));
+        }
+    }
+    for w in report.zookeeper_splits.iter().take(10) {
+        s.push_str(&format!(
+            "  {} SPLIT BRAIN {} from t={}ms to t={}ms in `{}`\n",
+            w.partition, w.kind, w.start_ms, w.end_ms, w.step
+        ));
+    }
+    if let Some(m) = &report.kafka_metadata {
+        if m.intact() {
+            s.push_str(&format!(
+                "kafka metadata in {}: intact ({} topics, {} partitions, controller {})\n",
+                m.zookeeper, m.topics, m.partitions, m.controller
+            ));
+        } else {
+            s.push_str(&format!("kafka metadata in {}: {}\n", m.zookeeper, m.error.clone().unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))));
+            for d in m.differences.iter().take(10) {
+                s.push_str(&format!("  {d}\n"));
+            }
+        }
     }
     for e in report.expectations.iter().filter(|e| !e.ok) {
         s.push_str(&format!(

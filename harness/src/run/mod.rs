@@ -148,6 +148,8 @@ pub fn run_scenario(
         )));
     }
     std::fs::create_dir_all(run_dir)?;
+    // every node runs in its own directory: paths handed to them must not be relative
+    let run_dir = &std::path::absolute(run_dir)?;
     std::fs::write(run_dir.join("scenario.toml"), scenario_text)?;
     let run_id = new_run_id(&scenario.name);
     let mut tl = Timeline::open(run_dir)?;
@@ -336,7 +338,48 @@ fn drive(
         tracing::warn!("cluster not fully healthy before the final read: {e}");
     }
     workload.final_read()?;
+    if scenario.check.kafka_metadata {
+        check_kafka_metadata(cluster, run_dir);
+    }
     Ok(())
+}
+
+/// Compares Kafka's znodes in the ensemble the brokers use with what the brokers report,
+/// into `metadata-check.json` (the checker reads it; a failure to check is recorded too).
+fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
+    use crate::zk::metadata::{self, MetadataCheck};
+    let result = (|| -> Result<MetadataCheck, HarnessError> {
+        let servers = cluster.kafka_zookeeper()?;
+        let connect = cluster.zookeeper_servers(&servers);
+        let admin = cluster.admin()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(metadata::check(&connect, cluster::ZK_CHROOT, 10, || {
+            admin
+                .snapshot(Duration::from_secs(5))
+                .map_err(|e| e.to_string())
+        })))
+    })()
+    .unwrap_or_else(|e| MetadataCheck {
+        error: Some(e.to_string()),
+        ..Default::default()
+    });
+    if result.intact() {
+        eprintln!("harness: Kafka's metadata in ZooKeeper matches the brokers");
+    } else {
+        eprintln!(
+            "harness: Kafka's metadata in ZooKeeper differs: {}",
+            result
+                .error
+                .clone()
+                .unwrap_or_else(|| result.differences.join("; "))
+        );
+    }
+    let path = run_dir.join(crate::check::METADATA_CHECK);
+    if let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(&result).unwrap_or_default()) {
+        tracing::warn!("writing {}: {e}", path.display());
+    }
 }
 
 /// A helper process that must not outlive the run: SIGTERM (it flushes each line as it
@@ -368,7 +411,7 @@ fn start_smoke(
             "smoke",
             &cluster.zookeeper_connect(),
             "--interval",
-            "200ms",
+            &format!("{}ms", crate::check::SMOKE_INTERVAL_MS),
             "--tag",
         ])
         .arg(format!("kmh.run={run_id}"))

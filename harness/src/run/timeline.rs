@@ -69,6 +69,26 @@ pub enum TimelineEvent {
         /// Label.
         name: String,
     },
+    /// A subtree copy between ZooKeeper ensembles finished (`zk-copy`).
+    ZkCopy {
+        /// When.
+        t_ms: u64,
+        /// The subtree.
+        path: String,
+        /// The modification-time filter of a catch-up pass (ms since epoch).
+        mtime_after: Option<i64>,
+        /// What it did.
+        report: crate::zk::tree::CopyReport,
+    },
+    /// A dynamic reconfig committed this ZooKeeper configuration (`zk-reconfig`).
+    ZkConfig {
+        /// When.
+        t_ms: u64,
+        /// Its version.
+        version: String,
+        /// `(myid, role)` of each server.
+        servers: Vec<(i32, String)>,
+    },
     /// The run's workload and cluster are done.
     RunEnd {
         /// When.

@@ -34,6 +34,8 @@ pub struct Executor<'a> {
     shutdown: &'a Shutdown,
     scenario: &'a Scenario,
     bindings: HashMap<String, String>,
+    /// When each step started (ms since epoch), for `zk-copy`'s `since`.
+    started: HashMap<String, u64>,
     /// Called with the step name when a step starts (for live progress).
     on_step: Box<dyn Fn(&str) + 'a>,
 }
@@ -53,6 +55,7 @@ impl<'a> Executor<'a> {
             shutdown,
             scenario,
             bindings: HashMap::new(),
+            started: HashMap::new(),
             on_step,
         }
     }
@@ -65,19 +68,32 @@ impl<'a> Executor<'a> {
                 break;
             }
             (self.on_step)(&step.name);
-            let snapshot = self
+            // (no broker running — a block, a full stop — nothing to ask, and no time to
+            // lose waiting for every broker in turn)
+            let any_broker = self
+                .scenario
                 .cluster
-                .admin()
-                .ok()
-                .and_then(|a| a.snapshot(Duration::from_secs(3)).ok());
+                .brokers
+                .iter()
+                .any(|b| self.cluster.is_running(b));
+            let snapshot = if any_broker {
+                self.cluster
+                    .admin()
+                    .ok()
+                    .and_then(|a| a.snapshot(Duration::from_secs(3)).ok())
+            } else {
+                None
+            };
             if let Some(snapshot) = snapshot.clone() {
                 self.timeline.record(&TimelineEvent::Snapshot {
                     t_ms: now_ms(),
                     snapshot,
                 });
             }
+            let t_ms = now_ms();
+            self.started.insert(step.name.clone(), t_ms);
             self.timeline.record(&TimelineEvent::StepStart {
-                t_ms: now_ms(),
+                t_ms,
                 index,
                 name: step.name.clone(),
                 action: step.action.keyword().into(),
@@ -198,8 +214,20 @@ impl<'a> Executor<'a> {
                 nodes,
                 interval,
                 timeout,
-            } => self.rolling_restart(nodes, *interval, *timeout),
-            Action::WaitHealthy { timeout } => self.wait_healthy(*timeout),
+                wait,
+            } => self.rolling_restart(nodes, *interval, *timeout, *wait),
+            Action::WaitHealthy { zookeeper, timeout } => {
+                let deadline = std::time::Instant::now() + *timeout;
+                (|| {
+                    for z in zookeeper {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        self.cluster
+                            .wait_ready(z, left.max(Duration::from_secs(1)), sd)?;
+                    }
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    self.wait_healthy(left.max(Duration::from_secs(1)))
+                })()
+            }
             Action::Sleep { duration } => {
                 if sd.sleep(*duration) {
                     Err(HarnessError::Interrupted)
@@ -271,9 +299,198 @@ impl<'a> Executor<'a> {
                     jitter.as_millis() as u64,
                 )
             }),
+            Action::StartAll { nodes, timeout } => self.cluster.start_many(nodes, *timeout, sd),
+            Action::RestartAll { nodes, timeout } => {
+                self.cluster.restart_many(nodes, *timeout, sd)
+            }
+            Action::ZkConfig {
+                nodes,
+                participants,
+                observers,
+            } => self.cluster.set_zk_membership(nodes, participants, observers),
+            Action::ZkReconfig {
+                add,
+                add_observers,
+                remove,
+                via,
+                timeout,
+            } => self.zk_reconfig(add, add_observers, remove, via, *timeout),
+            Action::ZkConnect {
+                servers,
+                brokers,
+                roll,
+                interval,
+                timeout,
+            } => (|| {
+                for b in brokers {
+                    self.cluster.set_broker_zookeeper(b, servers)?;
+                }
+                if *roll {
+                    self.rolling_restart(brokers, *interval, *timeout, true)?;
+                }
+                Ok(())
+            })(),
+            Action::ZkCopy {
+                from,
+                to,
+                path,
+                since,
+                batch,
+                prune,
+            } => self.zk_copy(from, to, path, since.as_deref(), *batch, *prune),
             _ => unreachable!("node actions handled above"),
         };
         (None, r)
+    }
+
+    /// A runtime for the ZooKeeper client's async calls.
+    fn runtime() -> Result<tokio::runtime::Runtime, HarnessError> {
+        Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?)
+    }
+
+    fn zk_copy(
+        &mut self,
+        from: &[String],
+        to: &[String],
+        path: &str,
+        since: Option<&str>,
+        batch: usize,
+        prune: bool,
+    ) -> Result<(), HarnessError> {
+        use crate::zk::tree;
+        // ZooKeeper's mtime is the leader's clock; allow it to be a little behind ours
+        const CLOCK_MARGIN_MS: u64 = 2_000;
+        let mtime_after = since
+            .map(|s| {
+                self.started
+                    .get(s)
+                    .map(|t| t.saturating_sub(CLOCK_MARGIN_MS) as i64)
+                    .ok_or_else(|| HarnessError::Cluster(format!("step `{s}` never ran")))
+            })
+            .transpose()?;
+        let (src, dst) = (
+            self.cluster.zookeeper_servers(from),
+            self.cluster.zookeeper_servers(to),
+        );
+        let opts = tree::CopyOptions {
+            batch,
+            mtime_after,
+            prune,
+            ..Default::default()
+        };
+        let fail = |e: tree::TreeError| HarnessError::Cluster(format!("zk-copy: {e}"));
+        let report = Self::runtime()?.block_on(async {
+            let s = tree::connect(&src).await.map_err(fail)?;
+            let d = tree::connect(&dst).await.map_err(fail)?;
+            tree::copy(&s, &d, path, &opts).await.map_err(fail)
+        })?;
+        tracing::info!(
+            "zk-copy {path}: {} visited, {} created, {} updated, {} deleted, {} ephemeral skipped, {} transactions, {} ms",
+            report.visited, report.created, report.updated, report.deleted,
+            report.ephemerals_skipped, report.transactions, report.elapsed_ms
+        );
+        self.timeline.record(&TimelineEvent::ZkCopy {
+            t_ms: now_ms(),
+            path: path.to_string(),
+            mtime_after,
+            report,
+        });
+        Ok(())
+    }
+
+    fn zk_reconfig(
+        &mut self,
+        add: &[String],
+        add_observers: &[String],
+        remove: &[String],
+        via: &[String],
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        use crate::scenario::ZkRole;
+        use crate::zk::reconfig;
+        let mut joining = Vec::new();
+        for n in add {
+            joining.push(self.cluster.zk_server_spec(n, ZkRole::Participant)?);
+        }
+        for n in add_observers {
+            joining.push(self.cluster.zk_server_spec(n, ZkRole::Observer)?);
+        }
+        let leaving: Vec<i32> = remove
+            .iter()
+            .filter_map(|n| self.scenario.cluster.zookeeper_id(n))
+            .collect();
+        // through the given servers, or any running server that is not joining
+        let via: Vec<String> = if via.is_empty() {
+            let mut v = Vec::new();
+            for z in &self.scenario.cluster.zookeeper {
+                if !add.contains(z) && !add_observers.contains(z) && self.cluster.is_running(z) {
+                    v.push(z.clone());
+                }
+            }
+            v
+        } else {
+            via.to_vec()
+        };
+        let through = self.cluster.zookeeper_servers(&via);
+        // afterwards, ask a server that stays
+        let stays: Vec<String> = add
+            .iter()
+            .chain(add_observers)
+            .cloned()
+            .chain(via.iter().filter(|v| !remove.contains(v)).cloned())
+            .collect();
+        let check_through = self.cluster.zookeeper_servers(&stays);
+        let want_participants: Vec<i32> = add
+            .iter()
+            .filter_map(|n| self.scenario.cluster.zookeeper_id(n))
+            .collect();
+        let want_observers: Vec<i32> = add_observers
+            .iter()
+            .filter_map(|n| self.scenario.cluster.zookeeper_id(n))
+            .collect();
+        let applied = |c: &reconfig::EnsembleConfig| {
+            let parts = c.with_role("participant");
+            let obs = c.with_role("observer");
+            want_participants.iter().all(|i| parts.contains(i))
+                && want_observers.iter().all(|i| obs.contains(i))
+                && leaving
+                    .iter()
+                    .all(|i| !c.servers.iter().any(|(s, _)| s == i))
+        };
+        let rt = Self::runtime()?;
+        tracing::info!("zk-reconfig via {through}: joining {joining:?}, leaving {leaving:?}");
+        let sent = rt.block_on(reconfig::incremental(&through, &joining, &leaving));
+        let config = match sent {
+            Ok(c) => c,
+            // the answer can be lost when the server asked leaves: read what was committed
+            Err(e) if e.contains("connection") || e.contains("no answer") => {
+                tracing::warn!("reconfig answer lost ({e}); reading the configuration back");
+                rt.block_on(reconfig::current(&check_through))
+                    .map_err(HarnessError::Cluster)?
+            }
+            Err(e) => return Err(HarnessError::Cluster(e)),
+        };
+        if !applied(&config) {
+            return Err(HarnessError::Cluster(format!(
+                "the committed configuration (version {}) is {:?}, not what was asked",
+                config.version, config.servers
+            )));
+        }
+        self.timeline.record(&TimelineEvent::ZkConfig {
+            t_ms: now_ms(),
+            version: config.version.clone(),
+            servers: config.servers.clone(),
+        });
+        // every added server serves in its role
+        let deadline = std::time::Instant::now() + timeout;
+        for n in add.iter().chain(add_observers) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            self.cluster
+                .wait_ready(n, left.max(Duration::from_secs(1)), self.shutdown)?;
+        }
+        Ok(())
     }
 
     fn wait_healthy(&mut self, timeout: Duration) -> Result<(), HarnessError> {
@@ -298,11 +515,23 @@ impl<'a> Executor<'a> {
         nodes: &[String],
         interval: Duration,
         timeout: Duration,
+        wait: bool,
     ) -> Result<(), HarnessError> {
         for (i, node) in nodes.iter().enumerate() {
             tracing::info!("rolling restart: {node}");
-            self.cluster.restart(node, self.shutdown)?;
-            self.wait_healthy(timeout)?;
+            if self.cluster.is_running(node) {
+                self.cluster.stop(node, Duration::from_secs(120))?;
+            }
+            if wait {
+                self.cluster
+                    .start_many(std::slice::from_ref(node), timeout, self.shutdown)?;
+                // a broker's gate also wants every partition back in sync
+                if self.cluster.kind(node) == Some(crate::cluster::NodeKind::Broker) {
+                    self.wait_healthy(timeout)?;
+                }
+            } else {
+                self.cluster.spawn(node)?;
+            }
             if i + 1 < nodes.len() && self.shutdown.sleep(interval) {
                 return Err(HarnessError::Interrupted);
             }

@@ -31,6 +31,10 @@ pub const ACTIONS: &[&str] = &[
     "wait-healthy",
     "sleep",
     "mark",
+    "zk-config",
+    "zk-reconfig",
+    "zk-connect",
+    "zk-copy",
 ];
 
 #[derive(Deserialize)]
@@ -58,6 +62,12 @@ struct RawCluster {
     hosts: Option<Spanned<String>>,
     kafka: Spanned<String>,
     zookeeper: Spanned<Vec<String>>,
+    #[serde(default)]
+    dormant: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    ensembles: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    #[serde(default)]
+    kafka_ensemble: Option<Spanned<String>>,
     brokers: Spanned<Vec<String>>,
     #[serde(default)]
     broker_config: BTreeMap<String, toml::Value>,
@@ -153,6 +163,34 @@ struct RawStep {
     latency: Option<Spanned<String>>,
     #[serde(default)]
     jitter: Option<Spanned<String>>,
+    #[serde(default)]
+    participants: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    observers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    add: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    add_observers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    remove: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    via: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    servers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    brokers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    roll: Option<Spanned<bool>>,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    since: Option<Spanned<String>>,
+    #[serde(default)]
+    batch: Option<Spanned<i64>>,
+    #[serde(default)]
+    prune: Option<Spanned<bool>>,
+    #[serde(default)]
+    wait: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +202,8 @@ struct RawCheck {
     attribution_grace: Option<Spanned<String>>,
     #[serde(default)]
     zookeeper_smoke: bool,
+    #[serde(default)]
+    kafka_metadata: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +230,24 @@ struct RawExpect {
     unreadable_partitions: Option<Spanned<RawBound>>,
     #[serde(default)]
     step: BTreeMap<String, Spanned<RawStepExpect>>,
+    #[serde(default)]
+    ensemble: BTreeMap<String, Spanned<RawEnsembleExpect>>,
+    kafka_metadata: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnsembleExpect {
+    max_unavailable_ms: Option<Spanned<i64>>,
+    windows: Option<Spanned<RawBound>>,
+    #[serde(default)]
+    step: BTreeMap<String, Spanned<RawEnsembleStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnsembleStep {
+    max_unavailable_ms: Spanned<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -444,11 +502,67 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             HostMode::Auto
         }
     };
+    let dormant = rc.dormant.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default();
+    if let Some(d) = &rc.dormant {
+        for n in d.get_ref() {
+            if !zookeeper.contains(n) {
+                p.at(d.span(), "cluster.dormant", format!("`{n}` is not a ZooKeeper node"), format!("ZooKeeper nodes: {}", zookeeper.join(", ")));
+            }
+        }
+        if zookeeper.iter().all(|z| d.get_ref().contains(z)) {
+            p.at(d.span(), "cluster.dormant", "every ZooKeeper node is dormant", "the brokers need a running ensemble at the start; keep at least one group running");
+        }
+    }
+    let ensembles: BTreeMap<String, Vec<String>> = match &rc.ensembles {
+        None => BTreeMap::from([("zookeeper".to_string(), zookeeper.clone())]),
+        Some(e) => {
+            let mut owner: HashMap<&str, &str> = HashMap::new();
+            for (name, members) in e.get_ref() {
+                if members.is_empty() {
+                    p.at(e.span(), format!("cluster.ensembles.{name}"), "an empty ensemble", "list its ZooKeeper nodes, e.g. source = [\"zk1\", \"zk2\", \"zk3\"]");
+                }
+                if zookeeper.contains(name) || brokers.contains(name) {
+                    p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{name}` is also a node name"), "steps accept both node and ensemble names: give the ensemble another name");
+                }
+                for m in members {
+                    if !zookeeper.contains(m) {
+                        p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{m}` is not a ZooKeeper node"), format!("ZooKeeper nodes: {}", zookeeper.join(", ")));
+                    } else if let Some(other) = owner.insert(m, name) {
+                        p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{m}` is in both `{other}` and `{name}`"), "each node starts in one ensemble; its zoo.cfg lists that ensemble's members");
+                    }
+                }
+            }
+            for z in &zookeeper {
+                if !owner.contains_key(z.as_str()) {
+                    p.at(e.span(), "cluster.ensembles", format!("`{z}` is in no ensemble"), "put every ZooKeeper node in one ensemble (its initial zoo.cfg lists that ensemble)");
+                }
+            }
+            e.get_ref().clone()
+        }
+    };
+    let kafka_ensemble = match &rc.kafka_ensemble {
+        Some(k) => {
+            if !ensembles.contains_key(k.get_ref()) {
+                p.at(k.span(), "cluster.kafka_ensemble", format!("no ensemble `{}`", k.get_ref()), format!("ensembles: {}", ensembles.keys().cloned().collect::<Vec<_>>().join(", ")));
+            } else if ensembles[k.get_ref()].iter().all(|m| dormant.contains(m)) {
+                p.at(k.span(), "cluster.kafka_ensemble", format!("every node of `{}` is dormant", k.get_ref()), "the brokers need a running ensemble at the start");
+            }
+            k.get_ref().clone()
+        }
+        None if ensembles.len() == 1 => ensembles.keys().next().cloned().unwrap_or_default(),
+        None => {
+            p.at(rc.zookeeper.span(), "cluster.kafka_ensemble", "several ensembles and no `kafka_ensemble`", "say which ensemble the brokers use at the start, e.g. kafka_ensemble = \"source\"");
+            String::new()
+        }
+    };
     let cluster = ClusterSpec {
         backend,
         hosts,
         kafka_version,
         zookeeper: zookeeper.clone(),
+        dormant,
+        ensembles,
+        kafka_ensemble,
         brokers: brokers.clone(),
         broker_config: config_map(
             &mut p,
@@ -681,6 +795,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
     // --- check
     let check = CheckSettings {
         zookeeper_smoke: raw.check.as_ref().is_some_and(|c| c.zookeeper_smoke),
+        kafka_metadata: raw
+            .check
+            .as_ref()
+            .and_then(|c| c.kafka_metadata)
+            .unwrap_or(true),
         window_threshold_ms: raw
             .check
             .as_ref()
@@ -813,7 +932,50 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
                 (name.clone(), e)
             })
             .collect(),
+        ensembles: re
+            .ensemble
+            .iter()
+            .map(|(name, ee)| {
+                let field = format!("expect.ensemble.{name}");
+                if !cluster.ensembles.contains_key(name) {
+                    p.at(ee.span(), &field, format!("no ensemble `{name}`"), format!("ensembles: {} (see [cluster.ensembles])", cluster.ensembles.keys().cloned().collect::<Vec<_>>().join(", ")));
+                }
+                if !check.zookeeper_smoke {
+                    p.at(ee.span(), &field, "ensemble expectations need the smoke test", "add [check] zookeeper_smoke = true");
+                }
+                let raw = ee.get_ref();
+                let e = EnsembleExpect {
+                    max_unavailable_ms: nonneg(&raw.max_unavailable_ms, &mut p, &format!("{field}.max_unavailable_ms")),
+                    windows: raw.windows.as_ref().map(|_| p.bound(&raw.windows, &format!("{field}.windows"), Bound::Any)),
+                    per_step: raw
+                        .step
+                        .iter()
+                        .map(|(step, b)| {
+                            let sf = format!("{field}.step.\"{step}\"");
+                            if !steps.iter().any(|st| &st.name == step) {
+                                p.at(b.span(), &sf, format!("no step is named `{step}`"), "copy the `name` of one of the [[step]] tables");
+                            }
+                            let v = Some(b.get_ref().max_unavailable_ms.clone());
+                            (step.clone(), nonneg(&v, &mut p, &format!("{sf}.max_unavailable_ms")).unwrap_or(0))
+                        })
+                        .collect(),
+                };
+                (name.clone(), e)
+            })
+            .collect(),
+        kafka_metadata_intact: match re.kafka_metadata.as_ref().map(|k| (k, k.get_ref().as_str())) {
+            None | Some((_, "intact")) => check.kafka_metadata,
+            Some((_, "any")) => false,
+            Some((k, other)) => {
+                p.at(k.span(), "expect.kafka_metadata", format!("`{other}` is not an expectation"), "kafka_metadata = \"intact\" (default) or \"any\" (report only)");
+                true
+            }
+        },
     };
+    if re.kafka_metadata.as_ref().is_some_and(|k| k.get_ref() == "intact") && !check.kafka_metadata {
+        let k = re.kafka_metadata.as_ref().unwrap();
+        p.at(k.span(), "expect.kafka_metadata", "expects intact metadata but [check] kafka_metadata = false", "remove one of the two");
+    }
 
     if !p.list.is_empty() {
         p.list.sort_by_key(|e| (e.line, e.column));
@@ -857,7 +1019,14 @@ fn validate_steps(
         .zookeeper
         .iter()
         .chain(cluster.brokers.iter())
-        .map(|n| (n.clone(), NodeState::Running))
+        .map(|n| {
+            let st = if cluster.dormant.contains(n) {
+                NodeState::Stopped
+            } else {
+                NodeState::Running
+            };
+            (n.clone(), st)
+        })
         .collect();
     for (i, rs) in raw.iter().enumerate() {
         let s = rs.get_ref();
@@ -880,9 +1049,14 @@ fn validate_steps(
         let kw = s.action.get_ref().as_str();
         // Which optional arguments each action takes.
         let (required, optional): (&[&str], &[&str]) = match kw {
+            "start" | "restart" if s.nodes.is_some() => (&["nodes"], &["timeout"]),
             "start" | "stop" | "kill" | "pause" | "resume" | "restart" => (&["node"], &["bind"]),
-            "rolling-restart" => (&[], &["nodes", "interval", "timeout"]),
-            "wait-healthy" => (&[], &["timeout"]),
+            "rolling-restart" => (&[], &["nodes", "interval", "timeout", "wait"]),
+            "zk-config" => (&["nodes", "participants"], &["observers"]),
+            "zk-reconfig" => (&[], &["add", "add_observers", "remove", "via", "timeout"]),
+            "zk-connect" => (&["servers"], &["brokers", "roll", "interval", "timeout"]),
+            "zk-copy" => (&["from", "to", "path"], &["since", "batch", "prune"]),
+            "wait-healthy" => (&[], &["nodes", "timeout"]),
             "sleep" => (&["duration"], &[]),
             "mark" => (&[], &[]),
             "partition" => (&["from"], &["to", "direction", "fault"]),
@@ -919,6 +1093,20 @@ fn validate_steps(
             ("rate", s.rate.as_ref().map(|v| v.span())),
             ("latency", s.latency.as_ref().map(|v| v.span())),
             ("jitter", s.jitter.as_ref().map(|v| v.span())),
+            ("participants", s.participants.as_ref().map(|v| v.span())),
+            ("observers", s.observers.as_ref().map(|v| v.span())),
+            ("add", s.add.as_ref().map(|v| v.span())),
+            ("add_observers", s.add_observers.as_ref().map(|v| v.span())),
+            ("remove", s.remove.as_ref().map(|v| v.span())),
+            ("via", s.via.as_ref().map(|v| v.span())),
+            ("servers", s.servers.as_ref().map(|v| v.span())),
+            ("brokers", s.brokers.as_ref().map(|v| v.span())),
+            ("roll", s.roll.as_ref().map(|v| v.span())),
+            ("path", s.path.as_ref().map(|v| v.span())),
+            ("since", s.since.as_ref().map(|v| v.span())),
+            ("batch", s.batch.as_ref().map(|v| v.span())),
+            ("prune", s.prune.as_ref().map(|v| v.span())),
+            ("wait", s.wait.as_ref().map(|v| v.span())),
         ]
         .into_iter()
         .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
@@ -948,6 +1136,11 @@ fn validate_steps(
                 p.at(s.action.span(), f(k), format!("`{kw}` needs `{k}`"), match *k {
                     "node" => "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"@BOUND\"".to_string(),
                     "duration" => "duration = \"10s\"".to_string(),
+                    "nodes" if kw == "zk-config" => "nodes = [\"zk1\", \"zk4\"] (whose zoo.cfg is rewritten)".to_string(),
+                    "participants" => "participants = [\"zk1\", \"zk2\", \"zk3\"] (node or ensemble names)".to_string(),
+                    "servers" => "servers = [\"target\"] (ZooKeeper node or ensemble names)".to_string(),
+                    "from" | "to" if kw == "zk-copy" => "from = [\"source\"], to = [\"target\"]".to_string(),
+                    "path" => "path = \"/kafka\" (Kafka's chroot)".to_string(),
                     _ => String::new(),
                 });
                 ok = false;
@@ -964,7 +1157,7 @@ fn validate_steps(
             p.duration(v, &f(k), Duration::from_secs(d))
         };
         let action = match kw {
-            "start" | "stop" | "kill" | "pause" | "resume" | "restart" => {
+            "start" | "stop" | "kill" | "pause" | "resume" | "restart" if s.nodes.is_none() => {
                 let Some(Some(node)) = target else { continue };
                 // simulate the node's state to catch impossible orders
                 let key = match &node {
@@ -1026,39 +1219,176 @@ fn validate_steps(
                 let nodes = match &s.nodes {
                     None => cluster.brokers.clone(),
                     Some(list) => {
-                        for n in list.get_ref() {
-                            if cluster.broker_id(n).is_none() {
-                                p.at(
+                        let nodes = node_list(p, list, &f("nodes"), cluster, true);
+                        for n in &nodes {
+                            match state.get(n) {
+                                Some(NodeState::Paused) => p.at(
                                     list.span(),
                                     f("nodes"),
-                                    format!("`{n}` is not a broker"),
-                                    format!("brokers: {}", cluster.brokers.join(", ")),
-                                );
-                            } else if state.get(n) != Some(&NodeState::Running) {
-                                p.at(
+                                    format!("`{n}` is paused at this point"),
+                                    "resume it first",
+                                ),
+                                Some(NodeState::Stopped) if cluster.broker_id(n).is_some() => p.at(
                                     list.span(),
                                     f("nodes"),
                                     format!("`{n}` is not running at this point"),
-                                    "a rolling restart needs every broker it restarts running",
-                                );
+                                    "a rolling restart of brokers needs every broker it restarts running",
+                                ),
+                                _ => {}
                             }
+                            // a stopped ZooKeeper node (dormant) is started by the roll
+                            state.insert(n.clone(), NodeState::Running);
                         }
-                        list.get_ref().clone()
+                        nodes
                     }
                 };
+                for n in &nodes {
+                    if !cluster.brokers.contains(n) && !cluster.is_zookeeper(n) {
+                        p.at(s.action.span(), f("nodes"), format!("`{n}` is not a node of this cluster"), "");
+                    }
+                }
                 Action::RollingRestart {
                     nodes,
                     interval: dur(p, &s.interval, "interval", 5),
                     timeout: dur(p, &s.timeout, "timeout", 120),
+                    wait: s.wait.as_ref().is_none_or(|w| *w.get_ref()),
                 }
             }
-            "wait-healthy" => Action::WaitHealthy {
-                timeout: dur(p, &s.timeout, "timeout", 120),
-            },
+            "wait-healthy" => {
+                let zookeeper = match &s.nodes {
+                    None => Vec::new(),
+                    Some(list) => {
+                        let l = zk_list(p, list, &f("nodes"), cluster);
+                        for n in &l {
+                            if state.get(n) == Some(&NodeState::Stopped) {
+                                p.at(list.span(), f("nodes"), format!("`{n}` is not running at this point"), "wait only for running ZooKeeper nodes");
+                            }
+                        }
+                        l
+                    }
+                };
+                Action::WaitHealthy {
+                    zookeeper,
+                    timeout: dur(p, &s.timeout, "timeout", 120),
+                }
+            }
             "sleep" => Action::Sleep {
                 duration: dur(p, &s.duration, "duration", 0),
             },
             "mark" => Action::Mark,
+            "start" | "restart" => {
+                // the group forms: start them together (`nodes`)
+                let list = s.nodes.as_ref().unwrap();
+                let nodes = node_list(p, list, &f("nodes"), cluster, true);
+                // a group restart also starts the group's stopped (dormant) members
+                let allowed: &[NodeState] = if kw == "start" {
+                    &[NodeState::Stopped]
+                } else {
+                    &[NodeState::Running, NodeState::Stopped]
+                };
+                for n in &nodes {
+                    let cur = state.get(n).copied().unwrap_or(NodeState::Running);
+                    if cur != NodeState::Unknown && !allowed.contains(&cur) {
+                        p.at(list.span(), f("nodes"), format!("cannot {kw} `{n}`: it is {} at this point", format!("{cur:?}").to_lowercase()), "check the order of the steps (start after stop/kill or a dormant node)");
+                    }
+                    state.insert(n.clone(), NodeState::Running);
+                }
+                let timeout = dur(p, &s.timeout, "timeout", 120);
+                if kw == "start" {
+                    Action::StartAll { nodes, timeout }
+                } else {
+                    Action::RestartAll { nodes, timeout }
+                }
+            }
+            "zk-config" => {
+                let nodes = zk_list(p, s.nodes.as_ref().unwrap(), &f("nodes"), cluster);
+                let participants = zk_list(p, s.participants.as_ref().unwrap(), &f("participants"), cluster);
+                let observers = s.observers.as_ref().map(|o| zk_list(p, o, &f("observers"), cluster)).unwrap_or_default();
+                if let Some(o) = &s.observers {
+                    if let Some(both) = observers.iter().find(|n| participants.contains(n)) {
+                        p.at(o.span(), f("observers"), format!("`{both}` is both participant and observer"), "give each server one role");
+                    }
+                }
+                if participants.is_empty() {
+                    p.at(s.participants.as_ref().unwrap().span(), f("participants"), "no participants", "an ensemble needs voting members");
+                }
+                Action::ZkConfig { nodes, participants, observers }
+            }
+            "zk-reconfig" => {
+                let list = |v: &Option<Spanned<Vec<String>>>, k: &str, p: &mut Problems<'_>| v.as_ref().map(|l| zk_list(p, l, &f(k), cluster)).unwrap_or_default();
+                let add = list(&s.add, "add", p);
+                let add_observers = list(&s.add_observers, "add_observers", p);
+                let remove = list(&s.remove, "remove", p);
+                let via = list(&s.via, "via", p);
+                if add.is_empty() && add_observers.is_empty() && remove.is_empty() {
+                    p.at(s.action.span(), f("add"), "a reconfig that changes nothing", "give add = [...], add_observers = [...] and/or remove = [...]");
+                }
+                for n in add.iter().chain(&add_observers) {
+                    if state.get(n) == Some(&NodeState::Stopped) {
+                        p.at(s.action.span(), f("add"), format!("`{n}` is not running at this point"), "start the joining servers first (seed 001: as observers of the current configuration)");
+                    }
+                    if remove.contains(n) {
+                        p.at(s.action.span(), f("remove"), format!("`{n}` is both added and removed"), "a server is either added or removed");
+                    }
+                }
+                if !cluster.zookeeper_config.get("reconfigEnabled").is_some_and(|v| v == "true") {
+                    p.at(s.action.span(), f("do"), "dynamic reconfig is disabled on this cluster", "add reconfigEnabled = \"true\" (and skipACL = \"yes\", or a super user) to [cluster.zookeeper_config]");
+                }
+                Action::ZkReconfig { add, add_observers, remove, via, timeout: dur(p, &s.timeout, "timeout", 120) }
+            }
+            "zk-connect" => {
+                let servers = zk_list(p, s.servers.as_ref().unwrap(), &f("servers"), cluster);
+                let brokers = match &s.brokers {
+                    None => cluster.brokers.clone(),
+                    Some(b) => {
+                        for n in b.get_ref() {
+                            if cluster.broker_id(n).is_none() {
+                                p.at(b.span(), f("brokers"), format!("`{n}` is not a broker"), format!("brokers: {}", cluster.brokers.join(", ")));
+                            }
+                        }
+                        b.get_ref().clone()
+                    }
+                };
+                let roll = s.roll.as_ref().is_none_or(|r| *r.get_ref());
+                if roll {
+                    for n in &brokers {
+                        if state.get(n).is_some_and(|st| *st != NodeState::Running && *st != NodeState::Unknown) {
+                            p.at(s.action.span(), f("brokers"), format!("`{n}` is not running at this point"), "a roll restarts running brokers; use roll = false for stopped ones");
+                        }
+                    }
+                }
+                Action::ZkConnect { servers, brokers, roll, interval: dur(p, &s.interval, "interval", 5), timeout: dur(p, &s.timeout, "timeout", 120) }
+            }
+            "zk-copy" => {
+                let group = |v: &Spanned<Vec<Spanned<String>>>, k: &str, p: &mut Problems<'_>| {
+                    let plain = Spanned::new(v.span(), v.get_ref().iter().map(|e| e.get_ref().clone()).collect::<Vec<_>>());
+                    zk_list(p, &plain, &f(k), cluster)
+                };
+                let from = group(s.from.as_ref().unwrap(), "from", p);
+                let to = group(s.to.as_ref().unwrap(), "to", p);
+                if let Some(same) = from.iter().find(|n| to.contains(n)) {
+                    p.at(s.to.as_ref().unwrap().span(), f("to"), format!("`{same}` is on both sides"), "copy between two different ensembles");
+                }
+                let path = s.path.as_ref().unwrap();
+                if !path.get_ref().starts_with('/') || path.get_ref().len() > 1 && path.get_ref().ends_with('/') {
+                    p.at(path.span(), f("path"), format!("`{}` is not a ZooKeeper path", path.get_ref()), "an absolute path without a trailing '/', e.g. \"/kafka\"");
+                }
+                let since = s.since.as_ref().map(|sn| {
+                    if !names.contains(sn.get_ref()) || sn.get_ref() == s.name.get_ref() {
+                        p.at(sn.span(), f("since"), format!("no earlier step is named `{}`", sn.get_ref()), "name the step of the first copy: the catch-up copies what changed since it started");
+                    }
+                    sn.get_ref().clone()
+                });
+                let batch = match &s.batch {
+                    None => 100,
+                    Some(b) if (1..=10_000).contains(b.get_ref()) => *b.get_ref() as usize,
+                    Some(b) => {
+                        p.at(b.span(), f("batch"), "must be 1..=10000", "operations per transaction, e.g. batch = 100");
+                        100
+                    }
+                };
+                Action::ZkCopy { from, to, path: path.get_ref().clone(), since, batch, prune: s.prune.as_ref().is_some_and(|v| *v.get_ref()) }
+            }
             "heal" => {
                 let fault = s.fault.as_ref().map(|f| f.get_ref().clone());
                 match &fault {
@@ -1106,11 +1436,16 @@ fn validate_steps(
                             }
                             v.get_ref()
                                 .iter()
-                                .filter_map(|e| {
+                                .flat_map(|e| {
                                     if e.get_ref() == "clients" {
-                                        Some(Target::Clients)
+                                        vec![Target::Clients]
+                                    } else if let Some(members) = cluster.ensembles.get(e.get_ref()) {
+                                        // a ZooKeeper ensemble by its name
+                                        members.iter().map(|m| Target::Node(m.clone())).collect()
                                     } else {
                                         resolve_target(p, e, field, cluster, workload, &state)
+                                            .into_iter()
+                                            .collect()
                                     }
                                 })
                                 .collect()
@@ -1181,6 +1516,71 @@ fn validate_steps(
         });
     }
     steps
+}
+
+/// A list of ZooKeeper node names and ensemble names, ensembles expanded in their order,
+/// each node once.
+fn zk_list(
+    p: &mut Problems<'_>,
+    v: &Spanned<Vec<String>>,
+    field: &str,
+    cluster: &ClusterSpec,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in v.get_ref() {
+        let expanded: Vec<String> = if let Some(members) = cluster.ensembles.get(e) {
+            members.clone()
+        } else if cluster.is_zookeeper(e) {
+            vec![e.clone()]
+        } else {
+            p.at(
+                v.span(),
+                field,
+                format!("`{e}` is neither a ZooKeeper node nor an ensemble"),
+                format!(
+                    "ZooKeeper nodes: {}; ensembles: {}",
+                    cluster.zookeeper.join(", "),
+                    cluster.ensembles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            continue;
+        };
+        for n in expanded {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// A list of node names (ZooKeeper ensembles expanded when `ensembles`).
+fn node_list(
+    p: &mut Problems<'_>,
+    v: &Spanned<Vec<String>>,
+    field: &str,
+    cluster: &ClusterSpec,
+    ensembles: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in v.get_ref() {
+        if cluster.broker_id(e).is_some() {
+            if !out.contains(e) {
+                out.push(e.clone());
+            }
+        } else if ensembles || cluster.is_zookeeper(e) {
+            let one = Spanned::new(v.span(), vec![e.clone()]);
+            for n in zk_list(p, &one, field, cluster) {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    if out.is_empty() && v.get_ref().is_empty() {
+        p.at(v.span(), field, "an empty list", "name at least one node");
+    }
+    out
 }
 
 /// Parses a `node` value; reports unknown nodes, topics, partitions and unbound names.

@@ -60,6 +60,16 @@ pub struct ClusterSpec {
     pub kafka_version: String,
     /// ZooKeeper node names, in `myid` order (1-based).
     pub zookeeper: Vec<String>,
+    /// ZooKeeper nodes configured but not started with the cluster (a `start` step starts
+    /// them), e.g. the third target node of seed 000's mitosis.
+    pub dormant: Vec<String>,
+    /// Named groups of ZooKeeper nodes. Each is an ensemble at the start (its members'
+    /// `zoo.cfg` lists exactly its members as participants); the smoke test reports each
+    /// group's availability (some member serves), and steps name groups instead of nodes.
+    /// Without `[cluster.ensembles]`: one group `zookeeper` with every ZooKeeper node.
+    pub ensembles: BTreeMap<String, Vec<String>>,
+    /// The ensemble the brokers' `zookeeper.connect` names at the start.
+    pub kafka_ensemble: String,
     /// Broker node names; broker `i` (0-based) gets `broker.id = i + 1`.
     pub brokers: Vec<String>,
     /// Broker properties applied on top of the harness's defaults.
@@ -92,6 +102,22 @@ impl ClusterSpec {
     /// True when `node` is a ZooKeeper node.
     pub fn is_zookeeper(&self, node: &str) -> bool {
         self.zookeeper.iter().any(|z| z == node)
+    }
+
+    /// The `myid` of a ZooKeeper node name.
+    pub fn zookeeper_id(&self, node: &str) -> Option<i32> {
+        self.zookeeper
+            .iter()
+            .position(|z| z == node)
+            .map(|i| i as i32 + 1)
+    }
+
+    /// The ensemble (group) a ZooKeeper node starts in.
+    pub fn ensemble_of(&self, node: &str) -> Option<&str> {
+        self.ensembles
+            .iter()
+            .find(|(_, members)| members.iter().any(|m| m == node))
+            .map(|(name, _)| name.as_str())
     }
 }
 
@@ -147,6 +173,19 @@ pub struct CheckSettings {
     pub attribution_grace_ms: u64,
     /// Run the ZooKeeper smoke test against every ZooKeeper node for the whole run.
     pub zookeeper_smoke: bool,
+    /// At the end of the run, compare Kafka's metadata in the ensemble the brokers use
+    /// with what the brokers report (topics, assignments, leaders, ISR, registered brokers).
+    pub kafka_metadata: bool,
+}
+
+/// A ZooKeeper server's role in a membership list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZkRole {
+    /// Votes.
+    Participant,
+    /// Follows without voting.
+    Observer,
 }
 
 /// Where an action points.
@@ -195,6 +234,21 @@ pub enum Action {
         /// The node.
         node: Target,
     },
+    /// Start several stopped nodes at once, then wait until each is ready (ZooKeeper
+    /// nodes that can only elect a leader together).
+    StartAll {
+        /// The nodes.
+        nodes: Vec<String>,
+        /// Longest wait for all to be ready.
+        timeout: Duration,
+    },
+    /// Stop several nodes, then start them all at once and wait until each is ready.
+    RestartAll {
+        /// The nodes.
+        nodes: Vec<String>,
+        /// Longest wait for all to be ready.
+        timeout: Duration,
+    },
     /// Stop a node gracefully (SIGTERM: a broker's controlled shutdown) and wait for exit.
     Stop {
         /// The node.
@@ -220,18 +274,24 @@ pub enum Action {
         /// The node.
         node: Target,
     },
-    /// Restart brokers one at a time; before the next, wait `interval` and until no
-    /// partition is under-replicated (the health gate).
+    /// Restart nodes one at a time, in order; before the next, wait `interval` and the
+    /// health gate (a broker: no partition under-replicated; a ZooKeeper node: it serves
+    /// again, as leader, follower or observer).
     RollingRestart {
-        /// Brokers in order.
+        /// Nodes in order (a stopped one is started: "restart" the not-yet-running targets).
         nodes: Vec<String>,
-        /// Pause between one broker healthy and the next stopped.
+        /// Pause between one node and the next (after its gate, when `wait`).
         interval: Duration,
         /// Longest wait for the health gate.
         timeout: Duration,
+        /// Wait for the health gate after each node; `false`: only the interval, as a
+        /// runbook that says "one at a time, at least 10 s apart" is often run.
+        wait: bool,
     },
-    /// Wait until every partition has its full ISR.
+    /// Wait until every partition has its full ISR, and the given ZooKeeper nodes serve.
     WaitHealthy {
+        /// ZooKeeper nodes that must serve (none: only the Kafka gate).
+        zookeeper: Vec<String>,
         /// Longest wait.
         timeout: Duration,
     },
@@ -287,6 +347,59 @@ pub enum Action {
         /// Name `heal` refers to.
         fault: String,
     },
+    /// Rewrite ZooKeeper nodes' `zoo.cfg` server list (no restart: it takes effect at
+    /// their next start, as an operator's config management would do).
+    ZkConfig {
+        /// Whose configuration is rewritten.
+        nodes: Vec<String>,
+        /// The server list: voting members.
+        participants: Vec<String>,
+        /// The server list: non-voting members.
+        observers: Vec<String>,
+    },
+    /// ZooKeeper dynamic reconfiguration (the `reconfig` command), sent through `via`;
+    /// then wait until every added server serves in its new role.
+    ZkReconfig {
+        /// Servers to add as participants.
+        add: Vec<String>,
+        /// Servers to add as observers.
+        add_observers: Vec<String>,
+        /// Servers to remove.
+        remove: Vec<String>,
+        /// Servers to send the request to (any member of the current configuration).
+        via: Vec<String>,
+        /// Longest wait for the new configuration to serve.
+        timeout: Duration,
+    },
+    /// Point brokers' `zookeeper.connect` at other ZooKeeper servers; with `roll`, restart
+    /// them one at a time (interval and health gate as `rolling-restart`).
+    ZkConnect {
+        /// The servers the brokers will use.
+        servers: Vec<String>,
+        /// The brokers, in restart order.
+        brokers: Vec<String>,
+        /// Restart them so it takes effect.
+        roll: bool,
+        /// Pause between one broker healthy and the next stopped.
+        interval: Duration,
+        /// Longest wait for the health gate.
+        timeout: Duration,
+    },
+    /// Copy a subtree from one ensemble to another (`harness zk copy`).
+    ZkCopy {
+        /// Source servers.
+        from: Vec<String>,
+        /// Destination servers.
+        to: Vec<String>,
+        /// Subtree (e.g. Kafka's chroot `/kafka`).
+        path: String,
+        /// Catch-up pass: only nodes modified since this earlier step started.
+        since: Option<String>,
+        /// Operations per transaction.
+        batch: usize,
+        /// Delete destination nodes the source no longer has.
+        prune: bool,
+    },
 }
 
 impl Action {
@@ -294,6 +407,8 @@ impl Action {
     pub fn keyword(&self) -> &'static str {
         match self {
             Action::Start { .. } => "start",
+            Action::StartAll { .. } => "start",
+            Action::RestartAll { .. } => "restart",
             Action::Stop { .. } => "stop",
             Action::Kill { .. } => "kill",
             Action::Pause { .. } => "pause",
@@ -308,6 +423,10 @@ impl Action {
             Action::Loss { .. } => "loss",
             Action::Bandwidth { .. } => "bandwidth",
             Action::Delay { .. } => "delay",
+            Action::ZkConfig { .. } => "zk-config",
+            Action::ZkReconfig { .. } => "zk-reconfig",
+            Action::ZkConnect { .. } => "zk-connect",
+            Action::ZkCopy { .. } => "zk-copy",
         }
     }
 
@@ -434,6 +553,23 @@ pub struct Expect {
     pub unreadable_partitions: Bound,
     /// Expectations about what is attributed to one step (`[expect.step."NAME"]`).
     pub per_step: std::collections::BTreeMap<String, StepExpect>,
+    /// Expectations about ZooKeeper ensembles as the smoke test saw them
+    /// (`[expect.ensemble.NAME]`).
+    pub ensembles: std::collections::BTreeMap<String, EnsembleExpect>,
+    /// The end-of-run check of Kafka's metadata in ZooKeeper must find no difference.
+    pub kafka_metadata_intact: bool,
+}
+
+/// What must hold for one ZooKeeper ensemble (a `[cluster.ensembles]` group).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct EnsembleExpect {
+    /// Longest stretch in which no member served, ms (from its first success on).
+    pub max_unavailable_ms: Option<u64>,
+    /// Number of such windows.
+    pub windows: Option<Bound>,
+    /// Longest window attributed to a given step, ms (`[expect.ensemble.NAME.step."S"]`);
+    /// those windows are exempt from `max_unavailable_ms`.
+    pub per_step: BTreeMap<String, u64>,
 }
 
 /// What must hold for the windows and losses attributed to one step. A step listed here

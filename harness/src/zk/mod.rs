@@ -1,7 +1,10 @@
 //! ZooKeeper operations: the four-letter-word status commands (`srvr`, `mntr`), the
 //! readiness check of every ZooKeeper node; and [`tree`], subtree copy and diff between
-//! ensembles (`harness zk copy`, `harness zk diff`).
+//! ensembles (`harness zk copy`, `harness zk diff`); [`reconfig`], dynamic reconfiguration;
+//! [`smoke`], the smoke test; [`metadata`], the end-of-run check of Kafka's znodes.
 
+pub mod metadata;
+pub mod reconfig;
 pub mod smoke;
 pub mod tree;
 

@@ -45,6 +45,9 @@ pub struct CopyOptions {
     pub max_batch_bytes: usize,
     /// Only write nodes modified at or after this time (ms since epoch, ZooKeeper's mtime).
     pub mtime_after: Option<i64>,
+    /// Delete target nodes under the path that the source no longer has (a catch-up pass
+    /// after deletions on the source); ephemeral target nodes are left alone.
+    pub prune: bool,
 }
 
 impl Default for CopyOptions {
@@ -53,12 +56,13 @@ impl Default for CopyOptions {
             batch: 100,
             max_batch_bytes: 512 * 1024,
             mtime_after: None,
+            prune: false,
         }
     }
 }
 
 /// What a copy did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CopyReport {
     /// Source nodes visited (ephemerals included).
     pub visited: u64,
@@ -70,6 +74,8 @@ pub struct CopyReport {
     pub unchanged: u64,
     /// Ephemeral nodes skipped.
     pub ephemerals_skipped: u64,
+    /// Target nodes deleted (`prune`).
+    pub deleted: u64,
     /// Transactions committed.
     pub transactions: u64,
     /// Wall time, ms.
@@ -96,6 +102,17 @@ enum Write {
         path: String,
         data: Vec<u8>,
     },
+    Delete {
+        path: String,
+    },
+}
+
+impl Write {
+    fn path(&self) -> &str {
+        match self {
+            Write::Create { path, .. } | Write::Set { path, .. } | Write::Delete { path } => path,
+        }
+    }
 }
 
 struct Batcher<'a> {
@@ -110,6 +127,7 @@ impl Batcher<'_> {
     async fn push(&mut self, w: Write) -> Result<(), TreeError> {
         let size = match &w {
             Write::Create { data, .. } | Write::Set { data, .. } => data.len(),
+            Write::Delete { path } => path.len(),
         };
         if !self.pending.is_empty()
             && (self.pending.len() >= self.opts.batch
@@ -126,9 +144,7 @@ impl Batcher<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let first = match &self.pending[0] {
-            Write::Create { path, .. } | Write::Set { path, .. } => path.clone(),
-        };
+        let first = self.pending[0].path().to_string();
         let mut multi: MultiWriter<'_> = self.dst.new_multi_writer();
         for w in &self.pending {
             match w {
@@ -140,14 +156,13 @@ impl Batcher<'_> {
                 Write::Set { path, data } => {
                     multi.add_set_data(path, data, None).map_err(at(path))?
                 }
+                Write::Delete { path } => multi.add_delete(path, None).map_err(at(path))?,
             }
         }
         multi.commit().await.map_err(|e| match e {
             // name the operation that failed, not just the transaction
             zookeeper_client::MultiWriteError::OperationFailed { index, source } => {
-                let path = match &self.pending[index] {
-                    Write::Create { path, .. } | Write::Set { path, .. } => path.clone(),
-                };
+                let path = self.pending[index].path().to_string();
                 TreeError { path, source }
             }
             other => TreeError {
@@ -259,6 +274,19 @@ pub async fn copy(
             children.sort();
             // Zookeeper's own subtree is not Kafka's data
             children.retain(|c| !(p == "/" && c == "zookeeper"));
+            if opts.prune {
+                let extra: Vec<String> = match dst.list_children(&p).await {
+                    Ok(c) => c
+                        .into_iter()
+                        .filter(|c| !(p == "/" && c == "zookeeper") && !children.contains(c))
+                        .collect(),
+                    Err(zookeeper_client::Error::NoNode) => Vec::new(),
+                    Err(e) => return Err(at(&p)(e)),
+                };
+                for name in extra {
+                    prune(dst, &child(&p, &name), &mut batcher).await?;
+                }
+            }
             for c in children.into_iter().rev() {
                 stack.push(child(&p, &c));
             }
@@ -267,6 +295,42 @@ pub async fn copy(
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Deletes the target subtree at `path`, children first; ephemeral nodes (a live
+/// session's, e.g. a broker already registered on the target) are kept, and so their
+/// ancestors.
+async fn prune(dst: &Client, path: &str, batcher: &mut Batcher<'_>) -> Result<bool, TreeError> {
+    // iterative post-order: (path, children pushed?)
+    let mut stack = vec![(path.to_string(), false)];
+    let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
+    while let Some((p, expanded)) = stack.pop() {
+        if !expanded {
+            let stat = match dst.check_stat(&p).await.map_err(at(&p))? {
+                Some(s) => s,
+                None => continue,
+            };
+            if stat.ephemeral_owner != 0 {
+                kept.insert(p.clone());
+                continue;
+            }
+            stack.push((p.clone(), true));
+            let names = match dst.list_children(&p).await {
+                Ok(c) => c,
+                Err(zookeeper_client::Error::NoNode) => continue,
+                Err(e) => return Err(at(&p)(e)),
+            };
+            for n in names {
+                stack.push((child(&p, &n), false));
+            }
+        } else if kept.iter().any(|k| k.starts_with(&format!("{p}/"))) {
+            kept.insert(p);
+        } else {
+            batcher.report.deleted += 1;
+            batcher.push(Write::Delete { path: p }).await?;
+        }
+    }
+    Ok(!kept.contains(path))
 }
 
 /// How two subtrees differ at one path.
