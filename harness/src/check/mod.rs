@@ -120,16 +120,18 @@ fn add_smoke(
         let at = (start + SMOKE_INTERVAL_MS).min(end.max(start));
         input.attribution.label_at(at as u64).to_string()
     };
+    let window = |partition: String, kind: &str, w: &crate::check::windows::Span| Window {
+        partition,
+        kind: kind.into(),
+        start_ms: w.start as u64,
+        end_ms: w.end as u64,
+        duration_ms: (w.end - w.start) as u64,
+        step: blame(w.start, w.end),
+        open: w.open,
+    };
     for (server, w) in smoke::windows(&analysis, input.window_threshold_ms as u32) {
-        f.unavailability.push(Window {
-            partition: format!("zk:{}", name(&server)),
-            kind: "zookeeper".into(),
-            start_ms: w.start as u64,
-            end_ms: w.end as u64,
-            duration_ms: (w.end - w.start) as u64,
-            step: blame(w.start, w.end),
-            open: w.open,
-        });
+        f.unavailability
+            .push(window(format!("zk:{}", name(&server)), "zookeeper", &w));
     }
     for (ensemble, members) in &scenario.cluster.ensembles {
         let servers: Vec<String> = members
@@ -138,15 +140,8 @@ fn add_smoke(
             .map(|h| format!("{}:{}", h.address, crate::cluster::ZK_CLIENT_PORT))
             .collect();
         for w in smoke::group_windows(&analysis, &servers, input.window_threshold_ms as u32) {
-            f.unavailability.push(Window {
-                partition: format!("ensemble:{ensemble}"),
-                kind: "ensemble".into(),
-                start_ms: w.start as u64,
-                end_ms: w.end as u64,
-                duration_ms: (w.end - w.start) as u64,
-                step: blame(w.start, w.end),
-                open: w.open,
-            });
+            f.unavailability
+                .push(window(format!("ensemble:{ensemble}"), "ensemble", &w));
         }
         for d in smoke::divergence(&probes, &servers, record.started_ms, SPLIT_STALE_MS) {
             let (a, b) = (name(&d.server), name(&d.other));

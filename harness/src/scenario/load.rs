@@ -1331,7 +1331,7 @@ fn validate_steps(
                         p.at(s.action.span(), f("remove"), format!("`{n}` is both added and removed"), "a server is either added or removed");
                     }
                 }
-                if !cluster.zookeeper_config.get("reconfigEnabled").is_some_and(|v| v == "true") {
+                if cluster.zookeeper_config.get("reconfigEnabled").is_none_or(|v| v != "true") {
                     p.at(s.action.span(), f("do"), "dynamic reconfig is disabled on this cluster", "add reconfigEnabled = \"true\" (and skipACL = \"yes\", or a super user) to [cluster.zookeeper_config]");
                 }
                 Action::ZkReconfig { add, add_observers, remove, via, timeout: dur(p, &s.timeout, "timeout", 120) }

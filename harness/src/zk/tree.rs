@@ -278,7 +278,7 @@ pub async fn copy(
                 let extra: Vec<String> = match dst.list_children(&p).await {
                     Ok(c) => c
                         .into_iter()
-                        .filter(|c| !(p == "/" && c == "zookeeper") && !children.contains(c))
+                        .filter(|c| !(children.contains(c) || p == "/" && c == "zookeeper"))
                         .collect(),
                     Err(zookeeper_client::Error::NoNode) => Vec::new(),
                     Err(e) => return Err(at(&p)(e)),
