@@ -465,7 +465,11 @@ impl<'a> Executor<'a> {
         let config = match sent {
             Ok(c) => c,
             // the answer can be lost when the server asked leaves: read what was committed
-            Err(e) if e.contains("connection") || e.contains("no answer") => {
+            Err(e)
+                if ["connection", "session", "no answer"]
+                    .iter()
+                    .any(|w| e.to_lowercase().contains(w)) =>
+            {
                 tracing::warn!("reconfig answer lost ({e}); reading the configuration back");
                 rt.block_on(reconfig::current(&check_through))
                     .map_err(HarnessError::Cluster)?
