@@ -552,7 +552,11 @@ max_unavailable_ms = 20000
     );
     let s = scenario::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
     match &s.steps[0].action {
-        Action::ZkConfig { nodes, participants, observers } => {
+        Action::ZkConfig {
+            nodes,
+            participants,
+            observers,
+        } => {
             assert_eq!(nodes, &["zk1", "zk2", "zk3", "zk4"]);
             assert_eq!(participants, &["zk1", "zk2", "zk3", "zk4"]);
             assert!(observers.is_empty());
@@ -564,7 +568,12 @@ max_unavailable_ms = 20000
         a => panic!("{a:?}"),
     }
     match &s.steps[3].action {
-        Action::ZkCopy { since, prune, batch, .. } => {
+        Action::ZkCopy {
+            since,
+            prune,
+            batch,
+            ..
+        } => {
             assert_eq!(since.as_deref(), Some("copy"));
             assert!(*prune);
             assert_eq!(*batch, 100);
@@ -572,7 +581,12 @@ max_unavailable_ms = 20000
         a => panic!("{a:?}"),
     }
     match &s.steps[4].action {
-        Action::ZkConnect { servers, brokers, roll, .. } => {
+        Action::ZkConnect {
+            servers,
+            brokers,
+            roll,
+            ..
+        } => {
             assert_eq!(servers, &["zk4", "zk5", "zk6"]);
             assert_eq!(brokers.len(), 3);
             assert!(*roll);
@@ -595,7 +609,11 @@ node = "zk5"
 "#,
     ));
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert!(e[0].message.contains("cannot stop `zk5`: it is stopped"), "{}", e[0]);
+    assert!(
+        e[0].message.contains("cannot stop `zk5`: it is stopped"),
+        "{}",
+        e[0]
+    );
     let e = errors(&zk_scenario(
         "",
         r#"
@@ -627,10 +645,20 @@ batch = 0
     let fields: Vec<&str> = e.iter().map(|x| x.field.as_str()).collect();
     assert_eq!(
         fields,
-        vec!["step[1].to", "step[1].path", "step[1].since", "step[1].batch"],
+        vec![
+            "step[1].to",
+            "step[1].path",
+            "step[1].since",
+            "step[1].batch"
+        ],
         "{e:#?}"
     );
-    assert!(e[0].message.contains("neither a ZooKeeper node nor an ensemble"), "{}", e[0]);
+    assert!(
+        e[0].message
+            .contains("neither a ZooKeeper node nor an ensemble"),
+        "{}",
+        e[0]
+    );
     assert!(e[0].hint.contains("ensembles: source, target"), "{}", e[0]);
 }
 
@@ -644,13 +672,19 @@ add = ["target"]
 remove = ["source"]
 "#;
     let e = errors(&zk_scenario("", steps));
-    assert!(e.iter().any(|x| x.message.contains("dynamic reconfig is disabled")
-        && x.hint.contains("reconfigEnabled")), "{e:#?}");
-    assert!(e.iter().any(|x| x.message.contains("`zk4` is not running")), "{e:#?}");
-    let enabled = "[cluster.zookeeper_config]\nreconfigEnabled = \"true\"\n";
-    let started = format!(
-        "\n[[step]]\nname = \"joiners\"\ndo = \"start\"\nnodes = [\"target\"]\n{steps}"
+    assert!(
+        e.iter()
+            .any(|x| x.message.contains("dynamic reconfig is disabled")
+                && x.hint.contains("reconfigEnabled")),
+        "{e:#?}"
     );
+    assert!(
+        e.iter().any(|x| x.message.contains("`zk4` is not running")),
+        "{e:#?}"
+    );
+    let enabled = "[cluster.zookeeper_config]\nreconfigEnabled = \"true\"\n";
+    let started =
+        format!("\n[[step]]\nname = \"joiners\"\ndo = \"start\"\nnodes = [\"target\"]\n{steps}");
     scenario::parse(Path::new("z.toml"), &zk_scenario(enabled, &started))
         .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -663,13 +697,42 @@ fn ensemble_definitions_are_checked() {
     );
     let e = errors(&text);
     let msgs: Vec<&str> = e.iter().map(|x| x.message.as_str()).collect();
-    assert!(msgs.iter().any(|m| m.contains("`zk9` is not a ZooKeeper node")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("`zk3` is in both")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("`zk4` is in no ensemble")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("`zk9` is not a ZooKeeper node")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("`zk3` is in both")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("`zk4` is in no ensemble")),
+        "{msgs:?}"
+    );
     // an ensemble expectation names an ensemble that exists, and needs the smoke test
     let text = zk_scenario("", "\n[expect.ensemble.nope]\nmax_unavailable_ms = 1\n")
         .replace("zookeeper_smoke = true", "zookeeper_smoke = false");
     let e = errors(&text);
     assert_eq!(e.len(), 2, "{e:#?}");
-    assert!(e.iter().all(|x| x.field == "expect.ensemble.nope"), "{e:#?}");
+    assert!(
+        e.iter().all(|x| x.field == "expect.ensemble.nope"),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn a_rolling_restart_names_an_unknown_node_and_lists_what_exists() {
+    let e = errors(&zk_scenario(
+        "",
+        "\n[[step]]\nname = \"roll\"\ndo = \"rolling-restart\"\nnodes = [\"source\", \"kafka9\"]\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "step[1].nodes");
+    assert!(
+        e[0].message.contains("`kafka9` is not a node or ensemble"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].hint.contains("brokers: kafka1") && e[0].hint.contains("ensembles: source"));
 }

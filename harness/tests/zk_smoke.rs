@@ -6,38 +6,17 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use harness::cluster::{dist, Cluster};
-use harness::scenario::{Backend, ClusterSpec, HostMode};
+mod common;
+
 use harness::zk::smoke;
 use harness::Shutdown;
 
 #[test]
 fn losing_the_quorum_shows_as_a_window_on_every_server() {
-    let d = dist::locate("3.9.1")
-        .unwrap_or_else(|e| panic!("NOT RUN: no Kafka/ZooKeeper distribution: {e}"));
     let dir = tempfile::tempdir().unwrap();
-    let spec = ClusterSpec {
-        backend: Backend::Local,
-        hosts: HostMode::Loopback,
-        kafka_version: "3.9.1".into(),
-        zookeeper: vec!["zk1".into(), "zk2".into(), "zk3".into()],
-        dormant: vec![],
-        ensembles: [(
-            "zookeeper".to_string(),
-            vec!["zk1".to_string(), "zk2".to_string(), "zk3".to_string()],
-        )]
-        .into(),
-        kafka_ensemble: "zookeeper".into(),
-        brokers: vec![],
-        broker_config: Default::default(),
-        zookeeper_config: Default::default(),
-        broker_heap_mb: 384,
-        zookeeper_heap_mb: 64,
-    };
     let run_id = format!("zksmoke-{}", std::process::id());
-    let mut cluster = Cluster::prepare(&run_id, &spec, &d, dir.path(), false, &[]).unwrap();
+    let mut cluster = common::zookeeper_cluster(dir.path(), &run_id, &["zk1", "zk2", "zk3"]);
     let sd = Shutdown::new();
-    cluster.start_zookeeper(&sd).unwrap();
     let log = dir.path().join("smoke.jsonl");
     let t0 = workers::clock::now_ms();
     let mut probe = Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -107,16 +86,21 @@ fn losing_the_quorum_shows_as_a_window_on_every_server() {
     }
     // the ensemble as a whole: down only while no server served (zk3 alone had no
     // quorum either), one window
-    let servers: Vec<String> = cluster.zookeeper_connect().split(',').map(String::from).collect();
+    let servers: Vec<String> = cluster
+        .zookeeper_connect()
+        .split(',')
+        .map(String::from)
+        .collect();
     let group = smoke::group_windows(&analysis, &servers, 1000);
     assert_eq!(group.len(), 1, "{group:?}");
     // heartbeats: every server read everyone's, and one quorum means no split brain
     let beats: Vec<_> = probes.iter().filter(|p| p.op == "beat" && p.ok).collect();
     assert!(beats.len() > 30, "{} beats", beats.len());
     assert!(
-        beats
-            .iter()
-            .any(|p| p.seen.as_ref().is_some_and(|s| servers.iter().all(|x| s.contains_key(x)))),
+        beats.iter().any(|p| p
+            .seen
+            .as_ref()
+            .is_some_and(|s| servers.iter().all(|x| s.contains_key(x)))),
         "no beat saw all three servers"
     );
     assert!(smoke::divergence(&probes, &servers, t0, 5000).is_empty());

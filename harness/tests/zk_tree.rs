@@ -6,33 +6,16 @@
 
 use std::path::Path;
 
-use harness::cluster::{dist, Cluster};
-use harness::scenario::{Backend, ClusterSpec, HostMode};
+mod common;
+
+use harness::cluster::Cluster;
 use harness::zk::tree::{self, CopyOptions, Difference};
-use harness::Shutdown;
 use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Permission};
 
 /// A one-server ZooKeeper "ensemble" on its own loopback address.
 fn ensemble(dir: &Path, name: &str) -> (Cluster, String) {
-    let d = dist::locate("3.9.1")
-        .unwrap_or_else(|e| panic!("NOT RUN: no Kafka/ZooKeeper distribution: {e}"));
-    let spec = ClusterSpec {
-        backend: Backend::Local,
-        hosts: HostMode::Loopback,
-        kafka_version: "3.9.1".into(),
-        zookeeper: vec!["zk1".into()],
-        dormant: vec![],
-        ensembles: [("zookeeper".to_string(), vec!["zk1".to_string()])].into(),
-        kafka_ensemble: "zookeeper".into(),
-        brokers: vec![],
-        broker_config: Default::default(),
-        zookeeper_config: Default::default(),
-        broker_heap_mb: 384,
-        zookeeper_heap_mb: 64,
-    };
     let run_id = format!("zktree-{name}-{}", std::process::id());
-    let mut c = Cluster::prepare(&run_id, &spec, &d, &dir.join(name), false, &[]).unwrap();
-    c.start_zookeeper(&Shutdown::new()).unwrap();
+    let c = common::zookeeper_cluster(&dir.join(name), &run_id, &["zk1"]);
     let connect = c.zookeeper_connect();
     (c, connect)
 }
@@ -235,23 +218,33 @@ fn prune_deletes_what_the_source_no_longer_has_but_not_live_ephemerals() {
             put(&src, &format!("/kafka/{t}"), b"x").await;
             put(&src, &format!("/kafka/{t}/p0"), b"y").await;
         }
-        tree::copy(&src, &dst, "/kafka", &CopyOptions::default()).await.unwrap();
+        tree::copy(&src, &dst, "/kafka", &CopyOptions::default())
+            .await
+            .unwrap();
         // on the source a subtree is deleted after the first copy (a topic deleted);
         // on the target a broker registered (ephemeral) under a node the source lacks
         src.delete("/kafka/gone/p0", None).await.unwrap();
         src.delete("/kafka/gone", None).await.unwrap();
         put(&dst, "/kafka/ids", b"").await;
         let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-        dst.create("/kafka/ids/1", b"broker", &ephemeral).await.unwrap();
+        dst.create("/kafka/ids/1", b"broker", &ephemeral)
+            .await
+            .unwrap();
         // without prune the catch-up leaves the deleted topic on the target
-        let r = tree::copy(&src, &dst, "/kafka", &CopyOptions::default()).await.unwrap();
+        let r = tree::copy(&src, &dst, "/kafka", &CopyOptions::default())
+            .await
+            .unwrap();
         assert_eq!(r.deleted, 0);
         assert!(dst.check_stat("/kafka/gone/p0").await.unwrap().is_some());
         let r = tree::copy(
             &src,
             &dst,
             "/kafka",
-            &CopyOptions { prune: true, batch: 1, ..Default::default() },
+            &CopyOptions {
+                prune: true,
+                batch: 1,
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -261,7 +254,9 @@ fn prune_deletes_what_the_source_no_longer_has_but_not_live_ephemerals() {
         assert!(dst.check_stat("/kafka/ids/1").await.unwrap().is_some());
         assert_eq!(
             tree::diff(&src, &dst, "/kafka", true).await.unwrap(),
-            vec![tree::Difference::OnlyInSecond { path: "/kafka/ids".into() }]
+            vec![tree::Difference::OnlyInSecond {
+                path: "/kafka/ids".into()
+            }]
         );
     });
 }

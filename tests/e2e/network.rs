@@ -8,13 +8,9 @@ use std::time::{Duration, Instant};
 
 use e2e::{
     assert_nothing_left, harness_bin, repo, require_prerequisites, require_root, run_dir,
-    run_scenario, sh, start_run, RunGuard, CLUSTER,
+    run_scenario, sh, start_run, u, RunGuard, CLUSTER,
 };
 use serde_json::Value;
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
 
 #[test]
 fn the_partition_scenario_gives_the_same_verdict_three_runs_in_a_row() {

@@ -1,12 +1,8 @@
 //! The three scenarios of the foundation, each on a real 3-ZooKeeper, 3-broker cluster
 //! under load, with the outcomes the harness must report.
 
-use e2e::{run_scenario, CLUSTER};
+use e2e::{run_scenario, u, CLUSTER};
 use serde_json::Value;
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
 
 #[test]
 fn a_rolling_restart_under_load_loses_nothing() {

@@ -7,12 +7,8 @@
 //!   a split brain inside the source ensemble during the federation, and the sources'
 //!   quorum lost at the split.
 
-use e2e::{assert_nothing_left, require_root, run_scenario, CLUSTER};
+use e2e::{assert_nothing_left, require_root, run_scenario, u, CLUSTER};
 use serde_json::Value;
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
 
 fn expectation<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["expectations"]
@@ -48,12 +44,16 @@ fn zk_mitosis_moves_kafka_to_the_target_ensemble_and_loses_nothing() {
     assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
     // Kafka's metadata lives in the target ensemble now, and matches the brokers
     let m = &r["kafka_metadata"];
-    let hosts: Value = serde_json::from_str(
-        &std::fs::read_to_string(o.guard.dir.join("run.json")).unwrap(),
-    )
-    .unwrap();
+    let hosts: Value =
+        serde_json::from_str(&std::fs::read_to_string(o.guard.dir.join("run.json")).unwrap())
+            .unwrap();
     let addr = |n: &str| {
-        hosts["hosts"].as_array().unwrap().iter().find(|h| h["name"] == n).unwrap()["address"]
+        hosts["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == n)
+            .unwrap()["address"]
             .as_str()
             .unwrap()
             .to_string()
@@ -79,7 +79,12 @@ fn zk_mitosis_moves_kafka_to_the_target_ensemble_and_loses_nothing() {
     assert!(u(&at_split[0]["duration_ms"]) > 1_000, "{target:?}");
     assert_eq!(at_split[0]["open"], false);
     // one quorum per ensemble all along
-    assert_eq!(r["zookeeper_splits"].as_array().unwrap().len(), 0, "{}", r["zookeeper_splits"]);
+    assert_eq!(
+        r["zookeeper_splits"].as_array().unwrap().len(),
+        0,
+        "{}",
+        r["zookeeper_splits"]
+    );
     assert_eq!(expectation(r, "ensemble `source` one quorum")["ok"], true);
     assert_eq!(expectation(r, "ensemble `target` one quorum")["ok"], true);
     // the smoke test probed every node, the dormant one once it started
@@ -101,10 +106,8 @@ fn federating_all_three_targets_splits_the_source_ensemble_and_fails() {
     let splits = r["zookeeper_splits"].as_array().unwrap();
     assert!(!splits.is_empty(), "no split brain reported: {}", o.summary);
     assert!(
-        splits
-            .iter()
-            .all(|w| w["partition"] == "ensemble:source"
-                && w["step"] == "federate: rolling restart, targets first"),
+        splits.iter().all(|w| w["partition"] == "ensemble:source"
+            && w["step"] == "federate: rolling restart, targets first"),
         "{splits:?}"
     );
     assert_eq!(expectation(r, "ensemble `source` one quorum")["ok"], false);
@@ -132,7 +135,12 @@ fn zk_addresses(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
     names
         .iter()
         .map(|n| {
-            let h = run["hosts"].as_array().unwrap().iter().find(|h| h["name"] == *n).unwrap();
+            let h = run["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["name"] == *n)
+                .unwrap();
             format!("{}:2181", h["address"].as_str().unwrap())
         })
         .collect()
@@ -155,10 +163,16 @@ fn block_and_copy_moves_kafka_with_a_measured_downtime_and_loses_nothing() {
     let (bulk, catch_up) = (&copies[0]["report"], &copies[1]["report"]);
     assert!(copies[0]["mtime_after"].is_null());
     assert!(u(&bulk["created"]) > 20, "{bulk}");
-    assert!(u(&bulk["ephemerals_skipped"]) >= 3, "broker registrations are not copied: {bulk}");
+    assert!(
+        u(&bulk["ephemerals_skipped"]) >= 3,
+        "broker registrations are not copied: {bulk}"
+    );
     assert!(copies[1]["mtime_after"].as_i64().unwrap() > 0);
     let written = u(&catch_up["created"]) + u(&catch_up["updated"]);
-    assert!(written > 0, "the brokers' shutdowns changed ISR and controller znodes: {catch_up}");
+    assert!(
+        written > 0,
+        "the brokers' shutdowns changed ISR and controller znodes: {catch_up}"
+    );
     assert!(
         written < u(&bulk["created"]) && u(&catch_up["unchanged"]) > 0,
         "the mtime filter left the unchanged nodes alone: {catch_up}"
@@ -176,10 +190,20 @@ fn block_and_copy_moves_kafka_with_a_measured_downtime_and_loses_nothing() {
         .filter(|w| w["kind"] == "produce" && u(&w["duration_ms"]) > 3_000)
         .collect();
     assert_eq!(down.len(), 1, "{}", r["unavailability"]);
-    assert!(down[0]["step"].as_str().unwrap().starts_with("block: stop"), "{:?}", down[0]);
+    assert!(
+        down[0]["step"].as_str().unwrap().starts_with("block: stop"),
+        "{:?}",
+        down[0]
+    );
     // ZooKeeper itself never stopped serving
-    assert_eq!(expectation(r, "ensemble `source` max_unavailable_ms")["ok"], true);
-    assert_eq!(expectation(r, "ensemble `target` max_unavailable_ms")["ok"], true);
+    assert_eq!(
+        expectation(r, "ensemble `source` max_unavailable_ms")["ok"],
+        true
+    );
+    assert_eq!(
+        expectation(r, "ensemble `target` max_unavailable_ms")["ok"],
+        true
+    );
 }
 
 #[test]
@@ -217,6 +241,10 @@ fn dynamic_reconfig_replaces_the_ensemble_under_kafka() {
     }
     assert_eq!(m["differences"].as_array().unwrap().len(), 0, "{m}");
     // the new ensemble served from its start to the end, as one quorum
-    assert!(windows(r, "ensemble:new").is_empty(), "{}", r["unavailability"]);
+    assert!(
+        windows(r, "ensemble:new").is_empty(),
+        "{}",
+        r["unavailability"]
+    );
     assert_eq!(expectation(r, "ensemble `new` one quorum")["ok"], true);
 }

@@ -263,3 +263,8 @@ pub fn assert_nothing_left(run_id: &str) {
         tagged_processes(run_id)
     );
 }
+
+/// A count from a report field.
+pub fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}

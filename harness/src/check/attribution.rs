@@ -265,8 +265,16 @@ mod tests {
         ];
         let c = Attribution::from_timeline(&ev, t0, 500);
         assert_eq!(c.label_at(4000), "switch");
-        assert_eq!(c.label_at(4200), "switch", "the next acting step is 1.2 s away");
-        assert_eq!(c.label_at(5050), "split", "after `switch` ended, within the grace");
+        assert_eq!(
+            c.label_at(4200),
+            "switch",
+            "the next acting step is 1.2 s away"
+        );
+        assert_eq!(
+            c.label_at(5050),
+            "split",
+            "after `switch` ended, within the grace"
+        );
         assert_eq!(c.label_at(5300), "split", "during a config rewrite");
         assert_eq!(c.label_at(6000), "split");
     }

@@ -151,7 +151,10 @@ fn add_smoke(
                 start_ms: d.start_ms,
                 end_ms: d.end_ms,
                 duration_ms: d.end_ms - d.start_ms,
-                step: input.attribution.label_at(d.start_ms.saturating_sub(SPLIT_STALE_MS)).to_string(),
+                step: input
+                    .attribution
+                    .label_at(d.start_ms.saturating_sub(SPLIT_STALE_MS))
+                    .to_string(),
                 open: false,
             });
         }

@@ -124,10 +124,8 @@ impl Cluster {
             .get(&spec.kafka_ensemble)
             .cloned()
             .unwrap_or_else(|| spec.zookeeper.clone());
-        let zk_connect = connect_string(
-            kafka_servers.iter().map(|n| zk_addr[n.as_str()]),
-            ZK_CHROOT,
-        );
+        let zk_connect =
+            connect_string(kafka_servers.iter().map(|n| zk_addr[n.as_str()]), ZK_CHROOT);
         let mut nodes = BTreeMap::new();
         for (i, name) in spec.zookeeper.iter().enumerate() {
             let dir = run_dir.join("nodes").join(name);
@@ -435,11 +433,9 @@ impl Cluster {
         broker: &str,
         servers: &[String],
     ) -> Result<(), HarnessError> {
-        let connect = connect_string(
-            servers.iter().map(|s| self.nodes[s].address),
-            ZK_CHROOT,
-        );
-        self.node(broker)?.set_broker_property("zookeeper.connect", &connect)?;
+        let connect = connect_string(servers.iter().map(|s| self.nodes[s].address), ZK_CHROOT);
+        self.node(broker)?
+            .set_broker_property("zookeeper.connect", &connect)?;
         self.broker_zookeeper
             .insert(broker.to_string(), servers.to_vec());
         Ok(())

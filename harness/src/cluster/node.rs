@@ -185,7 +185,10 @@ impl Node {
     /// reconfig is replaced too: what the operator writes is what the node starts with.
     pub fn write_zoo_cfg(&self, members: &[ZkMember]) -> Result<(), HarnessError> {
         let Some((base, reconfig)) = &self.zk_static else {
-            return Err(HarnessError::Cluster(format!("{} is not a ZooKeeper node", self.name)));
+            return Err(HarnessError::Cluster(format!(
+                "{} is not a ZooKeeper node",
+                self.name
+            )));
         };
         let mut text = base.clone();
         for m in members {

@@ -249,7 +249,11 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             });
         }
         if let Some(bound) = ee.windows {
-            let mut r = bound_check(&format!("ensemble `{name}` windows"), bound, ws.len() as u64);
+            let mut r = bound_check(
+                &format!("ensemble `{name}` windows"),
+                bound,
+                ws.len() as u64,
+            );
             r.actual = format!("{} ({})", ws.len(), describe(&ws));
             out.push(r);
         }
@@ -281,7 +285,10 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
     }
     if e.kafka_metadata_intact {
         let (actual, ok) = match &findings.kafka_metadata {
-            None => ("not checked (the run ended before the end-of-run check)".to_string(), false),
+            None => (
+                "not checked (the run ended before the end-of-run check)".to_string(),
+                false,
+            ),
             Some(m) if m.error.is_some() => (
                 format!("check failed: {}", m.error.as_deref().unwrap_or("")),
                 false,
@@ -298,7 +305,12 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                     "{} difference(s) in {}: {}",
                     m.differences.len(),
                     m.zookeeper,
-                    m.differences.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                    m.differences
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
                 false,
             ),
@@ -355,7 +367,10 @@ fn partition_windows(f: &Findings) -> impl Iterator<Item = &Window> {
 
 /// The longest window on any single partition.
 pub fn max_partition_window(f: &Findings) -> u64 {
-    partition_windows(f).map(|w| w.duration_ms).max().unwrap_or(0)
+    partition_windows(f)
+        .map(|w| w.duration_ms)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Builds the report.
@@ -520,7 +535,13 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
                 m.zookeeper, m.topics, m.partitions, m.controller
             ));
         } else {
-            s.push_str(&format!("kafka metadata in {}: {}\n", m.zookeeper, m.error.clone().unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))));
+            s.push_str(&format!(
+                "kafka metadata in {}: {}\n",
+                m.zookeeper,
+                m.error
+                    .clone()
+                    .unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))
+            ));
             for d in m.differences.iter().take(10) {
                 s.push_str(&format!("  {d}\n"));
             }

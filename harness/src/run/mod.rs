@@ -355,11 +355,13 @@ fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Ok(rt.block_on(metadata::check(&connect, cluster::ZK_CHROOT, 10, || {
-            admin
-                .snapshot(Duration::from_secs(5))
-                .map_err(|e| e.to_string())
-        })))
+        Ok(
+            rt.block_on(metadata::check(&connect, cluster::ZK_CHROOT, 10, || {
+                admin
+                    .snapshot(Duration::from_secs(5))
+                    .map_err(|e| e.to_string())
+            })),
+        )
     })()
     .unwrap_or_else(|e| MetadataCheck {
         error: Some(e.to_string()),
@@ -377,7 +379,10 @@ fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
         );
     }
     let path = run_dir.join(crate::check::METADATA_CHECK);
-    if let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(&result).unwrap_or_default()) {
+    if let Err(e) = std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&result).unwrap_or_default(),
+    ) {
         tracing::warn!("writing {}: {e}", path.display());
     }
 }

@@ -300,14 +300,14 @@ impl<'a> Executor<'a> {
                 )
             }),
             Action::StartAll { nodes, timeout } => self.cluster.start_many(nodes, *timeout, sd),
-            Action::RestartAll { nodes, timeout } => {
-                self.cluster.restart_many(nodes, *timeout, sd)
-            }
+            Action::RestartAll { nodes, timeout } => self.cluster.restart_many(nodes, *timeout, sd),
             Action::ZkConfig {
                 nodes,
                 participants,
                 observers,
-            } => self.cluster.set_zk_membership(nodes, participants, observers),
+            } => self
+                .cluster
+                .set_zk_membership(nodes, participants, observers),
             Action::ZkReconfig {
                 add,
                 add_observers,

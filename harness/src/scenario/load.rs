@@ -502,15 +502,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             HostMode::Auto
         }
     };
-    let dormant = rc.dormant.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default();
+    let dormant = rc
+        .dormant
+        .as_ref()
+        .map(|d| d.get_ref().clone())
+        .unwrap_or_default();
     if let Some(d) = &rc.dormant {
         for n in d.get_ref() {
             if !zookeeper.contains(n) {
-                p.at(d.span(), "cluster.dormant", format!("`{n}` is not a ZooKeeper node"), format!("ZooKeeper nodes: {}", zookeeper.join(", ")));
+                p.at(
+                    d.span(),
+                    "cluster.dormant",
+                    format!("`{n}` is not a ZooKeeper node"),
+                    format!("ZooKeeper nodes: {}", zookeeper.join(", ")),
+                );
             }
         }
         if zookeeper.iter().all(|z| d.get_ref().contains(z)) {
-            p.at(d.span(), "cluster.dormant", "every ZooKeeper node is dormant", "the brokers need a running ensemble at the start; keep at least one group running");
+            p.at(
+                d.span(),
+                "cluster.dormant",
+                "every ZooKeeper node is dormant",
+                "the brokers need a running ensemble at the start; keep at least one group running",
+            );
         }
     }
     let ensembles: BTreeMap<String, Vec<String>> = match &rc.ensembles {
@@ -519,14 +533,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             let mut owner: HashMap<&str, &str> = HashMap::new();
             for (name, members) in e.get_ref() {
                 if members.is_empty() {
-                    p.at(e.span(), format!("cluster.ensembles.{name}"), "an empty ensemble", "list its ZooKeeper nodes, e.g. source = [\"zk1\", \"zk2\", \"zk3\"]");
+                    p.at(
+                        e.span(),
+                        format!("cluster.ensembles.{name}"),
+                        "an empty ensemble",
+                        "list its ZooKeeper nodes, e.g. source = [\"zk1\", \"zk2\", \"zk3\"]",
+                    );
                 }
                 if zookeeper.contains(name) || brokers.contains(name) {
-                    p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{name}` is also a node name"), "steps accept both node and ensemble names: give the ensemble another name");
+                    p.at(
+                        e.span(),
+                        format!("cluster.ensembles.{name}"),
+                        format!("`{name}` is also a node name"),
+                        "steps accept both node and ensemble names: give the ensemble another name",
+                    );
                 }
                 for m in members {
                     if !zookeeper.contains(m) {
-                        p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{m}` is not a ZooKeeper node"), format!("ZooKeeper nodes: {}", zookeeper.join(", ")));
+                        p.at(
+                            e.span(),
+                            format!("cluster.ensembles.{name}"),
+                            format!("`{m}` is not a ZooKeeper node"),
+                            format!("ZooKeeper nodes: {}", zookeeper.join(", ")),
+                        );
                     } else if let Some(other) = owner.insert(m, name) {
                         p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{m}` is in both `{other}` and `{name}`"), "each node starts in one ensemble; its zoo.cfg lists that ensemble's members");
                     }
@@ -543,15 +572,33 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
     let kafka_ensemble = match &rc.kafka_ensemble {
         Some(k) => {
             if !ensembles.contains_key(k.get_ref()) {
-                p.at(k.span(), "cluster.kafka_ensemble", format!("no ensemble `{}`", k.get_ref()), format!("ensembles: {}", ensembles.keys().cloned().collect::<Vec<_>>().join(", ")));
+                p.at(
+                    k.span(),
+                    "cluster.kafka_ensemble",
+                    format!("no ensemble `{}`", k.get_ref()),
+                    format!(
+                        "ensembles: {}",
+                        ensembles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
             } else if ensembles[k.get_ref()].iter().all(|m| dormant.contains(m)) {
-                p.at(k.span(), "cluster.kafka_ensemble", format!("every node of `{}` is dormant", k.get_ref()), "the brokers need a running ensemble at the start");
+                p.at(
+                    k.span(),
+                    "cluster.kafka_ensemble",
+                    format!("every node of `{}` is dormant", k.get_ref()),
+                    "the brokers need a running ensemble at the start",
+                );
             }
             k.get_ref().clone()
         }
         None if ensembles.len() == 1 => ensembles.keys().next().cloned().unwrap_or_default(),
         None => {
-            p.at(rc.zookeeper.span(), "cluster.kafka_ensemble", "several ensembles and no `kafka_ensemble`", "say which ensemble the brokers use at the start, e.g. kafka_ensemble = \"source\"");
+            p.at(
+                rc.zookeeper.span(),
+                "cluster.kafka_ensemble",
+                "several ensembles and no `kafka_ensemble`",
+                "say which ensemble the brokers use at the start, e.g. kafka_ensemble = \"source\"",
+            );
             String::new()
         }
     };
@@ -855,126 +902,178 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
             (*s.get_ref()).max(0) as u64
         })
     };
-    let expect = Expect {
-        lost: p.bound(&re.lost, "expect.lost", Bound::AtMost(0)),
-        lost_step,
-        duplicates: p.bound(
-            &re.duplicates,
-            "expect.duplicates",
-            if idempotence {
-                Bound::AtMost(0)
-            } else {
-                Bound::Any
-            },
-        ),
-        reordered: p.bound(
-            &re.reordered,
-            "expect.reordered",
-            if ordered {
-                Bound::AtMost(0)
-            } else {
-                Bound::Any
-            },
-        ),
-        inconsistent_offsets: p.bound(
-            &re.inconsistent_offsets,
-            "expect.inconsistent_offsets",
-            Bound::AtMost(0),
-        ),
-        unexpected: p.bound(&re.unexpected, "expect.unexpected", Bound::AtMost(0)),
-        poll_gaps: p.bound(&re.poll_gaps, "expect.poll_gaps", Bound::AtMost(0)),
-        poll_regressions: p.bound(
-            &re.poll_regressions,
-            "expect.poll_regressions",
-            Bound::AtMost(0),
-        ),
-        unconsumed: p.bound(
-            &re.unconsumed,
-            "expect.unconsumed",
-            if workload.consumers > 0 {
-                Bound::AtMost(0)
-            } else {
-                Bound::Any
-            },
-        ),
-        max_unavailable_ms: nonneg(&re.max_unavailable_ms, &mut p, "expect.max_unavailable_ms"),
-        min_acked: nonneg(&re.min_acked, &mut p, "expect.min_acked").unwrap_or(1),
-        unreadable_partitions: p.bound(
-            &re.unreadable_partitions,
-            "expect.unreadable_partitions",
-            Bound::AtMost(0),
-        ),
-        per_step: re
-            .step
-            .iter()
-            .map(|(name, se)| {
-                let field = format!("expect.step.\"{name}\"");
-                if !steps.iter().any(|st| &st.name == name) {
+    let expect =
+        Expect {
+            lost: p.bound(&re.lost, "expect.lost", Bound::AtMost(0)),
+            lost_step,
+            duplicates: p.bound(
+                &re.duplicates,
+                "expect.duplicates",
+                if idempotence {
+                    Bound::AtMost(0)
+                } else {
+                    Bound::Any
+                },
+            ),
+            reordered: p.bound(
+                &re.reordered,
+                "expect.reordered",
+                if ordered {
+                    Bound::AtMost(0)
+                } else {
+                    Bound::Any
+                },
+            ),
+            inconsistent_offsets: p.bound(
+                &re.inconsistent_offsets,
+                "expect.inconsistent_offsets",
+                Bound::AtMost(0),
+            ),
+            unexpected: p.bound(&re.unexpected, "expect.unexpected", Bound::AtMost(0)),
+            poll_gaps: p.bound(&re.poll_gaps, "expect.poll_gaps", Bound::AtMost(0)),
+            poll_regressions: p.bound(
+                &re.poll_regressions,
+                "expect.poll_regressions",
+                Bound::AtMost(0),
+            ),
+            unconsumed: p.bound(
+                &re.unconsumed,
+                "expect.unconsumed",
+                if workload.consumers > 0 {
+                    Bound::AtMost(0)
+                } else {
+                    Bound::Any
+                },
+            ),
+            max_unavailable_ms: nonneg(&re.max_unavailable_ms, &mut p, "expect.max_unavailable_ms"),
+            min_acked: nonneg(&re.min_acked, &mut p, "expect.min_acked").unwrap_or(1),
+            unreadable_partitions: p.bound(
+                &re.unreadable_partitions,
+                "expect.unreadable_partitions",
+                Bound::AtMost(0),
+            ),
+            per_step: re
+                .step
+                .iter()
+                .map(|(name, se)| {
+                    let field = format!("expect.step.\"{name}\"");
+                    if !steps.iter().any(|st| &st.name == name) {
+                        p.at(
+                            se.span(),
+                            &field,
+                            format!("no step is named `{name}`"),
+                            "copy the `name` of one of the [[step]] tables",
+                        );
+                    }
+                    let raw = se.get_ref();
+                    let e = StepExpect {
+                        max_unavailable_ms: nonneg(
+                            &raw.max_unavailable_ms,
+                            &mut p,
+                            &format!("{field}.max_unavailable_ms"),
+                        ),
+                        lost: raw.lost.as_ref().map(|_| {
+                            p.bound(&raw.lost, &format!("{field}.lost"), Bound::AtMost(0))
+                        }),
+                    };
+                    (name.clone(), e)
+                })
+                .collect(),
+            ensembles: re
+                .ensemble
+                .iter()
+                .map(|(name, ee)| {
+                    let field = format!("expect.ensemble.{name}");
+                    if !cluster.ensembles.contains_key(name) {
+                        p.at(
+                            ee.span(),
+                            &field,
+                            format!("no ensemble `{name}`"),
+                            format!(
+                                "ensembles: {} (see [cluster.ensembles])",
+                                cluster
+                                    .ensembles
+                                    .keys()
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        );
+                    }
+                    if !check.zookeeper_smoke {
+                        p.at(
+                            ee.span(),
+                            &field,
+                            "ensemble expectations need the smoke test",
+                            "add [check] zookeeper_smoke = true",
+                        );
+                    }
+                    let raw = ee.get_ref();
+                    let e = EnsembleExpect {
+                        max_unavailable_ms: nonneg(
+                            &raw.max_unavailable_ms,
+                            &mut p,
+                            &format!("{field}.max_unavailable_ms"),
+                        ),
+                        windows: raw.windows.as_ref().map(|_| {
+                            p.bound(&raw.windows, &format!("{field}.windows"), Bound::Any)
+                        }),
+                        per_step: raw
+                            .step
+                            .iter()
+                            .map(|(step, b)| {
+                                let sf = format!("{field}.step.\"{step}\"");
+                                if !steps.iter().any(|st| &st.name == step) {
+                                    p.at(
+                                        b.span(),
+                                        &sf,
+                                        format!("no step is named `{step}`"),
+                                        "copy the `name` of one of the [[step]] tables",
+                                    );
+                                }
+                                let v = Some(b.get_ref().max_unavailable_ms.clone());
+                                (
+                                    step.clone(),
+                                    nonneg(&v, &mut p, &format!("{sf}.max_unavailable_ms"))
+                                        .unwrap_or(0),
+                                )
+                            })
+                            .collect(),
+                    };
+                    (name.clone(), e)
+                })
+                .collect(),
+            kafka_metadata_intact: match re
+                .kafka_metadata
+                .as_ref()
+                .map(|k| (k, k.get_ref().as_str()))
+            {
+                None | Some((_, "intact")) => check.kafka_metadata,
+                Some((_, "any")) => false,
+                Some((k, other)) => {
                     p.at(
-                        se.span(),
-                        &field,
-                        format!("no step is named `{name}`"),
-                        "copy the `name` of one of the [[step]] tables",
+                        k.span(),
+                        "expect.kafka_metadata",
+                        format!("`{other}` is not an expectation"),
+                        "kafka_metadata = \"intact\" (default) or \"any\" (report only)",
                     );
+                    true
                 }
-                let raw = se.get_ref();
-                let e = StepExpect {
-                    max_unavailable_ms: nonneg(
-                        &raw.max_unavailable_ms,
-                        &mut p,
-                        &format!("{field}.max_unavailable_ms"),
-                    ),
-                    lost: raw
-                        .lost
-                        .as_ref()
-                        .map(|_| p.bound(&raw.lost, &format!("{field}.lost"), Bound::AtMost(0))),
-                };
-                (name.clone(), e)
-            })
-            .collect(),
-        ensembles: re
-            .ensemble
-            .iter()
-            .map(|(name, ee)| {
-                let field = format!("expect.ensemble.{name}");
-                if !cluster.ensembles.contains_key(name) {
-                    p.at(ee.span(), &field, format!("no ensemble `{name}`"), format!("ensembles: {} (see [cluster.ensembles])", cluster.ensembles.keys().cloned().collect::<Vec<_>>().join(", ")));
-                }
-                if !check.zookeeper_smoke {
-                    p.at(ee.span(), &field, "ensemble expectations need the smoke test", "add [check] zookeeper_smoke = true");
-                }
-                let raw = ee.get_ref();
-                let e = EnsembleExpect {
-                    max_unavailable_ms: nonneg(&raw.max_unavailable_ms, &mut p, &format!("{field}.max_unavailable_ms")),
-                    windows: raw.windows.as_ref().map(|_| p.bound(&raw.windows, &format!("{field}.windows"), Bound::Any)),
-                    per_step: raw
-                        .step
-                        .iter()
-                        .map(|(step, b)| {
-                            let sf = format!("{field}.step.\"{step}\"");
-                            if !steps.iter().any(|st| &st.name == step) {
-                                p.at(b.span(), &sf, format!("no step is named `{step}`"), "copy the `name` of one of the [[step]] tables");
-                            }
-                            let v = Some(b.get_ref().max_unavailable_ms.clone());
-                            (step.clone(), nonneg(&v, &mut p, &format!("{sf}.max_unavailable_ms")).unwrap_or(0))
-                        })
-                        .collect(),
-                };
-                (name.clone(), e)
-            })
-            .collect(),
-        kafka_metadata_intact: match re.kafka_metadata.as_ref().map(|k| (k, k.get_ref().as_str())) {
-            None | Some((_, "intact")) => check.kafka_metadata,
-            Some((_, "any")) => false,
-            Some((k, other)) => {
-                p.at(k.span(), "expect.kafka_metadata", format!("`{other}` is not an expectation"), "kafka_metadata = \"intact\" (default) or \"any\" (report only)");
-                true
-            }
-        },
-    };
-    if re.kafka_metadata.as_ref().is_some_and(|k| k.get_ref() == "intact") && !check.kafka_metadata {
+            },
+        };
+    if re
+        .kafka_metadata
+        .as_ref()
+        .is_some_and(|k| k.get_ref() == "intact")
+        && !check.kafka_metadata
+    {
         let k = re.kafka_metadata.as_ref().unwrap();
-        p.at(k.span(), "expect.kafka_metadata", "expects intact metadata but [check] kafka_metadata = false", "remove one of the two");
+        p.at(
+            k.span(),
+            "expect.kafka_metadata",
+            "expects intact metadata but [check] kafka_metadata = false",
+            "remove one of the two",
+        );
     }
 
     if !p.list.is_empty() {
@@ -1219,7 +1318,7 @@ fn validate_steps(
                 let nodes = match &s.nodes {
                     None => cluster.brokers.clone(),
                     Some(list) => {
-                        let nodes = node_list(p, list, &f("nodes"), cluster, true);
+                        let nodes = node_list(p, list, &f("nodes"), cluster);
                         for n in &nodes {
                             match state.get(n) {
                                 Some(NodeState::Paused) => p.at(
@@ -1242,11 +1341,6 @@ fn validate_steps(
                         nodes
                     }
                 };
-                for n in &nodes {
-                    if !cluster.brokers.contains(n) && !cluster.is_zookeeper(n) {
-                        p.at(s.action.span(), f("nodes"), format!("`{n}` is not a node of this cluster"), "");
-                    }
-                }
                 Action::RollingRestart {
                     nodes,
                     interval: dur(p, &s.interval, "interval", 5),
@@ -1261,7 +1355,12 @@ fn validate_steps(
                         let l = zk_list(p, list, &f("nodes"), cluster);
                         for n in &l {
                             if state.get(n) == Some(&NodeState::Stopped) {
-                                p.at(list.span(), f("nodes"), format!("`{n}` is not running at this point"), "wait only for running ZooKeeper nodes");
+                                p.at(
+                                    list.span(),
+                                    f("nodes"),
+                                    format!("`{n}` is not running at this point"),
+                                    "wait only for running ZooKeeper nodes",
+                                );
                             }
                         }
                         l
@@ -1279,7 +1378,7 @@ fn validate_steps(
             "start" | "restart" => {
                 // the group forms: start them together (`nodes`)
                 let list = s.nodes.as_ref().unwrap();
-                let nodes = node_list(p, list, &f("nodes"), cluster, true);
+                let nodes = node_list(p, list, &f("nodes"), cluster);
                 // a group restart also starts the group's stopped (dormant) members
                 let allowed: &[NodeState] = if kw == "start" {
                     &[NodeState::Stopped]
@@ -1302,39 +1401,86 @@ fn validate_steps(
             }
             "zk-config" => {
                 let nodes = zk_list(p, s.nodes.as_ref().unwrap(), &f("nodes"), cluster);
-                let participants = zk_list(p, s.participants.as_ref().unwrap(), &f("participants"), cluster);
-                let observers = s.observers.as_ref().map(|o| zk_list(p, o, &f("observers"), cluster)).unwrap_or_default();
+                let participants = zk_list(
+                    p,
+                    s.participants.as_ref().unwrap(),
+                    &f("participants"),
+                    cluster,
+                );
+                let observers = s
+                    .observers
+                    .as_ref()
+                    .map(|o| zk_list(p, o, &f("observers"), cluster))
+                    .unwrap_or_default();
                 if let Some(o) = &s.observers {
                     if let Some(both) = observers.iter().find(|n| participants.contains(n)) {
-                        p.at(o.span(), f("observers"), format!("`{both}` is both participant and observer"), "give each server one role");
+                        p.at(
+                            o.span(),
+                            f("observers"),
+                            format!("`{both}` is both participant and observer"),
+                            "give each server one role",
+                        );
                     }
                 }
                 if participants.is_empty() {
-                    p.at(s.participants.as_ref().unwrap().span(), f("participants"), "no participants", "an ensemble needs voting members");
+                    p.at(
+                        s.participants.as_ref().unwrap().span(),
+                        f("participants"),
+                        "no participants",
+                        "an ensemble needs voting members",
+                    );
                 }
-                Action::ZkConfig { nodes, participants, observers }
+                Action::ZkConfig {
+                    nodes,
+                    participants,
+                    observers,
+                }
             }
             "zk-reconfig" => {
-                let list = |v: &Option<Spanned<Vec<String>>>, k: &str, p: &mut Problems<'_>| v.as_ref().map(|l| zk_list(p, l, &f(k), cluster)).unwrap_or_default();
+                let list = |v: &Option<Spanned<Vec<String>>>, k: &str, p: &mut Problems<'_>| {
+                    v.as_ref()
+                        .map(|l| zk_list(p, l, &f(k), cluster))
+                        .unwrap_or_default()
+                };
                 let add = list(&s.add, "add", p);
                 let add_observers = list(&s.add_observers, "add_observers", p);
                 let remove = list(&s.remove, "remove", p);
                 let via = list(&s.via, "via", p);
                 if add.is_empty() && add_observers.is_empty() && remove.is_empty() {
-                    p.at(s.action.span(), f("add"), "a reconfig that changes nothing", "give add = [...], add_observers = [...] and/or remove = [...]");
+                    p.at(
+                        s.action.span(),
+                        f("add"),
+                        "a reconfig that changes nothing",
+                        "give add = [...], add_observers = [...] and/or remove = [...]",
+                    );
                 }
                 for n in add.iter().chain(&add_observers) {
                     if state.get(n) == Some(&NodeState::Stopped) {
                         p.at(s.action.span(), f("add"), format!("`{n}` is not running at this point"), "start the joining servers first (seed 001: as observers of the current configuration)");
                     }
                     if remove.contains(n) {
-                        p.at(s.action.span(), f("remove"), format!("`{n}` is both added and removed"), "a server is either added or removed");
+                        p.at(
+                            s.action.span(),
+                            f("remove"),
+                            format!("`{n}` is both added and removed"),
+                            "a server is either added or removed",
+                        );
                     }
                 }
-                if cluster.zookeeper_config.get("reconfigEnabled").is_none_or(|v| v != "true") {
+                if cluster
+                    .zookeeper_config
+                    .get("reconfigEnabled")
+                    .is_none_or(|v| v != "true")
+                {
                     p.at(s.action.span(), f("do"), "dynamic reconfig is disabled on this cluster", "add reconfigEnabled = \"true\" (and skipACL = \"yes\", or a super user) to [cluster.zookeeper_config]");
                 }
-                Action::ZkReconfig { add, add_observers, remove, via, timeout: dur(p, &s.timeout, "timeout", 120) }
+                Action::ZkReconfig {
+                    add,
+                    add_observers,
+                    remove,
+                    via,
+                    timeout: dur(p, &s.timeout, "timeout", 120),
+                }
             }
             "zk-connect" => {
                 let servers = zk_list(p, s.servers.as_ref().unwrap(), &f("servers"), cluster);
@@ -1343,7 +1489,12 @@ fn validate_steps(
                     Some(b) => {
                         for n in b.get_ref() {
                             if cluster.broker_id(n).is_none() {
-                                p.at(b.span(), f("brokers"), format!("`{n}` is not a broker"), format!("brokers: {}", cluster.brokers.join(", ")));
+                                p.at(
+                                    b.span(),
+                                    f("brokers"),
+                                    format!("`{n}` is not a broker"),
+                                    format!("brokers: {}", cluster.brokers.join(", ")),
+                                );
                             }
                         }
                         b.get_ref().clone()
@@ -1352,26 +1503,52 @@ fn validate_steps(
                 let roll = s.roll.as_ref().is_none_or(|r| *r.get_ref());
                 if roll {
                     for n in &brokers {
-                        if state.get(n).is_some_and(|st| *st != NodeState::Running && *st != NodeState::Unknown) {
+                        if state.get(n).is_some_and(|st| {
+                            *st != NodeState::Running && *st != NodeState::Unknown
+                        }) {
                             p.at(s.action.span(), f("brokers"), format!("`{n}` is not running at this point"), "a roll restarts running brokers; use roll = false for stopped ones");
                         }
                     }
                 }
-                Action::ZkConnect { servers, brokers, roll, interval: dur(p, &s.interval, "interval", 5), timeout: dur(p, &s.timeout, "timeout", 120) }
+                Action::ZkConnect {
+                    servers,
+                    brokers,
+                    roll,
+                    interval: dur(p, &s.interval, "interval", 5),
+                    timeout: dur(p, &s.timeout, "timeout", 120),
+                }
             }
             "zk-copy" => {
                 let group = |v: &Spanned<Vec<Spanned<String>>>, k: &str, p: &mut Problems<'_>| {
-                    let plain = Spanned::new(v.span(), v.get_ref().iter().map(|e| e.get_ref().clone()).collect::<Vec<_>>());
+                    let plain = Spanned::new(
+                        v.span(),
+                        v.get_ref()
+                            .iter()
+                            .map(|e| e.get_ref().clone())
+                            .collect::<Vec<_>>(),
+                    );
                     zk_list(p, &plain, &f(k), cluster)
                 };
                 let from = group(s.from.as_ref().unwrap(), "from", p);
                 let to = group(s.to.as_ref().unwrap(), "to", p);
                 if let Some(same) = from.iter().find(|n| to.contains(n)) {
-                    p.at(s.to.as_ref().unwrap().span(), f("to"), format!("`{same}` is on both sides"), "copy between two different ensembles");
+                    p.at(
+                        s.to.as_ref().unwrap().span(),
+                        f("to"),
+                        format!("`{same}` is on both sides"),
+                        "copy between two different ensembles",
+                    );
                 }
                 let path = s.path.as_ref().unwrap();
-                if !path.get_ref().starts_with('/') || path.get_ref().len() > 1 && path.get_ref().ends_with('/') {
-                    p.at(path.span(), f("path"), format!("`{}` is not a ZooKeeper path", path.get_ref()), "an absolute path without a trailing '/', e.g. \"/kafka\"");
+                if !path.get_ref().starts_with('/')
+                    || path.get_ref().len() > 1 && path.get_ref().ends_with('/')
+                {
+                    p.at(
+                        path.span(),
+                        f("path"),
+                        format!("`{}` is not a ZooKeeper path", path.get_ref()),
+                        "an absolute path without a trailing '/', e.g. \"/kafka\"",
+                    );
                 }
                 let since = s.since.as_ref().map(|sn| {
                     if !names.contains(sn.get_ref()) || sn.get_ref() == s.name.get_ref() {
@@ -1383,11 +1560,23 @@ fn validate_steps(
                     None => 100,
                     Some(b) if (1..=10_000).contains(b.get_ref()) => *b.get_ref() as usize,
                     Some(b) => {
-                        p.at(b.span(), f("batch"), "must be 1..=10000", "operations per transaction, e.g. batch = 100");
+                        p.at(
+                            b.span(),
+                            f("batch"),
+                            "must be 1..=10000",
+                            "operations per transaction, e.g. batch = 100",
+                        );
                         100
                     }
                 };
-                Action::ZkCopy { from, to, path: path.get_ref().clone(), since, batch, prune: s.prune.as_ref().is_some_and(|v| *v.get_ref()) }
+                Action::ZkCopy {
+                    from,
+                    to,
+                    path: path.get_ref().clone(),
+                    since,
+                    batch,
+                    prune: s.prune.as_ref().is_some_and(|v| *v.get_ref()),
+                }
             }
             "heal" => {
                 let fault = s.fault.as_ref().map(|f| f.get_ref().clone());
@@ -1439,7 +1628,8 @@ fn validate_steps(
                                 .flat_map(|e| {
                                     if e.get_ref() == "clients" {
                                         vec![Target::Clients]
-                                    } else if let Some(members) = cluster.ensembles.get(e.get_ref()) {
+                                    } else if let Some(members) = cluster.ensembles.get(e.get_ref())
+                                    {
                                         // a ZooKeeper ensemble by its name
                                         members.iter().map(|m| Target::Node(m.clone())).collect()
                                     } else {
@@ -1519,30 +1709,65 @@ fn validate_steps(
 }
 
 /// A list of ZooKeeper node names and ensemble names, ensembles expanded in their order,
-/// each node once.
+/// each node once; anything else is reported.
 fn zk_list(
     p: &mut Problems<'_>,
     v: &Spanned<Vec<String>>,
     field: &str,
     cluster: &ClusterSpec,
 ) -> Vec<String> {
+    expand_names(p, v, field, cluster, false)
+}
+
+/// As [`zk_list`], brokers allowed too; an empty list is reported.
+fn node_list(
+    p: &mut Problems<'_>,
+    v: &Spanned<Vec<String>>,
+    field: &str,
+    cluster: &ClusterSpec,
+) -> Vec<String> {
+    if v.get_ref().is_empty() {
+        p.at(v.span(), field, "an empty list", "name at least one node");
+    }
+    expand_names(p, v, field, cluster, true)
+}
+
+fn expand_names(
+    p: &mut Problems<'_>,
+    v: &Spanned<Vec<String>>,
+    field: &str,
+    cluster: &ClusterSpec,
+    brokers: bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for e in v.get_ref() {
-        let expanded: Vec<String> = if let Some(members) = cluster.ensembles.get(e) {
-            members.clone()
-        } else if cluster.is_zookeeper(e) {
+        let expanded = if cluster.is_zookeeper(e) || brokers && cluster.broker_id(e).is_some() {
             vec![e.clone()]
+        } else if let Some(members) = cluster.ensembles.get(e) {
+            members.clone()
         } else {
-            p.at(
-                v.span(),
-                field,
-                format!("`{e}` is neither a ZooKeeper node nor an ensemble"),
-                format!(
-                    "ZooKeeper nodes: {}; ensembles: {}",
-                    cluster.zookeeper.join(", "),
-                    cluster.ensembles.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            );
+            let ensembles = cluster
+                .ensembles
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let zookeeper = cluster.zookeeper.join(", ");
+            let (what, hint) = if brokers {
+                (
+                    "not a node or ensemble of this cluster",
+                    format!(
+                        "brokers: {}; ZooKeeper: {zookeeper}; ensembles: {ensembles}",
+                        cluster.brokers.join(", ")
+                    ),
+                )
+            } else {
+                (
+                    "neither a ZooKeeper node nor an ensemble",
+                    format!("ZooKeeper nodes: {zookeeper}; ensembles: {ensembles}"),
+                )
+            };
+            p.at(v.span(), field, format!("`{e}` is {what}"), hint);
             continue;
         };
         for n in expanded {
@@ -1550,35 +1775,6 @@ fn zk_list(
                 out.push(n);
             }
         }
-    }
-    out
-}
-
-/// A list of node names (ZooKeeper ensembles expanded when `ensembles`).
-fn node_list(
-    p: &mut Problems<'_>,
-    v: &Spanned<Vec<String>>,
-    field: &str,
-    cluster: &ClusterSpec,
-    ensembles: bool,
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for e in v.get_ref() {
-        if cluster.broker_id(e).is_some() {
-            if !out.contains(e) {
-                out.push(e.clone());
-            }
-        } else if ensembles || cluster.is_zookeeper(e) {
-            let one = Spanned::new(v.span(), vec![e.clone()]);
-            for n in zk_list(p, &one, field, cluster) {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
-            }
-        }
-    }
-    if out.is_empty() && v.get_ref().is_empty() {
-        p.at(v.span(), field, "an empty list", "name at least one node");
     }
     out
 }

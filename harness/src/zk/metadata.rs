@@ -81,7 +81,9 @@ pub async fn compare(
     let mut out = MetadataCheck::default();
     let d = &mut out.differences;
     if data(c, &format!("{root}/cluster/id")).await?.is_none() {
-        d.push(format!("{root}/cluster/id is missing (the brokers' cluster id)"));
+        d.push(format!(
+            "{root}/cluster/id is missing (the brokers' cluster id)"
+        ));
     }
     let mut ids: Vec<i32> = children(c, &format!("{root}/brokers/ids"))
         .await?
@@ -105,7 +107,10 @@ pub async fn compare(
         Some(raw) => match serde_json::from_slice::<ControllerZnode>(&raw) {
             Ok(z) => {
                 if !live.contains(&z.brokerid) {
-                    d.push(format!("the controller ({}) is not a live broker", z.brokerid));
+                    d.push(format!(
+                        "the controller ({}) is not a live broker",
+                        z.brokerid
+                    ));
                 }
                 z.brokerid
             }
@@ -115,7 +120,11 @@ pub async fn compare(
             }
         },
     };
-    let reported: BTreeSet<&str> = snapshot.partitions.iter().map(|p| p.topic.as_str()).collect();
+    let reported: BTreeSet<&str> = snapshot
+        .partitions
+        .iter()
+        .map(|p| p.topic.as_str())
+        .collect();
     let mut in_zk: BTreeSet<String> = children(c, &format!("{root}/brokers/topics"))
         .await?
         .into_iter()
@@ -127,14 +136,23 @@ pub async fn compare(
     in_zk.retain(|t| !deleting.contains(t));
     for t in &in_zk {
         if !reported.contains(t.as_str()) {
-            d.push(format!("topic `{t}` is in ZooKeeper but the brokers do not serve it"));
+            d.push(format!(
+                "topic `{t}` is in ZooKeeper but the brokers do not serve it"
+            ));
         }
     }
     for topic in &reported {
         out.topics += 1;
-        let parts: Vec<_> = snapshot.partitions.iter().filter(|p| p.topic == *topic).collect();
+        let parts: Vec<_> = snapshot
+            .partitions
+            .iter()
+            .filter(|p| p.topic == *topic)
+            .collect();
         let Some(raw) = data(c, &format!("{root}/brokers/topics/{topic}")).await? else {
-            d.push(format!("topic `{topic}` ({} partitions) has no znode in ZooKeeper", parts.len()));
+            d.push(format!(
+                "topic `{topic}` ({} partitions) has no znode in ZooKeeper",
+                parts.len()
+            ));
             continue;
         };
         let assignment = match serde_json::from_slice::<TopicZnode>(&raw) {
@@ -162,7 +180,10 @@ pub async fn compare(
                 )),
                 Some(_) => {}
             }
-            let state_path = format!("{root}/brokers/topics/{topic}/partitions/{}/state", p.partition);
+            let state_path = format!(
+                "{root}/brokers/topics/{topic}/partitions/{}/state",
+                p.partition
+            );
             match data(c, &state_path).await? {
                 None => d.push(format!("{name}: no leader/ISR state in ZooKeeper")),
                 Some(raw) => match serde_json::from_slice::<StateZnode>(&raw) {

@@ -26,10 +26,16 @@ impl EnsembleConfig {
             if let Some(v) = line.strip_prefix("version=") {
                 version = v.trim().to_string();
             } else if let Some(rest) = line.strip_prefix("server.") {
-                let Some((id, spec)) = rest.split_once('=') else { continue };
+                let Some((id, spec)) = rest.split_once('=') else {
+                    continue;
+                };
                 let Ok(id) = id.parse() else { continue };
                 let addr = spec.split(';').next().unwrap_or("");
-                let role = if addr.ends_with(":observer") { "observer" } else { "participant" };
+                let role = if addr.ends_with(":observer") {
+                    "observer"
+                } else {
+                    "participant"
+                };
                 servers.push((id, role.to_string()));
             }
         }
@@ -39,7 +45,11 @@ impl EnsembleConfig {
 
     /// Ids with a role.
     pub fn with_role(&self, role: &str) -> Vec<i32> {
-        self.servers.iter().filter(|(_, r)| r == role).map(|(i, _)| *i).collect()
+        self.servers
+            .iter()
+            .filter(|(_, r)| r == role)
+            .map(|(i, _)| *i)
+            .collect()
     }
 }
 

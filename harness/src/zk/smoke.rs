@@ -256,7 +256,12 @@ pub struct Divergence {
 /// Finds split brains among `members` (servers of one ensemble): at a beat of server S
 /// at time t, another member R whose own beats succeeded up to t while S shows R's beat
 /// more than `stale_ms` old. Evidence closer than `stale_ms` apart forms one stretch.
-pub fn divergence(probes: &[Probe], members: &[String], t0_ms: u64, stale_ms: u64) -> Vec<Divergence> {
+pub fn divergence(
+    probes: &[Probe],
+    members: &[String],
+    t0_ms: u64,
+    stale_ms: u64,
+) -> Vec<Divergence> {
     // each member's successful beat times
     let mut wrote: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for p in probes.iter().filter(|p| p.op == "beat" && p.ok) {
@@ -266,10 +271,15 @@ pub fn divergence(probes: &[Probe], members: &[String], t0_ms: u64, stale_ms: u6
     }
     let mut open: BTreeMap<(String, String), Divergence> = BTreeMap::new();
     let mut out = Vec::new();
-    for p in probes.iter().filter(|p| p.op == "beat" && p.ok && members.contains(&p.server)) {
+    for p in probes
+        .iter()
+        .filter(|p| p.op == "beat" && p.ok && members.contains(&p.server))
+    {
         let Some(seen) = &p.seen else { continue };
         for other in members.iter().filter(|m| **m != p.server) {
-            let Some(times) = wrote.get(other.as_str()) else { continue };
+            let Some(times) = wrote.get(other.as_str()) else {
+                continue;
+            };
             // the other's latest write that finished a replication allowance before this
             // read: a write made a few ms earlier may not have reached this server yet
             let i = times.partition_point(|t| *t + REPLICATION_ALLOWANCE_MS <= p.t_ms);
@@ -288,7 +298,12 @@ pub fn divergence(probes: &[Probe], members: &[String], t0_ms: u64, stale_ms: u6
                 _ => {
                     if let Some(d) = open.insert(
                         key,
-                        Divergence { server: p.server.clone(), other: other.clone(), start_ms: t, end_ms: t },
+                        Divergence {
+                            server: p.server.clone(),
+                            other: other.clone(),
+                            start_ms: t,
+                            end_ms: t,
+                        },
                     ) {
                         out.push(d);
                     }
@@ -447,7 +462,11 @@ mod tests {
         // b writes its first beat at 10 s; a reads 20 ms later, before it replicated
         let mut v = Vec::new();
         for t in (0..20_000u64).step_by(200) {
-            let b_seen: &[(&str, u64)] = if t > 10_000 { &[("a", t), ("b", t - 150)] } else { &[("a", t)] };
+            let b_seen: &[(&str, u64)] = if t > 10_000 {
+                &[("a", t), ("b", t - 150)]
+            } else {
+                &[("a", t)]
+            };
             v.push(beat(t, "a", b_seen));
             if t >= 10_000 {
                 v.push(beat(t - 20, "b", &[("a", t - 20), ("b", t - 20)]));
@@ -470,13 +489,22 @@ mod tests {
         // beat frozen at 6 s
         let mut v = Vec::new();
         for t in (0..20_000u64).step_by(200) {
-            let frozen = |x: u64| if (6_000..14_000).contains(&t) { 6_000 } else { x };
+            let frozen = |x: u64| {
+                if (6_000..14_000).contains(&t) {
+                    6_000
+                } else {
+                    x
+                }
+            };
             v.push(beat(t, "a", &[("a", t), ("b", frozen(t))]));
             v.push(beat(t + 50, "b", &[("a", frozen(t)), ("b", t + 50)]));
         }
         let d = divergence(&v, &["a".into(), "b".into()], 0, 5000);
         assert_eq!(d.len(), 2, "{d:?}");
-        assert!(d.iter().all(|x| x.start_ms > 11_000 && x.end_ms < 14_100), "{d:?}");
+        assert!(
+            d.iter().all(|x| x.start_ms > 11_000 && x.end_ms < 14_100),
+            "{d:?}"
+        );
         // a server of another ensemble is not compared
         assert!(divergence(&v, &["a".into()], 0, 5000).is_empty());
     }

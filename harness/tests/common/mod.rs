@@ -1,0 +1,32 @@
+//! Shared by the tests that need real ZooKeeper servers.
+
+use std::path::Path;
+
+use harness::cluster::{dist, Cluster};
+use harness::scenario::{Backend, ClusterSpec, HostMode};
+use harness::Shutdown;
+
+/// Starts a ZooKeeper-only cluster of `nodes` (one ensemble) on loopback addresses, its
+/// files under `dir`. Without Java or the distribution the test fails with `NOT RUN:`.
+pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
+    let d = dist::locate("3.9.1")
+        .unwrap_or_else(|e| panic!("NOT RUN: no Kafka/ZooKeeper distribution: {e}"));
+    let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    let spec = ClusterSpec {
+        backend: Backend::Local,
+        hosts: HostMode::Loopback,
+        kafka_version: "3.9.1".into(),
+        zookeeper: names.clone(),
+        dormant: vec![],
+        ensembles: [("zookeeper".to_string(), names)].into(),
+        kafka_ensemble: "zookeeper".into(),
+        brokers: vec![],
+        broker_config: Default::default(),
+        zookeeper_config: Default::default(),
+        broker_heap_mb: 384,
+        zookeeper_heap_mb: 64,
+    };
+    let mut c = Cluster::prepare(run_id, &spec, &d, dir, false, &[]).unwrap();
+    c.start_zookeeper(&Shutdown::new()).unwrap();
+    c
+}
