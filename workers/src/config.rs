@@ -125,8 +125,12 @@ pub struct WorkerConfig {
     /// Id of instance 0, unique across the run's workers of one role: instance `i` is
     /// `first_instance_id + i` (the producer id for producers).
     pub first_instance_id: u32,
-    /// `bootstrap.servers`.
+    /// `bootstrap.servers` at the start.
     pub bootstrap: String,
+    /// The discovery file: when it is rewritten, the worker reconnects to the servers it
+    /// names (see [`crate::discovery`]).
+    #[serde(default)]
+    pub bootstrap_file: Option<PathBuf>,
     /// Workload topics, in the order the log's topic indexes refer to.
     pub topics: Vec<TopicSpec>,
     /// Where to write the binary log.

@@ -126,30 +126,42 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             topics: decoder.topic_index.clone(),
             instance,
         };
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &cfg.bootstrap)
-            .set("group.id", &cfg.consumer.group_id)
-            .set("client.id", format!("kmh-{}-c{instance}", cfg.run_id))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set(
-                "session.timeout.ms",
-                cfg.consumer.session_timeout_ms.to_string(),
-            )
-            .set("partition.assignment.strategy", "range")
-            .set("log_level", "4");
-        for (k, v) in &cfg.client_overrides {
-            cc.set(k, v);
-        }
-        let consumer: BaseConsumer<GroupLog> = cc
-            .create_with_context(ctx)
-            .with_context(|| format!("creating consumer instance {i}"))?;
-        consumer.subscribe(&topic_names).context("subscribing")?;
+        let consumer = new_consumer(cfg, &cfg.bootstrap, instance, ctx, &topic_names)?;
+        let mut discovery =
+            crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
+        let cfg = cfg.clone();
+        let topic_names: Vec<String> = topic_names.iter().map(|t| t.to_string()).collect();
         let log = log.clone();
         let counters = counters.clone();
+        let group_log = log.clone();
+        let topic_index = decoder.topic_index.clone();
         threads.push(std::thread::spawn(move || {
+            let mut consumer = consumer;
             while !shutdown.requested() {
+                if let Some(servers) = discovery.changed() {
+                    // moved to other brokers: commit, leave the group (the revocation is
+                    // logged), join again through the new addresses
+                    eprintln!("worker: consumer {instance}: bootstrap servers are now {servers}; reconnecting");
+                    let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+                    consumer.unsubscribe();
+                    let _ = consumer.poll(Duration::from_millis(200));
+                    let ctx = GroupLog {
+                        log: group_log.clone(),
+                        topics: topic_index.clone(),
+                        instance,
+                    };
+                    let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
+                    match new_consumer(&cfg, &servers, instance, ctx, &names) {
+                        Ok(c) => {
+                            consumer = c;
+                            Counters::bump(&counters.switches);
+                        }
+                        Err(e) => {
+                            eprintln!("worker: consumer {instance}: {e:#}");
+                            Counters::bump(&counters.errors);
+                        }
+                    }
+                }
                 match consumer.poll(Duration::from_millis(100)) {
                     None => {}
                     Some(Ok(msg)) => {
@@ -180,4 +192,35 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let log = Arc::try_unwrap(log).map_err(|_| anyhow::anyhow!("log still shared at exit"))?;
     log.into_inner().unwrap().finish()?;
     Ok(())
+}
+
+/// One group consumer (`instance`) connected to `bootstrap`, subscribed to `topics`.
+fn new_consumer(
+    cfg: &WorkerConfig,
+    bootstrap: &str,
+    instance: u32,
+    ctx: GroupLog,
+    topics: &[&str],
+) -> anyhow::Result<BaseConsumer<GroupLog>> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", bootstrap)
+        .set("group.id", &cfg.consumer.group_id)
+        .set("client.id", format!("kmh-{}-c{instance}", cfg.run_id))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set(
+            "session.timeout.ms",
+            cfg.consumer.session_timeout_ms.to_string(),
+        )
+        .set("partition.assignment.strategy", "range")
+        .set("log_level", "4");
+    for (k, v) in &cfg.client_overrides {
+        cc.set(k, v);
+    }
+    let consumer: BaseConsumer<GroupLog> = cc
+        .create_with_context(ctx)
+        .with_context(|| format!("creating consumer instance {instance} for {bootstrap}"))?;
+    consumer.subscribe(topics).context("subscribing")?;
+    Ok(consumer)
 }

@@ -12,6 +12,7 @@
 //!   with [`LogReader`].
 //! * [`config`] — [`WorkerConfig`], the JSON file the harness writes for each worker.
 //! * [`produce`], [`consume`], [`final_read`] — the three worker roles, on rdkafka.
+//! * [`discovery`] — the file a migration rewrites to move the workers to new brokers.
 //! * [`shutdown`] — SIGTERM/SIGINT turned into a [`Shutdown`] flag every loop watches, so a
 //!   worker always ends with its log flushed.
 //!
@@ -22,6 +23,7 @@
 pub mod clock;
 pub mod config;
 pub mod consume;
+pub mod discovery;
 pub mod final_read;
 pub mod log;
 pub mod produce;

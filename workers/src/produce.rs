@@ -104,35 +104,12 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let log = Arc::new(Mutex::new(LogWriter::create(&cfg.log_path, &header)?));
     let counters = Arc::new(Counters::default());
 
+    let mut discovery =
+        crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
     let mut producers = Vec::new();
     for i in 0..cfg.instances {
         let id = cfg.first_instance_id + i;
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &cfg.bootstrap)
-            .set("client.id", format!("kmh-{}-p{id}", cfg.run_id))
-            .set("acks", p.acks.as_config())
-            .set("enable.idempotence", p.idempotence.to_string())
-            .set("retries", p.retries.to_string())
-            .set(
-                "max.in.flight.requests.per.connection",
-                p.max_in_flight.to_string(),
-            )
-            .set("linger.ms", p.linger_ms.to_string())
-            .set("message.timeout.ms", p.delivery_timeout_ms.to_string())
-            .set("request.timeout.ms", p.request_timeout_ms.to_string())
-            .set("log_level", "4");
-        for (k, v) in &cfg.client_overrides {
-            cc.set(k, v);
-        }
-        let ctx = ProducerLog {
-            log: log.clone(),
-            counters: counters.clone(),
-            instance: i,
-        };
-        let producer: ThreadedProducer<ProducerLog> = cc
-            .create_with_context(ctx)
-            .with_context(|| format!("creating producer instance {i}"))?;
-        producers.push((id, producer));
+        producers.push((id, new_producer(cfg, &cfg.bootstrap, i, &log, &counters)?));
     }
 
     // Connect and learn the partition leaders before the first send, so the start-up of
@@ -176,6 +153,20 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut buf = Vec::with_capacity(p.size);
     let topics = &cfg.topics;
     while !shutdown.requested() {
+        if let Some(servers) = discovery.changed() {
+            // Moved to other brokers (a migration rewrote the discovery file): drain each
+            // client, so no record of the old one is still in flight when the new one sends
+            // the same partition (order kept), then connect anew; sequences go on.
+            eprintln!("worker: bootstrap servers are now {servers}; reconnecting");
+            let drain = Duration::from_millis(u64::from(p.delivery_timeout_ms) + 2000);
+            for (i, (_, producer)) in producers.iter_mut().enumerate() {
+                let _ = producer.flush(drain);
+                producer.purge(PurgeConfig::default().queue().inflight());
+                let _ = producer.flush(Duration::from_secs(2));
+                *producer = new_producer(cfg, &servers, i as u32, &log, &counters)?;
+                Counters::bump(&counters.switches);
+            }
+        }
         let now = Instant::now();
         let mut earliest = now + Duration::from_millis(5);
         for (i, (id, producer)) in producers.iter().enumerate() {
@@ -263,4 +254,40 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let log = Arc::try_unwrap(log).map_err(|_| anyhow::anyhow!("log still shared at exit"))?;
     log.into_inner().unwrap().finish()?;
     Ok(())
+}
+
+/// One producer instance (`instance` of this worker) connected to `bootstrap`.
+fn new_producer(
+    cfg: &WorkerConfig,
+    bootstrap: &str,
+    instance: u32,
+    log: &Arc<Mutex<LogWriter>>,
+    counters: &Arc<Counters>,
+) -> anyhow::Result<ThreadedProducer<ProducerLog>> {
+    let p = &cfg.producer;
+    let id = cfg.first_instance_id + instance;
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", bootstrap)
+        .set("client.id", format!("kmh-{}-p{id}", cfg.run_id))
+        .set("acks", p.acks.as_config())
+        .set("enable.idempotence", p.idempotence.to_string())
+        .set("retries", p.retries.to_string())
+        .set(
+            "max.in.flight.requests.per.connection",
+            p.max_in_flight.to_string(),
+        )
+        .set("linger.ms", p.linger_ms.to_string())
+        .set("message.timeout.ms", p.delivery_timeout_ms.to_string())
+        .set("request.timeout.ms", p.request_timeout_ms.to_string())
+        .set("log_level", "4");
+    for (k, v) in &cfg.client_overrides {
+        cc.set(k, v);
+    }
+    let ctx = ProducerLog {
+        log: log.clone(),
+        counters: counters.clone(),
+        instance,
+    };
+    cc.create_with_context(ctx)
+        .with_context(|| format!("creating producer instance {instance} for {bootstrap}"))
 }

@@ -23,6 +23,8 @@ pub struct Counters {
     pub received: AtomicU64,
     /// Client errors seen (not per record).
     pub errors: AtomicU64,
+    /// Client instances reconnected to new bootstrap servers (discovery file changes).
+    pub switches: AtomicU64,
 }
 
 impl Counters {
@@ -35,14 +37,15 @@ impl Counters {
     pub fn print(&self, role: &str, worker: u32) {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         println!(
-            "{{\"role\":\"{role}\",\"worker\":{worker},\"t_ms\":{},\"sent\":{},\"acked\":{},\"failed\":{},\"indeterminate\":{},\"received\":{},\"errors\":{}}}",
+            "{{\"role\":\"{role}\",\"worker\":{worker},\"t_ms\":{},\"sent\":{},\"acked\":{},\"failed\":{},\"indeterminate\":{},\"received\":{},\"errors\":{},\"switches\":{}}}",
             crate::clock::now_ms(),
             g(&self.sent),
             g(&self.acked),
             g(&self.failed),
             g(&self.indeterminate),
             g(&self.received),
-            g(&self.errors)
+            g(&self.errors),
+            g(&self.switches)
         );
     }
 }

@@ -265,6 +265,35 @@ impl Cluster {
         self.addresses(&self.spec.brokers, KAFKA_PORT)
     }
 
+    /// `bootstrap.servers` of the brokers that start with the cluster (not the dormant
+    /// ones a step adds later): what the workers are first given.
+    pub fn initial_bootstrap(&self) -> String {
+        let live: Vec<String> = self
+            .spec
+            .brokers
+            .iter()
+            .filter(|b| !self.spec.dormant.contains(b))
+            .cloned()
+            .collect();
+        self.addresses(&live, KAFKA_PORT)
+    }
+
+    /// `host:port` of the named brokers, comma-separated.
+    pub fn broker_addresses(&self, brokers: &[String]) -> String {
+        self.addresses(brokers, KAFKA_PORT)
+    }
+
+    /// Ids of the brokers whose process runs (a paused one counts).
+    pub fn running_broker_ids(&mut self) -> Vec<i32> {
+        let brokers = self.spec.brokers.clone();
+        brokers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| self.is_running(b))
+            .map(|(i, _)| i as i32 + 1)
+            .collect()
+    }
+
     /// Every node, for the run record.
     pub fn hosts(&self) -> Vec<HostInfo> {
         self.nodes
@@ -300,10 +329,17 @@ impl Cluster {
         if self.spec.brokers.is_empty() {
             return Ok(());
         }
-        for b in self.spec.brokers.clone() {
-            self.nodes.get_mut(&b).unwrap().spawn()?;
+        let live: Vec<String> = self
+            .spec
+            .brokers
+            .iter()
+            .filter(|b| !self.spec.dormant.contains(b))
+            .cloned()
+            .collect();
+        for b in &live {
+            self.nodes.get_mut(b).unwrap().spawn()?;
         }
-        let ids: Vec<i32> = (1..=self.spec.brokers.len() as i32).collect();
+        let ids: Vec<i32> = live.iter().filter_map(|b| self.spec.broker_id(b)).collect();
         let admin = self.admin()?;
         admin
             .wait_healthy(&ids, &[], Duration::from_secs(120), shutdown)
@@ -476,11 +512,18 @@ impl Cluster {
                 NodeKind::ZooKeeper => {
                     crate::zk::server_mode(SocketAddr::from((addr, ZK_CLIENT_PORT))).is_some()
                 }
-                NodeKind::Broker => self
-                    .admin()?
-                    .snapshot(Duration::from_secs(3))
-                    .map(|s| s.brokers.contains(&id))
-                    .unwrap_or(false),
+                // registered, and accepting connections (a broker registers first)
+                NodeKind::Broker => {
+                    self.admin()?
+                        .snapshot(Duration::from_secs(3))
+                        .map(|s| s.brokers.contains(&id))
+                        .unwrap_or(false)
+                        && std::net::TcpStream::connect_timeout(
+                            &SocketAddr::from((addr, KAFKA_PORT)),
+                            Duration::from_secs(1),
+                        )
+                        .is_ok()
+                }
             };
             if ready {
                 return Ok(());

@@ -1,5 +1,16 @@
 //! Kafka admin operations on rdkafka: cluster snapshots (brokers, leaders, replicas, ISR),
-//! topic creation, and the health gate (every partition led and fully in sync).
+//! topic creation, and the health gate (every partition led and fully in sync); and, on
+//! the Kafka protocol itself, the requests librdkafka lacks ([`ClusterAdmin`]).
+
+mod cluster_admin;
+mod protocol;
+pub mod reassign;
+
+pub use cluster_admin::{
+    BrokerInfo, ClusterAdmin, ClusterDescription, Election, OngoingReassignment, PartitionError,
+    PartitionMove, Throttle, THROTTLE_RATE_CONFIGS,
+};
+pub use protocol::{AdminError, BrokerConnection};
 
 use std::time::{Duration, Instant};
 
@@ -159,6 +170,58 @@ impl Admin {
             }
         }
         Ok(())
+    }
+
+    /// Creates one topic with an explicit replica assignment (`assignment[p]`: partition
+    /// `p`'s replicas, preferred leader first), e.g. a bookkeeping topic placed on the new
+    /// brokers only. An existing topic of that name is an error.
+    pub fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignment: &[Vec<i32>],
+        config: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let replicas: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
+        let mut nt = NewTopic::new(
+            name,
+            assignment.len() as i32,
+            TopicReplication::Variable(&replicas),
+        );
+        for (k, v) in config {
+            nt = nt.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for r in futures::executor::block_on(self.client.create_topics([&nt], &opts))? {
+            if let Err((name, code)) = r {
+                anyhow::bail!("creating topic {name}: {code}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A topic config as the brokers report it (DescribeConfigs), `None` when unset.
+    pub fn topic_config(&self, topic: &str, key: &str) -> anyhow::Result<Option<String>> {
+        self.resource_config(rdkafka::admin::ResourceSpecifier::Topic(topic), key)
+    }
+
+    /// A broker config as the broker reports it (dynamic ones included), `None` when unset.
+    pub fn broker_config(&self, broker: i32, key: &str) -> anyhow::Result<Option<String>> {
+        self.resource_config(rdkafka::admin::ResourceSpecifier::Broker(broker), key)
+    }
+
+    fn resource_config(
+        &self,
+        spec: rdkafka::admin::ResourceSpecifier<'_>,
+        key: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let res = futures::executor::block_on(self.client.describe_configs([&spec], &opts))?;
+        let r = res
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no answer"))?
+            .map_err(|e| anyhow::anyhow!("describe configs: {e}"))?;
+        Ok(r.get(key).and_then(|e| e.value.clone()))
     }
 
     /// Waits until `want` brokers are registered and every partition (of `topics`, or all

@@ -220,7 +220,7 @@ fn drive(
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    let ids: Vec<i32> = (1..=scenario.cluster.brokers.len() as i32).collect();
+    let ids = cluster.running_broker_ids();
     {
         let admin = cluster.admin()?;
         admin
@@ -235,7 +235,13 @@ fn drive(
         cluster.bootstrap()
     );
 
-    let mut workload = Workload::new(run_id, run_dir, &cluster.bootstrap(), scenario)?;
+    let mut workload = Workload::new(
+        run_id,
+        run_dir,
+        &cluster.initial_bootstrap(),
+        &cluster.bootstrap(),
+        scenario,
+    )?;
     let w = &scenario.workload;
     if w.consumers > 0 {
         workload.start(Role::Consume, w.consumers, w.consumer_processes)?;

@@ -23,6 +23,8 @@ pub struct WorkerProcess {
     pub out_path: PathBuf,
     /// Its binary log.
     pub log_path: PathBuf,
+    /// Client instances it hosts.
+    pub instances: u32,
     child: Child,
 }
 
@@ -47,6 +49,86 @@ pub struct Status {
     /// Client errors.
     #[serde(default)]
     pub errors: u64,
+    /// Client instances reconnected to new bootstrap servers.
+    #[serde(default)]
+    pub switches: u64,
+}
+
+/// The discovery file of a run: the bootstrap servers producers and consumers use.
+pub fn discovery_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("discovery").join("bootstrap")
+}
+
+/// Rewrites a discovery file atomically (a worker never reads half of it).
+pub fn write_discovery(path: &Path, bootstrap: &str) -> Result<(), HarnessError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{bootstrap}\n"))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The discovery file and the workers watching it.
+#[derive(Debug, Clone, Default)]
+pub struct Switchboard {
+    /// The discovery file.
+    pub path: PathBuf,
+    /// Every producer and consumer process.
+    pub status_paths: Vec<SwitchingWorker>,
+}
+
+/// A worker that watches the discovery file.
+#[derive(Debug, Clone)]
+pub struct SwitchingWorker {
+    /// `producer-0`, …
+    pub name: String,
+    /// Its status lines.
+    pub status_path: PathBuf,
+    /// Its client instances (each reconnects once per switch).
+    pub instances: u32,
+}
+
+impl Switchboard {
+    /// Points the workers at `bootstrap`, then waits until every client instance of every
+    /// worker has reconnected (the workers' status `switches` counts reconnects).
+    pub fn switch(
+        &self,
+        bootstrap: &str,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let switches = |w: &SwitchingWorker| {
+            Status::last(&w.status_path)
+                .map(|s| s.switches)
+                .unwrap_or(0)
+        };
+        let before: Vec<u64> = self.status_paths.iter().map(switches).collect();
+        write_discovery(&self.path, bootstrap)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let waiting: Vec<&str> = self
+                .status_paths
+                .iter()
+                .zip(&before)
+                .filter(|(w, b)| switches(w) < **b + u64::from(w.instances))
+                .map(|(w, _)| w.name.as_str())
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Workers(format!(
+                    "{} did not reconnect to {bootstrap} within {timeout:?}",
+                    waiting.join(", ")
+                )));
+            }
+            if shutdown.sleep(Duration::from_millis(250)) {
+                return Err(HarnessError::Interrupted);
+            }
+        }
+    }
 }
 
 /// Locates the `worker` binary: `$KMH_WORKER_BIN`, else next to the running harness.
@@ -75,7 +157,10 @@ pub fn worker_binary() -> Result<PathBuf, HarnessError> {
 pub struct Workload {
     run_id: String,
     run_dir: PathBuf,
+    /// What producers and consumers are first given (the discovery file's first content).
     bootstrap: String,
+    /// What the final read is given: every broker of the cluster.
+    final_bootstrap: String,
     scenario: Scenario,
     binary: PathBuf,
     /// Every worker started, in start order.
@@ -83,19 +168,22 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Prepares (starts nothing).
+    /// Prepares (starts nothing) and writes the discovery file with `bootstrap`.
     pub fn new(
         run_id: &str,
         run_dir: &Path,
         bootstrap: &str,
+        final_bootstrap: &str,
         scenario: &Scenario,
     ) -> Result<Workload, HarnessError> {
         std::fs::create_dir_all(run_dir.join("logs"))?;
         std::fs::create_dir_all(run_dir.join("workers"))?;
+        write_discovery(&discovery_path(run_dir), bootstrap)?;
         Ok(Workload {
             run_id: run_id.into(),
             run_dir: run_dir.into(),
             bootstrap: bootstrap.into(),
+            final_bootstrap: final_bootstrap.into(),
             scenario: scenario.clone(),
             binary: worker_binary()?,
             processes: Vec::new(),
@@ -129,7 +217,12 @@ impl Workload {
             worker_index: index,
             instances,
             first_instance_id,
-            bootstrap: self.bootstrap.clone(),
+            bootstrap: if role == Role::FinalRead {
+                self.final_bootstrap.clone()
+            } else {
+                self.bootstrap.clone()
+            },
+            bootstrap_file: (role != Role::FinalRead).then(|| discovery_path(&self.run_dir)),
             topics: Self::topic_specs(&self.scenario),
             log_path: self
                 .run_dir
@@ -173,6 +266,7 @@ impl Workload {
             index: cfg.worker_index,
             out_path,
             log_path: cfg.log_path,
+            instances: cfg.instances,
             child,
         });
         Ok(())
@@ -307,6 +401,24 @@ impl Workload {
         }
     }
 
+    /// What a `switch-bootstrap` step needs: the discovery file and the workers that watch
+    /// it.
+    pub fn switchboard(&self) -> Switchboard {
+        Switchboard {
+            path: discovery_path(&self.run_dir),
+            status_paths: self
+                .processes
+                .iter()
+                .filter(|p| p.role != Role::FinalRead)
+                .map(|p| SwitchingWorker {
+                    name: format!("{}-{}", role_name(p.role), p.index),
+                    status_path: p.out_path.clone(),
+                    instances: p.instances,
+                })
+                .collect(),
+        }
+    }
+
     /// Kills every worker still running. Idempotent.
     pub fn kill_all(&mut self) {
         for p in &mut self.processes {
@@ -361,6 +473,7 @@ impl Status {
             t.indeterminate += s.indeterminate;
             t.received += s.received;
             t.errors += s.errors;
+            t.switches += s.switches;
         }
         t
     }

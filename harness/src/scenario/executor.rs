@@ -498,7 +498,7 @@ impl<'a> Executor<'a> {
     }
 
     fn wait_healthy(&mut self, timeout: Duration) -> Result<(), HarnessError> {
-        let ids: Vec<i32> = (1..=self.scenario.cluster.brokers.len() as i32).collect();
+        let ids = self.cluster.running_broker_ids();
         let topics: Vec<&str> = self
             .scenario
             .workload

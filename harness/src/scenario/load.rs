@@ -509,14 +509,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
         .unwrap_or_default();
     if let Some(d) = &rc.dormant {
         for n in d.get_ref() {
-            if !zookeeper.contains(n) {
+            if !zookeeper.contains(n) && !brokers.contains(n) {
                 p.at(
                     d.span(),
                     "cluster.dormant",
-                    format!("`{n}` is not a ZooKeeper node"),
-                    format!("ZooKeeper nodes: {}", zookeeper.join(", ")),
+                    format!("`{n}` is not a node of this cluster"),
+                    format!(
+                        "ZooKeeper nodes: {}; brokers: {}",
+                        zookeeper.join(", "),
+                        brokers.join(", ")
+                    ),
                 );
             }
+        }
+        if !brokers.is_empty() && brokers.iter().all(|b| d.get_ref().contains(b)) {
+            p.at(
+                d.span(),
+                "cluster.dormant",
+                "every broker is dormant",
+                "the workload needs running brokers at the start; new brokers a step adds are dormant, the old ones are not",
+            );
         }
         if zookeeper.iter().all(|z| d.get_ref().contains(z)) {
             p.at(

@@ -60,8 +60,9 @@ pub struct ClusterSpec {
     pub kafka_version: String,
     /// ZooKeeper node names, in `myid` order (1-based).
     pub zookeeper: Vec<String>,
-    /// ZooKeeper nodes configured but not started with the cluster (a `start` step starts
-    /// them), e.g. the third target node of seed 000's mitosis.
+    /// Nodes configured but not started with the cluster (a `start` or `add-brokers` step
+    /// starts them): the third target node of seed 000's mitosis, the new brokers of a
+    /// replacement.
     pub dormant: Vec<String>,
     /// Named groups of ZooKeeper nodes. Each is an ensemble at the start (its members'
     /// `zoo.cfg` lists exactly its members as participants); the smoke test reports each
