@@ -11,7 +11,7 @@
 //! |---|---|
 //! | [`scenario`] | the scenario file: model, located validation, step executor |
 //! | [`cluster`] | hosts and node processes (local backend), the Kafka distribution |
-//! | [`kafka`] | admin operations: snapshots, topics, the health gate |
+//! | [`kafka`] | admin: snapshots, topics, the health gate; reassignments, elections, throttles (kafka-protocol); `migrate brokers` |
 //! | [`zk`] | ZooKeeper operations (four-letter words) |
 //! | [`fault`] | the delaying proxy (`delay` without netem) |
 //! | [`run`] | one run: workers, phases, timeline, final read |

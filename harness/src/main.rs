@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: ZkCommand,
     },
+    /// Migrations on their own, against any cluster (also the one a run made).
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
     /// The Kafka/ZooKeeper distribution.
     Dist {
         #[command(subcommand)]
@@ -127,6 +132,33 @@ enum ZkCommand {
         /// Compare ephemeral nodes too.
         #[arg(long)]
         include_ephemerals: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateCommand {
+    /// Replace brokers: move every replica from each old broker id to its new id, topic by
+    /// topic, recording each topic moved in a bookkeeping topic; run it again after a crash
+    /// and it resumes. Progress as JSON lines on stdout.
+    Brokers {
+        /// `host:port,…` of the cluster.
+        #[arg(long)]
+        bootstrap: String,
+        /// Old broker id → new broker id, e.g. `1=4,2=5,3=6`.
+        #[arg(long)]
+        map: String,
+        /// The topic recording which topics are done (created on the new brokers).
+        #[arg(long)]
+        bookkeeping_topic: String,
+        /// Replication throttle, e.g. `10MB` (bytes/s); unthrottled by default.
+        #[arg(long)]
+        throttle: Option<String>,
+        /// Longest wait for one topic's move, e.g. `10m`.
+        #[arg(long, default_value = "10m")]
+        topic_timeout: String,
+        /// `kmh.run=RUN_ID`, for `harness cleanup`, when a run drives the migration.
+        #[arg(long)]
+        tag: Option<String>,
     },
 }
 
@@ -230,6 +262,60 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             Ok(EXIT_PASS)
         }
         Command::Zk { command } => zk_cmd(command),
+        Command::Migrate {
+            command:
+                MigrateCommand::Brokers {
+                    bootstrap,
+                    map,
+                    bookkeeping_topic,
+                    throttle,
+                    topic_timeout,
+                    ..
+                },
+        } => {
+            use harness::kafka::migrate;
+            let bad = |e: String| HarnessError::BadInput(e);
+            let opts = migrate::MigrateOptions {
+                map: migrate::parse_map(&map).map_err(|e| bad(format!("--map: {e}")))?,
+                bookkeeping_topic,
+                throttle: throttle
+                    .as_deref()
+                    .map(|t| {
+                        harness::kafka::reassign::parse_rate(t).ok_or_else(|| {
+                            bad(format!(
+                                "--throttle: `{t}` is not a byte rate (e.g. 1048576, 10MB, 5MiB)"
+                            ))
+                        })
+                    })
+                    .transpose()?,
+                topic_timeout: harness::scenario::duration::parse(&topic_timeout).ok_or_else(
+                    || {
+                        bad(format!(
+                            "--topic-timeout: `{topic_timeout}` is not a duration (e.g. 10m)"
+                        ))
+                    },
+                )?,
+            };
+            let shutdown = Shutdown::on_signals();
+            let mut emit = |e: &migrate::MigrateEvent| {
+                println!("{}", serde_json::to_string(e).unwrap_or_default());
+                match e {
+                    migrate::MigrateEvent::Start { recorded, in_flight, created_bookkeeping } => eprintln!(
+                        "migrate: {} topic(s) already recorded, {} partition(s) left moving by an earlier run{}",
+                        recorded.len(), in_flight.len(), if *created_bookkeeping { "; bookkeeping topic created" } else { "" }
+                    ),
+                    migrate::MigrateEvent::Reassigning { topic, partitions, .. } => eprintln!("migrate: {topic}: moving {partitions} partition(s)…"),
+                    migrate::MigrateEvent::TopicDone { topic, report } => eprintln!(
+                        "migrate: {topic}: done ({} partition(s), {} bytes, {} ms)",
+                        report.partitions.len(), report.bytes, report.ended_ms.saturating_sub(report.started_ms)
+                    ),
+                    migrate::MigrateEvent::Done { moved } => eprintln!("migrate: done; {} topic(s) moved by this run", moved.len()),
+                }
+            };
+            migrate::migrate_brokers(&bootstrap, &opts, &shutdown, &mut emit)
+                .map_err(|e| HarnessError::Cluster(format!("migrate brokers: {e}")))?;
+            Ok(EXIT_PASS)
+        }
         Command::Dist { command } => {
             let d = match command {
                 DistCommand::Fetch { kafka } => harness::cluster::dist::fetch(&kafka)?,

@@ -736,3 +736,185 @@ fn a_rolling_restart_names_an_unknown_node_and_lists_what_exists() {
     );
     assert!(e[0].hint.contains("brokers: kafka1") && e[0].hint.contains("ensembles: source"));
 }
+
+/// A 3+3-broker cluster (the new three dormant) for the broker migration actions.
+fn brokers_scenario(steps: &str) -> String {
+    format!(
+        r#"name = "t"
+
+[cluster]
+kafka = "3.9"
+zookeeper = ["zk1"]
+brokers = ["kafka1", "kafka2", "kafka3", "kafka4", "kafka5", "kafka6"]
+dormant = ["kafka4", "kafka5", "kafka6"]
+
+[workload]
+topics = [{{ name = "orders", partitions = 3, replication = 3, min_insync = 2 }}]
+producers = 1
+rate = 100
+acks = "all"
+idempotence = true
+{steps}"#
+    )
+}
+
+#[test]
+fn broker_migration_actions_are_parsed() {
+    let text = brokers_scenario(
+        r#"
+[[step]]
+name = "add"
+do = "add-brokers"
+brokers = ["kafka4", "kafka5", "kafka6"]
+
+[[step]]
+name = "audit"
+do = "audit"
+
+[[step]]
+name = "raise"
+do = "reassign"
+topics = ["ord*"]
+replication = 3
+avoid = ["kafka2"]
+throttle = "1MB"
+
+[[step]]
+name = "move one"
+do = "reassign"
+plan = [{ topic = "orders", partition = 0, replicas = ["kafka4", "kafka5", "kafka6"] }]
+
+[[step]]
+name = "elect"
+do = "elect-leaders"
+
+[[step]]
+name = "switch"
+do = "switch-bootstrap"
+brokers = ["kafka4", "kafka5", "kafka6"]
+
+[[step]]
+name = "migrate"
+do = "migrate-brokers"
+map = { kafka1 = "kafka4", kafka2 = "kafka5", kafka3 = "kafka6" }
+bookkeeping_topic = "_m"
+interrupt_after = 1
+
+[[step]]
+name = "drain"
+do = "drain"
+brokers = ["kafka1"]
+"#,
+    );
+    let sc = scenario::parse(Path::new("ok.toml"), &text).unwrap();
+    let kw: Vec<&str> = sc.steps.iter().map(|s| s.action.keyword()).collect();
+    assert_eq!(
+        kw,
+        [
+            "add-brokers",
+            "audit",
+            "reassign",
+            "reassign",
+            "elect-leaders",
+            "switch-bootstrap",
+            "migrate-brokers",
+            "drain"
+        ]
+    );
+    match &sc.steps[2].action {
+        Action::Reassign { throttle, .. } => assert_eq!(*throttle, Some(1_000_000)),
+        a => panic!("{a:?}"),
+    }
+    assert_eq!(sc.cluster.dormant, ["kafka4", "kafka5", "kafka6"]);
+}
+
+#[test]
+fn broker_migration_mistakes_are_named() {
+    // migrating onto brokers that are not running yet
+    one_error(
+        &brokers_scenario(
+            r#"
+[[step]]
+name = "migrate"
+do = "migrate-brokers"
+map = { kafka1 = "kafka4" }
+bookkeeping_topic = "_m"
+"#,
+        ),
+        19,
+        "step[1].map",
+        "new broker `kafka4` is not running",
+        "add-brokers",
+    );
+    // a map onto a broker being replaced
+    one_error(
+        &brokers_scenario(
+            r#"
+[[step]]
+name = "migrate"
+do = "migrate-brokers"
+map = { kafka1 = "kafka2", kafka2 = "kafka3" }
+bookkeeping_topic = "_m"
+"#,
+        ),
+        19,
+        "step[1].map",
+        "both old and new",
+        "each once",
+    );
+    // reassign with two plans
+    one_error(
+        &brokers_scenario(
+            r#"
+[[step]]
+name = "r"
+do = "reassign"
+replication = 2
+map = { kafka1 = "kafka2" }
+"#,
+        ),
+        18,
+        "step[1].do",
+        "exactly one of",
+        "replication = 2",
+    );
+    // a throttle that is not a rate, an unknown broker to drain
+    let errs = errors(&brokers_scenario(
+        r#"
+[[step]]
+name = "d"
+do = "drain"
+brokers = ["kafka9"]
+throttle = "fast"
+"#,
+    ));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs
+        .iter()
+        .any(|e| e.field == "step[1].throttle" && e.hint.contains("1MB")));
+    assert!(errs
+        .iter()
+        .any(|e| e.field == "step[1].brokers" && e.message.contains("kafka9")));
+    // every broker dormant
+    let text = brokers_scenario("").replace(
+        r#"dormant = ["kafka4", "kafka5", "kafka6"]"#,
+        r#"dormant = ["kafka1", "kafka2", "kafka3", "kafka4", "kafka5", "kafka6"]"#,
+    );
+    one_error(
+        &text,
+        7,
+        "cluster.dormant",
+        "every broker is dormant",
+        "new brokers",
+    );
+    // the bookkeeping topic cannot be a workload topic; switching to a stopped broker
+    let errs = errors(&brokers_scenario(
+        r#"
+[[step]]
+name = "s"
+do = "switch-bootstrap"
+brokers = ["kafka4"]
+"#,
+    ));
+    assert!(errs[0].message.contains("not running"), "{errs:#?}");
+}

@@ -201,6 +201,12 @@ pub struct Findings {
     /// Split brains the smoke test saw inside an ensemble (kind `split A/B`: A did not
     /// see B's writes).
     pub zookeeper_splits: Vec<Window>,
+    /// Reassignments the steps ran: what moved, how long, the windows during each move.
+    pub reassignments: Vec<super::ReassignmentSection>,
+    /// The `audit` steps' findings.
+    pub audits: Vec<super::AuditSection>,
+    /// Broker migration processes killed and resumed, bootstrap switches (in time order).
+    pub migration_events: Vec<String>,
 }
 
 #[derive(Default)]

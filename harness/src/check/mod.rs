@@ -61,7 +61,132 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
     let mut findings = check(&input)?;
     add_smoke(&mut findings, run_dir, &record, &input, scenario)?;
     findings.kafka_metadata = read_metadata_check(run_dir)?;
+    add_reassignments(&mut findings, &events, record.started_ms);
     Ok(findings)
+}
+
+/// One partition's move in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MovedPartitionSection {
+    /// `topic/partition`.
+    pub partition: String,
+    /// Replicas before.
+    pub from: Vec<i32>,
+    /// Replicas after.
+    pub to: Vec<i32>,
+    /// How long it took, ms.
+    pub took_ms: u64,
+    /// Bytes copied to the new replicas.
+    pub bytes: u64,
+    /// Produce/consume windows of this partition while it moved.
+    pub windows: usize,
+    /// The longest of them, ms.
+    pub max_window_ms: u64,
+}
+
+/// A reassignment in the report (a `reassign`/`drain` step, or one topic of a
+/// `migrate-brokers` step).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReassignmentSection {
+    /// The step.
+    pub step: String,
+    /// The topic, for a broker migration's per-topic move.
+    pub topic: Option<String>,
+    /// Start, ms since the run started.
+    pub start_ms: u64,
+    /// End, ms since the run started.
+    pub end_ms: u64,
+    /// Throttle, bytes/s.
+    pub throttle: Option<u64>,
+    /// Bytes copied in all.
+    pub bytes: u64,
+    /// Each partition.
+    pub partitions: Vec<MovedPartitionSection>,
+    /// What the plan kept as it was.
+    pub warnings: Vec<String>,
+}
+
+/// An `audit` step in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditSection {
+    /// The step.
+    pub step: String,
+    /// The replica count asked for.
+    pub min_replicas: u32,
+    /// Partitions short of replicas or in-sync replicas.
+    pub findings: Vec<timeline::AuditFinding>,
+}
+
+/// The reassignment, audit and migration sections, from the timeline; each moved
+/// partition with the windows it had while it moved.
+fn add_reassignments(f: &mut Findings, events: &[timeline::TimelineEvent], t0_ms: u64) {
+    use timeline::TimelineEvent as E;
+    let rel = |t: u64| t.saturating_sub(t0_ms);
+    for e in events {
+        match e {
+            E::Reassignment {
+                step,
+                topic,
+                report,
+                ..
+            } => {
+                let start = rel(report.started_ms);
+                let partitions = report
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let name = format!("{}/{}", p.topic, p.partition);
+                        let during: Vec<&Window> = f
+                            .unavailability
+                            .iter()
+                            .filter(|w| {
+                                w.partition == name
+                                    && w.start_ms <= start + p.took_ms
+                                    && w.end_ms >= start
+                            })
+                            .collect();
+                        MovedPartitionSection {
+                            partition: name,
+                            from: p.from.clone(),
+                            to: p.to.clone(),
+                            took_ms: p.took_ms,
+                            bytes: p.bytes,
+                            windows: during.len(),
+                            max_window_ms: during.iter().map(|w| w.duration_ms).max().unwrap_or(0),
+                        }
+                    })
+                    .collect();
+                f.reassignments.push(ReassignmentSection {
+                    step: step.clone(),
+                    topic: topic.clone(),
+                    start_ms: start,
+                    end_ms: rel(report.ended_ms),
+                    throttle: report.throttle,
+                    bytes: report.bytes,
+                    partitions,
+                    warnings: report.warnings.clone(),
+                });
+            }
+            E::Audit {
+                step,
+                min_replicas,
+                findings,
+                ..
+            } => f.audits.push(AuditSection {
+                step: step.clone(),
+                min_replicas: *min_replicas,
+                findings: findings.clone(),
+            }),
+            E::Migration { t_ms, step, what } => f
+                .migration_events
+                .push(format!("{} ms: {step}: {what}", rel(*t_ms))),
+            E::BootstrapSwitch { t_ms, bootstrap } => f.migration_events.push(format!(
+                "{} ms: workers switched to {bootstrap}",
+                rel(*t_ms)
+            )),
+            _ => {}
+        }
+    }
 }
 
 /// The smoke test's cycle interval, ms (`harness zk smoke --interval`, as the run starts it).

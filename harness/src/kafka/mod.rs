@@ -3,6 +3,7 @@
 //! the Kafka protocol itself, the requests librdkafka lacks ([`ClusterAdmin`]).
 
 mod cluster_admin;
+pub mod migrate;
 mod protocol;
 pub mod reassign;
 

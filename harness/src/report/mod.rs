@@ -76,6 +76,13 @@ pub struct Report {
     pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
     /// Split brains inside a ZooKeeper ensemble, as the smoke test saw them.
     pub zookeeper_splits: Vec<Window>,
+    /// Reassignments: per step (per topic for a broker migration), bytes moved, how long
+    /// each partition took, and the windows each partition had while it moved.
+    pub reassignments: Vec<crate::check::ReassignmentSection>,
+    /// The `audit` steps' findings.
+    pub audits: Vec<crate::check::AuditSection>,
+    /// Migration processes killed and resumed, workers' bootstrap switches.
+    pub migration_events: Vec<String>,
 }
 
 impl Report {
@@ -408,6 +415,9 @@ pub fn build(
         zookeeper: findings.zookeeper,
         kafka_metadata: findings.kafka_metadata,
         zookeeper_splits: findings.zookeeper_splits,
+        reassignments: findings.reassignments,
+        audits: findings.audits,
+        migration_events: findings.migration_events,
     }
 }
 
@@ -546,6 +556,45 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
                 s.push_str(&format!("  {d}\n"));
             }
         }
+    }
+    for a in &report.audits {
+        s.push_str(&format!(
+            "audit `{}`: {} partition(s) with fewer than {} replicas or under min ISR{}\n",
+            a.step,
+            a.findings.len(),
+            a.min_replicas,
+            if a.findings.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    a.findings
+                        .iter()
+                        .take(6)
+                        .map(|f| format!("{}/{} {}", f.topic, f.partition, f.problems.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        ));
+    }
+    for r in &report.reassignments {
+        let slowest = r.partitions.iter().map(|p| p.took_ms).max().unwrap_or(0);
+        let windows: usize = r.partitions.iter().map(|p| p.windows).sum();
+        s.push_str(&format!(
+            "reassignment `{}`{}: {} partition(s), {} bytes copied, {} ms (slowest partition {} ms){}, {} window(s) on moving partitions\n",
+            r.step,
+            r.topic.as_deref().map(|t| format!(" [{t}]")).unwrap_or_default(),
+            r.partitions.len(),
+            r.bytes,
+            r.end_ms.saturating_sub(r.start_ms),
+            slowest,
+            r.throttle.map(|t| format!(", throttle {t} B/s")).unwrap_or_default(),
+            windows
+        ));
+    }
+    for m in &report.migration_events {
+        s.push_str(&format!("migration: {m}\n"));
     }
     for e in report.expectations.iter().filter(|e| !e.ok) {
         s.push_str(&format!(

@@ -277,7 +277,8 @@ fn drive(
             shutdown,
             scenario,
             Box::new(move |s: &str| *cur.lock().unwrap() = s.to_string()),
-        );
+        )
+        .with_workers(workload.switchboard(), run_dir);
         let outcomes = exec.run_all();
         if let Some(f) = outcomes.iter().find(|o| o.error.is_some()) {
             eprintln!(
@@ -337,6 +338,8 @@ fn drive(
         name: "final-read".into(),
     });
     eprintln!("harness: final read of every partition…");
+    // the brokers running now (a migration stops the old ones)
+    let ids = cluster.running_broker_ids();
     if let Err(e) = cluster
         .admin()?
         .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)

@@ -89,6 +89,46 @@ pub enum TimelineEvent {
         /// `(myid, role)` of each server.
         servers: Vec<(i32, String)>,
     },
+    /// A reassignment finished (a `reassign`/`drain` step, or one topic of a broker
+    /// migration).
+    Reassignment {
+        /// When it ended.
+        t_ms: u64,
+        /// The step it belongs to.
+        step: String,
+        /// The topic, for a broker migration's per-topic move.
+        topic: Option<String>,
+        /// What moved, how long each partition took, bytes copied.
+        report: crate::kafka::reassign::ReassignReport,
+    },
+    /// An `audit` step's findings.
+    Audit {
+        /// When.
+        t_ms: u64,
+        /// The step.
+        step: String,
+        /// The replica count asked for.
+        min_replicas: u32,
+        /// Partitions short of replicas or of in-sync replicas.
+        findings: Vec<AuditFinding>,
+    },
+    /// The workers were pointed at other bootstrap servers and all reconnected.
+    BootstrapSwitch {
+        /// When the last worker reconnected.
+        t_ms: u64,
+        /// The new `bootstrap.servers`.
+        bootstrap: String,
+    },
+    /// A broker migration's process was killed on purpose (`interrupt_after`) or started
+    /// again to resume.
+    Migration {
+        /// When.
+        t_ms: u64,
+        /// The step.
+        step: String,
+        /// `killed while moving TOPIC`, `resumed: N topics recorded, M partitions in flight`.
+        what: String,
+    },
     /// The run's workload and cluster are done.
     RunEnd {
         /// When.
@@ -96,6 +136,23 @@ pub enum TimelineEvent {
         /// `completed`, `interrupted`, or an error.
         outcome: String,
     },
+}
+
+/// A partition an `audit` step found short of replicas or in-sync replicas.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditFinding {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Its replicas.
+    pub replicas: Vec<i32>,
+    /// Its in-sync replicas.
+    pub isr: Vec<i32>,
+    /// The topic's `min.insync.replicas`.
+    pub min_isr: u32,
+    /// `replicas < N`, `isr < min.insync.replicas` (both when both).
+    pub problems: Vec<String>,
 }
 
 /// Appends timeline events to `timeline.jsonl`.

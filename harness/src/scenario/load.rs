@@ -35,6 +35,13 @@ pub const ACTIONS: &[&str] = &[
     "zk-reconfig",
     "zk-connect",
     "zk-copy",
+    "add-brokers",
+    "reassign",
+    "drain",
+    "elect-leaders",
+    "audit",
+    "switch-bootstrap",
+    "migrate-brokers",
 ];
 
 #[derive(Deserialize)]
@@ -191,6 +198,36 @@ struct RawStep {
     prune: Option<Spanned<bool>>,
     #[serde(default)]
     wait: Option<Spanned<bool>>,
+    #[serde(default)]
+    plan: Option<Spanned<Vec<RawPlannedPartition>>>,
+    #[serde(default)]
+    map: Option<Spanned<BTreeMap<String, String>>>,
+    #[serde(default)]
+    topics: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    replication: Option<Spanned<i64>>,
+    #[serde(default)]
+    avoid: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    onto: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    throttle: Option<Spanned<String>>,
+    #[serde(default)]
+    election: Option<Spanned<String>>,
+    #[serde(default)]
+    min_replicas: Option<Spanned<i64>>,
+    #[serde(default)]
+    bookkeeping_topic: Option<Spanned<String>>,
+    #[serde(default)]
+    interrupt_after: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlannedPartition {
+    topic: String,
+    partition: i64,
+    replicas: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1167,6 +1204,27 @@ fn validate_steps(
             "zk-reconfig" => (&[], &["add", "add_observers", "remove", "via", "timeout"]),
             "zk-connect" => (&["servers"], &["brokers", "roll", "interval", "timeout"]),
             "zk-copy" => (&["from", "to", "path"], &["since", "batch", "prune"]),
+            "add-brokers" => (&["brokers"], &["timeout"]),
+            "reassign" => (
+                &[],
+                &[
+                    "plan",
+                    "map",
+                    "topics",
+                    "replication",
+                    "avoid",
+                    "throttle",
+                    "timeout",
+                ],
+            ),
+            "drain" => (&["brokers"], &["onto", "throttle", "timeout"]),
+            "elect-leaders" => (&[], &["election", "topics"]),
+            "audit" => (&[], &["min_replicas"]),
+            "switch-bootstrap" => (&["brokers"], &["timeout"]),
+            "migrate-brokers" => (
+                &["map", "bookkeeping_topic"],
+                &["throttle", "timeout", "interrupt_after"],
+            ),
             "wait-healthy" => (&[], &["nodes", "timeout"]),
             "sleep" => (&["duration"], &[]),
             "mark" => (&[], &[]),
@@ -1218,6 +1276,23 @@ fn validate_steps(
             ("batch", s.batch.as_ref().map(|v| v.span())),
             ("prune", s.prune.as_ref().map(|v| v.span())),
             ("wait", s.wait.as_ref().map(|v| v.span())),
+            ("plan", s.plan.as_ref().map(|v| v.span())),
+            ("map", s.map.as_ref().map(|v| v.span())),
+            ("topics", s.topics.as_ref().map(|v| v.span())),
+            ("replication", s.replication.as_ref().map(|v| v.span())),
+            ("avoid", s.avoid.as_ref().map(|v| v.span())),
+            ("onto", s.onto.as_ref().map(|v| v.span())),
+            ("throttle", s.throttle.as_ref().map(|v| v.span())),
+            ("election", s.election.as_ref().map(|v| v.span())),
+            ("min_replicas", s.min_replicas.as_ref().map(|v| v.span())),
+            (
+                "bookkeeping_topic",
+                s.bookkeeping_topic.as_ref().map(|v| v.span()),
+            ),
+            (
+                "interrupt_after",
+                s.interrupt_after.as_ref().map(|v| v.span()),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
@@ -1252,6 +1327,9 @@ fn validate_steps(
                     "servers" => "servers = [\"target\"] (ZooKeeper node or ensemble names)".to_string(),
                     "from" | "to" if kw == "zk-copy" => "from = [\"source\"], to = [\"target\"]".to_string(),
                     "path" => "path = \"/kafka\" (Kafka's chroot)".to_string(),
+                    "brokers" => "brokers = [\"kafka4\", \"kafka5\"]".to_string(),
+                    "map" => "map = { kafka1 = \"kafka4\", kafka2 = \"kafka5\" } (old broker = new broker)".to_string(),
+                    "bookkeeping_topic" => "bookkeeping_topic = \"_migration\" (records the topics moved, for a resume)".to_string(),
                     _ => String::new(),
                 });
                 ok = false;
@@ -1590,6 +1668,13 @@ fn validate_steps(
                     prune: s.prune.as_ref().is_some_and(|v| *v.get_ref()),
                 }
             }
+            "add-brokers" | "reassign" | "drain" | "elect-leaders" | "audit"
+            | "switch-bootstrap" | "migrate-brokers" => {
+                match broker_action(p, s, kw, &f, cluster, workload, &mut state) {
+                    Some(a) => a,
+                    None => continue,
+                }
+            }
             "heal" => {
                 let fault = s.fault.as_ref().map(|f| f.get_ref().clone());
                 match &fault {
@@ -1718,6 +1803,362 @@ fn validate_steps(
         });
     }
     steps
+}
+
+/// A list of broker names; anything else is reported (with `field` and the brokers).
+fn broker_names(
+    p: &mut Problems<'_>,
+    span: Range<usize>,
+    names: &[String],
+    field: &str,
+    cluster: &ClusterSpec,
+) -> Vec<String> {
+    for n in names {
+        if cluster.broker_id(n).is_none() {
+            p.at(
+                span.clone(),
+                field,
+                format!("`{n}` is not a broker"),
+                format!("brokers: {}", cluster.brokers.join(", ")),
+            );
+        }
+    }
+    names.to_vec()
+}
+
+/// The broker migration actions: `add-brokers`, `reassign`, `drain`, `elect-leaders`,
+/// `audit`, `switch-bootstrap`, `migrate-brokers`. `None` when the step is invalid (its
+/// problems reported).
+fn broker_action(
+    p: &mut Problems<'_>,
+    s: &RawStep,
+    kw: &str,
+    f: &dyn Fn(&str) -> String,
+    cluster: &ClusterSpec,
+    workload: &Workload,
+    state: &mut HashMap<String, NodeState>,
+) -> Option<Action> {
+    let errors_before = p.list.len();
+    let timeout = p.duration(&s.timeout, &f("timeout"), Duration::from_secs(600));
+    let throttle = s.throttle.as_ref().and_then(|t| {
+        let r = crate::kafka::reassign::parse_rate(t.get_ref());
+        if r.is_none() {
+            p.at(
+                t.span(),
+                f("throttle"),
+                format!("`{}` is not a byte rate", t.get_ref()),
+                "bytes per second, e.g. throttle = \"1MB\" (or 1048576, \"5MiB\")",
+            );
+        }
+        r
+    });
+    let brokers = s
+        .brokers
+        .as_ref()
+        .map(|b| {
+            if b.get_ref().is_empty() {
+                p.at(
+                    b.span(),
+                    f("brokers"),
+                    "an empty list",
+                    "name at least one broker",
+                );
+            }
+            broker_names(p, b.span(), b.get_ref(), &f("brokers"), cluster)
+        })
+        .unwrap_or_default();
+    let running = |state: &HashMap<String, NodeState>, n: &str| {
+        matches!(state.get(n), Some(NodeState::Running | NodeState::Paused))
+    };
+    let map =
+        |p: &mut Problems<'_>, state: &HashMap<String, NodeState>| -> BTreeMap<String, String> {
+            let m = s.map.as_ref().expect("checked by the caller");
+            let map = m.get_ref().clone();
+            let all: Vec<String> = map.keys().chain(map.values()).cloned().collect();
+            broker_names(p, m.span(), &all, &f("map"), cluster);
+            let ids: BTreeMap<i32, i32> = map
+                .iter()
+                .filter_map(|(o, n)| Some((cluster.broker_id(o)?, cluster.broker_id(n)?)))
+                .collect();
+            if ids.len() == map.len() {
+                if let Err(e) = crate::kafka::migrate::check_map(&ids) {
+                    p.at(
+                        m.span(),
+                        f("map"),
+                        e.to_string().lines().next().unwrap_or_default().to_string(),
+                        "old broker = new broker, each once, e.g. { kafka1 = \"kafka4\" }",
+                    );
+                }
+            }
+            for n in map.values() {
+                if cluster.broker_id(n).is_some() && !running(state, n) {
+                    p.at(
+                        m.span(),
+                        f("map"),
+                        format!("new broker `{n}` is not running at this point"),
+                        "add the new brokers first (do = \"add-brokers\")",
+                    );
+                }
+            }
+            map
+        };
+    let action = match kw {
+        "add-brokers" => {
+            for b in &brokers {
+                if running(state, b) {
+                    p.at(
+                        s.brokers.as_ref().unwrap().span(),
+                        f("brokers"),
+                        format!("`{b}` is already running at this point"),
+                        "add-brokers starts brokers that are dormant or stopped",
+                    );
+                }
+                state.insert(b.clone(), NodeState::Running);
+            }
+            Action::AddBrokers { brokers, timeout }
+        }
+        "switch-bootstrap" => {
+            for b in &brokers {
+                if !running(state, b) {
+                    p.at(
+                        s.brokers.as_ref().unwrap().span(),
+                        f("brokers"),
+                        format!("`{b}` is not running at this point"),
+                        "switch the clients to brokers that run",
+                    );
+                }
+            }
+            Action::SwitchBootstrap {
+                brokers,
+                timeout: p.duration(&s.timeout, &f("timeout"), Duration::from_secs(60)),
+            }
+        }
+        "drain" => {
+            let onto = s
+                .onto
+                .as_ref()
+                .map(|o| broker_names(p, o.span(), o.get_ref(), &f("onto"), cluster))
+                .unwrap_or_default();
+            if let Some(b) = brokers.iter().find(|b| onto.contains(b)) {
+                p.at(
+                    s.onto.as_ref().unwrap().span(),
+                    f("onto"),
+                    format!("`{b}` is drained and filled"),
+                    "drain onto other brokers",
+                );
+            }
+            Action::Reassign {
+                plan: ReassignPlan::Drain { brokers, onto },
+                throttle,
+                timeout,
+            }
+        }
+        "reassign" => {
+            let given = [s.plan.is_some(), s.map.is_some(), s.replication.is_some()];
+            if given.iter().filter(|g| **g).count() != 1 {
+                p.at(s.action.span(), f("do"), "`reassign` needs exactly one of `plan`, `map`, `replication`", "plan = [{ topic = \"orders\", partition = 0, replicas = [\"kafka2\", \"kafka3\"] }], or map = { kafka1 = \"kafka4\" }, or replication = 2 with topics = [\"payments*\"]");
+                return None;
+            }
+            if (s.topics.is_some() || s.avoid.is_some()) && s.replication.is_none() {
+                let sp = s
+                    .topics
+                    .as_ref()
+                    .map(|t| t.span())
+                    .or(s.avoid.as_ref().map(|a| a.span()))
+                    .unwrap();
+                p.at(
+                    sp,
+                    f("topics"),
+                    "`topics` and `avoid` go with `replication`",
+                    "replication = 2, topics = [\"payments*\"], avoid = [\"kafka2\"]",
+                );
+            }
+            let plan = if let Some(pl) = &s.plan {
+                let mut out = Vec::new();
+                if pl.get_ref().is_empty() {
+                    p.at(
+                        pl.span(),
+                        f("plan"),
+                        "an empty plan",
+                        "list the partitions to move",
+                    );
+                }
+                for m in pl.get_ref() {
+                    let topic = workload.topics.iter().find(|t| t.name == m.topic);
+                    match topic {
+                        None => p.at(
+                            pl.span(),
+                            f("plan"),
+                            format!("`{}` is not a workload topic", m.topic),
+                            format!(
+                                "topics: {}",
+                                workload
+                                    .topics
+                                    .iter()
+                                    .map(|t| t.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ),
+                        Some(t) if m.partition < 0 || m.partition >= i64::from(t.partitions) => p
+                            .at(
+                                pl.span(),
+                                f("plan"),
+                                format!("{} has no partition {}", m.topic, m.partition),
+                                format!("partitions 0..{}", t.partitions),
+                            ),
+                        _ => {}
+                    }
+                    if m.replicas.is_empty() {
+                        p.at(
+                            pl.span(),
+                            f("plan"),
+                            format!("{}/{}: no replicas", m.topic, m.partition),
+                            "replicas = [\"kafka2\", \"kafka3\"], preferred leader first",
+                        );
+                    }
+                    let mut seen = HashSet::new();
+                    if m.replicas.iter().any(|r| !seen.insert(r)) {
+                        p.at(
+                            pl.span(),
+                            f("plan"),
+                            format!("{}/{}: a broker twice", m.topic, m.partition),
+                            "each replica on its own broker",
+                        );
+                    }
+                    broker_names(p, pl.span(), &m.replicas, &f("plan"), cluster);
+                    out.push(PlannedPartition {
+                        topic: m.topic.clone(),
+                        partition: m.partition as i32,
+                        replicas: m.replicas.clone(),
+                    });
+                }
+                ReassignPlan::Explicit(out)
+            } else if s.map.is_some() {
+                ReassignPlan::Map(map(p, state))
+            } else {
+                let r = s.replication.as_ref().unwrap();
+                let replication = match u32::try_from(*r.get_ref()) {
+                    Ok(n) if n >= 1 && n as usize <= cluster.brokers.len() => n,
+                    _ => {
+                        p.at(
+                            r.span(),
+                            f("replication"),
+                            format!("{} replicas are not possible here", r.get_ref()),
+                            format!("1..={} (the brokers)", cluster.brokers.len()),
+                        );
+                        1
+                    }
+                };
+                let topics = match &s.topics {
+                    None => "*".to_string(),
+                    Some(t) if t.get_ref().len() == 1 => t.get_ref()[0].clone(),
+                    Some(t) => {
+                        p.at(
+                            t.span(),
+                            f("topics"),
+                            "one pattern only",
+                            "topics = [\"payments*\"]",
+                        );
+                        String::new()
+                    }
+                };
+                let avoid = s
+                    .avoid
+                    .as_ref()
+                    .map(|a| broker_names(p, a.span(), a.get_ref(), &f("avoid"), cluster))
+                    .unwrap_or_default();
+                ReassignPlan::Raise {
+                    topics,
+                    replication,
+                    avoid,
+                }
+            };
+            Action::Reassign {
+                plan,
+                throttle,
+                timeout,
+            }
+        }
+        "elect-leaders" => {
+            let election = match s.election.as_ref().map(|e| e.get_ref().as_str()) {
+                None | Some("preferred") => ElectionKind::Preferred,
+                Some("unclean") => ElectionKind::Unclean,
+                Some(other) => {
+                    p.at(
+                        s.election.as_ref().unwrap().span(),
+                        f("election"),
+                        format!("`{other}` is not an election"),
+                        "election = \"preferred\" or \"unclean\"",
+                    );
+                    ElectionKind::Preferred
+                }
+            };
+            let topics = s
+                .topics
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
+            Action::ElectLeaders { election, topics }
+        }
+        "audit" => {
+            let min_replicas = match s
+                .min_replicas
+                .as_ref()
+                .map(|m| (m.span(), u32::try_from(*m.get_ref())))
+            {
+                None => 2,
+                Some((_, Ok(n))) if n >= 1 => n,
+                Some((sp, _)) => {
+                    p.at(
+                        sp,
+                        f("min_replicas"),
+                        "must be at least 1",
+                        "min_replicas = 2: partitions with fewer replicas are listed",
+                    );
+                    2
+                }
+            };
+            Action::Audit { min_replicas }
+        }
+        "migrate-brokers" => {
+            let map = map(p, state);
+            let bookkeeping_topic = s.bookkeeping_topic.as_ref().unwrap().get_ref().clone();
+            if bookkeeping_topic.is_empty()
+                || workload.topics.iter().any(|t| t.name == bookkeeping_topic)
+            {
+                p.at(
+                    s.bookkeeping_topic.as_ref().unwrap().span(),
+                    f("bookkeeping_topic"),
+                    format!("`{bookkeeping_topic}` cannot be the bookkeeping topic"),
+                    "a topic of its own, not a workload topic, e.g. \"_migration\"",
+                );
+            }
+            let interrupt_after = s.interrupt_after.as_ref().map(|i| {
+                match u32::try_from(*i.get_ref()) {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        p.at(
+                            i.span(),
+                            f("interrupt_after"),
+                            "must be at least 1",
+                            "interrupt_after = 2 kills the migration while its second topic moves",
+                        );
+                        1
+                    }
+                }
+            });
+            Action::MigrateBrokers {
+                map,
+                bookkeeping_topic,
+                throttle,
+                timeout: p.duration(&s.timeout, &f("timeout"), Duration::from_secs(900)),
+                interrupt_after,
+            }
+        }
+        _ => unreachable!("the caller matches the keywords"),
+    };
+    (p.list.len() == errors_before).then_some(action)
 }
 
 /// A list of ZooKeeper node names and ensemble names, ensembles expanded in their order,

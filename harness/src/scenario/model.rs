@@ -386,6 +386,60 @@ pub enum Action {
         /// Longest wait for the health gate.
         timeout: Duration,
     },
+    /// Start new (dormant or stopped) brokers together and wait until each is registered
+    /// and accepts connections.
+    AddBrokers {
+        /// The brokers.
+        brokers: Vec<String>,
+        /// Longest wait.
+        timeout: Duration,
+    },
+    /// Reassign partitions (`reassign`, `drain`): throttle, start, wait until nothing of the
+    /// plan is in flight, check the replicas are the plan's, remove the throttle.
+    Reassign {
+        /// What moves where.
+        plan: ReassignPlan,
+        /// Replication throttle, bytes/s.
+        throttle: Option<u64>,
+        /// Longest wait for the moves (then they are cancelled and the step fails).
+        timeout: Duration,
+    },
+    /// Leader election on the given topics (all when empty).
+    ElectLeaders {
+        /// Preferred or unclean.
+        election: ElectionKind,
+        /// Topic name patterns.
+        topics: Vec<String>,
+    },
+    /// List partitions with fewer replicas than `min_replicas` or an ISR under their
+    /// `min.insync.replicas`, into the report.
+    Audit {
+        /// Replicas every partition should have.
+        min_replicas: u32,
+    },
+    /// Rewrite the workers' discovery file to these brokers and wait until every producer
+    /// and consumer has reconnected through them.
+    SwitchBootstrap {
+        /// The brokers clients bootstrap from from now on.
+        brokers: Vec<String>,
+        /// Longest wait for every worker.
+        timeout: Duration,
+    },
+    /// `harness migrate brokers` as its own process, as an operator runs it; with
+    /// `interrupt_after`, killed (SIGKILL) while that topic's move is in flight, then run
+    /// again, which must resume from the bookkeeping topic.
+    MigrateBrokers {
+        /// Old broker → new broker.
+        map: BTreeMap<String, String>,
+        /// The bookkeeping topic.
+        bookkeeping_topic: String,
+        /// Replication throttle, bytes/s.
+        throttle: Option<u64>,
+        /// Longest wait for the whole migration.
+        timeout: Duration,
+        /// Kill the migration while its n-th topic moves (1-based), then resume.
+        interrupt_after: Option<u32>,
+    },
     /// Copy a subtree from one ensemble to another (`harness zk copy`).
     ZkCopy {
         /// Source servers.
@@ -401,6 +455,54 @@ pub enum Action {
         /// Delete destination nodes the source no longer has.
         prune: bool,
     },
+}
+
+/// What a `reassign` step moves where.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReassignPlan {
+    /// Partitions and their new replicas (broker names, preferred leader first).
+    Explicit(Vec<PlannedPartition>),
+    /// Every replica on an old broker moves to its new broker, in place.
+    Map(BTreeMap<String, String>),
+    /// Raise the replication of the matching topics' partitions that have fewer replicas.
+    Raise {
+        /// Topic name pattern (`*` matches any run of characters).
+        topics: String,
+        /// Replicas each partition should have.
+        replication: u32,
+        /// Brokers that get no new replica and should lose the preferred leadership (the
+        /// broker going away for repair).
+        avoid: Vec<String>,
+    },
+    /// Every replica off these brokers, onto the others (or `onto`).
+    Drain {
+        /// Brokers to empty.
+        brokers: Vec<String>,
+        /// Brokers to fill (empty: every running broker not drained).
+        onto: Vec<String>,
+    },
+}
+
+/// One partition of an explicit plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Broker names, preferred leader first.
+    pub replicas: Vec<String>,
+}
+
+/// Which leader election an `elect-leaders` step asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElectionKind {
+    /// The preferred replica (first in the assignment), when in sync.
+    Preferred,
+    /// Any live replica, in sync or not.
+    Unclean,
 }
 
 impl Action {
@@ -428,6 +530,16 @@ impl Action {
             Action::ZkReconfig { .. } => "zk-reconfig",
             Action::ZkConnect { .. } => "zk-connect",
             Action::ZkCopy { .. } => "zk-copy",
+            Action::AddBrokers { .. } => "add-brokers",
+            Action::Reassign {
+                plan: ReassignPlan::Drain { .. },
+                ..
+            } => "drain",
+            Action::Reassign { .. } => "reassign",
+            Action::ElectLeaders { .. } => "elect-leaders",
+            Action::Audit { .. } => "audit",
+            Action::SwitchBootstrap { .. } => "switch-bootstrap",
+            Action::MigrateBrokers { .. } => "migrate-brokers",
         }
     }
 
@@ -581,4 +693,30 @@ pub struct StepExpect {
     pub max_unavailable_ms: Option<u64>,
     /// Lost records attributed to the step.
     pub lost: Option<Bound>,
+}
+
+/// True when `name` matches `pattern`, where `*` matches any run of characters.
+pub fn topic_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn topic_patterns() {
+        use super::topic_matches as m;
+        assert!(m("payments", "payments"));
+        assert!(!m("payments", "payments2"));
+        assert!(m("pay*", "payments"));
+        assert!(m("*", "__consumer_offsets"));
+        assert!(m("*-v*", "orders-v2"));
+        assert!(!m("orders-*", "orders"));
+    }
 }
