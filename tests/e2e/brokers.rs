@@ -1,11 +1,11 @@
 //! Issue [4] end to end: broker migrations under load on real clusters (one ZooKeeper node,
 //! three brokers, three more added by the scenario), each with acks=all and zero loss:
 //!
-//! - broker-replacement (seed 001): every topic moved old id → new id by
-//!   `harness migrate brokers`, recorded in the bookkeeping topic; clients switched; old
-//!   brokers stopped;
-//! - broker-replacement-resume: the same, the migration process SIGKILLed while its second
-//!   topic moves, then resumed from the bookkeeping topic;
+//! - broker-replacement-resume (seed 001): every topic moved old id → new id by
+//!   `harness migrate brokers`, recorded in the bookkeeping topic, the migration process
+//!   SIGKILLed while its second topic moves and resumed from the bookkeeping topic; clients
+//!   switched; old brokers stopped. (It is `broker-replacement.toml` plus the crash: to keep
+//!   CI near 25 minutes the uninterrupted one is not run here as well.)
 //! - rf-increase-repair (seed 003): audit, replication raised with a throttle, preferred
 //!   election, controlled shutdown for repair, back;
 //! - drain-and-switch (seed 004): clients switched to the new brokers, old ones drained
@@ -118,23 +118,6 @@ fn replaced(r: &Value, dir: &std::path::Path) {
         "the moves copied the data: {bytes} bytes"
     );
     workers_switched(dir);
-}
-
-#[test]
-fn broker_replacement_moves_every_topic_to_the_new_brokers_and_loses_nothing() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let o = run_scenario("broker-replacement.toml");
-    zero_loss(&o.report, &o.summary);
-    replaced(&o.report, &o.guard.dir);
-    assert!(
-        o.report["migration_events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| !e.as_str().unwrap().contains("killed")),
-        "{}",
-        o.report["migration_events"]
-    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn config(role: Role, dir: &std::path::Path, rate: f64) -> WorkerConfig {
         instances: 2,
         first_instance_id: 10,
         bootstrap: "127.0.0.1:1".into(),
+        bootstrap_file: None,
         topics: vec![TopicSpec {
             name: "x".into(),
             partitions: 2,

@@ -226,8 +226,10 @@ pub fn migrate_brokers(
         }
         if opts.throttle.is_some() {
             // the interrupted run's throttle: on every broker of the map, every topic it moved
-            let mut t = super::Throttle::default();
-            t.brokers = opts.map.keys().chain(opts.map.values()).copied().collect();
+            let mut t = super::Throttle {
+                brokers: opts.map.keys().chain(opts.map.values()).copied().collect(),
+                ..Default::default()
+            };
             for o in &in_flight {
                 t.leader_replicas.entry(o.topic.clone()).or_default();
                 t.follower_replicas.entry(o.topic.clone()).or_default();

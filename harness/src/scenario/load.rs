@@ -2134,20 +2134,21 @@ fn broker_action(
                     "a topic of its own, not a workload topic, e.g. \"_migration\"",
                 );
             }
-            let interrupt_after = s.interrupt_after.as_ref().map(|i| {
-                match u32::try_from(*i.get_ref()) {
-                    Ok(n) if n >= 1 => n,
-                    _ => {
-                        p.at(
+            let interrupt_after =
+                s.interrupt_after
+                    .as_ref()
+                    .map(|i| match u32::try_from(*i.get_ref()) {
+                        Ok(n) if n >= 1 => n,
+                        _ => {
+                            p.at(
                             i.span(),
                             f("interrupt_after"),
                             "must be at least 1",
                             "interrupt_after = 2 kills the migration while its second topic moves",
                         );
-                        1
-                    }
-                }
-            });
+                            1
+                        }
+                    });
             Action::MigrateBrokers {
                 map,
                 bookkeeping_topic,
