@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use e2e::{run_scenario, u, CLUSTER};
+use e2e::{run_scenario, snapshot_before, u, CLUSTER};
 use serde_json::Value;
 
 fn zero_loss(r: &Value, summary: &str) {
@@ -73,20 +73,7 @@ fn workers_switched(dir: &std::path::Path) {
 fn replaced(r: &Value, dir: &std::path::Path) {
     // just before the old brokers stop, every partition of every topic (internal ones too)
     // is on the new brokers only
-    let timeline = std::fs::read_to_string(dir.join("timeline.jsonl")).unwrap();
-    let events: Vec<Value> = timeline
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let stop_at = events
-        .iter()
-        .position(|e| e["event"] == "step_start" && e["name"] == "stop kafka1")
-        .unwrap();
-    let snapshot = &events[..stop_at]
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "snapshot")
-        .unwrap()["snapshot"];
+    let snapshot = snapshot_before(dir, "stop kafka1");
     let parts = snapshot["partitions"].as_array().unwrap();
     let topics: BTreeSet<&str> = parts.iter().map(|p| p["topic"].as_str().unwrap()).collect();
     for t in [

@@ -1,7 +1,7 @@
 //! The three scenarios of the foundation, each on a real 3-ZooKeeper, 3-broker cluster
 //! under load, with the outcomes the harness must report.
 
-use e2e::{run_scenario, u, CLUSTER};
+use e2e::{run_scenario, snapshot_before, u, CLUSTER};
 use serde_json::Value;
 
 #[test]
@@ -45,21 +45,8 @@ fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions()
         assert_eq!(u(&s["failures"]), 0, "{node}: {s}");
     }
     // which partitions kafka2 (broker id 2) led just before it was stopped
-    let timeline = std::fs::read_to_string(o.guard.dir.join("timeline.jsonl")).unwrap();
-    let events: Vec<Value> = timeline
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let stop_at = events
-        .iter()
-        .position(|e| e["event"] == "step_start" && e["name"] == "stop kafka2")
-        .unwrap();
-    let snapshot = events[..stop_at]
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "snapshot")
-        .expect("a snapshot before the stop");
-    let mut led: Vec<String> = snapshot["snapshot"]["partitions"]
+    let snapshot = snapshot_before(&o.guard.dir, "stop kafka2");
+    let mut led: Vec<String> = snapshot["partitions"]
         .as_array()
         .unwrap()
         .iter()

@@ -268,3 +268,23 @@ pub fn assert_nothing_left(run_id: &str) {
 pub fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
+
+/// The cluster snapshot the run recorded last before the step named `step` started (the
+/// executor takes one before every step while a broker runs).
+pub fn snapshot_before(dir: &Path, step: &str) -> serde_json::Value {
+    let timeline = std::fs::read_to_string(dir.join("timeline.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = timeline
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = events
+        .iter()
+        .position(|e| e["event"] == "step_start" && e["name"] == step)
+        .unwrap_or_else(|| panic!("no step `{step}` in the timeline"));
+    events[..at]
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "snapshot")
+        .unwrap_or_else(|| panic!("no snapshot before `{step}`"))["snapshot"]
+        .clone()
+}

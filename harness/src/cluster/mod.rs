@@ -268,14 +268,17 @@ impl Cluster {
     /// `bootstrap.servers` of the brokers that start with the cluster (not the dormant
     /// ones a step adds later): what the workers are first given.
     pub fn initial_bootstrap(&self) -> String {
-        let live: Vec<String> = self
-            .spec
+        self.addresses(&self.initial_brokers(), KAFKA_PORT)
+    }
+
+    /// The brokers that start with the cluster (every broker not dormant).
+    fn initial_brokers(&self) -> Vec<String> {
+        self.spec
             .brokers
             .iter()
             .filter(|b| !self.spec.dormant.contains(b))
             .cloned()
-            .collect();
-        self.addresses(&live, KAFKA_PORT)
+            .collect()
     }
 
     /// `host:port` of the named brokers, comma-separated.
@@ -329,13 +332,7 @@ impl Cluster {
         if self.spec.brokers.is_empty() {
             return Ok(());
         }
-        let live: Vec<String> = self
-            .spec
-            .brokers
-            .iter()
-            .filter(|b| !self.spec.dormant.contains(b))
-            .cloned()
-            .collect();
+        let live = self.initial_brokers();
         for b in &live {
             self.nodes.get_mut(b).unwrap().spawn()?;
         }

@@ -117,6 +117,22 @@ pub const THROTTLE_RATE_CONFIGS: [&str; 2] = [
     "follower.replication.throttled.rate",
 ];
 
+/// The partitions of an answer that carry an error code, as [`PartitionError`]s.
+fn partition_errors<'a>(
+    results: impl Iterator<Item = (&'static str, &'a StrBytes, i32, i16, Option<&'a StrBytes>)>,
+) -> Vec<PartitionError> {
+    results
+        .filter_map(|(request, topic, partition, code, message)| {
+            let what = format!("{request} {topic}/{partition}");
+            AdminError::from_code(what, code, message).map(|error| PartitionError {
+                topic: topic.to_string(),
+                partition,
+                error,
+            })
+        })
+        .collect()
+}
+
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
@@ -336,23 +352,17 @@ impl ClusterAdmin {
         ) {
             return Err(e);
         }
-        let mut errors = Vec::new();
-        for t in &resp.responses {
-            for p in &t.partitions {
-                let what = format!(
-                    "AlterPartitionReassignments {}/{}",
-                    t.name.0, p.partition_index
-                );
-                if let Some(e) = AdminError::from_code(what, p.error_code, p.error_message.as_ref())
-                {
-                    errors.push(PartitionError {
-                        topic: t.name.0.to_string(),
-                        partition: p.partition_index,
-                        error: e,
-                    });
-                }
-            }
-        }
+        let errors = partition_errors(resp.responses.iter().flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    "AlterPartitionReassignments",
+                    &t.name.0,
+                    p.partition_index,
+                    p.error_code,
+                    p.error_message.as_ref(),
+                )
+            })
+        }));
         Ok(errors)
     }
 
@@ -436,23 +446,20 @@ impl ClusterAdmin {
             return Err(e);
         }
         const ELECTION_NOT_NEEDED: i16 = 84;
-        let mut errors = Vec::new();
-        for t in &resp.replica_election_results {
-            for p in &t.partition_result {
-                if p.error_code == ELECTION_NOT_NEEDED {
-                    continue;
-                }
-                let what = format!("ElectLeaders {}/{}", t.topic.0, p.partition_id);
-                if let Some(e) = AdminError::from_code(what, p.error_code, p.error_message.as_ref())
-                {
-                    errors.push(PartitionError {
-                        topic: t.topic.0.to_string(),
-                        partition: p.partition_id,
-                        error: e,
-                    });
-                }
-            }
-        }
+        let errors = partition_errors(resp.replica_election_results.iter().flat_map(|t| {
+            t.partition_result
+                .iter()
+                .filter(|p| p.error_code != ELECTION_NOT_NEEDED)
+                .map(move |p| {
+                    (
+                        "ElectLeaders",
+                        &t.topic.0,
+                        p.partition_id,
+                        p.error_code,
+                        p.error_message.as_ref(),
+                    )
+                })
+        }));
         Ok(errors)
     }
 

@@ -579,6 +579,41 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
+    /// Puts a migration process's progress into the timeline: each topic's move, and where
+    /// a resumed process started from.
+    fn record_migration(
+        &mut self,
+        step: &str,
+        attempt: u32,
+        event: &crate::kafka::migrate::MigrateEvent,
+    ) {
+        use crate::kafka::migrate::MigrateEvent;
+        match event {
+            MigrateEvent::TopicDone { topic, report } => {
+                self.timeline.record(&TimelineEvent::Reassignment {
+                    t_ms: now_ms(),
+                    step: step.to_string(),
+                    topic: Some(topic.clone()),
+                    report: report.clone(),
+                })
+            }
+            MigrateEvent::Start {
+                recorded,
+                in_flight,
+                ..
+            } if attempt > 1 => self.timeline.record(&TimelineEvent::Migration {
+                t_ms: now_ms(),
+                step: step.to_string(),
+                what: format!(
+                    "resumed: {} topic(s) recorded, {} partition(s) in flight",
+                    recorded.len(),
+                    in_flight.len()
+                ),
+            }),
+            _ => {}
+        }
+    }
+
     /// Runs `harness migrate brokers` as a child process (tagged for cleanup); with
     /// `interrupt_after`, SIGKILLs it once that topic's move is in flight and runs it again.
     fn migrate_brokers(
@@ -608,7 +643,7 @@ impl<'a> Executor<'a> {
             .unwrap_or_else(|| std::env::temp_dir().join(self.cluster.run_id()));
         std::fs::create_dir_all(&run_dir)?;
         let deadline = std::time::Instant::now() + timeout;
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let out_path = run_dir.join(format!("migrate-{step}-{attempt}.out").replace(' ', "_"));
@@ -651,28 +686,11 @@ impl<'a> Executor<'a> {
                 while let Ok(line) = rx.try_recv() {
                     use std::io::Write;
                     let _ = writeln!(out, "{line}");
-                    match serde_json::from_str::<MigrateEvent>(&line) {
-                        Ok(MigrateEvent::TopicDone { topic, report }) => {
-                            self.timeline.record(&TimelineEvent::Reassignment {
-                                t_ms: now_ms(),
-                                step: step.to_string(),
-                                topic: Some(topic),
-                                report,
-                            })
-                        }
-                        Ok(MigrateEvent::Start {
-                            recorded,
-                            in_flight,
-                            ..
-                        }) if attempt > 1 => self.timeline.record(&TimelineEvent::Migration {
-                            t_ms: now_ms(),
-                            step: step.to_string(),
-                            what: format!(
-                                "resumed: {} topic(s) recorded, {} partition(s) in flight",
-                                recorded.len(),
-                                in_flight.len()
-                            ),
-                        }),
+                    let event = serde_json::from_str::<MigrateEvent>(&line);
+                    if let Ok(e) = &event {
+                        self.record_migration(step, attempt, e);
+                    }
+                    match event {
                         Ok(MigrateEvent::Reassigning { topic, n, .. })
                             if attempt == 1 && interrupt_after == Some(n as u32) =>
                         {
@@ -721,13 +739,8 @@ impl<'a> Executor<'a> {
             for line in rx.try_iter() {
                 use std::io::Write;
                 let _ = writeln!(out, "{line}");
-                if let Ok(MigrateEvent::TopicDone { topic, report }) = serde_json::from_str(&line) {
-                    self.timeline.record(&TimelineEvent::Reassignment {
-                        t_ms: now_ms(),
-                        step: step.to_string(),
-                        topic: Some(topic),
-                        report,
-                    });
+                if let Ok(e) = serde_json::from_str::<MigrateEvent>(&line) {
+                    self.record_migration(step, attempt, &e);
                 }
             }
             if killed {
