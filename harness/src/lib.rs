@@ -10,7 +10,8 @@
 //! | module | concern |
 //! |---|---|
 //! | [`scenario`] | the scenario file: model, located validation, step executor |
-//! | [`cluster`] | hosts and node processes (local backend), the Kafka distribution |
+//! | [`cluster`] | hosts and nodes: processes (local backend) or containers (docker backend), network faults, the Kafka distribution |
+//! | [`docker`] | the Docker engine (bollard): containers, networks, images, cleanup by label |
 //! | [`kafka`] | admin: snapshots, topics, the health gate; reassignments, elections, throttles (kafka-protocol); `migrate brokers` |
 //! | [`zk`] | ZooKeeper operations (four-letter words) |
 //! | [`fault`] | the delaying proxy (`delay` without netem) |
@@ -26,6 +27,7 @@
 pub mod check;
 pub mod cleanup;
 pub mod cluster;
+pub mod docker;
 pub mod error;
 pub mod fault;
 pub mod kafka;

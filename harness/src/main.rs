@@ -27,6 +27,10 @@ enum Command {
         /// Run directory (default: runs/NAME-TIMESTAMP).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run on this backend instead of the scenario's (`local` or `docker`); run.json
+        /// records which.
+        #[arg(long)]
+        backend: Option<BackendArg>,
     },
     /// Check (again) a run directory, also one cut short by a crash.
     Check {
@@ -40,7 +44,13 @@ enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
-    /// Kill every process left by a crashed run (all runs, or one).
+    /// The Docker backend's images (node, worker, and the base they are built on).
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+    /// Remove what crashed runs left: processes, namespaces, bridges, firewall rules, and
+    /// (Docker) containers and networks labelled by a run, copying worker logs out first.
     Cleanup {
         /// Only this run id.
         #[arg(long)]
@@ -162,6 +172,30 @@ enum MigrateCommand {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendArg {
+    Local,
+    Docker,
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build the node and worker images (and, with no --base, a Debian base made with
+    /// debootstrap and `docker import`); only what is missing or out of date.
+    Build {
+        /// A JRE image to build on (needs a registry, or the image already on the engine),
+        /// e.g. eclipse-temurin:17-jre.
+        #[arg(long)]
+        base: Option<String>,
+        /// Kafka version of the node image.
+        #[arg(long, default_value = "3.9.1")]
+        kafka: String,
+        /// Rebuild the node and worker images even when up to date.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum DistCommand {
     /// Assemble the distribution from Maven Central into the cache (again).
@@ -199,7 +233,28 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
     match cmd {
-        Command::Run { scenario, out } => run_cmd(&scenario, out),
+        Command::Run {
+            scenario,
+            out,
+            backend,
+        } => run_cmd(&scenario, out, backend),
+        Command::Images {
+            command: ImagesCommand::Build { base, kafka, force },
+        } => {
+            use harness::docker::{images, Engine};
+            let engine = Engine::connect()?;
+            let dist = harness::cluster::dist::locate(&kafka)?;
+            let worker = run::workload::worker_binary()?;
+            for o in images::ensure(&engine, &dist, &worker, base.as_deref(), force)? {
+                let did = match o.action {
+                    images::ImageAction::Reused => "kept",
+                    images::ImageAction::Built => "built",
+                    images::ImageAction::Imported => "imported",
+                };
+                println!("{did} {}: {}", o.image, o.detail);
+            }
+            Ok(EXIT_PASS)
+        }
         Command::Check { run_dir } => check_cmd(&run_dir),
         Command::Validate { scenarios } => {
             let mut bad = Vec::new();
@@ -228,6 +283,9 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             }
         }
         Command::Cleanup { run } => {
+            // containers first: their workers get a SIGTERM and their logs are copied out
+            // (on a local engine their processes are tagged too, and would die unflushed)
+            let docker = harness::docker::cleanup(run.as_deref());
             let killed = cleanup::cleanup(run.as_deref());
             for l in &killed {
                 println!("killed {} (run {}): {}", l.pid, l.run_id, l.command);
@@ -242,12 +300,26 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             for r in &net.rules {
                 println!("deleted firewall rule {r}");
             }
+            for p in &docker.salvaged {
+                println!("copied a worker log out: {}", p.display());
+            }
+            for c in &docker.containers {
+                println!("removed container {c}");
+            }
+            for n in &docker.networks {
+                println!("removed network {n}");
+            }
+            if let Some(why) = &docker.skipped {
+                println!("docker: not checked: {why}");
+            }
             println!(
-                "cleanup: {} process(es) removed; {} namespace(s), {} bridge(s), {} rule(s) deleted",
+                "cleanup: {} process(es) removed; {} namespace(s), {} bridge(s), {} rule(s) deleted; {} container(s), {} network(s) removed",
                 killed.len(),
                 net.namespaces.len(),
                 net.bridges.len(),
-                net.rules.len()
+                net.rules.len(),
+                docker.containers.len(),
+                docker.networks.len()
             );
             Ok(EXIT_PASS)
         }
@@ -327,8 +399,17 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
     }
 }
 
-fn run_cmd(path: &Path, out: Option<PathBuf>) -> Result<u8, HarnessError> {
-    let sc = scenario::load(path)?;
+fn run_cmd(
+    path: &Path,
+    out: Option<PathBuf>,
+    backend: Option<BackendArg>,
+) -> Result<u8, HarnessError> {
+    let mut sc = scenario::load(path)?;
+    match backend {
+        Some(BackendArg::Local) => sc.cluster.backend = scenario::Backend::Local,
+        Some(BackendArg::Docker) => sc.cluster.backend = scenario::Backend::Docker,
+        None => {}
+    }
     let text = std::fs::read_to_string(path)?;
     let run_dir = out.unwrap_or_else(|| {
         let stamp = workers::clock::now_ms() / 1000;

@@ -242,13 +242,25 @@ fn expectations_are_validated() {
 }
 
 #[test]
+fn the_docker_backend_is_a_backend_and_every_shipped_scenario_reads_with_it() {
+    let s = scenario::parse(
+        Path::new("good.toml"),
+        &GOOD.replace("kafka = \"3.9\"", "backend = \"docker\"\nkafka = \"3.9\""),
+    )
+    .unwrap();
+    assert_eq!(s.cluster.backend, scenario::Backend::Docker);
+    let s = scenario::parse(Path::new("good.toml"), GOOD).unwrap();
+    assert_eq!(s.cluster.backend, scenario::Backend::Local);
+}
+
+#[test]
 fn a_backend_not_built_yet_is_refused_with_the_reason() {
     one_error(
-        &GOOD.replace("kafka = \"3.9\"", "backend = \"docker\"\nkafka = \"3.9\""),
+        &GOOD.replace("kafka = \"3.9\"", "backend = \"ec2\"\nkafka = \"3.9\""),
         4,
         "cluster.backend",
-        "`docker` is not available",
-        "local",
+        "`ec2` is not available",
+        "\"docker\"",
     );
 }
 

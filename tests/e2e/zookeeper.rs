@@ -7,89 +7,16 @@
 //!   a split brain inside the source ensemble during the federation, and the sources'
 //!   quorum lost at the split.
 
+use e2e::verdicts::{self, expectation, windows};
 use e2e::{assert_nothing_left, require_root, run_scenario, u, CLUSTER};
 use serde_json::Value;
-
-fn expectation<'a>(r: &'a Value, name: &str) -> &'a Value {
-    r["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no expectation `{name}` in {}", r["expectations"]))
-}
-
-fn windows<'a>(r: &'a Value, partition: &str) -> Vec<&'a Value> {
-    r["unavailability"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["partition"] == partition)
-        .collect()
-}
 
 #[test]
 fn zk_mitosis_moves_kafka_to_the_target_ensemble_and_loses_nothing() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     require_root();
     let o = run_scenario("zk-mitosis.toml");
-    let r = &o.report;
-    assert_eq!(o.code, 0, "{}", o.summary);
-    assert_eq!(r["verdict"], "pass");
-    assert_eq!(u(&r["anomalies"]["lost"]), 0);
-    assert!(u(&r["producers"]["acked"]) >= 5_000);
-    // every step ran, in the seed's order
-    let steps = r["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 10);
-    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
-    // Kafka's metadata lives in the target ensemble now, and matches the brokers
-    let m = &r["kafka_metadata"];
-    let hosts: Value =
-        serde_json::from_str(&std::fs::read_to_string(o.guard.dir.join("run.json")).unwrap())
-            .unwrap();
-    let addr = |n: &str| {
-        hosts["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["name"] == n)
-            .unwrap()["address"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let zk = m["zookeeper"].as_str().unwrap();
-    for t in ["zk4", "zk5", "zk6"] {
-        assert!(zk.contains(&format!("{}:2181", addr(t))), "{zk}");
-    }
-    assert!(!zk.contains(&format!("{}:2181", addr("zk1"))), "{zk}");
-    assert_eq!(m["differences"].as_array().unwrap().len(), 0, "{m}");
-    assert!(u(&m["partitions"]) >= 6, "{m}");
-    assert_eq!(m["registered_brokers"], serde_json::json!([1, 2, 3]));
-    // the target ensemble's one window: the election after the split, measured
-    let target: Vec<&Value> = windows(r, "ensemble:target");
-    let at_split: Vec<&&Value> = target
-        .iter()
-        .filter(|w| {
-            w["step"] == "firewall: split targets from sources"
-                || w["step"] == "restart the targets: they elect their own leader"
-        })
-        .collect();
-    assert_eq!(at_split.len(), 1, "{target:?}");
-    assert!(u(&at_split[0]["duration_ms"]) > 1_000, "{target:?}");
-    assert_eq!(at_split[0]["open"], false);
-    // one quorum per ensemble all along
-    assert_eq!(
-        r["zookeeper_splits"].as_array().unwrap().len(),
-        0,
-        "{}",
-        r["zookeeper_splits"]
-    );
-    assert_eq!(expectation(r, "ensemble `source` one quorum")["ok"], true);
-    assert_eq!(expectation(r, "ensemble `target` one quorum")["ok"], true);
-    // the smoke test probed every node, the dormant one once it started
-    let zk = r["zookeeper"].as_object().unwrap();
-    assert_eq!(zk.len(), 6, "{zk:?}");
+    verdicts::zk_mitosis(&o);
     assert_nothing_left(o.guard.run_id().as_deref().unwrap());
 }
 

@@ -5,6 +5,8 @@
 //! The tests need Java 17 and the Kafka distribution (fetched by Maven on first use). When
 //! Java is missing they fail loudly with `NOT RUN:` — never pass.
 
+pub mod verdicts;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -119,6 +121,11 @@ pub fn tagged_processes(run_id: &str) -> Vec<String> {
 
 /// Starts `harness run SCENARIO --out DIR`.
 pub fn start_run(scenario: &str, dir: &Path) -> Child {
+    start_run_with(scenario, dir, &[])
+}
+
+/// Starts `harness run SCENARIO --out DIR ARGS…`.
+pub fn start_run_with(scenario: &str, dir: &Path, args: &[&str]) -> Child {
     // the run directory is given relative to the working directory, as the README's
     // `harness run` (into `runs/…`) does: nodes run in their own directories, so a
     // relative path that reached them unresolved would break the cluster
@@ -128,6 +135,7 @@ pub fn start_run(scenario: &str, dir: &Path) -> Child {
         .arg(Path::new("scenarios").join(scenario))
         .arg("--out")
         .arg(out)
+        .args(args)
         .current_dir(repo())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -172,10 +180,15 @@ pub struct Outcome {
 
 /// Runs a scenario to the end and returns its report; asserts the run left no process.
 pub fn run_scenario(scenario: &str) -> Outcome {
+    run_scenario_on(scenario, &[])
+}
+
+/// [`run_scenario`] with more `harness run` arguments (e.g. `--backend docker`).
+pub fn run_scenario_on(scenario: &str, args: &[&str]) -> Outcome {
     require_prerequisites();
     let dir = run_dir(scenario.trim_end_matches(".toml"));
     let guard = RunGuard { dir: dir.clone() };
-    let mut child = start_run(scenario, &dir);
+    let mut child = start_run_with(scenario, &dir, args);
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();

@@ -5,6 +5,11 @@
 //! its data, config and logs inside the run directory. Every process carries
 //! `-Dkmh.run=RUN_ID` on its command line so `harness cleanup` can find what a crashed run
 //! left behind. [`Cluster`] tears everything down when dropped — on error and on panic too.
+//!
+//! The `docker` backend runs every node in a container of the node image
+//! (`docker::images`) on a network made for the run (`netns::Network::create_docker`), each
+//! with its own address there; configs are written here and copied in before each start,
+//! logs copied out when a node dies and at the end.
 
 pub mod dist;
 pub mod netns;
@@ -19,11 +24,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use dist::Distribution;
-pub use node::{Node, NodeKind, ZkMember};
+pub use node::{Node, NodeKind, Placement, ZkMember};
 
 use crate::error::HarnessError;
 use crate::kafka::Admin;
-use crate::scenario::{ClusterSpec, HostMode, ZkRole};
+use crate::scenario::{Backend, ClusterSpec, HostMode, ZkRole};
 use crate::shutdown::Shutdown;
 pub use netns::Network;
 
@@ -50,6 +55,21 @@ pub struct HostInfo {
     /// Its namespace, when the hosts are namespaces.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Its container, on the Docker backend.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// Where the Docker backend puts worker containers: the run's network and the addresses
+/// kept for workers on it.
+#[derive(Clone)]
+pub struct WorkerPlacement {
+    /// The engine.
+    pub engine: std::sync::Arc<crate::docker::Engine>,
+    /// The run's network.
+    pub network: String,
+    /// Addresses for worker containers, in order of start.
+    pub addresses: Vec<Ipv4Addr>,
 }
 
 /// A running (or partly running) cluster.
@@ -85,12 +105,14 @@ impl Cluster {
             .chain(spec.brokers.iter())
             .cloned()
             .collect();
+        let docker = spec.backend == Backend::Docker;
         let use_namespaces = match spec.hosts {
+            _ if docker => false,
             HostMode::Namespaces => true,
             HostMode::Loopback => false,
             HostMode::Auto => netns::unavailable_reason().is_none(),
         };
-        if needs_network && !use_namespaces {
+        if needs_network && !use_namespaces && !docker {
             let why = netns::unavailable_reason()
                 .unwrap_or_else(|| "the scenario asks for hosts = \"loopback\"".into());
             return Err(HarnessError::Missing {
@@ -98,7 +120,14 @@ impl Cluster {
                 hint: "run as root with iproute2 and iptables installed (hosts = \"auto\" or \"namespaces\")".into(),
             });
         }
-        let mut network = if use_namespaces {
+        let engine = if docker {
+            Some(crate::docker::Engine::connect()?)
+        } else {
+            None
+        };
+        let mut network = if let Some(engine) = &engine {
+            Some(Network::create_docker(run_id, engine.clone(), &names)?)
+        } else if use_namespaces {
             Some(Network::create(run_id, &names)?)
         } else {
             None
@@ -112,6 +141,15 @@ impl Cluster {
                 .as_ref()
                 .map(|net| net.exec_prefix(n))
                 .unwrap_or_default()
+        };
+        let placement = |n: &str| match (&engine, &network) {
+            (Some(engine), Some(net)) => Placement::Container {
+                engine: engine.clone(),
+                name: net.hosts[n].ns.clone(),
+                image: crate::docker::images::node_image(&dist.version),
+                network: net.docker_network().unwrap_or_default().to_string(),
+            },
+            _ => Placement::Process { prefix: prefix(n) },
         };
         let zk_addr: BTreeMap<&str, Ipv4Addr> = spec
             .zookeeper
@@ -152,7 +190,7 @@ impl Cluster {
                 spec,
                 dist,
                 &dir,
-                prefix(name),
+                placement(name),
             )?;
             nodes.insert(name.clone(), node);
         }
@@ -171,7 +209,7 @@ impl Cluster {
                 spec,
                 dist,
                 &dir,
-                prefix(name),
+                placement(name),
                 behind_proxy,
             )?;
             if behind_proxy {
@@ -239,6 +277,27 @@ impl Cluster {
         self.network
             .as_mut()
             .ok_or_else(|| HarnessError::Cluster("network faults need namespace hosts".into()))
+    }
+
+    /// Where worker containers go, on the Docker backend.
+    pub fn worker_placement(&self) -> Option<WorkerPlacement> {
+        let net = self.network.as_ref()?;
+        Some(WorkerPlacement {
+            engine: net.engine()?.clone(),
+            network: net.docker_network()?.to_string(),
+            addresses: (0..127).map_while(|i| net.worker_address(i)).collect(),
+        })
+    }
+
+    /// Starts a node's process or container; a container gets its network faults back.
+    fn spawn_node(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.spawn()?;
+        if self.nodes[name].in_container() {
+            if let Some(net) = &mut self.network {
+                net.host_started(name)?;
+            }
+        }
+        Ok(())
     }
 
     /// Every node name.
@@ -309,6 +368,13 @@ impl Cluster {
                 namespace: self
                     .network
                     .as_ref()
+                    .filter(|net| net.engine().is_none())
+                    .and_then(|net| net.hosts.get(&n.name))
+                    .map(|h| h.ns.clone()),
+                container: self
+                    .network
+                    .as_ref()
+                    .filter(|net| net.engine().is_some())
                     .and_then(|net| net.hosts.get(&n.name))
                     .map(|h| h.ns.clone()),
             })
@@ -334,7 +400,7 @@ impl Cluster {
         }
         let live = self.initial_brokers();
         for b in &live {
-            self.nodes.get_mut(b).unwrap().spawn()?;
+            self.spawn_node(b)?;
         }
         let ids: Vec<i32> = live.iter().filter_map(|b| self.spec.broker_id(b)).collect();
         let admin = self.admin()?;
@@ -365,7 +431,7 @@ impl Cluster {
         shutdown: &Shutdown,
     ) -> Result<(), HarnessError> {
         for n in names {
-            self.node(n)?.spawn()?;
+            self.spawn_node(n)?;
         }
         let deadline = Instant::now() + timeout;
         for n in names {
@@ -539,12 +605,12 @@ impl Cluster {
 
     /// Starts a stopped node's process without waiting for it to be ready.
     pub fn spawn(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.node(name)?.spawn()
+        self.spawn_node(name)
     }
 
     /// Starts a stopped node and waits until it is ready.
     pub fn start(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        self.node(name)?.spawn()?;
+        self.spawn_node(name)?;
         self.wait_ready(name, Duration::from_secs(120), shutdown)
     }
 
@@ -580,10 +646,11 @@ impl Cluster {
         self.spec.broker_name(id).map(str::to_string)
     }
 
-    /// Kills every node and waits for each to exit. Idempotent.
+    /// Kills every node and waits for each to exit (a container node's logs are copied out
+    /// and its container removed). Idempotent.
     pub fn teardown(&mut self) {
         for n in self.nodes.values_mut() {
-            let _ = n.kill();
+            n.dispose();
         }
         for (_, p) in &mut self.proxies {
             let _ = p.kill();

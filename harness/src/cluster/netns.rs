@@ -17,12 +17,26 @@
 //! Faults are rules in the run's chain of a node's namespace (partition, loss) or `tbf`
 //! qdiscs on both ends of its veth (bandwidth); each fault remembers exactly what it added,
 //! and healing removes exactly that.
+//!
+//! On the Docker backend the hosts are containers on a network made for the run
+//! (`kmh-<tag>`, labelled `kmh.run=<run id>`): the same chain and rules are set inside each
+//! node container (NET_ADMIN) through the engine's `exec`, and set again whenever the
+//! container starts (a container gets a fresh network namespace at each start; a fault in
+//! force stays in force across a restart, as it does on a namespace host). Bandwidth and
+//! delay shape the container's `eth0` (egress qdisc, ingress policer): the engine's end of
+//! the veth is not the harness's to touch when the engine is remote. "clients" are the
+//! gateway (the harness) and the worker containers' range.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::Arc;
 
+use crate::docker::Engine;
 use crate::error::HarnessError;
+
+/// First host number of worker containers on a Docker run's network (`.128`–`.254`).
+pub const WORKER_HOST_FIRST: u8 = 128;
 
 /// Prefix of every namespace the harness creates.
 pub const NS_PREFIX: &str = "kmh-";
@@ -102,7 +116,14 @@ enum Added {
     /// `iptables -A <chain> <spec>` in a namespace.
     Rule { ns: String, spec: Vec<String> },
     /// A root qdisc on a device, in a namespace (`None`: the root namespace).
-    Qdisc { ns: Option<String>, dev: String },
+    Qdisc {
+        ns: Option<String>,
+        dev: String,
+        /// `tc qdisc replace dev DEV root …` arguments (to set it again after a restart).
+        qdisc: Vec<String>,
+    },
+    /// An ingress policer on a container's `eth0` (Docker backend).
+    Policer { ns: String, rate: String },
     /// A delay set on a proxy (healing sets it back to none).
     ProxyDelay { control: std::path::PathBuf },
 }
@@ -122,14 +143,18 @@ pub struct Network {
     /// Control files of the delaying proxies in front of nodes (used by `delay` where the
     /// kernel has no netem).
     pub proxies: BTreeMap<String, std::path::PathBuf>,
+    /// The engine, when the hosts are containers (`NsHost::ns` is then a container name).
+    engine: Option<Arc<Engine>>,
+    /// What "clients" are: the harness's address, and the worker containers' range.
+    clients: Vec<String>,
 }
 
 /// Picks a /24 in 10.200.0.0–10.250.255.0 that no interface or route of this machine uses.
-fn free_subnet(tag: &str) -> Result<(u8, u8), HarnessError> {
+fn free_subnet(tag: &str, skip: u32) -> Result<(u8, u8), HarnessError> {
     let routes = sh(&["ip", "-4", "route", "show", "table", "all"]).unwrap_or_default()
         + &sh(&["ip", "-4", "addr"]).unwrap_or_default();
     let seed = u32::from_str_radix(tag, 16).unwrap_or(0);
-    for i in 0..200u32 {
+    for i in skip..200u32 {
         let x = seed.wrapping_add(i.wrapping_mul(7919));
         let (a, b) = (200 + (x % 51) as u8, (x >> 8) as u8);
         let prefix = format!("10.{a}.{b}.");
@@ -155,7 +180,7 @@ impl Network {
             });
         }
         let tag = run_tag(run_id);
-        let (a, b) = free_subnet(&tag)?;
+        let (a, b) = free_subnet(&tag, 0)?;
         let mut net = Network {
             run_id: run_id.to_string(),
             tag: tag.clone(),
@@ -167,10 +192,191 @@ impl Network {
             forward_rule: None,
             torn_down: false,
             proxies: BTreeMap::new(),
+            engine: None,
+            clients: vec![format!("{}/32", Ipv4Addr::new(10, a, b, 1))],
         };
         // on any error below, drop() tears down what was made
         net.build(nodes, a, b).map_err(HarnessError::Cluster)?;
         Ok(net)
+    }
+
+    /// The Docker backend: makes the run's network on the engine and gives each node name
+    /// (in order) its container name and address; the containers are made by the nodes.
+    pub fn create_docker(
+        run_id: &str,
+        engine: Arc<Engine>,
+        nodes: &[String],
+    ) -> Result<Network, HarnessError> {
+        let tag = run_tag(run_id);
+        let name = crate::docker::network_name(run_id);
+        let labels = std::collections::HashMap::from([(
+            crate::docker::RUN_LABEL.to_string(),
+            run_id.to_string(),
+        )]);
+        // this machine's routes say which subnets are taken when the engine is local; a
+        // remote engine refuses an overlapping pool, and the next candidate is tried
+        let mut skip = 0;
+        let (a, b) = loop {
+            let (a, b) = free_subnet(&tag, skip)?;
+            let subnet = format!("10.{a}.{b}.0/24");
+            match engine.create_network(&name, &subnet, &format!("10.{a}.{b}.1"), labels.clone()) {
+                Ok(()) => break (a, b),
+                Err(e) if e.to_string().contains("overlap") && skip < 20 => skip += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let hosts = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.clone(),
+                    NsHost {
+                        ns: crate::docker::container_name(run_id, n),
+                        veth: String::new(),
+                        addr: Ipv4Addr::new(10, a, b, 10 + i as u8),
+                    },
+                )
+            })
+            .collect();
+        Ok(Network {
+            run_id: run_id.to_string(),
+            tag: tag.clone(),
+            bridge: name,
+            gateway: Ipv4Addr::new(10, a, b, 1),
+            chain: format!("KMH-{tag}"),
+            hosts,
+            faults: BTreeMap::new(),
+            forward_rule: None,
+            torn_down: false,
+            proxies: BTreeMap::new(),
+            engine: Some(engine),
+            clients: vec![
+                format!("{}/32", Ipv4Addr::new(10, a, b, 1)),
+                format!("{}/25", Ipv4Addr::new(10, a, b, WORKER_HOST_FIRST)),
+            ],
+        })
+    }
+
+    /// The engine, when the hosts are containers.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.as_ref()
+    }
+
+    /// The Docker network's name (`None` for namespace hosts).
+    pub fn docker_network(&self) -> Option<&str> {
+        self.engine.as_ref().map(|_| self.bridge.as_str())
+    }
+
+    /// The address of the `i`-th worker container (Docker backend).
+    pub fn worker_address(&self, i: u32) -> Option<Ipv4Addr> {
+        let o = self.gateway.octets();
+        let host = u32::from(WORKER_HOST_FIRST) + i;
+        (host < 255).then(|| Ipv4Addr::new(o[0], o[1], o[2], host as u8))
+    }
+
+    /// Runs a command in a host's network context: its namespace, or its container.
+    fn in_host(&self, ns: &str, args: &[&str]) -> Result<String, String> {
+        match &self.engine {
+            Some(engine) => match engine.exec(ns, args) {
+                Ok((0, out)) => Ok(out),
+                Ok((code, out)) => Err(format!(
+                    "`{}` in {ns} failed ({code}): {}",
+                    args.join(" "),
+                    out.trim()
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            None => {
+                let mut v = vec!["ip", "netns", "exec", ns];
+                v.extend_from_slice(args);
+                sh(&v)
+            }
+        }
+    }
+
+    /// The run's chain and its jumps, in a host (at every start of a container).
+    fn install_chain(&self, ns: &str) -> Result<(), String> {
+        self.in_host(ns, &["iptables", "-w", "-N", &self.chain])?;
+        // faults act on the network, not on a node's own loopback traffic
+        self.in_host(
+            ns,
+            &[
+                "iptables",
+                "-w",
+                "-I",
+                "INPUT",
+                "-i",
+                "eth0",
+                "-j",
+                &self.chain,
+            ],
+        )?;
+        self.in_host(
+            ns,
+            &[
+                "iptables",
+                "-w",
+                "-I",
+                "OUTPUT",
+                "-o",
+                "eth0",
+                "-j",
+                &self.chain,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A node's container has (re)started: sets up the chain in its fresh network
+    /// namespace and puts back every fault in force on it. Nothing to do on namespace
+    /// hosts, whose namespaces outlive their processes.
+    pub fn host_started(&mut self, node: &str) -> Result<(), HarnessError> {
+        if self.engine.is_none() {
+            return Ok(());
+        }
+        let ns = self.host(node)?.ns.clone();
+        self.install_chain(&ns).map_err(HarnessError::Cluster)?;
+        let again: Vec<Added> = self.faults.values().flatten().cloned().collect();
+        for added in again {
+            let r = match &added {
+                Added::Rule { ns: n, spec } if *n == ns => {
+                    let mut args = vec!["iptables", "-w", "-A", self.chain.as_str()];
+                    args.extend(spec.iter().map(String::as_str));
+                    self.in_host(&ns, &args).map(drop)
+                }
+                Added::Qdisc {
+                    ns: Some(n),
+                    dev,
+                    qdisc,
+                } if *n == ns => {
+                    let mut args = vec!["tc", "qdisc", "replace", "dev", dev.as_str(), "root"];
+                    args.extend(qdisc.iter().map(String::as_str));
+                    self.in_host(&ns, &args).map(drop)
+                }
+                Added::Policer { ns: n, rate } if *n == ns => self.add_policer(&ns, rate),
+                _ => Ok(()),
+            };
+            r.map_err(|e| HarnessError::Cluster(format!("restoring a fault on {node}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn add_policer(&self, ns: &str, rate: &str) -> Result<(), String> {
+        self.in_host(
+            ns,
+            &[
+                "tc", "qdisc", "replace", "dev", "eth0", "handle", "ffff:", "ingress",
+            ],
+        )?;
+        self.in_host(
+            ns,
+            &[
+                "tc", "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "ip", "u32",
+                "match", "u32", "0", "0", "police", "rate", rate, "burst", "32k", "drop",
+            ],
+        )
+        .map(drop)
     }
 
     fn build(&mut self, nodes: &[String], a: u8, b: u8) -> Result<(), String> {
@@ -233,28 +439,7 @@ impl Network {
             inns(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
             inns(&["ip", "link", "set", "eth0", "up"])?;
             // no default route: a node reaches the run's subnet and nothing else
-            inns(&["iptables", "-w", "-N", &self.chain])?;
-            // faults act on the network, not on a node's own loopback traffic
-            inns(&[
-                "iptables",
-                "-w",
-                "-I",
-                "INPUT",
-                "-i",
-                "eth0",
-                "-j",
-                &self.chain,
-            ])?;
-            inns(&[
-                "iptables",
-                "-w",
-                "-I",
-                "OUTPUT",
-                "-o",
-                "eth0",
-                "-j",
-                &self.chain,
-            ])?;
+            self.install_chain(&ns)?;
         }
         Ok(())
     }
@@ -283,19 +468,20 @@ impl Network {
             .ok_or_else(|| HarnessError::Cluster(format!("no namespace host `{node}`")))
     }
 
+    /// A container host that is not running (dormant, or stopped): its faults are recorded
+    /// and set when it starts ([`Network::host_started`]).
+    fn stopped_container(&self, ns: &str) -> bool {
+        self.engine
+            .as_ref()
+            .is_some_and(|e| !e.status(ns).ok().flatten().is_some_and(|s| s.running))
+    }
+
     fn add_rule(&mut self, fault: &str, ns: &str, spec: Vec<String>) -> Result<(), HarnessError> {
-        let mut args = vec![
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "iptables",
-            "-w",
-            "-A",
-            self.chain.as_str(),
-        ];
+        let mut args = vec!["iptables", "-w", "-A", self.chain.as_str()];
         args.extend(spec.iter().map(String::as_str));
-        sh(&args).map_err(HarnessError::Cluster)?;
+        if !self.stopped_container(ns) {
+            self.in_host(ns, &args).map_err(HarnessError::Cluster)?;
+        }
         self.faults
             .entry(fault.to_string())
             .or_default()
@@ -316,14 +502,14 @@ impl Network {
         both_ways: bool,
     ) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
-        let addr = |n: &str, net: &Network| -> Result<Ipv4Addr, HarnessError> {
+        let peers = |n: &str, net: &Network| -> Result<Vec<String>, HarnessError> {
             if n == "clients" {
-                Ok(net.gateway)
+                Ok(net.clients.clone())
             } else {
-                Ok(net.host(n)?.addr)
+                Ok(vec![format!("{}/32", net.host(n)?.addr)])
             }
         };
-        let tagged = |dir: &str, peer: Ipv4Addr| drop_rule(fault, &[dir, &format!("{peer}/32")]);
+        let tagged = |dir: &str, peer: &str| drop_rule(fault, &[dir, peer]);
         for a in from {
             for b in to {
                 if a == b {
@@ -332,17 +518,19 @@ impl Network {
                 // rules live in a namespace: `a`'s, or `b`'s when `a` is the clients
                 if a != "clients" {
                     let ns = self.host(a)?.ns.clone();
-                    let peer = addr(b, self)?;
-                    self.add_rule(fault, &ns, tagged("-d", peer))?;
-                    if both_ways {
-                        self.add_rule(fault, &ns, tagged("-s", peer))?;
+                    for peer in peers(b, self)? {
+                        self.add_rule(fault, &ns, tagged("-d", &peer))?;
+                        if both_ways {
+                            self.add_rule(fault, &ns, tagged("-s", &peer))?;
+                        }
                     }
                 } else {
                     let ns = self.host(b)?.ns.clone();
-                    let peer = self.gateway;
-                    self.add_rule(fault, &ns, tagged("-s", peer))?;
-                    if both_ways {
-                        self.add_rule(fault, &ns, tagged("-d", peer))?;
+                    for peer in self.clients.clone() {
+                        self.add_rule(fault, &ns, tagged("-s", &peer))?;
+                        if both_ways {
+                            self.add_rule(fault, &ns, tagged("-d", &peer))?;
+                        }
                     }
                 }
             }
@@ -365,11 +553,42 @@ impl Network {
     /// Limits `node`'s traffic to `rate` (tc syntax, e.g. `1mbit`) in both directions.
     pub fn bandwidth(&mut self, fault: &str, node: &str, rate: &str) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
-        self.qdisc_both_ends(
-            fault,
-            node,
-            &["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"],
-        )
+        let tbf = ["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"];
+        if self.engine.is_some() {
+            // a container: what it sends through a tbf, what it receives through a policer
+            let ns = self.host(node)?.ns.clone();
+            self.qdisc_in(fault, &ns, &tbf)?;
+            if !self.stopped_container(&ns) {
+                self.add_policer(&ns, rate).map_err(HarnessError::Cluster)?;
+            }
+            self.faults
+                .entry(fault.to_string())
+                .or_default()
+                .push(Added::Policer {
+                    ns,
+                    rate: rate.to_string(),
+                });
+            return Ok(());
+        }
+        self.qdisc_both_ends(fault, node, &tbf)
+    }
+
+    /// Puts `qdisc` at the root of `eth0` in a host and records it for healing.
+    fn qdisc_in(&mut self, fault: &str, ns: &str, qdisc: &[&str]) -> Result<(), HarnessError> {
+        let mut args = vec!["tc", "qdisc", "replace", "dev", "eth0", "root"];
+        args.extend_from_slice(qdisc);
+        if !self.stopped_container(ns) {
+            self.in_host(ns, &args).map_err(HarnessError::Cluster)?;
+        }
+        self.faults
+            .entry(fault.to_string())
+            .or_default()
+            .push(Added::Qdisc {
+                ns: Some(ns.to_string()),
+                dev: "eth0".into(),
+                qdisc: qdisc.iter().map(|s| s.to_string()).collect(),
+            });
+        Ok(())
     }
 
     /// Adds latency (and jitter) to `node`'s traffic in both directions: through its
@@ -389,6 +608,18 @@ impl Network {
                 .or_default()
                 .push(Added::ProxyDelay { control });
             return Ok(());
+        }
+        if self.engine.is_some() {
+            // a container: all of it on what it sends (a round trip takes `delay` more)
+            let ns = self.host(node)?.ns.clone();
+            let (d, j) = (format!("{delay_ms}ms"), format!("{jitter_ms}ms"));
+            return self
+                .qdisc_in(fault, &ns, &["netem", "delay", &d, &j])
+                .map_err(|e| {
+                    HarnessError::Cluster(format!(
+                        "{e} (does the engine's kernel have the netem qdisc?)"
+                    ))
+                });
         }
         // each direction gets half, so a round trip takes `delay` more
         let (d, j) = (
@@ -415,17 +646,21 @@ impl Network {
             (None, h.veth.clone()),
         ];
         for (ns, dev) in ends {
-            let mut args: Vec<&str> = match &ns {
-                Some(ns) => vec!["ip", "netns", "exec", ns.as_str()],
-                None => vec![],
-            };
-            args.extend(["tc", "qdisc", "replace", "dev", dev.as_str(), "root"]);
+            let mut args: Vec<&str> = vec!["tc", "qdisc", "replace", "dev", dev.as_str(), "root"];
             args.extend_from_slice(qdisc);
-            sh(&args).map_err(HarnessError::Cluster)?;
+            match &ns {
+                Some(ns) => self.in_host(ns, &args),
+                None => sh(&args),
+            }
+            .map_err(HarnessError::Cluster)?;
             self.faults
                 .entry(fault.to_string())
                 .or_default()
-                .push(Added::Qdisc { ns, dev });
+                .push(Added::Qdisc {
+                    ns,
+                    dev,
+                    qdisc: qdisc.iter().map(|s| s.to_string()).collect(),
+                });
         }
         Ok(())
     }
@@ -461,31 +696,37 @@ impl Network {
             for added in self.faults.remove(&n).unwrap_or_default().into_iter().rev() {
                 let r = match &added {
                     Added::Rule { ns, spec } => {
-                        let mut args = vec![
-                            "ip",
-                            "netns",
-                            "exec",
-                            ns.as_str(),
-                            "iptables",
-                            "-w",
-                            "-D",
-                            self.chain.as_str(),
-                        ];
+                        let mut args = vec!["iptables", "-w", "-D", self.chain.as_str()];
                         args.extend(spec.iter().map(String::as_str));
-                        sh(&args)
+                        self.in_host(ns, &args)
                     }
-                    Added::Qdisc { ns: Some(ns), dev } => sh(&[
-                        "ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root",
-                    ]),
+                    Added::Qdisc {
+                        ns: Some(ns), dev, ..
+                    } => self.in_host(ns, &["tc", "qdisc", "del", "dev", dev, "root"]),
+                    Added::Policer { ns, .. } => {
+                        self.in_host(ns, &["tc", "qdisc", "del", "dev", "eth0", "ingress"])
+                    }
                     Added::ProxyDelay { control } => crate::fault::proxy::set_delay(control, 0, 0)
                         .map(|()| String::new())
                         .map_err(|e| e.to_string()),
-                    Added::Qdisc { ns: None, dev } => {
+                    Added::Qdisc { ns: None, dev, .. } => {
                         sh(&["tc", "qdisc", "del", "dev", dev, "root"])
                     }
                 };
                 if let Err(e) = r {
-                    errors.push(e);
+                    // a container that is not running has no rules to remove (they go
+                    // with its network namespace, and are not restored once healed)
+                    let stopped = self.engine.as_ref().is_some_and(|en| match &added {
+                        Added::Rule { ns, .. }
+                        | Added::Policer { ns, .. }
+                        | Added::Qdisc { ns: Some(ns), .. } => {
+                            !en.status(ns).ok().flatten().is_some_and(|s| s.running)
+                        }
+                        _ => false,
+                    });
+                    if !stopped {
+                        errors.push(e);
+                    }
                 }
             }
         }
@@ -507,6 +748,18 @@ impl Network {
         }
         self.torn_down = true;
         self.faults.clear();
+        if let Some(engine) = &self.engine {
+            // containers first (normally gone already): a network with endpoints stays
+            if let Ok(left) =
+                engine.containers_labelled(crate::docker::RUN_LABEL, Some(&self.run_id))
+            {
+                for c in left {
+                    let _ = engine.remove(&c.name);
+                }
+            }
+            let _ = engine.remove_network(&self.bridge);
+            return;
+        }
         for h in self.hosts.values() {
             // deleting the root end of a veth pair removes both ends at once; left to the
             // namespace's deletion, the kernel frees them asynchronously — seconds later

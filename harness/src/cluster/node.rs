@@ -5,11 +5,51 @@ use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Distribution, KAFKA_PORT, ZK_CLIENT_PORT};
+use crate::docker::{ContainerSpec, Engine};
 use crate::error::HarnessError;
 use crate::scenario::{ClusterSpec, ZkRole};
+
+/// Where a node's directory is inside its container.
+const CONTAINER_DIR: &str = "/kmh/node";
+/// The configuration files a node reads (relative to its directory): what is copied into
+/// its container before each start.
+const CONFIG_FILES: &[&str] = &[
+    "zoo.cfg",
+    "server.properties",
+    "log4j.properties",
+    "data/myid",
+];
+
+/// Where a node's process runs.
+pub enum Placement {
+    /// A process on this machine; `prefix` runs it in its namespace (`ip netns exec NS`).
+    Process {
+        /// Command prefix (empty on loopback hosts).
+        prefix: Vec<String>,
+    },
+    /// A container on a Docker engine.
+    Container {
+        /// The engine.
+        engine: Arc<Engine>,
+        /// Container name.
+        name: String,
+        /// Node image.
+        image: String,
+        /// The run's network.
+        network: String,
+    },
+}
+
+/// A node's container: made when the node is prepared, started and stopped through the
+/// engine; its file system (data included) lives across restarts, as a host's disk would.
+struct NodeContainer {
+    engine: Arc<Engine>,
+    name: String,
+}
 
 /// What a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +84,10 @@ pub struct Node {
     pub dir: PathBuf,
     /// The JVM command line.
     command: Vec<String>,
-    /// The running process.
+    /// The running process (a process node).
     child: Option<Child>,
+    /// Its container (a container node).
+    container: Option<NodeContainer>,
     /// A ZooKeeper node's `zoo.cfg` without its server list, and whether dynamic reconfig
     /// is on (then server lines carry the client address).
     zk_static: Option<(String, bool)>,
@@ -62,13 +104,7 @@ pub struct ZkMember {
     pub role: ZkRole,
 }
 
-fn jvm_args(
-    run_id: &str,
-    name: &str,
-    heap_mb: u32,
-    dist: &Distribution,
-    dir: &Path,
-) -> Vec<String> {
+fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path) -> Vec<String> {
     vec![
         "java".into(),
         format!("-Xms{heap_mb}m"),
@@ -86,11 +122,62 @@ fn jvm_args(
         format!("-Dkmh.run={run_id}"),
         format!("-Dkmh.node={name}"),
         "-cp".into(),
-        dist.classpath(),
+        classpath.to_string(),
     ]
 }
 
-fn write_log4j(dir: &Path) -> std::io::Result<()> {
+/// The directory paths in a node's configuration name (its own view: inside its
+/// container, or `dir`), and the classpath it runs with.
+fn seen_from(placement: &Placement, dir: &Path, dist: &Distribution) -> (PathBuf, String) {
+    match placement {
+        Placement::Process { .. } => (dir.to_path_buf(), dist.classpath()),
+        Placement::Container { .. } => (
+            PathBuf::from(CONTAINER_DIR),
+            format!("{}/*", crate::docker::images::NODE_LIBS),
+        ),
+    }
+}
+
+/// The command line with its placement's prefix, and the container (made now) when the
+/// node runs in one.
+fn place(
+    run_id: &str,
+    node: &str,
+    address: Ipv4Addr,
+    placement: Placement,
+    jvm: Vec<String>,
+) -> Result<(Vec<String>, Option<NodeContainer>), HarnessError> {
+    match placement {
+        Placement::Process { mut prefix } => {
+            prefix.extend(jvm);
+            Ok((prefix, None))
+        }
+        Placement::Container {
+            engine,
+            name,
+            image,
+            network,
+        } => {
+            engine.create_container(&ContainerSpec {
+                name: name.clone(),
+                image,
+                cmd: jvm.clone(),
+                labels: std::collections::HashMap::from([
+                    (crate::docker::RUN_LABEL.to_string(), run_id.to_string()),
+                    ("kmh.node".to_string(), node.to_string()),
+                ]),
+                network,
+                address: address.to_string(),
+                hostname: node.to_string(),
+                working_dir: Some(CONTAINER_DIR.into()),
+                net_admin: true,
+            })?;
+            Ok((jvm, Some(NodeContainer { engine, name })))
+        }
+    }
+}
+
+fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
     std::fs::write(
         dir.join("log4j.properties"),
         format!(
@@ -101,7 +188,7 @@ fn write_log4j(dir: &Path) -> std::io::Result<()> {
              log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n\
              log4j.logger.kafka.request.logger=WARN\n\
              log4j.logger.kafka.log.LogCleaner=WARN\n",
-            dir.join("server.log").display()
+            seen.join("server.log").display()
         ),
     )
 }
@@ -134,11 +221,12 @@ impl Node {
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
-        exec_prefix: Vec<String>,
+        placement: Placement,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
         std::fs::write(dir.join("data").join("myid"), format!("{id}\n"))?;
-        write_log4j(dir)?;
+        let (seen, classpath) = seen_from(&placement, dir, dist);
+        write_log4j(dir, &seen)?;
         let reconfig = spec
             .zookeeper_config
             .get("reconfigEnabled")
@@ -147,7 +235,7 @@ impl Node {
             ("tickTime", "1000".into()),
             ("initLimit", "10".into()),
             ("syncLimit", "5".into()),
-            ("dataDir", dir.join("data").display().to_string()),
+            ("dataDir", seen.join("data").display().to_string()),
             ("maxClientCnxns", "0".into()),
             ("admin.enableServer", "false".into()),
             (
@@ -161,11 +249,11 @@ impl Node {
             defaults.push(("clientPortAddress", address.to_string()));
             defaults.push(("clientPort", ZK_CLIENT_PORT.to_string()));
         }
-        let mut command = exec_prefix;
-        command.extend(jvm_args(run_id, name, spec.zookeeper_heap_mb, dist, dir));
-        command.push("-Dzookeeper.jmx.log4j.disable=true".into());
-        command.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
-        command.push(dir.join("zoo.cfg").display().to_string());
+        let mut jvm = jvm_args(run_id, name, spec.zookeeper_heap_mb, &classpath, &seen);
+        jvm.push("-Dzookeeper.jmx.log4j.disable=true".into());
+        jvm.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
+        jvm.push(seen.join("zoo.cfg").display().to_string());
+        let (command, container) = place(run_id, name, address, placement, jvm)?;
         let node = Node {
             name: name.into(),
             kind: NodeKind::ZooKeeper,
@@ -174,6 +262,7 @@ impl Node {
             dir: dir.into(),
             command,
             child: None,
+            container,
             zk_static: Some((properties(&defaults, &spec.zookeeper_config), reconfig)),
         };
         node.write_zoo_cfg(members)?;
@@ -246,11 +335,12 @@ impl Node {
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
-        exec_prefix: Vec<String>,
+        placement: Placement,
         proxied: bool,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
-        write_log4j(dir)?;
+        let (seen, classpath) = seen_from(&placement, dir, dist);
+        write_log4j(dir, &seen)?;
         let n = spec.brokers.len();
         // behind the delaying proxy the broker listens on loopback inside its namespace and
         // advertises the proxy's address
@@ -270,7 +360,7 @@ impl Node {
             ("zookeeper.connect", zk_connect.to_string()),
             ("zookeeper.session.timeout.ms", "6000".into()),
             ("zookeeper.connection.timeout.ms", "15000".into()),
-            ("log.dirs", dir.join("data").display().to_string()),
+            ("log.dirs", seen.join("data").display().to_string()),
             ("num.network.threads", "2".into()),
             ("num.io.threads", "2".into()),
             ("num.replica.fetchers", "1".into()),
@@ -293,10 +383,10 @@ impl Node {
         ];
         let cfg = dir.join("server.properties");
         std::fs::write(&cfg, properties(&defaults, &spec.broker_config))?;
-        let mut command = exec_prefix;
-        command.extend(jvm_args(run_id, name, spec.broker_heap_mb, dist, dir));
-        command.push("kafka.Kafka".into());
-        command.push(cfg.display().to_string());
+        let mut jvm = jvm_args(run_id, name, spec.broker_heap_mb, &classpath, &seen);
+        jvm.push("kafka.Kafka".into());
+        jvm.push(seen.join("server.properties").display().to_string());
+        let (command, container) = place(run_id, name, address, placement, jvm)?;
         Ok(Node {
             name: name.into(),
             kind: NodeKind::Broker,
@@ -305,17 +395,29 @@ impl Node {
             dir: dir.into(),
             command,
             child: None,
+            container,
             zk_static: None,
         })
     }
 
-    /// Starts the process (stdout/stderr appended to `console.log` in the node directory).
+    /// Starts the process (stdout/stderr appended to `console.log` in the node directory);
+    /// a container node gets its configuration files copied in, then is started.
     pub fn spawn(&mut self) -> Result<(), HarnessError> {
         if self.is_running() {
             return Err(HarnessError::Cluster(format!(
                 "{} is already running",
                 self.name
             )));
+        }
+        if let Some(c) = &self.container {
+            let mut files = Vec::new();
+            for f in CONFIG_FILES {
+                if let Ok(data) = std::fs::read(self.dir.join(f)) {
+                    files.push((f.to_string(), data));
+                }
+            }
+            c.engine.upload(&c.name, CONTAINER_DIR, &files)?;
+            return c.engine.start(&c.name);
         }
         let console = File::options()
             .create(true)
@@ -338,14 +440,43 @@ impl Node {
 
     /// True while the process runs (paused counts as running).
     pub fn is_running(&mut self) -> bool {
+        if let Some(c) = &self.container {
+            return c
+                .engine
+                .status(&c.name)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.running);
+        }
         match &mut self.child {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
     }
 
+    /// True when this node runs in a container.
+    pub fn in_container(&self) -> bool {
+        self.container.is_some()
+    }
+
     /// An error naming the node's log when the process has exited.
     pub fn check_alive(&mut self) -> Result<(), HarnessError> {
+        if let Some(c) = &self.container {
+            if let Some(st) = c.engine.status(&c.name)? {
+                if !st.running && st.status != "created" {
+                    self.save_logs();
+                    return Err(HarnessError::Cluster(format!(
+                        "{} exited (container {}, exit code {}); see {} and {}",
+                        self.name,
+                        st.status,
+                        st.exit_code.unwrap_or(-1),
+                        self.dir.join("console.log").display(),
+                        self.dir.join("server.log").display()
+                    )));
+                }
+            }
+            return Ok(());
+        }
         if let Some(c) = &mut self.child {
             if let Ok(Some(status)) = c.try_wait() {
                 return Err(HarnessError::Cluster(format!(
@@ -359,13 +490,27 @@ impl Node {
         Ok(())
     }
 
-    /// Sends a signal to the running process.
+    /// Sends a signal to the running process. In a container, SIGSTOP and SIGCONT are the
+    /// engine's pause and unpause (the cgroup freezer), others go through its init.
     pub fn signal(&mut self, sig: libc::c_int) -> Result<(), HarnessError> {
         if !self.is_running() {
             return Err(HarnessError::Cluster(format!(
                 "{} is not running",
                 self.name
             )));
+        }
+        if let Some(c) = &self.container {
+            let paused = c.engine.status(&c.name)?.is_some_and(|s| s.paused);
+            return match sig {
+                libc::SIGSTOP if !paused => c.engine.pause(&c.name),
+                libc::SIGCONT if paused => c.engine.unpause(&c.name),
+                libc::SIGSTOP | libc::SIGCONT => Ok(()),
+                libc::SIGTERM => c.engine.kill(&c.name, "SIGTERM"),
+                libc::SIGKILL => c.engine.kill(&c.name, "SIGKILL"),
+                other => Err(HarnessError::Cluster(format!(
+                    "signal {other} is not sent to containers"
+                ))),
+            };
         }
         let pid = self
             .child
@@ -404,10 +549,43 @@ impl Node {
 
     /// SIGKILL and reap. Does nothing when not running.
     pub fn kill(&mut self) -> Result<(), HarnessError> {
+        if let Some(c) = &self.container {
+            if c.engine.status(&c.name)?.is_some_and(|s| s.running) {
+                c.engine.kill(&c.name, "SIGKILL")?;
+                c.engine.wait_exit(&c.name, Duration::from_secs(30))?;
+            }
+            return Ok(());
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
         Ok(())
+    }
+
+    /// A container node: copies its logs (`server.log`, and its output as `console.log`)
+    /// into the node directory. Nothing to do for a process node, which writes there.
+    pub fn save_logs(&self) {
+        if let Some(c) = &self.container {
+            let _ = c.engine.download(
+                &c.name,
+                &format!("{CONTAINER_DIR}/server.log"),
+                &self.dir.join("server.log"),
+            );
+            let _ = c.engine.save_output(
+                &c.name,
+                &self.dir.join("console.log"),
+                &self.dir.join("console.err"),
+            );
+        }
+    }
+
+    /// Kills the node; a container node's logs are copied out and its container removed.
+    pub fn dispose(&mut self) {
+        let _ = self.kill();
+        if let Some(c) = &self.container {
+            self.save_logs();
+            let _ = c.engine.remove(&c.name);
+        }
     }
 }

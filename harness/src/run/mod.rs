@@ -23,7 +23,7 @@ use workers::{Role, TopicSpec};
 use crate::cluster::{self, Cluster, HostInfo};
 use crate::error::HarnessError;
 use crate::scenario::executor::Executor;
-use crate::scenario::Scenario;
+use crate::scenario::{Backend, Scenario};
 use crate::shutdown::Shutdown;
 use timeline::{Timeline, TimelineEvent};
 use workload::Workload;
@@ -39,6 +39,9 @@ pub struct RunRecord {
     pub started_ms: u64,
     /// Kafka version.
     pub kafka_version: String,
+    /// Where the nodes and workers ran: `local` or `docker`.
+    #[serde(default)]
+    pub backend: String,
     /// `bootstrap.servers`.
     pub bootstrap: String,
     /// Every node.
@@ -72,6 +75,9 @@ pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
     use crate::cluster::netns;
     use crate::scenario::{Action, HostMode, Target};
     let network = scenario.network_steps();
+    if scenario.cluster.backend == Backend::Docker {
+        return preflight_docker(&network);
+    }
     if let Some(step) = network.first() {
         let why = match scenario.cluster.hosts {
             HostMode::Loopback => Some("the scenario asks for hosts = \"loopback\"".to_string()),
@@ -101,10 +107,38 @@ pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// The Docker backend: an engine must answer; network faults are set inside the node
+/// containers, and `delay` needs the engine's kernel to have netem (the delaying proxy of
+/// namespace hosts is not carried into containers).
+fn preflight_docker(network: &[&crate::scenario::Step]) -> Result<(), HarnessError> {
+    use crate::scenario::Action;
+    let engine = crate::docker::Engine::connect()?;
+    let delay = network
+        .iter()
+        .find(|s| matches!(&s.action, Action::Delay { .. }));
+    if let Some(step) = delay {
+        // the engine's kernel is this one when it is local; a remote one is tried at the step
+        if engine.is_local() && !crate::cluster::netns::netem_available() {
+            return Err(HarnessError::Missing {
+                what: format!(
+                    "step `{}` (line {}) is a delay; on the docker backend delay is a netem qdisc inside the node's container, and this kernel has no netem",
+                    step.name, step.line
+                ),
+                hint: "run it on the local backend (which delays brokers through a proxy without netem), or on an engine whose kernel has sch_netem".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Brokers to put behind the delaying proxy: those a `delay` step may target, when the
 /// kernel has no netem (a `leader:`/`follower:`/`@` target may be any broker).
 pub fn proxied_brokers(scenario: &Scenario) -> Vec<String> {
     use crate::scenario::{Action, Target};
+    if scenario.cluster.backend == Backend::Docker {
+        // containers are delayed with netem (preflight)
+        return Vec::new();
+    }
     let targets: Vec<&Target> = scenario
         .steps
         .iter()
@@ -162,6 +196,17 @@ pub fn run_scenario(
 
     cluster::dist::require_java()?;
     let dist = cluster::dist::locate(&scenario.cluster.kafka_version)?;
+    if scenario.cluster.backend == Backend::Docker {
+        let engine = crate::docker::Engine::connect()?;
+        let images =
+            crate::docker::images::ensure_for_run(&engine, &dist, &workload::worker_binary()?)?;
+        for i in images
+            .iter()
+            .filter(|i| i.action != crate::docker::images::ImageAction::Reused)
+        {
+            eprintln!("harness: image {}: {}", i.image, i.detail);
+        }
+    }
     let needs_network = !scenario.network_steps().is_empty();
     let proxied = proxied_brokers(scenario);
     let mut cluster = Cluster::prepare(
@@ -177,6 +222,10 @@ pub fn run_scenario(
         scenario: scenario.name.clone(),
         started_ms,
         kafka_version: dist.version.clone(),
+        backend: match scenario.cluster.backend {
+            Backend::Local => "local".into(),
+            Backend::Docker => "docker".into(),
+        },
         bootstrap: cluster.bootstrap(),
         hosts: cluster.hosts(),
         topics: Workload::topic_specs(scenario),
@@ -241,6 +290,7 @@ fn drive(
         &cluster.initial_bootstrap(),
         &cluster.bootstrap(),
         scenario,
+        cluster.worker_placement(),
     )?;
     let w = &scenario.workload;
     if w.consumers > 0 {

@@ -461,13 +461,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
     let rc = raw.cluster.get_ref();
     let backend = match rc.backend.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("local") => Backend::Local,
+        Some("docker") => Backend::Docker,
         Some(other) => {
             let b = rc.backend.as_ref().unwrap();
             p.at(
                 b.span(),
                 "cluster.backend",
                 format!("backend `{other}` is not available in this version"),
-                "use backend = \"local\" (docker, ec2 and external are planned)",
+                "use backend = \"local\" or \"docker\" (ec2 and external are planned)",
             );
             Backend::Local
         }

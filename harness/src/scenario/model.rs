@@ -33,8 +33,11 @@ pub struct Scenario {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Processes on this machine, each node on its own loopback address.
+    /// Processes on this machine, each node on its own loopback address or namespace.
     Local,
+    /// Containers on a Docker engine (`DOCKER_HOST`), nodes and workers alike, on a
+    /// network made for the run.
+    Docker,
 }
 
 /// What a local host is.
