@@ -245,3 +245,44 @@ impl Drop for KillOnDrop {
 fn tag_of(run_id: &str) -> String {
     format!("{:06x}", workers::record::run_hash(run_id) & 0xff_ffff)
 }
+
+#[test]
+fn docker_host_names_the_engine() {
+    require_docker();
+    // an engine named by DOCKER_HOST is the one used: where none answers, the run is
+    // refused before anything starts, and the error names it
+    let dir = run_dir("docker-host-nowhere");
+    let out = Command::new(harness_bin())
+        .args([
+            "run",
+            "scenarios/rolling-restart.toml",
+            "--backend",
+            "docker",
+            "--out",
+        ])
+        .arg(&dir)
+        .current_dir(e2e::repo())
+        .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("tcp://127.0.0.1:9") && err.contains("DOCKER_HOST"),
+        "{err}"
+    );
+    assert!(!dir.exists(), "nothing was started or written");
+    // and the local engine named explicitly works
+    let out = Command::new(harness_bin())
+        .args(["images", "build"])
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("kmh-worker:latest"), "{said}");
+}

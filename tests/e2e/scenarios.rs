@@ -55,7 +55,12 @@ fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions()
         .iter()
         .filter(|w| w["kind"] == "produce" && w["partition"] != "cluster")
         .collect();
-    let mut with_window: Vec<String> = windows
+    // The outage's windows: blamed on the stop, on exactly kafka2's partitions, each as long
+    // as the outage. A loaded machine may also show a short stall elsewhere (a ~1 s window in
+    // the warm-up was seen on CI); the report is right to show it, and it must stay short.
+    let (outage, other): (Vec<&Value>, Vec<&Value>) =
+        windows.iter().partition(|w| w["step"] == "stop kafka2");
+    let mut with_window: Vec<String> = outage
         .iter()
         .map(|w| w["partition"].as_str().unwrap().to_string())
         .collect();
@@ -63,13 +68,18 @@ fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions()
     with_window.dedup();
     assert_eq!(
         with_window, led,
-        "produce windows on exactly the partitions kafka2 led: {windows:#?}"
+        "the stop opened produce windows on exactly the partitions kafka2 led: {windows:#?}"
     );
-    for w in &windows {
-        assert_eq!(w["step"], "stop kafka2", "{w}");
+    for w in &outage {
         assert!(
             u(&w["duration_ms"]) >= down_ms,
             "window shorter than the outage ({down_ms} ms): {w}"
+        );
+    }
+    for w in &other {
+        assert!(
+            u(&w["duration_ms"]) < down_ms / 3,
+            "a window as long as an outage away from the stop: {w}"
         );
     }
 }

@@ -117,8 +117,11 @@ fn preflight_docker(network: &[&crate::scenario::Step]) -> Result<(), HarnessErr
         .iter()
         .find(|s| matches!(&s.action, Action::Delay { .. }));
     if let Some(step) = delay {
-        // the engine's kernel is this one when it is local; a remote one is tried at the step
-        if engine.is_local() && !crate::cluster::netns::netem_available() {
+        // the engine's kernel is this one when it is local (and root can probe it); else
+        // the step itself says so if netem is missing
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if engine.is_local() && root && !crate::cluster::netns::netem_available() {
             return Err(HarnessError::Missing {
                 what: format!(
                     "step `{}` (line {}) is a delay; on the docker backend delay is a netem qdisc inside the node's container, and this kernel has no netem",

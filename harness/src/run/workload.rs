@@ -36,6 +36,8 @@ enum Runner {
         log_inside: String,
         /// The background task following it.
         follow: Option<tokio::task::JoinHandle<()>>,
+        /// Its log was copied out after it stopped (nothing more to copy).
+        collected: bool,
     },
 }
 
@@ -134,13 +136,18 @@ impl WorkerProcess {
             name,
             log_inside,
             follow,
+            collected,
         } = &mut self.runner
         {
+            if *collected {
+                return;
+            }
             if let Some(h) = follow.take() {
                 p.engine.join(h, Duration::from_secs(30));
             }
-            if let Err(e) = p.engine.download(name, log_inside, &self.log_path) {
-                tracing::warn!("copying the log of {name} out: {e}");
+            match p.engine.download(name, log_inside, &self.log_path) {
+                Ok(_) => *collected = true,
+                Err(e) => tracing::warn!("copying the log of {name} out: {e}"),
             }
         }
     }
@@ -520,6 +527,7 @@ impl Workload {
                 name: container,
                 log_inside,
                 follow: Some(follow),
+                collected: false,
             },
         });
         Ok(())
