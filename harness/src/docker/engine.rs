@@ -447,13 +447,9 @@ impl Engine {
         label: &str,
         value: Option<&str>,
     ) -> Result<Vec<Labelled>, HarnessError> {
-        let filter = match value {
-            Some(v) => format!("{label}={v}"),
-            None => label.to_string(),
-        };
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
-            .filters(&HashMap::from([("label".to_string(), vec![filter])]))
+            .filters(&label_filter(label, value))
             .build();
         let list = self
             .block(self.docker.list_containers(Some(opts)))
@@ -478,12 +474,8 @@ impl Engine {
         label: &str,
         value: Option<&str>,
     ) -> Result<Vec<Labelled>, HarnessError> {
-        let filter = match value {
-            Some(v) => format!("{label}={v}"),
-            None => label.to_string(),
-        };
         let opts = ListNetworksOptionsBuilder::new()
-            .filters(&HashMap::from([("label".to_string(), vec![filter])]))
+            .filters(&label_filter(label, value))
             .build();
         let list = self
             .block(self.docker.list_networks(Some(opts)))
@@ -655,4 +647,13 @@ fn extract_single(archive: &[u8], dest: &Path) -> std::io::Result<()> {
         std::io::ErrorKind::NotFound,
         "no file in the archive",
     ))
+}
+
+/// The engine's list filter for `label=value`, or for the label with any value.
+fn label_filter(label: &str, value: Option<&str>) -> HashMap<String, Vec<String>> {
+    let filter = match value {
+        Some(v) => format!("{label}={v}"),
+        None => label.to_string(),
+    };
+    HashMap::from([("label".to_string(), vec![filter])])
 }

@@ -405,8 +405,8 @@ impl Workload {
     }
 
     fn spawn(&mut self, cfg: WorkerConfig) -> Result<(), HarnessError> {
-        if self.placement.is_some() {
-            return self.spawn_container(cfg);
+        if let Some(placement) = self.placement.clone() {
+            return self.spawn_container(cfg, placement);
         }
         let name = format!("{}-{}", role_name(cfg.role), cfg.worker_index);
         let cfg_path = self.run_dir.join("workers").join(format!("{name}.json"));
@@ -443,8 +443,11 @@ impl Workload {
 
     /// Starts a worker as a container (Docker backend): the config it gets names paths
     /// inside the container; `workers/NAME.json` records it as given.
-    fn spawn_container(&mut self, cfg: WorkerConfig) -> Result<(), HarnessError> {
-        let p = self.placement.clone().expect("docker placement");
+    fn spawn_container(
+        &mut self,
+        cfg: WorkerConfig,
+        p: WorkerPlacement,
+    ) -> Result<(), HarnessError> {
         let name = format!("{}-{}", role_name(cfg.role), cfg.worker_index);
         let container = crate::docker::container_name(&self.run_id, &name);
         let address = p.addresses.get(self.processes.len()).ok_or_else(|| {
