@@ -254,6 +254,34 @@ fn the_docker_backend_is_a_backend_and_every_shipped_scenario_reads_with_it() {
 }
 
 #[test]
+fn more_docker_worker_containers_than_the_run_network_holds_is_bad_input_before_anything_starts() {
+    let docker = |producer_processes: u32| {
+        let text = GOOD
+            .replace("kafka = \"3.9\"", "backend = \"docker\"\nkafka = \"3.9\"")
+            .replace(
+                "producers = 2",
+                &format!("producers = 500\nproducer_processes = {producer_processes}"),
+            );
+        scenario::parse(Path::new("many.toml"), &text).unwrap()
+    };
+    // 126 producer processes + 1 consumer process + the final read = 128 > 127
+    let err = harness::run::preflight(&docker(126)).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("many.toml")
+            && msg.contains("workload.producer_processes (126)")
+            && msg.contains("128 worker containers")
+            && msg.contains("hint:"),
+        "{msg}"
+    );
+    // 125 + 1 + 1 fit: whatever preflight says next (no engine here?) is not about room
+    if let Err(e) = harness::run::preflight(&docker(125)) {
+        assert!(!e.to_string().contains("worker containers"), "{e}");
+    }
+}
+
+#[test]
 fn a_backend_not_built_yet_is_refused_with_the_reason() {
     one_error(
         &GOOD.replace("kafka = \"3.9\"", "backend = \"ec2\"\nkafka = \"3.9\""),

@@ -285,7 +285,9 @@ impl Cluster {
         Some(WorkerPlacement {
             engine: net.engine()?.clone(),
             network: net.docker_network()?.to_string(),
-            addresses: (0..127).map_while(|i| net.worker_address(i)).collect(),
+            addresses: (0..netns::MAX_WORKER_CONTAINERS)
+                .map_while(|i| net.worker_address(i))
+                .collect(),
         })
     }
 

@@ -37,6 +37,8 @@ use crate::error::HarnessError;
 
 /// First host number of worker containers on a Docker run's network (`.128`–`.254`).
 pub const WORKER_HOST_FIRST: u8 = 128;
+/// Worker containers a Docker run's network has addresses for (each runs many instances).
+pub const MAX_WORKER_CONTAINERS: u32 = 255 - WORKER_HOST_FIRST as u32;
 
 /// Prefix of every namespace the harness creates.
 pub const NS_PREFIX: &str = "kmh-";

@@ -76,6 +76,7 @@ pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
     use crate::scenario::{Action, HostMode, Target};
     let network = scenario.network_steps();
     if scenario.cluster.backend == Backend::Docker {
+        docker_worker_room(scenario)?;
         return preflight_docker(&network);
     }
     if let Some(step) = network.first() {
@@ -105,6 +106,24 @@ pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
         }
     }
     Ok(())
+}
+
+/// The Docker backend gives every worker process a container with its own address on the
+/// run's network, which has room for a fixed number; the instances in them are not limited.
+fn docker_worker_room(scenario: &Scenario) -> Result<(), HarnessError> {
+    let w = &scenario.workload;
+    let room = crate::cluster::netns::MAX_WORKER_CONTAINERS;
+    // the final read is one more container at the end
+    let wanted = w.producer_processes + w.consumer_processes + 1;
+    if wanted <= room {
+        return Ok(());
+    }
+    Err(HarnessError::BadInput(format!(
+        "{}: workload.producer_processes ({}) + workload.consumer_processes ({}) + the final read make {wanted} worker containers; a docker run's network has addresses for {room}\n  hint: every worker process runs many instances: spread `producers` and `consumers` over fewer processes",
+        scenario.file.display(),
+        w.producer_processes,
+        w.consumer_processes,
+    )))
 }
 
 /// The Docker backend: an engine must answer; network faults are set inside the node
