@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    harness_bin, run_dir, run_scenario_on, sh, start_run_with, tagged_processes, u, verdicts,
-    wait_bounded, RunGuard, CLUSTER,
+    assert_refused_before_start, harness_bin, run_dir, run_scenario_on, sh, start_run_with,
+    tagged_processes, u, verdicts, wait_bounded, RunGuard, CLUSTER,
 };
 use serde_json::Value;
 
@@ -252,26 +252,22 @@ fn docker_host_names_the_engine() {
     // an engine named by DOCKER_HOST is the one used: where none answers, the run is
     // refused before anything starts, and the error names it
     let dir = run_dir("docker-host-nowhere");
-    let out = Command::new(harness_bin())
-        .args([
-            "run",
-            "scenarios/rolling-restart.toml",
-            "--backend",
-            "docker",
-            "--out",
-        ])
-        .arg(&dir)
-        .current_dir(e2e::repo())
-        .env("DOCKER_HOST", "tcp://127.0.0.1:9")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let mut cmd = Command::new(harness_bin());
+    cmd.args([
+        "run",
+        "scenarios/rolling-restart.toml",
+        "--backend",
+        "docker",
+        "--out",
+    ])
+    .arg(&dir)
+    .current_dir(e2e::repo())
+    .env("DOCKER_HOST", "tcp://127.0.0.1:9");
+    let err = assert_refused_before_start(cmd, &dir);
     assert!(
         err.contains("tcp://127.0.0.1:9") && err.contains("DOCKER_HOST"),
         "{err}"
     );
-    assert!(!dir.exists(), "nothing was started or written");
     // and the local engine named explicitly works
     let out = Command::new(harness_bin())
         .args(["images", "build"])

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use e2e::verdicts;
 use e2e::{
-    assert_nothing_left, harness_bin, repo, require_prerequisites, require_root, run_dir,
-    run_scenario, sh, start_run, u, RunGuard, CLUSTER,
+    assert_nothing_left, assert_refused_before_start, harness_bin, repo, require_prerequisites,
+    require_root, run_dir, run_scenario, sh, start_run, u, RunGuard, CLUSTER,
 };
 use serde_json::Value;
 
@@ -106,23 +106,19 @@ fn a_coordinator_killed_during_a_partition_leaves_nothing_cleanup_does_not_remov
 fn without_root_a_scenario_with_network_faults_is_refused_before_it_starts() {
     require_root(); // to become someone else
     let dir = run_dir("not-root");
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(harness_bin())
         .arg("run")
         .arg(repo().join("scenarios/partition-leader.toml"))
         .arg("--out")
         .arg(&dir)
-        .env("HOME", "/tmp")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+        .env("HOME", "/tmp");
+    let err = assert_refused_before_start(cmd, &dir);
     assert!(
         err.contains("`isolate the leader`") && err.contains("need root"),
         "{err}"
     );
-    assert!(!dir.exists(), "nothing was started or written");
 }
 
 #[test]

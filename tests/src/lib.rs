@@ -166,6 +166,25 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitSta
     }
 }
 
+/// Runs a `harness` command that must be refused before anything starts: exit 3 (the tool
+/// could not run), no run directory, within two minutes (a refusal that regressed into a
+/// real run is stopped, not waited for). Returns its stderr for the caller's words.
+pub fn assert_refused_before_start(mut cmd: Command, dir: &Path) -> String {
+    let stderr_path = dir.with_extension("stderr");
+    let stderr = std::fs::File::create(&stderr_path).expect("a file for stderr");
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("starting harness");
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(!dir.exists(), "nothing was started or written: {err}");
+    err
+}
+
 /// What a finished run gives a test.
 pub struct Outcome {
     /// Exit code of `harness run`.
