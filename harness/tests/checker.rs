@@ -45,6 +45,8 @@ struct Sim {
     incomplete: Vec<i32>,
     steps: Vec<(u64, &'static str)>,
     ordered: bool,
+    /// Client renewals: (producer, ms, `EpochBumped` or `ProducerIdRenewed`).
+    renewals: Vec<(u32, u64, EventKind)>,
 }
 
 impl Sim {
@@ -78,6 +80,7 @@ impl Sim {
             incomplete: vec![],
             steps: vec![(2000, "first step"), (3000, "second step")],
             ordered: true,
+            renewals: vec![],
         }
     }
 
@@ -135,18 +138,38 @@ impl Sim {
         } else {
             0
         };
-        // producer log
+        // producer log, in the order a producer writes it: sends, outcomes and client
+        // renewals by time (a renewal after what happened in the same millisecond)
         let pp = dir.join("producer-0.log");
         let mut w = LogWriter::create(&pp, &header(Role::Produce, flags)).unwrap();
+        let mut events: Vec<(u64, u8, Event)> = Vec::new();
         for r in &self.recs {
-            w.append(&Event {
-                producer: r.producer,
-                seq: r.seq,
-                partition: r.partition,
-                ts_a: us(r.send_ms),
-                ..Event::new(EventKind::Sent)
-            })
-            .unwrap();
+            events.push((
+                r.send_ms,
+                0,
+                Event {
+                    producer: r.producer,
+                    seq: r.seq,
+                    partition: r.partition,
+                    ts_a: us(r.send_ms),
+                    ..Event::new(EventKind::Sent)
+                },
+            ));
+        }
+        for (producer, at_ms, kind) in &self.renewals {
+            events.push((
+                *at_ms,
+                2,
+                Event {
+                    producer: *producer,
+                    seq: 4000 + u64::from(*producer),
+                    code: 1,
+                    offset: workers::renewal::RenewalReason::OutOfOrderSequence.code(),
+                    ts_a: us(at_ms - 2),
+                    ts_b: us(*at_ms),
+                    ..Event::new(*kind)
+                },
+            ));
         }
         for r in &self.recs {
             let offset = if r.outcome == EventKind::Acked {
@@ -154,21 +177,28 @@ impl Sim {
             } else {
                 -1
             };
-            w.append(&Event {
-                producer: r.producer,
-                seq: r.seq,
-                partition: r.partition,
-                offset,
-                code: if r.outcome == EventKind::Acked {
-                    r.broker
-                } else {
-                    0
+            events.push((
+                r.ack_ms,
+                1,
+                Event {
+                    producer: r.producer,
+                    seq: r.seq,
+                    partition: r.partition,
+                    offset,
+                    code: if r.outcome == EventKind::Acked {
+                        r.broker
+                    } else {
+                        0
+                    },
+                    ts_a: us(r.send_ms),
+                    ts_b: us(r.ack_ms),
+                    ..Event::new(r.outcome)
                 },
-                ts_a: us(r.send_ms),
-                ts_b: us(r.ack_ms),
-                ..Event::new(r.outcome)
-            })
-            .unwrap();
+            ));
+        }
+        events.sort_by_key(|(t, order, _)| (*t, *order));
+        for (_, _, e) in &events {
+            w.append(e).unwrap();
         }
         w.finish().unwrap();
         // consumer log: one instance holding every partition
@@ -363,6 +393,92 @@ fn a_record_stored_twice_is_a_duplicate() {
         counts(&f),
         [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
         "a re-stored old seq is a duplicate, not also a reorder"
+    );
+}
+
+#[test]
+fn a_duplicate_of_a_record_in_flight_when_its_client_bumped_the_epoch_is_explained_by_it() {
+    let mut s = Sim::clean();
+    // producer 0's client bumps its epoch at 2003 ms: seq 100 (sent 2000, acked 2005) is
+    // in flight, seq 99 (acked 1995) is not; producer 1 renews its id at the same time
+    s.renewals.push((0, 2003, EventKind::EpochBumped));
+    s.renewals.push((1, 2003, EventKind::ProducerIdRenewed));
+    let end = |s: &Sim, p: i32| {
+        s.recs
+            .iter()
+            .filter(|r| r.partition == p)
+            .map(|r| r.offset)
+            .max()
+            .unwrap()
+    };
+    let (e0, e1, e2) = (end(&s, 0), end(&s, 1), end(&s, 2));
+    s.final_extra.push((1, e1 + 1, 0, 100)); // in flight at producer 0's bump
+    s.final_extra.push((0, e0 + 1, 0, 99)); // acked before it: not explained
+    s.final_extra.push((2, e2 + 1, 0, 101)); // sent after it: not explained
+    let f = s.check();
+    assert_eq!(counts(&f), [0, 0, 0, 3, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(f.anomalies.duplicate_after_epoch_bump, 1);
+    assert_eq!(f.client_renewals.len(), 2);
+    let bump = &f.client_renewals[0];
+    assert_eq!(
+        (
+            bump.producer,
+            bump.kind.as_str(),
+            bump.at_ms,
+            bump.drain_start_ms
+        ),
+        (0, "epoch bump", 2003, 2001)
+    );
+    assert_eq!((bump.producer_id, bump.epoch, bump.in_flight), (4000, 1, 1));
+    assert_eq!(bump.reason, "an out-of-order sequence error");
+    assert_eq!(bump.step, "first step");
+    assert_eq!(f.client_renewals[1].kind, "new producer id");
+    let detail = |seq: u64| {
+        f.examples["duplicate"]
+            .iter()
+            .find(|e| e.seq == seq)
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert!(
+        detail(100).contains("epoch bump at t=2003ms"),
+        "{}",
+        detail(100)
+    );
+    for seq in [99, 101] {
+        assert!(
+            detail(seq).contains("no epoch bump of its producer explains it"),
+            "{}",
+            detail(seq)
+        );
+    }
+}
+
+#[test]
+fn a_producer_log_of_format_version_1_is_still_read() {
+    let s = Sim::clean();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = s.write(dir.path());
+    // rewrite the producer log's header as version 1 (same events, none of them renewals)
+    let mut bytes = std::fs::read(&logs[0]).unwrap();
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[0..124]);
+    bytes[124..128].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&logs[0], bytes).unwrap();
+    let r = workers::LogReader::open(&logs[0]).unwrap();
+    assert_eq!(r.header().version, 1);
+    // and a version from the future is refused by name
+    let mut bytes = std::fs::read(&logs[0]).unwrap();
+    bytes[8..10].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let crc = crc32fast::hash(&bytes[0..124]);
+    bytes[124..128].copy_from_slice(&crc.to_le_bytes());
+    let future = dir.path().join("future.log");
+    std::fs::write(&future, bytes).unwrap();
+    let err = workers::LogReader::open(&future).err().unwrap().to_string();
+    assert!(
+        err.contains(&format!("format version {}", FORMAT_VERSION + 1)),
+        "{err}"
     );
 }
 

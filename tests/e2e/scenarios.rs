@@ -1,5 +1,6 @@
 //! The three scenarios of the foundation, each on a real 3-ZooKeeper, 3-broker cluster
-//! under load, with the outcomes the harness must report.
+//! under load, with the outcomes the harness must report; and a frozen leader, which makes
+//! librdkafka bump its producer epoch for real.
 
 use e2e::{run_scenario, snapshot_before, u, CLUSTER};
 use serde_json::Value;
@@ -117,4 +118,50 @@ fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
         .find(|s| s["name"] == "kill the leader")
         .unwrap();
     assert!(kill["node"].as_str().unwrap().starts_with("kafka"));
+}
+
+#[test]
+fn a_leader_frozen_past_the_delivery_timeout_makes_the_clients_bump_their_epoch_and_explains_every_duplicate(
+) {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let o = run_scenario("frozen-leader.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 0, "{}", o.summary);
+    assert_eq!(u(&r["anomalies"]["lost"]), 0);
+    assert_eq!(u(&r["anomalies"]["unexpected"]), 0);
+    assert!(
+        u(&r["producers"]["failed"]) + u(&r["producers"]["indeterminate"]) > 0,
+        "records timed out while the leader was frozen: {}",
+        r["producers"]
+    );
+    // the producers' logs carry librdkafka's epoch bumps: the gap the timed-out records
+    // left in the sequence, each bump during or right after the freeze
+    let renewals = r["client_renewals"].as_array().unwrap();
+    assert!(
+        renewals.iter().any(|x| x["kind"] == "epoch bump"
+            && x["reason"].as_str().unwrap().contains("message.timeout.ms")),
+        "no epoch bump after timed-out records: {}",
+        o.summary
+    );
+    for x in renewals {
+        assert!(
+            [
+                "freeze the leader",
+                "frozen",
+                "thaw",
+                "cluster recovers",
+                "settle"
+            ]
+            .contains(&x["step"].as_str().unwrap()),
+            "a renewal away from the freeze: {x}"
+        );
+        assert!(u(&x["at_ms"]) >= u(&x["drain_start_ms"]), "{x}");
+    }
+    // whatever was stored twice was in flight at one of those bumps
+    assert_eq!(
+        u(&r["anomalies"]["duplicate"]),
+        u(&r["anomalies"]["duplicate_after_epoch_bump"]),
+        "{}",
+        o.summary
+    );
 }

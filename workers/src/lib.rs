@@ -8,10 +8,13 @@
 //!   number, send timestamp, checksum), padded to the configured size.
 //! * [`log`] — the worker log: a small file header, then one fixed-width [`Event`] per
 //!   outcome (`sent`, `acked`, `failed`, `indeterminate`, `received`, rebalances, final-read
-//!   completion). Written through [`LogWriter`], read back (also when cut short by a crash)
+//!   completion, the producer client's epoch bumps). Written through [`LogWriter`], read back (also when cut short by a crash)
 //!   with [`LogReader`].
 //! * [`config`] — [`WorkerConfig`], the JSON file the harness writes for each worker.
 //! * [`produce`], [`consume`], [`final_read`] — the three worker roles, on rdkafka.
+//! * [`renewal`] — when librdkafka's idempotent producer bumps its epoch or takes a new
+//!   producer id (read from its `eos` debug log): the records in flight then can be stored
+//!   twice, and the checker needs to know which.
 //! * [`discovery`] — the file a migration rewrites to move the workers to new brokers.
 //! * [`shutdown`] — SIGTERM/SIGINT turned into a [`Shutdown`] flag every loop watches, so a
 //!   worker always ends with its log flushed.
@@ -28,6 +31,7 @@ pub mod final_read;
 pub mod log;
 pub mod produce;
 pub mod record;
+pub mod renewal;
 pub mod shutdown;
 mod status;
 

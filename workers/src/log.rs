@@ -25,8 +25,12 @@ use crate::config::Role;
 pub const HEADER_LEN: usize = 128;
 /// Bytes in one event.
 pub const EVENT_LEN: usize = 56;
-/// Current format version.
-pub const FORMAT_VERSION: u16 = 1;
+/// Current format version. Version 2 added the producer's epoch bumps and producer id
+/// renewals ([`EventKind::EpochBumped`], [`EventKind::ProducerIdRenewed`]); a version 1 log
+/// is still read (it simply has none).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// How often a writer pushes buffered events to the OS at the latest.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -66,6 +70,15 @@ pub enum EventKind {
     Foreign = 10,
     /// A record of ours whose checksum does not match.
     Corrupt = 11,
+    /// Producer client `instance` (producer `producer`) bumped its idempotent epoch: the
+    /// records it still held go out again as epoch `code` of Kafka producer id `seq`, with
+    /// sequence numbers from 0, so the broker cannot recognise a copy an earlier attempt
+    /// stored. `ts_a` = when the drain began, `ts_b` = when the new epoch took effect,
+    /// `offset` = why ([`crate::renewal::RenewalReason`]).
+    EpochBumped = 12,
+    /// Like [`EventKind::EpochBumped`], with a new Kafka producer id (`seq`) instead of a
+    /// new epoch.
+    ProducerIdRenewed = 13,
 }
 
 impl EventKind {
@@ -83,6 +96,8 @@ impl EventKind {
             9 => ReadIncomplete,
             10 => Foreign,
             11 => Corrupt,
+            12 => EpochBumped,
+            13 => ProducerIdRenewed,
             _ => return None,
         })
     }
@@ -229,9 +244,10 @@ impl LogHeader {
             return Err(LogError::BadHeader("header checksum mismatch".into()));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(LogError::BadHeader(format!(
-                "format version {version}, this build reads {FORMAT_VERSION}"
+                "format version {version}, this build reads \
+                 {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"
             )));
         }
         let role = Role::from_code(b[10])

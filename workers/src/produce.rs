@@ -5,6 +5,11 @@
 //! partition that is down keeps receiving attempts and its unavailability is measured
 //! rather than routed around. The delivery callback classifies failures with librdkafka's
 //! message status: `NOT_PERSISTED` is a definite failure, anything else is indeterminate.
+//!
+//! With idempotence the client also logs when it bumps its epoch or takes a new producer
+//! id ([`crate::renewal`]): librdkafka's `eos` debug lines arrive on the same queue as the
+//! delivery reports, so a record without an outcome when the renewal is logged was in
+//! flight across it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use anyhow::Context as _;
 use rdkafka::bindings::{
     rd_kafka_message_broker_id, rd_kafka_message_status, rd_kafka_msg_status_t,
 };
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{
@@ -25,6 +31,7 @@ use crate::clock::now_us;
 use crate::config::WorkerConfig;
 use crate::log::{Event, EventKind, LogHeader, LogWriter, FLAG_IDEMPOTENT, FLAG_ORDERED};
 use crate::record::{run_hash, RecordHeader};
+use crate::renewal::{RenewalKind, RenewalWatch};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
 
@@ -37,14 +44,57 @@ struct InFlight {
     send_ts: u64,
 }
 
-/// librdkafka context shared by one producer instance: where outcomes go.
+/// librdkafka context of one producer instance: where outcomes go.
 struct ProducerLog {
+    /// The worker's log, shared by its instances.
     log: Arc<Mutex<LogWriter>>,
+    /// The worker's status counters.
     counters: Arc<Counters>,
+    /// This instance's index within the worker.
     instance: u32,
+    /// This instance's producer id (in every record it sends).
+    producer: u32,
+    /// Follows the client's idempotence log lines for epoch bumps and new producer ids.
+    renewals: Mutex<RenewalWatch>,
 }
 
-impl ClientContext for ProducerLog {}
+impl ClientContext for ProducerLog {
+    /// Only the `eos` debug lines are asked for (and only with idempotence); the rest of
+    /// librdkafka's logging stays off, as before.
+    fn log(&self, _level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let now = now_us();
+        let Some(r) = self.renewals.lock().unwrap().observe(fac, log_message, now) else {
+            return;
+        };
+        let e = Event {
+            producer: self.producer,
+            seq: r.producer_id.max(0) as u64,
+            code: i32::from(r.epoch),
+            offset: r.reason.code(),
+            ts_a: r.began_us,
+            ts_b: r.done_us,
+            instance: self.instance,
+            ..Event::new(match r.kind {
+                RenewalKind::EpochBump => EventKind::EpochBumped,
+                RenewalKind::NewProducerId => EventKind::ProducerIdRenewed,
+            })
+        };
+        eprintln!(
+            "worker: producer {} {} (now producer id {}, epoch {}) after {}",
+            self.producer,
+            match r.kind {
+                RenewalKind::EpochBump => "bumped its epoch",
+                RenewalKind::NewProducerId => "took a new producer id",
+            },
+            r.producer_id,
+            r.epoch,
+            r.reason.describe()
+        );
+        if let Err(err) = self.log.lock().unwrap().append(&e) {
+            eprintln!("worker: cannot append to log: {err}");
+        }
+    }
+}
 
 impl ProducerContext for ProducerLog {
     type DeliveryOpaque = Box<InFlight>;
@@ -278,15 +328,34 @@ fn new_producer(
         )
         .set("linger.ms", p.linger_ms.to_string())
         .set("message.timeout.ms", p.delivery_timeout_ms.to_string())
-        .set("request.timeout.ms", p.request_timeout_ms.to_string())
-        .set("log_level", "4");
+        .set("request.timeout.ms", p.request_timeout_ms.to_string());
+    if p.idempotence {
+        // the only place librdkafka tells of an epoch bump (see `crate::renewal`); a few
+        // lines per client and state change, none per record
+        cc.set("debug", "eos").set_log_level(RDKafkaLogLevel::Debug);
+    } else {
+        cc.set_log_level(RDKafkaLogLevel::Error);
+    }
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
+    }
+    if p.idempotence {
+        // an override's own debug contexts keep `eos` too
+        if let Some(debug) = cc.get("debug").map(str::to_string) {
+            if !debug
+                .split(',')
+                .any(|c| c.trim() == "eos" || c.trim() == "all")
+            {
+                cc.set("debug", format!("{debug},eos"));
+            }
+        }
     }
     let ctx = ProducerLog {
         log: log.clone(),
         counters: counters.clone(),
         instance,
+        producer: id,
+        renewals: Mutex::new(RenewalWatch::default()),
     };
     cc.create_with_context(ctx)
         .with_context(|| format!("creating producer instance {instance} for {bootstrap}"))

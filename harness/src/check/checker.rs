@@ -10,8 +10,9 @@
 //!    (inconsistent offsets), per consumer instance and partition for gaps and regressions
 //!    (reset by rebalances), first-delivery times for consume windows and e2e latency.
 //! 3. **producers** — outcomes: acked/failed/indeterminate sets, ack latency, produce
-//!    windows; then a second reading for the records found lost or unexpected, to
-//!    attribute them and keep examples.
+//!    windows, and the client's epoch bumps (with the records in flight at each, which is
+//!    what explains a duplicate despite idempotence); then a second reading for the records
+//!    found lost or unexpected, to attribute them and keep examples.
 //!
 //! **Lost** means acked and not in the final read of a partition the final read finished.
 //! That is stricter than "never read by anyone": a record a consumer saw before an unclean
@@ -24,7 +25,8 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringTreemap;
 use serde::Serialize;
-use workers::log::FLAG_ORDERED;
+use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED};
+use workers::renewal::RenewalReason;
 use workers::{Event, EventKind, LogReader, Role, TopicSpec};
 
 use super::attribution::{Attribution, StepSpan};
@@ -85,6 +87,12 @@ pub struct Anomalies {
     pub unverified: u64,
     /// Extra copies: records stored at two or more offsets count once per extra copy.
     pub duplicate: u64,
+    /// Of `duplicate`: copies of records that were in flight when their producer's client
+    /// bumped its epoch or took a new producer id. The client sends them again with new
+    /// sequence numbers, so a broker that had stored an earlier attempt cannot recognise
+    /// them (librdkafka issue #4953): a client limitation, not a broker's idempotence
+    /// failing.
+    pub duplicate_after_epoch_bump: u64,
     /// Records stored below an earlier-sent record of the same producer and partition.
     pub reordered: u64,
     /// Offsets at which a reader saw a different record than the final read holds.
@@ -148,6 +156,29 @@ pub struct FinalReadTotals {
     pub records: u64,
 }
 
+/// A producer client that gave up its sequence numbers: an epoch bump or a new producer id.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientRenewal {
+    /// Producer id (ours, as in the records).
+    pub producer: u32,
+    /// `epoch bump` or `new producer id`.
+    pub kind: String,
+    /// Why the client did it.
+    pub reason: String,
+    /// When the client began draining its requests, ms since run start.
+    pub drain_start_ms: u64,
+    /// When the new epoch or id took effect, ms since run start.
+    pub at_ms: u64,
+    /// Kafka producer id and epoch from then on.
+    pub producer_id: u64,
+    /// Epoch from then on.
+    pub epoch: i32,
+    /// Records sent without an outcome at that moment: the ones that may be stored twice.
+    pub in_flight: u64,
+    /// Step running when it took effect.
+    pub step: String,
+}
+
 /// An unavailability window, ms since run start.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Window {
@@ -180,6 +211,8 @@ pub struct Findings {
     pub anomalies: Anomalies,
     /// Lost records by the step they are attributed to.
     pub lost_by_step: BTreeMap<String, u64>,
+    /// Producer clients' epoch bumps and producer id renewals, in time order.
+    pub client_renewals: Vec<ClientRenewal>,
     /// First examples of each anomaly kind.
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Unavailability windows, by start.
@@ -212,12 +245,21 @@ pub struct Findings {
 #[derive(Default)]
 struct ProducerSets {
     ordered: bool,
+    /// The producer used idempotence (from its log header).
+    idempotent: bool,
     sent: RoaringTreemap,
     acked: RoaringTreemap,
     failed: RoaringTreemap,
     indeterminate: RoaringTreemap,
     stored: RoaringTreemap,
     read: RoaringTreemap,
+    /// Sent and without an outcome yet, as the producer log is read in order.
+    in_flight: RoaringTreemap,
+    /// The sequence number of every extra copy the final read found.
+    duplicated: Vec<u64>,
+    /// Per renewal of this producer's client (index into `findings.client_renewals`): the
+    /// records in flight at that moment.
+    renewals: Vec<(usize, RoaringTreemap)>,
 }
 
 #[derive(Default)]
@@ -382,11 +424,14 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     let producer_logs = logs(Role::Produce);
     for (path, flags) in &producer_logs {
         each_event(path, &mut cut, |e| {
-            c.producer(e.producer).ordered = flags & FLAG_ORDERED != 0;
+            let ps = c.producer(e.producer);
+            ps.ordered = flags & FLAG_ORDERED != 0;
+            ps.idempotent = flags & FLAG_IDEMPOTENT != 0;
             c.producer_event(e, consumers_end);
         })?;
     }
     c.windows();
+    c.explain_duplicates();
     // 3b. producers, second pass: attribute and exemplify lost and unexpected records
     let mut lost = Vec::new();
     for (path, _) in &producer_logs {
@@ -433,6 +478,7 @@ impl Checker<'_> {
                 let name = self.part_name(e.topic, e.partition);
                 let ps = self.producer(e.producer);
                 if !ps.stored.insert(e.seq) {
+                    ps.duplicated.push(e.seq);
                     self.findings.anomalies.duplicate += 1;
                     let step = self
                         .input
@@ -579,10 +625,44 @@ impl Checker<'_> {
         let gi = self.part_index(e.topic, e.partition);
         match e.kind {
             EventKind::Sent => {
-                self.producer(e.producer).sent.insert(e.seq);
+                let ps = self.producer(e.producer);
+                ps.sent.insert(e.seq);
+                // an outcome logged before its send (a very fast ack) ends nothing later
+                if !ps.acked.contains(e.seq)
+                    && !ps.failed.contains(e.seq)
+                    && !ps.indeterminate.contains(e.seq)
+                {
+                    ps.in_flight.insert(e.seq);
+                }
+            }
+            EventKind::EpochBumped | EventKind::ProducerIdRenewed => {
+                let index = self.findings.client_renewals.len();
+                let step = self.input.attribution.label_at(done as u64).to_string();
+                let ps = self.producer(e.producer);
+                let in_flight = ps.in_flight.clone();
+                let renewal = ClientRenewal {
+                    producer: e.producer,
+                    kind: if e.kind == EventKind::EpochBumped {
+                        "epoch bump"
+                    } else {
+                        "new producer id"
+                    }
+                    .into(),
+                    reason: RenewalReason::from_code(e.offset).describe().into(),
+                    drain_start_ms: send as u64,
+                    at_ms: done as u64,
+                    producer_id: e.seq,
+                    epoch: e.code,
+                    in_flight: in_flight.len(),
+                    step,
+                };
+                ps.renewals.push((index, in_flight));
+                self.findings.client_renewals.push(renewal);
             }
             EventKind::Acked => {
-                self.producer(e.producer).acked.insert(e.seq);
+                let ps = self.producer(e.producer);
+                ps.acked.insert(e.seq);
+                ps.in_flight.remove(e.seq);
                 let label = self.input.attribution.label_at(send as u64).to_string();
                 self.latency.ack(&label, e.ts_b.saturating_sub(e.ts_a));
                 if let Some(gi) = gi {
@@ -602,6 +682,7 @@ impl Checker<'_> {
             }
             EventKind::Failed | EventKind::Indeterminate => {
                 let ps = self.producer(e.producer);
+                ps.in_flight.remove(e.seq);
                 if e.kind == EventKind::Failed {
                     ps.failed.insert(e.seq);
                 } else {
@@ -612,6 +693,42 @@ impl Checker<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Splits the duplicates into those a client renewal explains (the record was in flight
+    /// when its producer's client bumped the epoch or took a new id) and the rest, and says
+    /// which renewal in each example.
+    fn explain_duplicates(&mut self) {
+        let mut explained = 0;
+        for ps in self.producers.values() {
+            explained += ps
+                .duplicated
+                .iter()
+                .filter(|seq| ps.renewals.iter().any(|(_, r)| r.contains(**seq)))
+                .count() as u64;
+        }
+        self.findings.anomalies.duplicate_after_epoch_bump = explained;
+        let Some(examples) = self.findings.examples.get_mut("duplicate") else {
+            return;
+        };
+        for ex in examples {
+            let Some(ps) = self.producers.get(&ex.producer) else {
+                continue;
+            };
+            let Some((index, _)) = ps.renewals.iter().find(|(_, r)| r.contains(ex.seq)) else {
+                if ps.idempotent {
+                    ex.detail
+                        .push_str("; idempotent, and no epoch bump of its producer explains it");
+                }
+                continue;
+            };
+            let r = &self.findings.client_renewals[*index];
+            ex.detail.push_str(&format!(
+                "; in flight when producer {}'s client made its {} at t={}ms after {} \
+                 (re-sent with new sequence numbers: librdkafka#4953)",
+                r.producer, r.kind, r.at_ms, r.reason
+            ));
         }
     }
 

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub use attribution::{Attribution, StepSpan};
 pub use checker::{
-    check, Anomalies, CheckInput, ConsumerTotals, Example, FinalReadTotals, Findings,
-    ProducerTotals, Window, EXAMPLES_KEPT,
+    check, Anomalies, CheckInput, ClientRenewal, ConsumerTotals, Example, FinalReadTotals,
+    Findings, ProducerTotals, Window, EXAMPLES_KEPT,
 };
 
 use crate::error::HarnessError;

@@ -52,6 +52,9 @@ pub struct Report {
     pub anomalies: Anomalies,
     /// Lost records by the step they are attributed to.
     pub lost_by_step: BTreeMap<String, u64>,
+    /// Producer clients' epoch bumps and producer id renewals: the records in flight at
+    /// each may be stored twice.
+    pub client_renewals: Vec<crate::check::ClientRenewal>,
     /// First examples of each anomaly.
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Unavailability windows.
@@ -107,7 +110,6 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
     let a = &findings.anomalies;
     let mut out = vec![
         bound_check("lost", e.lost, a.lost),
-        bound_check("duplicates", e.duplicates, a.duplicate),
         bound_check("reordered", e.reordered, a.reordered),
         bound_check(
             "inconsistent_offsets",
@@ -119,6 +121,29 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
         bound_check("poll_regressions", e.poll_regressions, a.poll_regression),
         bound_check("unconsumed", e.unconsumed, a.unconsumed),
     ];
+    // Duplicates: one bound on all of them, or, when the scenario bounds those a client
+    // epoch bump explains on their own, the other bound on the rest.
+    match e.duplicates_after_epoch_bump {
+        None => out.insert(1, bound_check("duplicates", e.duplicates, a.duplicate)),
+        Some(after_bump) => {
+            out.insert(
+                1,
+                bound_check(
+                    "duplicates (no epoch bump explains)",
+                    e.duplicates,
+                    a.duplicate - a.duplicate_after_epoch_bump,
+                ),
+            );
+            out.insert(
+                2,
+                bound_check(
+                    "duplicates_after_epoch_bump",
+                    after_bump,
+                    a.duplicate_after_epoch_bump,
+                ),
+            );
+        }
+    }
     let unreadable = if findings.final_read.ran {
         findings.final_read.incomplete.len() as u64
     } else {
@@ -404,6 +429,7 @@ pub fn build(
         final_read: findings.final_read,
         anomalies: findings.anomalies,
         lost_by_step: findings.lost_by_step,
+        client_renewals: findings.client_renewals,
         examples: findings.examples,
         unavailability: findings.unavailability,
         steps: findings.steps,
@@ -474,6 +500,34 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
     ));
     for (step, n) in &report.lost_by_step {
         s.push_str(&format!("  lost {n} in step `{step}`\n"));
+    }
+    if a.duplicate_after_epoch_bump > 0 {
+        s.push_str(&format!(
+            "  {} of the {} duplicates were in flight when their producer's client bumped its \
+             epoch (re-sent with new sequence numbers: librdkafka#4953)\n",
+            a.duplicate_after_epoch_bump, a.duplicate
+        ));
+    }
+    for r in report.client_renewals.iter().take(10) {
+        s.push_str(&format!(
+            "  producer {} {} at t={}ms in `{}` after {}, {} record(s) in flight\n",
+            r.producer,
+            if r.kind == "epoch bump" {
+                format!("bumped its epoch to {}", r.epoch)
+            } else {
+                format!("took producer id {}", r.producer_id)
+            },
+            r.at_ms,
+            r.step,
+            r.reason,
+            r.in_flight
+        ));
+    }
+    if report.client_renewals.len() > 10 {
+        s.push_str(&format!(
+            "  … {} more client renewals in report.json\n",
+            report.client_renewals.len() - 10
+        ));
     }
     let windows: Vec<&Window> = report
         .unavailability
@@ -608,4 +662,63 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         run_dir.join("report.json").display()
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCENARIO: &str = r#"name = "t"
+[cluster]
+kafka = "3.9"
+zookeeper = ["zk1"]
+brokers = ["kafka1"]
+[workload]
+topics = [{ name = "orders", partitions = 1, replication = 1 }]
+producers = 1
+consumers = 0
+rate = 10
+acks = "all"
+idempotence = true
+"#;
+
+    fn results(expect: &str, duplicate: u64, after_bump: u64) -> Vec<(String, bool)> {
+        let text = format!("{SCENARIO}[expect]\n{expect}");
+        let scenario = crate::scenario::parse(Path::new("t.toml"), &text).unwrap();
+        let mut findings = Findings::default();
+        findings.anomalies.duplicate = duplicate;
+        findings.anomalies.duplicate_after_epoch_bump = after_bump;
+        judge(&scenario, &findings)
+            .into_iter()
+            .filter(|r| r.name.starts_with("duplicates"))
+            .map(|r| (r.name, r.ok))
+            .collect()
+    }
+
+    #[test]
+    fn duplicates_bound_them_all_unless_those_after_an_epoch_bump_have_their_own_bound() {
+        // one bound on every duplicate, explained or not
+        assert_eq!(
+            results("duplicates = 0\n", 1, 1),
+            [("duplicates".to_string(), false)]
+        );
+        // a separate bound for those an epoch bump explains: the rest must still be 0
+        let split = "duplicates = 0\nduplicates_after_epoch_bump = \"any\"\n";
+        assert_eq!(
+            results(split, 3, 3),
+            [
+                ("duplicates (no epoch bump explains)".to_string(), true),
+                ("duplicates_after_epoch_bump".to_string(), true)
+            ]
+        );
+        assert_eq!(
+            results(split, 3, 2)[0],
+            ("duplicates (no epoch bump explains)".to_string(), false)
+        );
+        let tight = "duplicates = \"any\"\nduplicates_after_epoch_bump = 1\n";
+        assert_eq!(
+            results(tight, 5, 2)[1],
+            ("duplicates_after_epoch_bump".to_string(), false)
+        );
+    }
 }

@@ -256,6 +256,7 @@ struct RawExpect {
     lost: Option<Spanned<RawBound>>,
     lost_step: Option<Spanned<String>>,
     duplicates: Option<Spanned<RawBound>>,
+    duplicates_after_epoch_bump: Option<Spanned<RawBound>>,
     reordered: Option<Spanned<RawBound>>,
     inconsistent_offsets: Option<Spanned<RawBound>>,
     unexpected: Option<Spanned<RawBound>>,
@@ -965,6 +966,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
                     Bound::Any
                 },
             ),
+            duplicates_after_epoch_bump: re.duplicates_after_epoch_bump.as_ref().map(|_| {
+                p.bound(
+                    &re.duplicates_after_epoch_bump,
+                    "expect.duplicates_after_epoch_bump",
+                    Bound::Any,
+                )
+            }),
             reordered: p.bound(
                 &re.reordered,
                 "expect.reordered",

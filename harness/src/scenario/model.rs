@@ -646,8 +646,13 @@ pub struct Expect {
     pub lost: Bound,
     /// Every lost record must be attributed to this step (by name), when set.
     pub lost_step: Option<String>,
-    /// Records stored at two or more offsets.
+    /// Records stored at two or more offsets — all of them, or, when
+    /// `duplicates_after_epoch_bump` is set, those no client epoch bump explains.
     pub duplicates: Bound,
+    /// When set: a separate bound for the duplicates of records that were in flight when
+    /// their producer's client bumped its epoch (librdkafka re-sends them with new sequence
+    /// numbers; see [`crate::check::Anomalies::duplicate_after_epoch_bump`]).
+    pub duplicates_after_epoch_bump: Option<Bound>,
     /// Records stored out of their producer's order (ordered producers only).
     pub reordered: Bound,
     /// Offsets at which two readers saw different records.
