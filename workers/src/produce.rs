@@ -59,8 +59,8 @@ struct ProducerLog {
 }
 
 impl ClientContext for ProducerLog {
-    /// Only the `eos` debug lines are asked for (and only with idempotence); the rest of
-    /// librdkafka's logging stays off, as before.
+    /// Picks librdkafka's epoch bumps out of its `eos` debug lines (asked for only with
+    /// idempotence); every other line is dropped, as the client's logging was before.
     fn log(&self, _level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let now = now_us();
         let Some(r) = self.renewals.lock().unwrap().observe(fac, log_message, now) else {
