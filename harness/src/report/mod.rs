@@ -131,7 +131,7 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                 bound_check(
                     "duplicates (no epoch bump explains)",
                     e.duplicates,
-                    a.duplicate - a.duplicate_after_epoch_bump,
+                    a.duplicate.saturating_sub(a.duplicate_after_epoch_bump),
                 ),
             );
             out.insert(
