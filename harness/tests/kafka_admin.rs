@@ -161,9 +161,25 @@ fn admin_requests_on_a_real_cluster() {
         ""
     );
 
+    // a topic asking for all four brokers while the fourth is still starting: the
+    // controller refuses the replication factor until it knows the broker, and the
+    // harness waits for it instead of failing the run (CI saw that race at start-up)
+    cluster.spawn("kafka4").unwrap();
+    admin
+        .create_topics(&[harness::scenario::Topic {
+            name: "on-all-four".into(),
+            partitions: 2,
+            replication: 4,
+            min_insync: 1,
+            config: BTreeMap::new(),
+        }])
+        .expect("created once the fourth broker registers");
+
     // the added broker registers; a full move onto it and broker 2 (throttled, removed
     // after), measured: the new replicas hold what was written
-    cluster.start("kafka4", &sd).unwrap();
+    cluster
+        .wait_ready("kafka4", Duration::from_secs(120), &sd)
+        .unwrap();
     assert!(wire
         .describe_cluster()
         .unwrap()

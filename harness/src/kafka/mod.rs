@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
@@ -164,13 +165,41 @@ impl Admin {
             })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = futures::executor::block_on(self.client.create_topics(&new, &opts))?;
-        for r in results {
-            if let Err((name, code)) = r {
-                anyhow::bail!("creating topic {name}: {code}");
+        // A broker that every metadata response lists may not be in the controller's own
+        // view yet (ZooKeeper watch, then UpdateMetadata: asynchronous), and the controller
+        // refuses a replication factor above the brokers it knows. Seen once in CI right
+        // after start-up; so that refusal is retried for a while, only for the topics it
+        // hit.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut pending: Vec<&NewTopic<'_>> = new.iter().collect();
+        loop {
+            let results =
+                futures::executor::block_on(self.client.create_topics(pending.clone(), &opts))?;
+            let mut retry = Vec::new();
+            for r in results {
+                match r {
+                    Ok(_) => {}
+                    Err((name, RDKafkaErrorCode::InvalidReplicationFactor))
+                        if Instant::now() < deadline =>
+                    {
+                        retry.push(name);
+                    }
+                    Err((name, code)) => anyhow::bail!(
+                        "creating topic {name}: {code}{}",
+                        if code == RDKafkaErrorCode::InvalidReplicationFactor {
+                            " (for 30 s: fewer live brokers than its replication factor)"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
             }
+            if retry.is_empty() {
+                return Ok(());
+            }
+            pending.retain(|t| retry.iter().any(|n| n == t.name));
+            std::thread::sleep(Duration::from_millis(500));
         }
-        Ok(())
     }
 
     /// Creates one topic with an explicit replica assignment (`assignment[p]`: partition
