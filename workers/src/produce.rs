@@ -329,26 +329,21 @@ fn new_producer(
         .set("linger.ms", p.linger_ms.to_string())
         .set("message.timeout.ms", p.delivery_timeout_ms.to_string())
         .set("request.timeout.ms", p.request_timeout_ms.to_string());
-    if p.idempotence {
-        // the only place librdkafka tells of an epoch bump (see `crate::renewal`); a few
-        // lines per client and state change, none per record
-        cc.set("debug", "eos").set_log_level(RDKafkaLogLevel::Debug);
-    } else {
-        cc.set_log_level(RDKafkaLogLevel::Error);
-    }
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
     }
     if p.idempotence {
-        // an override's own debug contexts keep `eos` too
-        if let Some(debug) = cc.get("debug").map(str::to_string) {
-            if !debug
-                .split(',')
-                .any(|c| c.trim() == "eos" || c.trim() == "all")
-            {
-                cc.set("debug", format!("{debug},eos"));
-            }
-        }
+        // the only place librdkafka tells of an epoch bump (see `crate::renewal`): a few
+        // lines per client and state change, none per record; an override's own debug
+        // contexts keep `eos` too
+        let debug = match cc.get("debug") {
+            None => "eos".to_string(),
+            Some(d) if d.split(',').any(|c| matches!(c.trim(), "eos" | "all")) => d.to_string(),
+            Some(d) => format!("{d},eos"),
+        };
+        cc.set("debug", debug).set_log_level(RDKafkaLogLevel::Debug);
+    } else {
+        cc.set_log_level(RDKafkaLogLevel::Error);
     }
     let ctx = ProducerLog {
         log: log.clone(),

@@ -105,9 +105,9 @@ pub struct Renewal {
 /// Follows one client's `eos` debug lines.
 #[derive(Debug, Default)]
 pub struct RenewalWatch {
-    /// A drain that began and has not completed: when, why, and whether it ends in a new
-    /// producer id (reset) rather than an epoch bump.
-    pending: Option<(u64, RenewalReason, RenewalKind)>,
+    /// A drain that began and has not completed: when and why (the line that completes it
+    /// says whether it was an epoch bump or a new producer id).
+    pending: Option<(u64, RenewalReason)>,
 }
 
 impl RenewalWatch {
@@ -121,24 +121,18 @@ impl RenewalWatch {
                     .strip_prefix("Beginning partition drain")
                     .and_then(|rest| rest.split_once("in-flight requests: "))
                 {
-                    let kind = if message.contains(" epoch bump ") {
-                        RenewalKind::EpochBump
-                    } else {
-                        RenewalKind::NewProducerId
-                    };
                     // a second reason while draining: the first one started it
                     if self.pending.is_none() {
-                        self.pending = Some((now_us, RenewalReason::from_text(reason), kind));
+                        self.pending = Some((now_us, RenewalReason::from_text(reason)));
                     }
                     return None;
                 }
                 let pid = message.strip_prefix("All partitions drained, bumped epoch to ")?;
                 let (producer_id, epoch) = parse_pid(pid)?;
-                let (began_us, reason, _) = self.pending.take().unwrap_or((
-                    now_us,
-                    RenewalReason::Other,
-                    RenewalKind::EpochBump,
-                ));
+                let (began_us, reason) = self
+                    .pending
+                    .take()
+                    .unwrap_or((now_us, RenewalReason::Other));
                 Some(Renewal {
                     kind: RenewalKind::EpochBump,
                     reason,
@@ -157,15 +151,15 @@ impl RenewalWatch {
                 let (producer_id, epoch) = parse_pid(pid)?;
                 // the first id of a client renews nothing; a later one (after a reset
                 // drain, or replacing a valid one) does
-                let began = match self.pending.take() {
-                    Some((t, reason, _)) => Some((t, reason)),
+                let (began_us, reason) = match self.pending.take() {
+                    Some(began) => Some(began),
                     None if previous.is_some() => Some((now_us, RenewalReason::Other)),
                     None => None,
                 }?;
                 Some(Renewal {
                     kind: RenewalKind::NewProducerId,
-                    reason: began.1,
-                    began_us: began.0,
+                    reason,
+                    began_us,
                     done_us: now_us,
                     producer_id,
                     epoch,
