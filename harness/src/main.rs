@@ -353,14 +353,14 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
                 throttle: throttle
                     .as_deref()
                     .map(|t| {
-                        harness::kafka::reassign::parse_rate(t).ok_or_else(|| {
+                        harness::scenario::parse_byte_rate(t).ok_or_else(|| {
                             bad(format!(
                                 "--throttle: `{t}` is not a byte rate (e.g. 1048576, 10MB, 5MiB)"
                             ))
                         })
                     })
                     .transpose()?,
-                topic_timeout: harness::scenario::duration::parse(&topic_timeout).ok_or_else(
+                topic_timeout: harness::scenario::parse_duration(&topic_timeout).ok_or_else(
                     || {
                         bad(format!(
                             "--topic-timeout: `{topic_timeout}` is not a duration (e.g. 10m)"
@@ -464,7 +464,7 @@ fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
             Ok(EXIT_PASS)
         }),
         ZkCommand::Smoke { servers, log, interval, duration, tag } => {
-            let parse = |v: &str, what: &str| harness::scenario::duration::parse(v).ok_or_else(|| HarnessError::BadInput(format!("{what}: `{v}` is not a duration (e.g. 200ms, 10s)")));
+            let parse = |v: &str, what: &str| harness::scenario::parse_duration(v).ok_or_else(|| HarnessError::BadInput(format!("{what}: `{v}` is not a duration (e.g. 200ms, 10s)")));
             let interval = parse(&interval, "--interval")?;
             let until = duration.as_deref().map(|d| parse(d, "--for")).transpose()?.map(|d| std::time::Instant::now() + d);
             let shutdown = Shutdown::on_signals();

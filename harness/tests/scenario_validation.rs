@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use harness::error::ScenarioError;
-use harness::scenario::{self, Action, Bound, Target};
+use harness::scenario::{
+    self, Action, Bound, BrokerAction, NetworkAction, NodeAction, Target, ZkAction,
+};
 
 const GOOD: &str = r#"name = "t"
 
@@ -66,9 +68,11 @@ fn the_good_scenario_is_accepted() {
     assert_eq!(s.steps.len(), 2);
     assert_eq!(s.steps[0].line, 16);
     assert!(
-        matches!(&s.steps[0].action, Action::Pause { node: Target::Follower { topic, partition: 0 } } if topic == "orders")
+        matches!(&s.steps[0].action, Action::Node(NodeAction::Pause { node: Target::Follower { topic, partition: 0 } }) if topic == "orders")
     );
-    assert!(matches!(&s.steps[1].action, Action::Resume { node: Target::Bound(b) } if b == "f"));
+    assert!(
+        matches!(&s.steps[1].action, Action::Node(NodeAction::Resume { node: Target::Bound(b) }) if b == "f")
+    );
     // defaults that decide verdicts
     assert_eq!(s.expect.lost, Bound::AtMost(0));
     assert_eq!(
@@ -123,6 +127,71 @@ fn a_missing_argument_is_named() {
         "step[2].node",
         "`resume` needs `node`",
         "node =",
+    );
+}
+
+#[test]
+fn missing_required_fields_are_problems_among_the_others() {
+    // serde alone stops at the first missing field; every one must be reported, with the
+    // other mistakes of the file
+    let text = GOOD
+        .replace("idempotence = true\n", "")
+        .replace("rate = 100\n", "")
+        .replace("node = \"@f\"", "node = \"kafka9\"")
+        .replace("name = \"pause\"\n", "");
+    let errs = errors(&text);
+    let found: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .collect();
+    for (field, message) in [
+        ("workload.rate", "missing field `rate`"),
+        ("workload.idempotence", "missing field `idempotence`"),
+        ("step[1].name", "the step has no `name`"),
+        ("step[2].node", "unknown host `kafka9`"),
+    ] {
+        assert!(
+            found.contains(&(field, message)),
+            "no `{message}` at {field} in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    // a missing field points at its table and says what to write
+    let idem = errs
+        .iter()
+        .find(|e| e.field == "workload.idempotence")
+        .unwrap();
+    assert_eq!(idem.line, 8, "{idem}"); // the [workload] header
+    assert!(idem.hint.contains("idempotence = true"), "{idem}");
+}
+
+#[test]
+fn a_missing_table_and_a_missing_topic_field_are_named() {
+    let no_cluster = GOOD.replace("[cluster]", "[ignored]");
+    assert!(
+        !errors(&no_cluster).is_empty(),
+        "a scenario with an unknown table is refused"
+    );
+    let text = GOOD.replace("partitions = 6, ", "");
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "workload.topics[0].partitions"
+                && e.message == "missing field `partitions`"),
+        "{errs:#?}"
+    );
+    // the steps naming orders/0 are still checked against the topic (one partition)
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+}
+
+#[test]
+fn an_argument_of_the_wrong_type_is_named() {
+    one_error(
+        &GOOD.replace("node = \"@f\"", "node = 3"),
+        25,
+        "step[2].node",
+        "`node` must be a string",
+        "README",
     );
 }
 
@@ -388,12 +457,12 @@ do = "heal"
 fn network_faults_are_parsed() {
     let s = scenario::parse(Path::new("f.toml"), FAULTS).unwrap();
     match &s.steps[0].action {
-        Action::Partition {
+        Action::Network(NetworkAction::Partition {
             from,
             to,
             both_ways,
             fault,
-        } => {
+        }) => {
             assert_eq!(
                 from,
                 &vec![Target::Leader {
@@ -411,10 +480,13 @@ fn network_faults_are_parsed() {
         other => panic!("{other:?}"),
     }
     assert!(
-        matches!(&s.steps[1].action, Action::Loss { fault, .. } if fault == "lossy"),
+        matches!(&s.steps[1].action, Action::Network(NetworkAction::Loss { fault, .. }) if fault == "lossy"),
         "a fault is named after its step by default"
     );
-    assert!(matches!(&s.steps[2].action, Action::Heal { fault: None }));
+    assert!(matches!(
+        &s.steps[2].action,
+        Action::Network(NetworkAction::Heal { fault: None })
+    ));
     assert_eq!(s.network_steps().len(), 3);
 }
 
@@ -592,11 +664,11 @@ max_unavailable_ms = 20000
     );
     let s = scenario::parse(Path::new("z.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
     match &s.steps[0].action {
-        Action::ZkConfig {
+        Action::ZooKeeper(ZkAction::Config {
             nodes,
             participants,
             observers,
-        } => {
+        }) => {
             assert_eq!(nodes, &["zk1", "zk2", "zk3", "zk4"]);
             assert_eq!(participants, &["zk1", "zk2", "zk3", "zk4"]);
             assert!(observers.is_empty());
@@ -604,16 +676,18 @@ max_unavailable_ms = 20000
         a => panic!("{a:?}"),
     }
     match &s.steps[1].action {
-        Action::StartAll { nodes, .. } => assert_eq!(nodes, &["zk4", "zk5", "zk6"]),
+        Action::Node(NodeAction::StartAll { nodes, .. }) => {
+            assert_eq!(nodes, &["zk4", "zk5", "zk6"])
+        }
         a => panic!("{a:?}"),
     }
     match &s.steps[3].action {
-        Action::ZkCopy {
+        Action::ZooKeeper(ZkAction::Copy {
             since,
             prune,
             batch,
             ..
-        } => {
+        }) => {
             assert_eq!(since.as_deref(), Some("copy"));
             assert!(*prune);
             assert_eq!(*batch, 100);
@@ -621,12 +695,12 @@ max_unavailable_ms = 20000
         a => panic!("{a:?}"),
     }
     match &s.steps[4].action {
-        Action::ZkConnect {
+        Action::ZooKeeper(ZkAction::Connect {
             servers,
             brokers,
             roll,
             ..
-        } => {
+        }) => {
             assert_eq!(servers, &["zk4", "zk5", "zk6"]);
             assert_eq!(brokers.len(), 3);
             assert!(*roll);
@@ -862,7 +936,9 @@ brokers = ["kafka1"]
         ]
     );
     match &sc.steps[2].action {
-        Action::Reassign { throttle, .. } => assert_eq!(*throttle, Some(1_000_000)),
+        Action::Broker(BrokerAction::Reassign { throttle, .. }) => {
+            assert_eq!(*throttle, Some(1_000_000))
+        }
         a => panic!("{a:?}"),
     }
     assert_eq!(sc.cluster.dormant, ["kafka4", "kafka5", "kafka6"]);

@@ -139,21 +139,7 @@ pub fn parse_map(text: &str) -> Result<BTreeMap<i32, i32>, MigrateError> {
 
 /// A map must be non-empty, one-to-one, and never map onto a broker being replaced.
 pub fn check_map(map: &BTreeMap<i32, i32>) -> Result<(), MigrateError> {
-    if map.is_empty() {
-        return Err(MigrateError::BadMap("empty".into()));
-    }
-    let new: BTreeSet<i32> = map.values().copied().collect();
-    if new.len() != map.len() {
-        return Err(MigrateError::BadMap(
-            "two old brokers map to one new broker".into(),
-        ));
-    }
-    if let Some(b) = new.iter().find(|b| map.contains_key(b)) {
-        return Err(MigrateError::BadMap(format!(
-            "broker {b} is both old and new"
-        )));
-    }
-    Ok(())
+    crate::scenario::check_broker_map(map).map_err(MigrateError::BadMap)
 }
 
 fn client_err(e: impl std::fmt::Display) -> MigrateError {

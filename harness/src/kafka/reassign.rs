@@ -153,29 +153,6 @@ fn pick_least_loaded(load: &BTreeMap<i32, usize>, ok: impl Fn(i32) -> bool) -> O
         .map(|(b, _)| *b)
 }
 
-/// A byte rate as an operator writes it: `1048576`, `500kB`, `1MB`, `10MiB`, with or
-/// without `/s` (kB/MB: 1000-based, KiB/MiB: 1024-based, as `kafka-reassign-partitions`
-/// takes bytes). `None` when malformed or zero.
-pub fn parse_rate(text: &str) -> Option<u64> {
-    let t = text.trim().trim_end_matches("/s").trim();
-    let i = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let n: f64 = t[..i].parse().ok()?;
-    let mult = match t[i..].trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let v = n * mult;
-    (v.is_finite() && v >= 1.0).then_some(v as u64)
-}
-
 /// How a reassignment is run.
 #[derive(Debug, Clone)]
 pub struct ReassignOptions {
@@ -552,17 +529,6 @@ mod tests {
             BTreeSet::from([4, 5]),
             "the empty brokers take the replicas"
         );
-    }
-
-    #[test]
-    fn rates_parse_as_operators_write_them() {
-        assert_eq!(parse_rate("1048576"), Some(1_048_576));
-        assert_eq!(parse_rate("1MB/s"), Some(1_000_000));
-        assert_eq!(parse_rate("10MiB"), Some(10 * 1024 * 1024));
-        assert_eq!(parse_rate("500 kB"), Some(500_000));
-        assert_eq!(parse_rate("0"), None);
-        assert_eq!(parse_rate("fast"), None);
-        assert_eq!(parse_rate("1 lb"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! report.json     the checker's findings        junit.xml     one test case per expectation
 //! ```
 
+pub mod steps;
 pub mod timeline;
 pub mod workload;
 
@@ -22,9 +23,9 @@ use workers::{Role, TopicSpec};
 
 use crate::cluster::{self, Cluster, HostInfo};
 use crate::error::HarnessError;
-use crate::scenario::executor::Executor;
 use crate::scenario::{Backend, Scenario};
 use crate::shutdown::Shutdown;
+use steps::Executor;
 use timeline::{Timeline, TimelineEvent};
 use workload::Workload;
 
@@ -73,7 +74,7 @@ pub fn new_run_id(scenario: &str) -> String {
 /// faults without namespace hosts, `delay` of a ZooKeeper node without the netem qdisc.
 pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
     use crate::cluster::netns;
-    use crate::scenario::{Action, HostMode, Target};
+    use crate::scenario::{Action, HostMode, NetworkAction, Target};
     let network = scenario.network_steps();
     if scenario.cluster.backend == Backend::Docker {
         docker_worker_room(scenario)?;
@@ -93,7 +94,7 @@ pub fn preflight(scenario: &Scenario) -> Result<(), HarnessError> {
     }
     // without netem, delay goes through a proxy in front of a broker's listener; ZooKeeper's
     // quorum ports cannot be proxied that way
-    let zk_delay = network.iter().find(|s| matches!(&s.action, Action::Delay { node: Target::Node(n), .. } if scenario.cluster.is_zookeeper(n)));
+    let zk_delay = network.iter().find(|s| matches!(&s.action, Action::Network(NetworkAction::Delay { node: Target::Node(n), .. }) if scenario.cluster.is_zookeeper(n)));
     if let Some(step) = zk_delay {
         if !netns::netem_available() {
             return Err(HarnessError::Missing {
@@ -130,11 +131,11 @@ fn docker_worker_room(scenario: &Scenario) -> Result<(), HarnessError> {
 /// containers, and `delay` needs the engine's kernel to have netem (the delaying proxy of
 /// namespace hosts is not carried into containers).
 fn preflight_docker(network: &[&crate::scenario::Step]) -> Result<(), HarnessError> {
-    use crate::scenario::Action;
+    use crate::scenario::{Action, NetworkAction};
     let engine = crate::docker::Engine::connect()?;
     let delay = network
         .iter()
-        .find(|s| matches!(&s.action, Action::Delay { .. }));
+        .find(|s| matches!(&s.action, Action::Network(NetworkAction::Delay { .. })));
     if let Some(step) = delay {
         // the engine's kernel is this one when it is local (and root can probe it); else
         // the step itself says so if netem is missing
@@ -156,7 +157,7 @@ fn preflight_docker(network: &[&crate::scenario::Step]) -> Result<(), HarnessErr
 /// Brokers to put behind the delaying proxy: those a `delay` step may target, when the
 /// kernel has no netem (a `leader:`/`follower:`/`@` target may be any broker).
 pub fn proxied_brokers(scenario: &Scenario) -> Vec<String> {
-    use crate::scenario::{Action, Target};
+    use crate::scenario::{Action, NetworkAction, Target};
     if scenario.cluster.backend == Backend::Docker {
         // containers are delayed with netem (preflight)
         return Vec::new();
@@ -165,7 +166,7 @@ pub fn proxied_brokers(scenario: &Scenario) -> Vec<String> {
         .steps
         .iter()
         .filter_map(|s| {
-            if let Action::Delay { node, .. } = &s.action {
+            if let Action::Network(NetworkAction::Delay { node, .. }) = &s.action {
                 Some(node)
             } else {
                 None

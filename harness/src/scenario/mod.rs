@@ -1,14 +1,25 @@
-//! Scenario files: the model ([`Scenario`], [`Step`], [`Action`], [`Expect`]), loading with
-//! located validation ([`load`]), and the step executor ([`executor`]).
+//! Scenario files: the validated model ([`Scenario`], [`Step`], [`Action`], [`Expect`]) and
+//! loading with located validation ([`load`]). Steps are parsed by their action families
+//! ([`actions`]); running them is `crate::run::steps`.
 //!
 //! A scenario names the cluster, the workload, the steps and the expectations (see the
 //! README for the format). Validation runs before anything starts and reports every
 //! problem with file, line, column, field and a hint.
 
-pub mod duration;
-pub mod executor;
+pub mod actions;
 mod load;
 mod model;
+mod units;
 
-pub use load::{line_col, load, parse, ACTIONS};
+pub use actions::{
+    Action, BrokerAction, ElectionKind, NetworkAction, NodeAction, PaceAction, PlannedPartition,
+    ReassignPlan, ZkAction,
+};
+pub use load::{line_col, load, parse};
 pub use model::*;
+pub use units::{check_broker_map, parse_byte_rate, parse_duration};
+
+/// Every action keyword (for hints and documentation).
+pub fn action_keywords() -> Vec<&'static str> {
+    actions::keywords()
+}

@@ -1,0 +1,298 @@
+//! The step executor: runs a scenario's steps in order against the cluster, recording each
+//! in the timeline (a cluster snapshot before it, its start and its end). Each action
+//! family executes in its own file, beside the family's parser in `scenario::actions`.
+//!
+//! A step that fails ends the procedure: the remaining steps are not run (a runbook does not
+//! go on after a step that did not work), but the workload, the final read and the check
+//! still happen, and the failed step appears in the report.
+
+mod brokers;
+mod network;
+mod nodes;
+mod pace;
+mod zookeeper;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use workers::clock::now_ms;
+
+use crate::cluster::Cluster;
+use crate::error::HarnessError;
+use crate::kafka::{ClusterAdmin, ClusterSnapshot};
+use crate::run::timeline::{Timeline, TimelineEvent};
+use crate::run::workload::Switchboard;
+use crate::scenario::{Action, Scenario, Step, Target};
+use crate::shutdown::Shutdown;
+
+/// How a step went.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    /// Step index.
+    pub index: usize,
+    /// Step name.
+    pub name: String,
+    /// Error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Runs steps; keeps `bind` names across steps.
+pub struct Executor<'a> {
+    /// The cluster the steps act on.
+    cluster: &'a mut Cluster,
+    /// Where steps, snapshots and what steps did are recorded.
+    timeline: &'a mut Timeline,
+    /// Ctrl-C / SIGTERM: every wait honours it.
+    shutdown: &'a Shutdown,
+    /// The scenario whose steps run.
+    scenario: &'a Scenario,
+    /// `bind` names → the node they resolved to.
+    bindings: HashMap<String, String>,
+    /// When each step started (ms since epoch), for `zk-copy`'s `since`.
+    started: HashMap<String, u64>,
+    /// Called with the step name when a step starts (for live progress).
+    on_step: Box<dyn Fn(&str) + 'a>,
+    /// The workers' discovery file and status (for `switch-bootstrap`).
+    switchboard: Option<Switchboard>,
+    /// The run directory (where a `migrate-brokers` process writes its output).
+    run_dir: Option<PathBuf>,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for `scenario` on `cluster`.
+    pub fn new(
+        cluster: &'a mut Cluster,
+        timeline: &'a mut Timeline,
+        shutdown: &'a Shutdown,
+        scenario: &'a Scenario,
+        on_step: Box<dyn Fn(&str) + 'a>,
+    ) -> Self {
+        Executor {
+            cluster,
+            timeline,
+            shutdown,
+            scenario,
+            bindings: HashMap::new(),
+            started: HashMap::new(),
+            on_step,
+            switchboard: None,
+            run_dir: None,
+        }
+    }
+
+    /// Lets `switch-bootstrap` steps move the workers, and `migrate-brokers` write into the
+    /// run directory.
+    pub fn with_workers(mut self, switchboard: Switchboard, run_dir: &std::path::Path) -> Self {
+        self.switchboard = Some(switchboard);
+        self.run_dir = Some(run_dir.to_path_buf());
+        self
+    }
+
+    /// Runs every step; stops at the first failure or on shutdown.
+    pub fn run_all(&mut self) -> Vec<StepOutcome> {
+        let mut out = Vec::new();
+        for (index, step) in self.scenario.steps.iter().enumerate() {
+            if self.shutdown.requested() {
+                break;
+            }
+            (self.on_step)(&step.name);
+            // (no broker running — a block, a full stop — nothing to ask, and no time to
+            // lose waiting for every broker in turn)
+            let any_broker = self
+                .scenario
+                .cluster
+                .brokers
+                .iter()
+                .any(|b| self.cluster.is_running(b));
+            let snapshot = if any_broker {
+                self.cluster
+                    .admin()
+                    .ok()
+                    .and_then(|a| a.snapshot(Duration::from_secs(3)).ok())
+            } else {
+                None
+            };
+            if let Some(snapshot) = snapshot.clone() {
+                self.timeline.record(&TimelineEvent::Snapshot {
+                    t_ms: now_ms(),
+                    snapshot,
+                });
+            }
+            let t_ms = now_ms();
+            self.started.insert(step.name.clone(), t_ms);
+            self.timeline.record(&TimelineEvent::StepStart {
+                t_ms,
+                index,
+                name: step.name.clone(),
+                action: step.action.keyword().into(),
+            });
+            let (node, result) = self.execute(step, snapshot.as_ref());
+            let error = result.err().map(|e| e.to_string());
+            self.timeline.record(&TimelineEvent::StepEnd {
+                t_ms: now_ms(),
+                index,
+                name: step.name.clone(),
+                ok: error.is_none(),
+                error: error.clone(),
+                node,
+            });
+            if let Some(e) = &error {
+                tracing::warn!("step `{}` failed: {e}", step.name);
+            }
+            let failed = error.is_some();
+            out.push(StepOutcome {
+                index,
+                name: step.name.clone(),
+                error,
+            });
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The node a target names at this point of the run.
+    fn resolve(
+        &self,
+        t: &Target,
+        snapshot: Option<&ClusterSnapshot>,
+    ) -> Result<String, HarnessError> {
+        let part = |topic: &str, partition: i32| {
+            snapshot
+                .and_then(|s| s.partition(topic, partition))
+                .cloned()
+                .ok_or_else(|| {
+                    HarnessError::Cluster(format!("no metadata for {topic}/{partition}"))
+                })
+        };
+        let name_of = |id: i32| {
+            self.cluster.broker_name(id).ok_or_else(|| {
+                HarnessError::Cluster(format!("broker id {id} is not a node of this cluster"))
+            })
+        };
+        match t {
+            Target::Node(n) => Ok(n.clone()),
+            Target::Clients => Ok("clients".into()),
+            Target::Bound(b) => self.bindings.get(b).cloned().ok_or_else(|| {
+                HarnessError::Cluster(format!("@{b} was never bound (its step failed?)"))
+            }),
+            Target::Leader { topic, partition } => {
+                let p = part(topic, *partition)?;
+                if p.leader < 0 {
+                    return Err(HarnessError::Cluster(format!(
+                        "{topic}/{partition} has no leader"
+                    )));
+                }
+                name_of(p.leader)
+            }
+            Target::Follower { topic, partition } => {
+                let p = part(topic, *partition)?;
+                let f = p
+                    .isr
+                    .iter()
+                    .chain(p.replicas.iter())
+                    .find(|r| **r != p.leader)
+                    .ok_or_else(|| {
+                        HarnessError::Cluster(format!(
+                            "{topic}/{partition} has no follower (replicas {:?})",
+                            p.replicas
+                        ))
+                    })?;
+                name_of(*f)
+            }
+        }
+    }
+
+    /// Runs one step's action; the node it acted on, when it acted on one.
+    fn execute(
+        &mut self,
+        step: &Step,
+        snapshot: Option<&ClusterSnapshot>,
+    ) -> (Option<String>, Result<(), HarnessError>) {
+        match &step.action {
+            Action::Node(a) => self.node(a, step.bind.as_deref(), snapshot),
+            Action::Network(a) => (None, self.network(a, snapshot)),
+            Action::ZooKeeper(a) => (None, self.zookeeper(a)),
+            Action::Broker(a) => (None, self.broker(&step.name, a)),
+            Action::Pace(a) => (None, self.pace(&step.name, a)),
+        }
+    }
+
+    /// Broker ids of broker names.
+    fn broker_ids(&self, names: &[String]) -> Vec<i32> {
+        names
+            .iter()
+            .filter_map(|n| self.scenario.cluster.broker_id(n))
+            .collect()
+    }
+
+    /// Leaders, ISR and brokers as the cluster reports them now.
+    fn fresh_snapshot(&mut self) -> Result<ClusterSnapshot, HarnessError> {
+        self.cluster
+            .admin()?
+            .snapshot(Duration::from_secs(10))
+            .map_err(|e| HarnessError::Cluster(format!("metadata: {e}")))
+    }
+
+    /// An admin connection for the requests librdkafka lacks.
+    fn wire(&self) -> ClusterAdmin {
+        ClusterAdmin::new(&self.cluster.bootstrap(), Duration::from_secs(30))
+    }
+
+    /// A runtime for the ZooKeeper client's async calls.
+    fn runtime() -> Result<tokio::runtime::Runtime, HarnessError> {
+        Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?)
+    }
+
+    /// The Kafka health gate: every workload partition has its full ISR.
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let ids = self.cluster.running_broker_ids();
+        let topics: Vec<&str> = self
+            .scenario
+            .workload
+            .topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        let sd = self.shutdown;
+        self.cluster
+            .admin()?
+            .wait_healthy(&ids, &topics, timeout, sd)
+            .map(|_| ())
+            .map_err(|e| HarnessError::Cluster(format!("health gate: {e}")))
+    }
+
+    /// Restarts nodes one at a time: stop, start, health gate (when `wait`), interval.
+    fn rolling_restart(
+        &mut self,
+        nodes: &[String],
+        interval: Duration,
+        timeout: Duration,
+        wait: bool,
+    ) -> Result<(), HarnessError> {
+        for (i, node) in nodes.iter().enumerate() {
+            tracing::info!("rolling restart: {node}");
+            if self.cluster.is_running(node) {
+                self.cluster.stop(node, Duration::from_secs(120))?;
+            }
+            if wait {
+                self.cluster
+                    .start_many(std::slice::from_ref(node), timeout, self.shutdown)?;
+                // a broker's gate also wants every partition back in sync
+                if self.cluster.kind(node) == Some(crate::cluster::NodeKind::Broker) {
+                    self.wait_healthy(timeout)?;
+                }
+            } else {
+                self.cluster.spawn(node)?;
+            }
+            if i + 1 < nodes.len() && self.shutdown.sleep(interval) {
+                return Err(HarnessError::Interrupted);
+            }
+        }
+        Ok(())
+    }
+}

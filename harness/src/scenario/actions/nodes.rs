@@ -1,0 +1,330 @@
+//! Node lifecycle: `start`, `stop`, `kill`, `pause`, `resume`, `restart` (one node, or a
+//! group with `nodes`), `rolling-restart`, `wait-healthy`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{node_list, resolve_target, zk_list, Action, NodeState, Procedure, StepArgs};
+use crate::scenario::load::Problems;
+use crate::scenario::Target;
+
+/// The keywords of this family.
+pub const KEYWORDS: &[&str] = &[
+    "start",
+    "stop",
+    "kill",
+    "pause",
+    "resume",
+    "restart",
+    "rolling-restart",
+    "wait-healthy",
+];
+
+/// A node lifecycle action.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "do", rename_all = "kebab-case")]
+pub enum NodeAction {
+    /// Start a stopped node and wait until it is ready. A broker whose previous process
+    /// was killed may be refused by ZooKeeper while the old session lives on; the start is
+    /// then tried again, as a process supervisor would, bounded by the session timeout.
+    Start {
+        /// The node.
+        node: Target,
+    },
+    /// Start several stopped nodes at once, then wait until each is ready (ZooKeeper
+    /// nodes that can only elect a leader together).
+    StartAll {
+        /// The nodes.
+        nodes: Vec<String>,
+        /// Longest wait for all to be ready.
+        timeout: Duration,
+    },
+    /// Stop several nodes, then start them all at once and wait until each is ready.
+    RestartAll {
+        /// The nodes.
+        nodes: Vec<String>,
+        /// Longest wait for all to be ready.
+        timeout: Duration,
+    },
+    /// Stop a node gracefully (SIGTERM: a broker's controlled shutdown) and wait for exit.
+    Stop {
+        /// The node.
+        node: Target,
+    },
+    /// SIGKILL a node.
+    Kill {
+        /// The node.
+        node: Target,
+    },
+    /// SIGSTOP a node (it holds its sessions and sockets but answers nothing).
+    Pause {
+        /// The node.
+        node: Target,
+    },
+    /// SIGCONT a paused node.
+    Resume {
+        /// The node.
+        node: Target,
+    },
+    /// Stop then start a node, and wait until it is ready.
+    Restart {
+        /// The node.
+        node: Target,
+    },
+    /// Restart nodes one at a time, in order; before the next, wait `interval` and the
+    /// health gate (a broker: no partition under-replicated; a ZooKeeper node: it serves
+    /// again, as leader, follower or observer).
+    RollingRestart {
+        /// Nodes in order (a stopped one is started: "restart" the not-yet-running targets).
+        nodes: Vec<String>,
+        /// Pause between one node and the next (after its gate, when `wait`).
+        interval: Duration,
+        /// Longest wait for the health gate.
+        timeout: Duration,
+        /// Wait for the health gate after each node; `false`: only the interval, as a
+        /// runbook that says "one at a time, at least 10 s apart" is often run.
+        wait: bool,
+    },
+    /// Wait until every partition has its full ISR, and the given ZooKeeper nodes serve.
+    WaitHealthy {
+        /// ZooKeeper nodes that must serve (none: only the Kafka gate).
+        zookeeper: Vec<String>,
+        /// Longest wait.
+        timeout: Duration,
+    },
+}
+
+impl NodeAction {
+    /// The scenario keyword.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            NodeAction::Start { .. } | NodeAction::StartAll { .. } => "start",
+            NodeAction::RestartAll { .. } | NodeAction::Restart { .. } => "restart",
+            NodeAction::Stop { .. } => "stop",
+            NodeAction::Kill { .. } => "kill",
+            NodeAction::Pause { .. } => "pause",
+            NodeAction::Resume { .. } => "resume",
+            NodeAction::RollingRestart { .. } => "rolling-restart",
+            NodeAction::WaitHealthy { .. } => "wait-healthy",
+        }
+    }
+
+    /// The node of a single-node action.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            NodeAction::Start { node }
+            | NodeAction::Stop { node }
+            | NodeAction::Kill { node }
+            | NodeAction::Pause { node }
+            | NodeAction::Resume { node }
+            | NodeAction::Restart { node } => Some(node),
+            _ => None,
+        }
+    }
+}
+
+const NODE_HINT: &str =
+    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"@BOUND\"";
+
+/// Parses a node lifecycle step.
+pub(super) fn parse(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<Action> {
+    let kw = args.keyword.clone();
+    let action = match kw.as_str() {
+        "start" | "restart" if args.has("nodes") => group(args, procedure, p),
+        "rolling-restart" => rolling_restart(args, procedure, p),
+        "wait-healthy" => wait_healthy(args, procedure, p),
+        _ => single(args, procedure, p),
+    };
+    action.map(Action::Node)
+}
+
+/// `start`/`stop`/`kill`/`pause`/`resume`/`restart` of one node, with an optional `bind`.
+fn single(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<NodeAction> {
+    let kw = args.keyword.clone();
+    let node = args.string(p, "node");
+    let bind = args.string(p, "bind");
+    let node = args.require(p, node, "node", NODE_HINT)?;
+    let field = args.field("node");
+    let target = resolve_target(p, &node, &field, procedure)?;
+    // simulate the node's state to catch impossible orders
+    let key = match &target {
+        Target::Node(n) => Some(n.clone()),
+        Target::Bound(b) => Some(format!("@{b}")),
+        _ => None,
+    };
+    if let Some(key) = &key {
+        let cur = procedure
+            .state
+            .get(key)
+            .copied()
+            .unwrap_or(NodeState::Running);
+        let (allowed, next): (&[NodeState], NodeState) = match kw.as_str() {
+            "start" => (&[NodeState::Stopped], NodeState::Running),
+            "stop" | "kill" => (&[NodeState::Running, NodeState::Paused], NodeState::Stopped),
+            "pause" => (&[NodeState::Running], NodeState::Paused),
+            "resume" => (&[NodeState::Paused], NodeState::Running),
+            _ => (&[NodeState::Running], NodeState::Running),
+        };
+        if cur != NodeState::Unknown && !allowed.contains(&cur) {
+            p.at(
+                node.span(),
+                &field,
+                format!("cannot {kw} `{target}`: it is {} at this point", cur.word()),
+                "check the order of the steps (start after stop/kill, resume after pause)",
+            );
+        }
+        procedure.state.insert(key.clone(), next);
+    }
+    if let Some(b) = &bind {
+        let bname = b.get_ref().clone();
+        if bname.is_empty()
+            || !bname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            p.at(
+                b.span(),
+                args.field("bind"),
+                "not a usable name",
+                "bind = \"victim\", then node = \"@victim\" in a later step",
+            );
+        }
+        let bound_state = key
+            .as_ref()
+            .and_then(|k| procedure.state.get(k).copied())
+            .unwrap_or(match kw.as_str() {
+                "stop" | "kill" => NodeState::Stopped,
+                "pause" => NodeState::Paused,
+                _ => NodeState::Running,
+            });
+        procedure.state.insert(format!("@{bname}"), bound_state);
+    }
+    let node = target;
+    Some(match kw.as_str() {
+        "start" => NodeAction::Start { node },
+        "stop" => NodeAction::Stop { node },
+        "kill" => NodeAction::Kill { node },
+        "pause" => NodeAction::Pause { node },
+        "resume" => NodeAction::Resume { node },
+        _ => NodeAction::Restart { node },
+    })
+}
+
+/// `start`/`restart` with `nodes`: the group forms together.
+fn group(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<NodeAction> {
+    let kw = args.keyword.clone();
+    let list = args.strings(p, "nodes")?;
+    let timeout = args.duration(p, "timeout", Duration::from_secs(120));
+    let nodes = node_list(p, &list, &args.field("nodes"), procedure.cluster);
+    // a group restart also starts the group's stopped (dormant) members
+    let allowed: &[NodeState] = if kw == "start" {
+        &[NodeState::Stopped]
+    } else {
+        &[NodeState::Running, NodeState::Stopped]
+    };
+    for n in &nodes {
+        let cur = procedure
+            .state
+            .get(n)
+            .copied()
+            .unwrap_or(NodeState::Running);
+        if cur != NodeState::Unknown && !allowed.contains(&cur) {
+            p.at(
+                list.span(),
+                args.field("nodes"),
+                format!("cannot {kw} `{n}`: it is {} at this point", cur.word()),
+                "check the order of the steps (start after stop/kill or a dormant node)",
+            );
+        }
+        procedure.state.insert(n.clone(), NodeState::Running);
+    }
+    Some(if kw == "start" {
+        NodeAction::StartAll { nodes, timeout }
+    } else {
+        NodeAction::RestartAll { nodes, timeout }
+    })
+}
+
+fn rolling_restart(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<NodeAction> {
+    let list = args.strings(p, "nodes");
+    let interval = args.duration(p, "interval", Duration::from_secs(5));
+    let timeout = args.duration(p, "timeout", Duration::from_secs(120));
+    let wait = args.flag(p, "wait").is_none_or(|w| *w.get_ref());
+    let cluster = procedure.cluster;
+    let nodes = match &list {
+        None => cluster.brokers.clone(),
+        Some(list) => {
+            let nodes = node_list(p, list, &args.field("nodes"), cluster);
+            for n in &nodes {
+                match procedure.state.get(n) {
+                    Some(NodeState::Paused) => p.at(
+                        list.span(),
+                        args.field("nodes"),
+                        format!("`{n}` is paused at this point"),
+                        "resume it first",
+                    ),
+                    Some(NodeState::Stopped) if cluster.broker_id(n).is_some() => p.at(
+                        list.span(),
+                        args.field("nodes"),
+                        format!("`{n}` is not running at this point"),
+                        "a rolling restart of brokers needs every broker it restarts running",
+                    ),
+                    _ => {}
+                }
+                // a stopped ZooKeeper node (dormant) is started by the roll
+                procedure.state.insert(n.clone(), NodeState::Running);
+            }
+            nodes
+        }
+    };
+    Some(NodeAction::RollingRestart {
+        nodes,
+        interval,
+        timeout,
+        wait,
+    })
+}
+
+fn wait_healthy(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<NodeAction> {
+    let list = args.strings(p, "nodes");
+    let timeout = args.duration(p, "timeout", Duration::from_secs(120));
+    let zookeeper = match &list {
+        None => Vec::new(),
+        Some(list) => {
+            let l = zk_list(p, list, &args.field("nodes"), procedure.cluster);
+            for n in &l {
+                if procedure.state.get(n) == Some(&NodeState::Stopped) {
+                    p.at(
+                        list.span(),
+                        args.field("nodes"),
+                        format!("`{n}` is not running at this point"),
+                        "wait only for running ZooKeeper nodes",
+                    );
+                }
+            }
+            l
+        }
+    };
+    Some(NodeAction::WaitHealthy { zookeeper, timeout })
+}

@@ -1,0 +1,278 @@
+//! The `[cluster]` table: backend, hosts, Kafka version, nodes, ensembles, node configs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{config_map, Problems};
+use crate::scenario::model::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    #[serde(default)]
+    backend: Option<Spanned<String>>,
+    #[serde(default)]
+    hosts: Option<Spanned<String>>,
+    #[serde(default)]
+    kafka: Option<Spanned<String>>,
+    #[serde(default)]
+    zookeeper: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    dormant: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    ensembles: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    #[serde(default)]
+    kafka_ensemble: Option<Spanned<String>>,
+    #[serde(default)]
+    brokers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    broker_config: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    zookeeper_config: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    broker_heap_mb: Option<u32>,
+    #[serde(default)]
+    zookeeper_heap_mb: Option<u32>,
+}
+
+/// Validates `[cluster]`.
+pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> ClusterSpec {
+    let table = raw.span();
+    let rc = raw.get_ref();
+    let backend = match rc.backend.as_ref().map(|b| b.get_ref().as_str()) {
+        None | Some("local") => Backend::Local,
+        Some("docker") => Backend::Docker,
+        Some(other) => {
+            let b = rc.backend.as_ref().unwrap();
+            p.at(
+                b.span(),
+                "cluster.backend",
+                format!("backend `{other}` is not available in this version"),
+                "use backend = \"local\" or \"docker\" (ec2 and external are planned)",
+            );
+            Backend::Local
+        }
+    };
+    let kafka = p.required(
+        rc.kafka.as_ref(),
+        table.clone(),
+        "cluster.kafka",
+        "kafka = \"3.9\"",
+    );
+    let kafka_version = match kafka.map(|k| (k, k.get_ref().as_str())) {
+        None | Some((_, "3.9" | "3.9.1")) => "3.9.1".to_string(),
+        Some((k, v)) => {
+            p.at(
+                k.span(),
+                "cluster.kafka",
+                format!("Kafka `{v}` is not supported"),
+                "use kafka = \"3.9\" (3.9.1, ZooKeeper mode)",
+            );
+            "3.9.1".to_string()
+        }
+    };
+    let zookeeper_list = p.required(
+        rc.zookeeper.as_ref(),
+        table.clone(),
+        "cluster.zookeeper",
+        "zookeeper = [\"zk1\", \"zk2\", \"zk3\"]",
+    );
+    let broker_list = p.required(
+        rc.brokers.as_ref(),
+        table.clone(),
+        "cluster.brokers",
+        "brokers = [\"kafka1\", \"kafka2\", \"kafka3\"]",
+    );
+    let zookeeper = zookeeper_list
+        .map(|z| z.get_ref().clone())
+        .unwrap_or_default();
+    let brokers = broker_list.map(|b| b.get_ref().clone()).unwrap_or_default();
+    let zookeeper_span = zookeeper_list.map(|z| z.span()).unwrap_or(table.clone());
+    let brokers_span = broker_list.map(|b| b.span()).unwrap_or(table.clone());
+    if zookeeper_list.is_some() && zookeeper.is_empty() {
+        p.at(
+            zookeeper_span.clone(),
+            "cluster.zookeeper",
+            "no ZooKeeper nodes",
+            "Kafka 3.9 in ZooKeeper mode needs an ensemble, e.g. [\"zk1\", \"zk2\", \"zk3\"]",
+        );
+    }
+    if broker_list.is_some() && brokers.is_empty() {
+        p.at(
+            brokers_span.clone(),
+            "cluster.brokers",
+            "no brokers",
+            "name at least one broker, e.g. [\"kafka1\", \"kafka2\", \"kafka3\"]",
+        );
+    }
+    let mut seen = HashSet::new();
+    for (n, span) in zookeeper
+        .iter()
+        .map(|n| (n, zookeeper_span.clone()))
+        .chain(brokers.iter().map(|n| (n, brokers_span.clone())))
+    {
+        if !seen.insert(n.clone()) {
+            p.at(
+                span.clone(),
+                "cluster",
+                format!("node name `{n}` is used twice"),
+                "every ZooKeeper node and broker needs its own name",
+            );
+        }
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || n.starts_with('@')
+        {
+            p.at(
+                span,
+                "cluster",
+                format!("`{n}` is not a valid node name"),
+                "use letters, digits, '-' and '_'",
+            );
+        }
+    }
+    let hosts = match rc.hosts.as_ref().map(|h| h.get_ref().as_str()) {
+        None | Some("auto") => HostMode::Auto,
+        Some("namespaces") => HostMode::Namespaces,
+        Some("loopback") => HostMode::Loopback,
+        Some(other) => {
+            p.at(rc.hosts.as_ref().unwrap().span(), "cluster.hosts", format!("`{other}` is not a host mode"), "hosts = \"auto\" (namespaces when root, else loopback), \"namespaces\" or \"loopback\"");
+            HostMode::Auto
+        }
+    };
+    let dormant = rc
+        .dormant
+        .as_ref()
+        .map(|d| d.get_ref().clone())
+        .unwrap_or_default();
+    if let Some(d) = &rc.dormant {
+        for n in d.get_ref() {
+            if !zookeeper.contains(n) && !brokers.contains(n) {
+                p.at(
+                    d.span(),
+                    "cluster.dormant",
+                    format!("`{n}` is not a node of this cluster"),
+                    format!(
+                        "ZooKeeper nodes: {}; brokers: {}",
+                        zookeeper.join(", "),
+                        brokers.join(", ")
+                    ),
+                );
+            }
+        }
+        if !brokers.is_empty() && brokers.iter().all(|b| d.get_ref().contains(b)) {
+            p.at(
+                d.span(),
+                "cluster.dormant",
+                "every broker is dormant",
+                "the workload needs running brokers at the start; new brokers a step adds are dormant, the old ones are not",
+            );
+        }
+        if zookeeper.iter().all(|z| d.get_ref().contains(z)) {
+            p.at(
+                d.span(),
+                "cluster.dormant",
+                "every ZooKeeper node is dormant",
+                "the brokers need a running ensemble at the start; keep at least one group running",
+            );
+        }
+    }
+    let ensembles: BTreeMap<String, Vec<String>> = match &rc.ensembles {
+        None => BTreeMap::from([("zookeeper".to_string(), zookeeper.clone())]),
+        Some(e) => {
+            let mut owner: HashMap<&str, &str> = HashMap::new();
+            for (name, members) in e.get_ref() {
+                if members.is_empty() {
+                    p.at(
+                        e.span(),
+                        format!("cluster.ensembles.{name}"),
+                        "an empty ensemble",
+                        "list its ZooKeeper nodes, e.g. source = [\"zk1\", \"zk2\", \"zk3\"]",
+                    );
+                }
+                if zookeeper.contains(name) || brokers.contains(name) {
+                    p.at(
+                        e.span(),
+                        format!("cluster.ensembles.{name}"),
+                        format!("`{name}` is also a node name"),
+                        "steps accept both node and ensemble names: give the ensemble another name",
+                    );
+                }
+                for m in members {
+                    if !zookeeper.contains(m) {
+                        p.at(
+                            e.span(),
+                            format!("cluster.ensembles.{name}"),
+                            format!("`{m}` is not a ZooKeeper node"),
+                            format!("ZooKeeper nodes: {}", zookeeper.join(", ")),
+                        );
+                    } else if let Some(other) = owner.insert(m, name) {
+                        p.at(e.span(), format!("cluster.ensembles.{name}"), format!("`{m}` is in both `{other}` and `{name}`"), "each node starts in one ensemble; its zoo.cfg lists that ensemble's members");
+                    }
+                }
+            }
+            for z in &zookeeper {
+                if !owner.contains_key(z.as_str()) {
+                    p.at(e.span(), "cluster.ensembles", format!("`{z}` is in no ensemble"), "put every ZooKeeper node in one ensemble (its initial zoo.cfg lists that ensemble)");
+                }
+            }
+            e.get_ref().clone()
+        }
+    };
+    let kafka_ensemble = match &rc.kafka_ensemble {
+        Some(k) => {
+            if !ensembles.contains_key(k.get_ref()) {
+                p.at(
+                    k.span(),
+                    "cluster.kafka_ensemble",
+                    format!("no ensemble `{}`", k.get_ref()),
+                    format!(
+                        "ensembles: {}",
+                        ensembles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            } else if ensembles[k.get_ref()].iter().all(|m| dormant.contains(m)) {
+                p.at(
+                    k.span(),
+                    "cluster.kafka_ensemble",
+                    format!("every node of `{}` is dormant", k.get_ref()),
+                    "the brokers need a running ensemble at the start",
+                );
+            }
+            k.get_ref().clone()
+        }
+        None if ensembles.len() == 1 => ensembles.keys().next().cloned().unwrap_or_default(),
+        None => {
+            p.at(
+                zookeeper_span.clone(),
+                "cluster.kafka_ensemble",
+                "several ensembles and no `kafka_ensemble`",
+                "say which ensemble the brokers use at the start, e.g. kafka_ensemble = \"source\"",
+            );
+            String::new()
+        }
+    };
+    ClusterSpec {
+        backend,
+        hosts,
+        kafka_version,
+        zookeeper: zookeeper.clone(),
+        dormant,
+        ensembles,
+        kafka_ensemble,
+        brokers: brokers.clone(),
+        broker_config: config_map(p, &rc.broker_config, table.clone(), "cluster.broker_config"),
+        zookeeper_config: config_map(
+            p,
+            &rc.zookeeper_config,
+            table.clone(),
+            "cluster.zookeeper_config",
+        ),
+        broker_heap_mb: rc.broker_heap_mb.unwrap_or(384),
+        zookeeper_heap_mb: rc.zookeeper_heap_mb.unwrap_or(96),
+    }
+}

@@ -1,0 +1,318 @@
+//! The `[check]` and `[expect]` tables: how the logs are judged, and the bounds a run must
+//! keep. Defaults that decide verdicts are set here (duplicates are an error with
+//! idempotence, reordering with ordered producers, unconsumed records when consumers run).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Problems, RawBound};
+use crate::scenario::model::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    #[serde(default)]
+    window_threshold: Option<Spanned<String>>,
+    #[serde(default)]
+    attribution_grace: Option<Spanned<String>>,
+    #[serde(default)]
+    zookeeper_smoke: bool,
+    #[serde(default)]
+    kafka_metadata: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpect {
+    lost: Option<Spanned<RawBound>>,
+    lost_step: Option<Spanned<String>>,
+    duplicates: Option<Spanned<RawBound>>,
+    duplicates_after_epoch_bump: Option<Spanned<RawBound>>,
+    reordered: Option<Spanned<RawBound>>,
+    inconsistent_offsets: Option<Spanned<RawBound>>,
+    unexpected: Option<Spanned<RawBound>>,
+    poll_gaps: Option<Spanned<RawBound>>,
+    poll_regressions: Option<Spanned<RawBound>>,
+    unconsumed: Option<Spanned<RawBound>>,
+    max_unavailable_ms: Option<Spanned<i64>>,
+    min_acked: Option<Spanned<i64>>,
+    unreadable_partitions: Option<Spanned<RawBound>>,
+    #[serde(default)]
+    step: BTreeMap<String, Spanned<RawStepExpect>>,
+    #[serde(default)]
+    ensemble: BTreeMap<String, Spanned<RawEnsembleExpect>>,
+    kafka_metadata: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnsembleExpect {
+    max_unavailable_ms: Option<Spanned<i64>>,
+    windows: Option<Spanned<RawBound>>,
+    #[serde(default)]
+    step: BTreeMap<String, Spanned<RawEnsembleStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnsembleStep {
+    max_unavailable_ms: Spanned<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStepExpect {
+    max_unavailable_ms: Option<Spanned<i64>>,
+    lost: Option<Spanned<RawBound>>,
+}
+
+/// Validates `[check]`.
+pub(super) fn check_settings(p: &mut Problems<'_>, raw: Option<&RawCheck>) -> CheckSettings {
+    CheckSettings {
+        zookeeper_smoke: raw.is_some_and(|c| c.zookeeper_smoke),
+        kafka_metadata: raw.and_then(|c| c.kafka_metadata).unwrap_or(true),
+        window_threshold_ms: raw
+            .map(|c| {
+                p.duration(
+                    &c.window_threshold,
+                    "check.window_threshold",
+                    Duration::from_secs(1),
+                )
+            })
+            .unwrap_or(Duration::from_secs(1))
+            .as_millis() as u64,
+        attribution_grace_ms: raw
+            .map(|c| {
+                p.duration(
+                    &c.attribution_grace,
+                    "check.attribution_grace",
+                    Duration::from_millis(500),
+                )
+            })
+            .unwrap_or(Duration::from_millis(500))
+            .as_millis() as u64,
+    }
+}
+
+/// Validates `[expect]`; `steps` are the names of every step.
+pub(super) fn validate(
+    p: &mut Problems<'_>,
+    raw: Option<&RawExpect>,
+    check: &CheckSettings,
+    cluster: &ClusterSpec,
+    workload: &Workload,
+    steps: &HashSet<String>,
+) -> Expect {
+    let empty = RawExpect::default();
+    let re = raw.unwrap_or(&empty);
+    let idempotence = workload.producer.idempotence;
+    let step_named = |name: &str| steps.contains(name);
+    let ordered = workload.producer.ordered();
+    let lost_step = re.lost_step.as_ref().map(|s| {
+        if !step_named(s.get_ref()) {
+            p.at(
+                s.span(),
+                "expect.lost_step",
+                format!("no step is named `{}`", s.get_ref()),
+                "copy the `name` of one of the [[step]] tables",
+            );
+        }
+        s.get_ref().clone()
+    });
+    let nonneg = |v: &Option<Spanned<i64>>, p: &mut Problems<'_>, field: &str| -> Option<u64> {
+        v.as_ref().map(|s| {
+            if *s.get_ref() < 0 {
+                p.at(
+                    s.span(),
+                    field,
+                    "must not be negative",
+                    "a number of milliseconds / records",
+                );
+            }
+            (*s.get_ref()).max(0) as u64
+        })
+    };
+    let expect =
+        Expect {
+            lost: p.bound(&re.lost, "expect.lost", Bound::AtMost(0)),
+            lost_step,
+            duplicates: p.bound(
+                &re.duplicates,
+                "expect.duplicates",
+                if idempotence {
+                    Bound::AtMost(0)
+                } else {
+                    Bound::Any
+                },
+            ),
+            duplicates_after_epoch_bump: re.duplicates_after_epoch_bump.as_ref().map(|_| {
+                p.bound(
+                    &re.duplicates_after_epoch_bump,
+                    "expect.duplicates_after_epoch_bump",
+                    Bound::Any,
+                )
+            }),
+            reordered: p.bound(
+                &re.reordered,
+                "expect.reordered",
+                if ordered {
+                    Bound::AtMost(0)
+                } else {
+                    Bound::Any
+                },
+            ),
+            inconsistent_offsets: p.bound(
+                &re.inconsistent_offsets,
+                "expect.inconsistent_offsets",
+                Bound::AtMost(0),
+            ),
+            unexpected: p.bound(&re.unexpected, "expect.unexpected", Bound::AtMost(0)),
+            poll_gaps: p.bound(&re.poll_gaps, "expect.poll_gaps", Bound::AtMost(0)),
+            poll_regressions: p.bound(
+                &re.poll_regressions,
+                "expect.poll_regressions",
+                Bound::AtMost(0),
+            ),
+            unconsumed: p.bound(
+                &re.unconsumed,
+                "expect.unconsumed",
+                if workload.consumers > 0 {
+                    Bound::AtMost(0)
+                } else {
+                    Bound::Any
+                },
+            ),
+            max_unavailable_ms: nonneg(&re.max_unavailable_ms, p, "expect.max_unavailable_ms"),
+            min_acked: nonneg(&re.min_acked, p, "expect.min_acked").unwrap_or(1),
+            unreadable_partitions: p.bound(
+                &re.unreadable_partitions,
+                "expect.unreadable_partitions",
+                Bound::AtMost(0),
+            ),
+            per_step: re
+                .step
+                .iter()
+                .map(|(name, se)| {
+                    let field = format!("expect.step.\"{name}\"");
+                    if !step_named(name) {
+                        p.at(
+                            se.span(),
+                            &field,
+                            format!("no step is named `{name}`"),
+                            "copy the `name` of one of the [[step]] tables",
+                        );
+                    }
+                    let raw = se.get_ref();
+                    let e = StepExpect {
+                        max_unavailable_ms: nonneg(
+                            &raw.max_unavailable_ms,
+                            p,
+                            &format!("{field}.max_unavailable_ms"),
+                        ),
+                        lost: raw.lost.as_ref().map(|_| {
+                            p.bound(&raw.lost, &format!("{field}.lost"), Bound::AtMost(0))
+                        }),
+                    };
+                    (name.clone(), e)
+                })
+                .collect(),
+            ensembles: re
+                .ensemble
+                .iter()
+                .map(|(name, ee)| {
+                    let field = format!("expect.ensemble.{name}");
+                    if !cluster.ensembles.contains_key(name) {
+                        p.at(
+                            ee.span(),
+                            &field,
+                            format!("no ensemble `{name}`"),
+                            format!(
+                                "ensembles: {} (see [cluster.ensembles])",
+                                cluster
+                                    .ensembles
+                                    .keys()
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        );
+                    }
+                    if !check.zookeeper_smoke {
+                        p.at(
+                            ee.span(),
+                            &field,
+                            "ensemble expectations need the smoke test",
+                            "add [check] zookeeper_smoke = true",
+                        );
+                    }
+                    let raw = ee.get_ref();
+                    let e = EnsembleExpect {
+                        max_unavailable_ms: nonneg(
+                            &raw.max_unavailable_ms,
+                            p,
+                            &format!("{field}.max_unavailable_ms"),
+                        ),
+                        windows: raw.windows.as_ref().map(|_| {
+                            p.bound(&raw.windows, &format!("{field}.windows"), Bound::Any)
+                        }),
+                        per_step: raw
+                            .step
+                            .iter()
+                            .map(|(step, b)| {
+                                let sf = format!("{field}.step.\"{step}\"");
+                                if !step_named(step) {
+                                    p.at(
+                                        b.span(),
+                                        &sf,
+                                        format!("no step is named `{step}`"),
+                                        "copy the `name` of one of the [[step]] tables",
+                                    );
+                                }
+                                let v = Some(b.get_ref().max_unavailable_ms.clone());
+                                (
+                                    step.clone(),
+                                    nonneg(&v, p, &format!("{sf}.max_unavailable_ms")).unwrap_or(0),
+                                )
+                            })
+                            .collect(),
+                    };
+                    (name.clone(), e)
+                })
+                .collect(),
+            kafka_metadata_intact: match re
+                .kafka_metadata
+                .as_ref()
+                .map(|k| (k, k.get_ref().as_str()))
+            {
+                None | Some((_, "intact")) => check.kafka_metadata,
+                Some((_, "any")) => false,
+                Some((k, other)) => {
+                    p.at(
+                        k.span(),
+                        "expect.kafka_metadata",
+                        format!("`{other}` is not an expectation"),
+                        "kafka_metadata = \"intact\" (default) or \"any\" (report only)",
+                    );
+                    true
+                }
+            },
+        };
+    if re
+        .kafka_metadata
+        .as_ref()
+        .is_some_and(|k| k.get_ref() == "intact")
+        && !check.kafka_metadata
+    {
+        let k = re.kafka_metadata.as_ref().unwrap();
+        p.at(
+            k.span(),
+            "expect.kafka_metadata",
+            "expects intact metadata but [check] kafka_metadata = false",
+            "remove one of the two",
+        );
+    }
+    expect
+}

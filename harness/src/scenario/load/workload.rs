@@ -1,0 +1,338 @@
+//! The `[workload]` table: topics, producer and consumer counts and settings, phases.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use workers::{Acks, ProducerSettings};
+
+use super::{config_map, Problems};
+use crate::scenario::model::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTopic {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    partitions: Option<u32>,
+    #[serde(default)]
+    replication: Option<u32>,
+    #[serde(default)]
+    min_insync: Option<u32>,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkload {
+    #[serde(default)]
+    topics: Option<Spanned<Vec<Spanned<RawTopic>>>>,
+    #[serde(default)]
+    producers: Option<Spanned<u32>>,
+    #[serde(default)]
+    producer_processes: Option<Spanned<u32>>,
+    #[serde(default)]
+    consumers: u32,
+    #[serde(default)]
+    consumer_processes: Option<Spanned<u32>>,
+    #[serde(default)]
+    rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    size: Option<Spanned<usize>>,
+    #[serde(default)]
+    acks: Option<Spanned<String>>,
+    #[serde(default)]
+    idempotence: Option<Spanned<bool>>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    max_in_flight: Option<Spanned<u32>>,
+    #[serde(default)]
+    linger_ms: Option<u32>,
+    #[serde(default)]
+    delivery_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    request_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    consumer_session_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    warmup: Option<Spanned<String>>,
+    #[serde(default)]
+    settle: Option<Spanned<String>>,
+    #[serde(default)]
+    drain_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    final_read_timeout: Option<Spanned<String>>,
+}
+
+/// Validates `[workload]` against the cluster.
+pub(super) fn validate(
+    p: &mut Problems<'_>,
+    raw: &Spanned<RawWorkload>,
+    cluster: &ClusterSpec,
+) -> Workload {
+    let table = raw.span();
+    let rw = raw.get_ref();
+    let brokers = &cluster.brokers;
+    let topic_list = p.required(
+        rw.topics.as_ref(),
+        table.clone(),
+        "workload.topics",
+        "topics = [{ name = \"orders\", partitions = 12, replication = 3, min_insync = 2 }]",
+    );
+    let mut topics = Vec::new();
+    let mut topic_names = HashSet::new();
+    for (i, t) in topic_list.iter().flat_map(|l| l.get_ref()).enumerate() {
+        let field = format!("workload.topics[{i}]");
+        let given = t.get_ref();
+        let name = p.required(
+            given.name.clone(),
+            t.span(),
+            &format!("{field}.name"),
+            "name = \"orders\"",
+        );
+        let partitions = p.required(
+            given.partitions,
+            t.span(),
+            &format!("{field}.partitions"),
+            "partitions = 12",
+        );
+        let replication = p.required(
+            given.replication,
+            t.span(),
+            &format!("{field}.replication"),
+            "replication = 3",
+        );
+        let rt = Topic {
+            name: name.unwrap_or_else(|| format!("topic{i}")),
+            partitions: partitions.unwrap_or(1),
+            replication: replication.unwrap_or(1),
+            min_insync: given.min_insync.unwrap_or(1),
+            config: BTreeMap::new(),
+        };
+        if !topic_names.insert(rt.name.clone()) {
+            p.at(
+                t.span(),
+                &field,
+                format!("topic `{}` is listed twice", rt.name),
+                "give each topic once",
+            );
+        }
+        if rt.name.is_empty()
+            || rt.name.starts_with("__")
+            || !rt
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            p.at(
+                t.span(),
+                format!("{field}.name"),
+                format!("`{}` is not a usable topic name", rt.name),
+                "letters, digits, '.', '_', '-'; not starting with \"__\"",
+            );
+        }
+        if rt.partitions == 0 || rt.partitions > 10_000 {
+            p.at(
+                t.span(),
+                format!("{field}.partitions"),
+                "must be 1..=10000",
+                "e.g. partitions = 12",
+            );
+        }
+        if rt.replication == 0 || rt.replication as usize > brokers.len() {
+            p.at(
+                t.span(),
+                format!("{field}.replication"),
+                format!(
+                    "replication {} with {} brokers",
+                    rt.replication,
+                    brokers.len()
+                ),
+                "replication must be between 1 and the number of brokers",
+            );
+        }
+        let min_insync = rt.min_insync;
+        if min_insync == 0 || min_insync > rt.replication {
+            p.at(
+                t.span(),
+                format!("{field}.min_insync"),
+                format!(
+                    "min_insync {min_insync} with replication {}",
+                    rt.replication
+                ),
+                "min_insync must be between 1 and the replication",
+            );
+        }
+        topics.push(Topic {
+            config: config_map(p, &given.config, t.span(), &format!("{field}.config")),
+            ..rt
+        });
+    }
+    if topic_list.is_some() && topics.is_empty() {
+        p.at(topic_list.map(|l| l.span()).unwrap_or_default(), "workload.topics", "no topics", "add e.g. topics = [{ name = \"orders\", partitions = 12, replication = 3, min_insync = 2 }]");
+    }
+    let producers_given = p.required(
+        rw.producers.as_ref(),
+        table.clone(),
+        "workload.producers",
+        "producers = 4",
+    );
+    let producers = producers_given.map(|v| *v.get_ref()).unwrap_or(1);
+    if producers == 0 {
+        p.at(
+            producers_given.map(|v| v.span()).unwrap_or_default(),
+            "workload.producers",
+            "needs at least one producer",
+            "producers = 4",
+        );
+    }
+    let rate_given = p.required(
+        rw.rate.as_ref(),
+        table.clone(),
+        "workload.rate",
+        "rate = 500 (records/s per producer)",
+    );
+    let rate = rate_given.map(|v| *v.get_ref()).unwrap_or(1.0);
+    if !(rate > 0.0 && rate <= 100_000.0) {
+        p.at(
+            rate_given.map(|v| v.span()).unwrap_or_default(),
+            "workload.rate",
+            "must be > 0 and at most 100000 records/s per producer",
+            "rate = 500",
+        );
+    }
+    let size = rw.size.as_ref().map(|s| *s.get_ref()).unwrap_or(512);
+    if let Some(s) = &rw.size {
+        if !(workers::record::HEADER_LEN..=1_000_000).contains(s.get_ref()) {
+            p.at(
+                s.span(),
+                "workload.size",
+                format!("must be {}..=1000000 bytes", workers::record::HEADER_LEN),
+                "the record header alone takes 36 bytes; size = 512",
+            );
+        }
+    }
+    let acks_given = p.required(
+        rw.acks.as_ref(),
+        table.clone(),
+        "workload.acks",
+        "acks = \"all\", \"1\" or \"0\"",
+    );
+    let acks = match acks_given.map(|a| a.get_ref().as_str()) {
+        None | Some("all" | "-1") => Acks::All,
+        Some("1") => Acks::Leader,
+        Some("0") => Acks::None,
+        Some(other) => {
+            p.at(
+                acks_given.map(|a| a.span()).unwrap_or_default(),
+                "workload.acks",
+                format!("`{other}` is not an acks setting"),
+                "acks = \"all\", \"1\" or \"0\"",
+            );
+            Acks::All
+        }
+    };
+    let idempotence_given = p.required(
+        rw.idempotence.as_ref(),
+        table.clone(),
+        "workload.idempotence",
+        "idempotence = true (duplicates are then an error) or false",
+    );
+    let idempotence = idempotence_given.is_some_and(|i| *i.get_ref());
+    let max_in_flight = rw.max_in_flight.as_ref().map(|m| *m.get_ref()).unwrap_or(5);
+    if idempotence && acks != Acks::All {
+        p.at(
+            idempotence_given.map(|i| i.span()).unwrap_or_default(),
+            "workload.idempotence",
+            "idempotence needs acks = \"all\"",
+            "set acks = \"all\" or idempotence = false",
+        );
+    }
+    if let Some(m) = &rw.max_in_flight {
+        if *m.get_ref() == 0 || (idempotence && *m.get_ref() > 5) {
+            p.at(
+                m.span(),
+                "workload.max_in_flight",
+                "must be 1..=5 with idempotence, and at least 1",
+                "max_in_flight = 5",
+            );
+        }
+    }
+    let delivery_timeout = p.duration(
+        &rw.delivery_timeout,
+        "workload.delivery_timeout",
+        Duration::from_secs(60),
+    );
+    let request_timeout = p.duration(
+        &rw.request_timeout,
+        "workload.request_timeout",
+        Duration::from_secs(10),
+    );
+    let proc_count =
+        |v: &Option<Spanned<u32>>, instances: u32, p: &mut Problems<'_>, field: &str| -> u32 {
+            match v {
+                None => instances.clamp(1, 2),
+                Some(s) if *s.get_ref() == 0 || *s.get_ref() > instances.max(1) => {
+                    p.at(
+                        s.span(),
+                        field,
+                        "must be between 1 and the number of instances",
+                        "each process hosts several client instances; e.g. 2",
+                    );
+                    1
+                }
+                Some(s) => *s.get_ref(),
+            }
+        };
+    Workload {
+        topics,
+        producers,
+        producer_processes: proc_count(
+            &rw.producer_processes,
+            producers,
+            p,
+            "workload.producer_processes",
+        ),
+        consumers: rw.consumers,
+        consumer_processes: proc_count(
+            &rw.consumer_processes,
+            rw.consumers,
+            p,
+            "workload.consumer_processes",
+        ),
+        producer: ProducerSettings {
+            rate,
+            size,
+            acks,
+            idempotence,
+            retries: rw.retries.unwrap_or(i32::MAX as u32),
+            max_in_flight,
+            linger_ms: rw.linger_ms.unwrap_or(5),
+            delivery_timeout_ms: delivery_timeout.as_millis() as u32,
+            request_timeout_ms: request_timeout.as_millis() as u32,
+        },
+        consumer_session_timeout_ms: p
+            .duration(
+                &rw.consumer_session_timeout,
+                "workload.consumer_session_timeout",
+                Duration::from_secs(10),
+            )
+            .as_millis() as u32,
+        warmup: p.duration(&rw.warmup, "workload.warmup", Duration::from_secs(5)),
+        settle: p.duration(&rw.settle, "workload.settle", Duration::from_secs(5)),
+        drain_timeout: p.duration(
+            &rw.drain_timeout,
+            "workload.drain_timeout",
+            Duration::from_secs(60),
+        ),
+        final_read_timeout: p.duration(
+            &rw.final_read_timeout,
+            "workload.final_read_timeout",
+            Duration::from_secs(120),
+        ),
+    }
+}
