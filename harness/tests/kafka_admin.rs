@@ -53,7 +53,9 @@ fn fill(bootstrap: &str, topic: &str, partition: i32, bytes: usize) {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn admin_requests_on_a_real_cluster() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let run_id = format!("kadmin-{}", std::process::id());
     let mut cluster = common::kafka_cluster(

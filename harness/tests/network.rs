@@ -142,6 +142,7 @@ fn chain_rules(net: &Network, node: &str) -> usize {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn partition_both_ways_and_one_way_on_real_tcp_and_udp() {
     require_root();
     let mut net =
@@ -209,6 +210,7 @@ fn partition_both_ways_and_one_way_on_real_tcp_and_udp() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn loss_drops_about_the_asked_share_of_real_packets() {
     require_root();
     let mut net = Network::create(&unique_run("loss"), &["a".into(), "b".into()]).unwrap();
@@ -230,6 +232,7 @@ fn loss_drops_about_the_asked_share_of_real_packets() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn bandwidth_limits_a_real_transfer() {
     require_root();
     let mut net = Network::create(&unique_run("bw"), &["a".into()]).unwrap();
@@ -270,6 +273,7 @@ fn bandwidth_limits_a_real_transfer() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn delay_is_measured_where_the_kernel_has_netem_and_refused_where_it_does_not() {
     require_root();
     let mut net = Network::create(&unique_run("delay"), &["a".into()]).unwrap();
@@ -305,6 +309,7 @@ fn delay_is_measured_where_the_kernel_has_netem_and_refused_where_it_does_not() 
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn teardown_leaves_no_namespace_bridge_or_rule() {
     require_root();
     let run = unique_run("teardown");
@@ -327,6 +332,7 @@ fn teardown_leaves_no_namespace_bridge_or_rule() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn cleanup_removes_what_a_dead_run_left() {
     require_root();
     let run = unique_run("dead");
@@ -356,6 +362,7 @@ fn rtt(addr: std::net::Ipv4Addr, port: u16) -> f64 {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn delay_through_the_proxy_is_measured_on_real_traffic_and_healed() {
     require_root();
     let mut net = Network::create(&unique_run("proxy"), &["a".into()]).unwrap();

@@ -12,7 +12,9 @@ use harness::zk::smoke;
 use harness::Shutdown;
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn losing_the_quorum_shows_as_a_window_on_every_server() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let run_id = format!("zksmoke-{}", std::process::id());
     let mut cluster = common::zookeeper_cluster(dir.path(), &run_id, &["zk1", "zk2", "zk3"]);

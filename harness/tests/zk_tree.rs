@@ -82,7 +82,9 @@ async fn kafka_like_tree(c: &Client, connect: &str) -> Client {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn copy_diff_and_the_catch_up_pass_on_real_zookeeper() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_src_cluster, src_connect) = ensemble(dir.path(), "src");
     let (_dst_cluster, dst_connect) = ensemble(dir.path(), "dst");
@@ -178,7 +180,9 @@ fn copy_diff_and_the_catch_up_pass_on_real_zookeeper() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_node_too_big_to_share_a_transaction_gets_its_own() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_s, src_connect) = ensemble(dir.path(), "bsrc");
     let (_d, dst_connect) = ensemble(dir.path(), "bdst");
@@ -206,7 +210,9 @@ fn a_node_too_big_to_share_a_transaction_gets_its_own() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn prune_deletes_what_the_source_no_longer_has_but_not_live_ephemerals() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_s, src_connect) = ensemble(dir.path(), "psrc");
     let (_d, dst_connect) = ensemble(dir.path(), "pdst");
@@ -262,7 +268,9 @@ fn prune_deletes_what_the_source_no_longer_has_but_not_live_ephemerals() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn diff_names_every_kind_of_difference() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_a, a_connect) = ensemble(dir.path(), "da");
     let (_b, b_connect) = ensemble(dir.path(), "db");
@@ -309,7 +317,9 @@ fn diff_names_every_kind_of_difference() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn the_zk_commands_copy_and_compare() {
+    let _lock = common::cluster_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_a, a_connect) = ensemble(dir.path(), "ca");
     let (_b, b_connect) = ensemble(dir.path(), "cb");

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use e2e::{run_scenario, snapshot_before, u, CLUSTER};
+use e2e::{cluster_lock, run_scenario, snapshot_before, u};
 use serde_json::Value;
 
 fn zero_loss(r: &Value, summary: &str) {
@@ -118,8 +118,9 @@ fn replaced(r: &Value, dir: &std::path::Path) {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn an_interrupted_broker_migration_resumes_from_its_bookkeeping_topic() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("broker-replacement-resume.toml");
     zero_loss(&o.report, &o.summary);
     replaced(&o.report, &o.guard.dir);
@@ -161,8 +162,9 @@ fn an_interrupted_broker_migration_resumes_from_its_bookkeeping_topic() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn rf_increase_then_repair_finds_single_replicas_and_loses_nothing() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("rf-increase-repair.toml");
     let r = &o.report;
     zero_loss(r, &o.summary);
@@ -208,8 +210,9 @@ fn rf_increase_then_repair_finds_single_replicas_and_loses_nothing() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn drain_and_switch_empties_the_old_brokers_one_by_one_and_loses_nothing() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("drain-and-switch.toml");
     let r = &o.report;
     zero_loss(r, &o.summary);

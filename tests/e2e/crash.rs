@@ -5,13 +5,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    harness_bin, require_prerequisites, run_dir, start_run, tagged_processes, wait_bounded,
-    RunGuard, CLUSTER,
+    cluster_lock, harness_bin, require_prerequisites, run_dir, start_run, tagged_processes,
+    wait_bounded, RunGuard,
 };
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_killed_run_leaves_checkable_logs_and_cleanup_removes_its_processes() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_prerequisites();
     let dir = run_dir("crash");
     let guard = RunGuard { dir: dir.clone() };

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    assert_refused_before_start, harness_bin, run_dir, run_scenario_on, sh, start_run_with,
-    tagged_processes, u, verdicts, wait_bounded, RunGuard, CLUSTER,
+    assert_refused_before_start, cluster_lock, harness_bin, run_dir, run_scenario_on, sh,
+    start_run_with, tagged_processes, u, verdicts, wait_bounded, RunGuard,
 };
 use serde_json::Value;
 
@@ -111,8 +111,9 @@ fn assert_ran_on_docker_and_left_nothing(o: &e2e::Outcome) {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn rolling_restart_on_docker_gives_the_local_verdict() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_docker();
     let o = run_scenario_on("rolling-restart.toml", DOCKER);
     verdicts::rolling_restart(&o);
@@ -120,8 +121,9 @@ fn rolling_restart_on_docker_gives_the_local_verdict() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn the_partition_scenario_on_docker_gives_the_local_verdict() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_docker();
     let o = run_scenario_on("partition-leader.toml", DOCKER);
     // the rules were set inside the leader's container: its partition was cut off
@@ -130,8 +132,9 @@ fn the_partition_scenario_on_docker_gives_the_local_verdict() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn zk_mitosis_on_docker_gives_the_local_verdict() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_docker();
     let o = run_scenario_on("zk-mitosis.toml", DOCKER);
     verdicts::zk_mitosis(&o);
@@ -139,8 +142,9 @@ fn zk_mitosis_on_docker_gives_the_local_verdict() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_docker_run_killed_midway_leaves_what_cleanup_removes_and_logs_that_can_be_checked() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_docker();
     let dir = run_dir("docker-killed");
     let guard = RunGuard { dir: dir.clone() };
@@ -247,6 +251,7 @@ fn tag_of(run_id: &str) -> String {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn docker_host_names_the_engine() {
     require_docker();
     // an engine named by DOCKER_HOST is the one used: where none answers, the run is

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use e2e::verdicts;
 use e2e::{
-    assert_nothing_left, assert_refused_before_start, harness_bin, repo, require_prerequisites,
-    require_root, run_dir, run_scenario, sh, start_run, u, RunGuard, CLUSTER,
+    assert_nothing_left, assert_refused_before_start, cluster_lock, harness_bin, repo,
+    require_prerequisites, require_root, run_dir, run_scenario, sh, start_run, u, RunGuard,
 };
 use serde_json::Value;
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn the_partition_scenario_gives_the_same_verdict_three_runs_in_a_row() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_root();
     for attempt in 1..=3 {
         let o = run_scenario("partition-leader.toml");
@@ -38,8 +39,9 @@ fn the_partition_scenario_gives_the_same_verdict_three_runs_in_a_row() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn the_partition_with_acks_1_loses_records_and_blames_the_partition() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_root();
     let o = run_scenario("partition-leader-acks1.toml");
     let r = &o.report;
@@ -56,8 +58,9 @@ fn the_partition_with_acks_1_loses_records_and_blames_the_partition() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_coordinator_killed_during_a_partition_leaves_nothing_cleanup_does_not_remove() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_prerequisites();
     require_root();
     let dir = run_dir("killed-partition");
@@ -103,6 +106,7 @@ fn a_coordinator_killed_during_a_partition_leaves_nothing_cleanup_does_not_remov
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn without_root_a_scenario_with_network_faults_is_refused_before_it_starts() {
     require_root(); // to become someone else
     let dir = run_dir("not-root");
@@ -122,8 +126,9 @@ fn without_root_a_scenario_with_network_faults_is_refused_before_it_starts() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_delayed_leader_costs_latency_and_nothing_else() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_root();
     let o = run_scenario("slow-leader.toml");
     let r = &o.report;

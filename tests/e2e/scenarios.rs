@@ -2,19 +2,21 @@
 //! under load, with the outcomes the harness must report; and a frozen leader, which makes
 //! librdkafka bump its producer epoch for real.
 
-use e2e::{run_scenario, snapshot_before, u, CLUSTER};
+use e2e::{cluster_lock, run_scenario, snapshot_before, u};
 use serde_json::Value;
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_rolling_restart_under_load_loses_nothing() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("rolling-restart.toml");
     e2e::verdicts::rolling_restart(&o);
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("rf1-broker-stop.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);
@@ -86,8 +88,9 @@ fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions()
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("unclean-election-loss.toml");
     let r = &o.report;
     assert_eq!(
@@ -121,9 +124,10 @@ fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_leader_frozen_past_the_delivery_timeout_makes_the_clients_bump_their_epoch_and_explains_every_duplicate(
 ) {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("frozen-leader.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);

@@ -8,12 +8,13 @@
 //!   quorum lost at the split.
 
 use e2e::verdicts::{self, expectation, windows};
-use e2e::{assert_nothing_left, require_root, run_scenario, u, CLUSTER};
+use e2e::{assert_nothing_left, cluster_lock, require_root, run_scenario, u};
 use serde_json::Value;
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn zk_mitosis_moves_kafka_to_the_target_ensemble_and_loses_nothing() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_root();
     let o = run_scenario("zk-mitosis.toml");
     verdicts::zk_mitosis(&o);
@@ -21,8 +22,9 @@ fn zk_mitosis_moves_kafka_to_the_target_ensemble_and_loses_nothing() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn federating_all_three_targets_splits_the_source_ensemble_and_fails() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     require_root();
     let o = run_scenario("zk-mitosis-all-targets.toml");
     let r = &o.report;
@@ -74,8 +76,9 @@ fn zk_addresses(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn block_and_copy_moves_kafka_with_a_measured_downtime_and_loses_nothing() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("zk-block-and-copy.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);
@@ -153,8 +156,9 @@ fn block_and_copy_moves_kafka_with_a_measured_downtime_and_loses_nothing() {
 }
 
 #[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn dynamic_reconfig_replaces_the_ensemble_under_kafka() {
-    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cluster_lock();
     let o = run_scenario("zk-reconfig.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);

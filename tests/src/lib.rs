@@ -9,11 +9,45 @@ pub mod verdicts;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// One cluster at a time: the machine has two cores.
-pub static CLUSTER: Mutex<()> = Mutex::new(());
+/// One cluster at a time on this machine (two cores), across every test binary and every
+/// thread: an exclusive lock on a file in the temporary directory, held for the guard's
+/// life. The harness's own cluster tests (`harness/tests/`) take the same lock, so a
+/// developer running two test binaries at once still gets one cluster at a time; the lock
+/// goes with the process, also when a test panics or is killed.
+pub fn cluster_lock() -> ClusterLock {
+    let path = std::env::temp_dir().join("kmh-cluster-tests.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "NOT RUN: cannot open the cluster lock {}: {e}",
+                path.display()
+            )
+        });
+    file.lock().unwrap_or_else(|e| {
+        panic!(
+            "NOT RUN: cannot take the cluster lock {}: {e}",
+            path.display()
+        )
+    });
+    ClusterLock { _file: file }
+}
+
+/// Holds the one-cluster-at-a-time lock ([`cluster_lock`]) until dropped.
+pub struct ClusterLock {
+    _file: std::fs::File,
+}
+
+/// Why a test is in the slow tier: the reason given to `#[ignore]` on every test that
+/// starts a cluster, a namespace or a container. `cargo test --workspace` runs the fast
+/// tier; `-- --include-ignored` (the README's test command) runs both, `-- --ignored` the
+/// slow tier alone.
+pub const SLOW_TIER: &str = "slow tier: real clusters, namespaces or containers";
 
 /// Longest any single run may take before the watchdog stops it.
 pub const RUN_LIMIT: Duration = Duration::from_secs(600);

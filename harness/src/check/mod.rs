@@ -180,6 +180,14 @@ fn add_reassignments(f: &mut Findings, events: &[timeline::TimelineEvent], t0_ms
             E::Migration { t_ms, step, what } => f
                 .migration_events
                 .push(format!("{} ms: {step}: {what}", rel(*t_ms))),
+            E::Node {
+                t_ms,
+                step,
+                node,
+                what,
+            } => f
+                .migration_events
+                .push(format!("{} ms: {step}: {node}: {what}", rel(*t_ms))),
             E::BootstrapSwitch { t_ms, bootstrap } => f.migration_events.push(format!(
                 "{} ms: workers switched to {bootstrap}",
                 rel(*t_ms)

@@ -87,7 +87,24 @@ pub struct Cluster {
     /// The ZooKeeper servers each broker's `zookeeper.connect` names (its config file; in
     /// effect since its last start).
     broker_zookeeper: BTreeMap<String, Vec<String>>,
+    /// What the cluster did on its own that the timeline should say (a start that had to
+    /// wait); taken by the step executor after each step.
+    events: Vec<ClusterEvent>,
 }
+
+/// Something the cluster did beyond what it was asked, worth a line in the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEvent {
+    /// When (ms since epoch).
+    pub t_ms: u64,
+    /// The node.
+    pub node: String,
+    /// What happened and why.
+    pub what: String,
+}
+
+/// A broker's `zookeeper.session.timeout.ms` unless the scenario sets it.
+pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6_000;
 
 impl Cluster {
     /// Allocates addresses and writes every node's configuration; starts nothing.
@@ -250,6 +267,7 @@ impl Cluster {
             network,
             proxies: Vec::new(),
             proxy_commands,
+            events: Vec::new(),
         };
         cluster.start_proxies()?;
         Ok(cluster)
@@ -438,9 +456,85 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         for n in names {
             let left = deadline.saturating_duration_since(Instant::now());
-            self.wait_ready(n, left.max(Duration::from_secs(1)), shutdown)?;
+            self.await_start(n, left.max(Duration::from_secs(1)), shutdown)?;
         }
         Ok(())
+    }
+
+    /// Waits until a node just spawned is ready. A broker SIGKILLed and started again at
+    /// once finds its old ZooKeeper session still holding `/brokers/ids/N` and exits
+    /// (`NodeExistsException` at startup) until the session expires; like an operator's
+    /// supervisor (systemd `Restart=`), the start is tried again after that refusal, for
+    /// at most twice the session timeout (plus a margin) — and the wait is recorded.
+    fn await_start(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let mut refused: Option<(Instant, u32)> = None;
+        loop {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            let ready = self.wait_ready(name, left, shutdown);
+            let (id, refusal) = {
+                let n = self.node(name)?;
+                (n.id, ready.is_err() && n.registration_refused())
+            };
+            let registration = format!(
+                "its killed process's ZooKeeper session still held {ZK_CHROOT}/brokers/ids/{id} (NodeExists)"
+            );
+            match ready {
+                Ok(()) => {
+                    if let Some((since, tries)) = refused {
+                        self.events.push(ClusterEvent {
+                            t_ms: workers::clock::now_ms(),
+                            node: name.to_string(),
+                            what: format!(
+                                "start refused {tries} time(s): {registration}; started again until the session expired, ready {:.1} s after the first refusal",
+                                since.elapsed().as_secs_f64()
+                            ),
+                        });
+                    }
+                    return Ok(());
+                }
+                Err(e) if refusal => {
+                    let (since, tries) = refused.get_or_insert((Instant::now(), 0));
+                    *tries += 1;
+                    let limit = self.session_timeout() * 2 + Duration::from_secs(5);
+                    if since.elapsed() > limit || Instant::now() >= deadline {
+                        return Err(HarnessError::Cluster(format!(
+                            "{name}: start refused {tries} time(s) over {:.1} s: {registration}; the session did not expire: {e}",
+                            since.elapsed().as_secs_f64()
+                        )));
+                    }
+                    tracing::info!("{name}: start refused, {registration}; starting again");
+                    if shutdown.sleep(Duration::from_millis(500)) {
+                        return Err(HarnessError::Interrupted);
+                    }
+                    self.spawn_node(name)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The brokers' ZooKeeper session timeout.
+    fn session_timeout(&self) -> Duration {
+        let ms = self
+            .spec
+            .broker_config
+            .get("zookeeper.session.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_ZK_SESSION_TIMEOUT_MS);
+        Duration::from_millis(ms)
+    }
+
+    /// What the cluster did on its own since the last call (oldest first).
+    pub fn take_events(&mut self) -> Vec<ClusterEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// Stops several nodes, then starts them together and waits until each is ready.
@@ -610,10 +704,10 @@ impl Cluster {
         self.spawn_node(name)
     }
 
-    /// Starts a stopped node and waits until it is ready.
+    /// Starts a stopped node and waits until it is ready (a broker refused by its old
+    /// ZooKeeper registration is started again: [`Cluster::start_many`]).
     pub fn start(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        self.spawn_node(name)?;
-        self.wait_ready(name, Duration::from_secs(120), shutdown)
+        self.start_many(&[name.to_string()], Duration::from_secs(120), shutdown)
     }
 
     /// Stops a node gracefully (SIGTERM; a broker does its controlled shutdown), waiting up

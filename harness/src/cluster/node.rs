@@ -358,7 +358,10 @@ impl Node {
                 format!("PLAINTEXT://{address}:{KAFKA_PORT}"),
             ),
             ("zookeeper.connect", zk_connect.to_string()),
-            ("zookeeper.session.timeout.ms", "6000".into()),
+            (
+                "zookeeper.session.timeout.ms",
+                super::DEFAULT_ZK_SESSION_TIMEOUT_MS.to_string(),
+            ),
             ("zookeeper.connection.timeout.ms", "15000".into()),
             ("log.dirs", seen.join("data").display().to_string()),
             ("num.network.threads", "2".into()),
@@ -452,6 +455,24 @@ impl Node {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// True when this broker's last start ended because ZooKeeper still held its
+    /// registration: a killed predecessor's session owns `/brokers/ids/N` until it expires,
+    /// and Kafka exits with `NodeExistsException` at startup meanwhile. Read from the
+    /// part of `server.log` after the last "starting" line (a container node's log is
+    /// copied out when it dies).
+    pub fn registration_refused(&self) -> bool {
+        if self.kind != NodeKind::Broker {
+            return false;
+        }
+        let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) else {
+            return false;
+        };
+        let last_start = log
+            .rfind("starting (kafka.server.KafkaServer)")
+            .unwrap_or(0);
+        log[last_start..].contains("NodeExistsException")
     }
 
     /// True when this node runs in a container.

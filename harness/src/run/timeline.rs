@@ -129,6 +129,18 @@ pub enum TimelineEvent {
         /// `killed while moving TOPIC`, `resumed: N topics recorded, M partitions in flight`.
         what: String,
     },
+    /// The cluster did something on its own during a step: a broker start refused while
+    /// its killed predecessor's ZooKeeper session held its registration, started again.
+    Node {
+        /// When.
+        t_ms: u64,
+        /// The step.
+        step: String,
+        /// The node.
+        node: String,
+        /// What happened and why.
+        what: String,
+    },
     /// The run's workload and cluster are done.
     RunEnd {
         /// When.

@@ -6,6 +6,9 @@ use harness::cluster::{dist, Cluster};
 use harness::scenario::{Backend, ClusterSpec, HostMode};
 use harness::Shutdown;
 
+#[allow(unused_imports)]
+pub use e2e::cluster_lock;
+
 #[allow(dead_code)]
 /// Starts a ZooKeeper-only cluster of `nodes` (one ensemble) on loopback addresses, its
 /// files under `dir`. Without Java or the distribution the test fails with `NOT RUN:`.

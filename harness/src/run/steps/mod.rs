@@ -128,6 +128,14 @@ impl<'a> Executor<'a> {
                 action: step.action.keyword().into(),
             });
             let (node, result) = self.execute(step, snapshot.as_ref());
+            for e in self.cluster.take_events() {
+                self.timeline.record(&TimelineEvent::Node {
+                    t_ms: e.t_ms,
+                    step: step.name.clone(),
+                    node: e.node,
+                    what: e.what,
+                });
+            }
             let error = result.err().map(|e| e.to_string());
             self.timeline.record(&TimelineEvent::StepEnd {
                 t_ms: now_ms(),
