@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use harness::check::{check, Attribution, CheckInput};
-use harness::run::timeline::TimelineEvent;
+use harness::rundir::timeline::TimelineEvent;
 use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION};
 use workers::{Event, EventKind, LogHeader, LogWriter, Role, TopicSpec};
 

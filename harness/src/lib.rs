@@ -27,12 +27,13 @@
 pub mod check;
 pub mod cleanup;
 pub mod cluster;
-pub mod docker;
+
 pub mod error;
 pub mod fault;
 pub mod kafka;
 pub mod report;
 pub mod run;
+pub mod rundir;
 pub mod scenario;
 pub mod shutdown;
 pub mod zk;

@@ -241,7 +241,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
         Command::Images {
             command: ImagesCommand::Build { base, kafka, force },
         } => {
-            use harness::docker::{images, Engine};
+            use harness::cluster::docker::{images, Engine};
             let engine = Engine::connect()?;
             let dist = harness::cluster::dist::locate(&kafka)?;
             let worker = run::workload::worker_binary()?;
@@ -285,7 +285,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
         Command::Cleanup { run } => {
             // containers first: their workers get a SIGTERM and their logs are copied out
             // (on a local engine their processes are tagged too, and would die unflushed)
-            let docker = harness::docker::cleanup(run.as_deref());
+            let docker = harness::cluster::docker::cleanup(run.as_deref());
             let killed = cleanup::cleanup(run.as_deref());
             for l in &killed {
                 println!("killed {} (run {}): {}", l.pid, l.run_id, l.command);
@@ -433,7 +433,7 @@ fn run_cmd(
 }
 
 fn check_cmd(run_dir: &Path) -> Result<u8, HarnessError> {
-    let record = run::RunRecord::load(run_dir)?;
+    let record = harness::rundir::RunRecord::load(run_dir)?;
     let sc = scenario::load(&run_dir.join("scenario.toml"))?;
     let findings = check::check_run(run_dir, &sc)?;
     let rep = report::build(&sc, &record.run_id, record.started_ms, findings);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use harness::check::{check, Attribution, CheckInput, Findings};
-use harness::run::timeline::TimelineEvent;
+use harness::rundir::timeline::TimelineEvent;
 use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION};
 use workers::{Event, EventKind, LogHeader, LogWriter, Role, TopicSpec};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod common;
 
-use harness::zk::smoke;
+use harness::check::smoke;
 use harness::Shutdown;
 
 #[test]

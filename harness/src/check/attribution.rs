@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::run::timeline::TimelineEvent;
+use crate::rundir::timeline::TimelineEvent;
 
 /// A step as it ran, in ms relative to the run start.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -228,7 +228,7 @@ pub struct Findings {
     /// Logs that ended in a partial or damaged event.
     pub logs_cut_short: Vec<String>,
     /// The ZooKeeper smoke test, per node (when it ran).
-    pub zookeeper: BTreeMap<String, crate::zk::smoke::ServerSummary>,
+    pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
     pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
     /// Split brains the smoke test saw inside an ensemble (kind `split A/B`: A did not

@@ -7,9 +7,10 @@
 pub mod attribution;
 mod checker;
 pub mod latency;
+pub mod smoke;
 pub mod windows;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use attribution::{Attribution, StepSpan};
 pub use checker::{
@@ -18,33 +19,14 @@ pub use checker::{
 };
 
 use crate::error::HarnessError;
-use crate::run::{timeline, RunRecord};
+use crate::rundir::{self, timeline, RunRecord};
 use crate::scenario::Scenario;
-
-/// The files of `dir` whose name ends in `.EXT`, sorted (none when `dir` is missing).
-pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == ext))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// Every `*.log` in the run's `logs/` directory.
-pub fn worker_logs(run_dir: &Path) -> Vec<PathBuf> {
-    files_with_extension(&run_dir.join("logs"), "log")
-}
 
 /// Checks the run in `run_dir` against nothing but its own logs.
 pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, HarnessError> {
     let record = RunRecord::load(run_dir)?;
     let events = timeline::read(run_dir).map_err(|e| {
-        HarnessError::BadInput(format!("{}: {e}", run_dir.join("timeline.jsonl").display()))
+        HarnessError::BadInput(format!("{}: {e}", run_dir.join(rundir::TIMELINE).display()))
     })?;
     let attribution = Attribution::from_timeline(
         &events,
@@ -56,7 +38,7 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         topics: record.topics.clone(),
         attribution,
         window_threshold_ms: scenario.check.window_threshold_ms,
-        logs: worker_logs(run_dir),
+        logs: rundir::worker_logs(run_dir),
     };
     let mut findings = check(&input)?;
     add_smoke(&mut findings, run_dir, &record, &input, scenario)?;
@@ -204,13 +186,10 @@ pub const SMOKE_INTERVAL_MS: u32 = 200;
 /// write is reading from another quorum.
 pub const SPLIT_STALE_MS: u64 = 5_000;
 
-/// Where the end-of-run check of Kafka's metadata in ZooKeeper is written.
-pub const METADATA_CHECK: &str = "metadata-check.json";
-
 fn read_metadata_check(
     run_dir: &Path,
 ) -> Result<Option<crate::zk::metadata::MetadataCheck>, HarnessError> {
-    let path = run_dir.join(METADATA_CHECK);
+    let path = run_dir.join(rundir::METADATA_CHECK);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -230,8 +209,7 @@ fn add_smoke(
     input: &CheckInput,
     scenario: &Scenario,
 ) -> Result<(), HarnessError> {
-    use crate::zk::smoke;
-    let path = run_dir.join(crate::run::SMOKE_LOG);
+    let path = run_dir.join(rundir::SMOKE_LOG);
     if !path.exists() {
         return Ok(());
     }

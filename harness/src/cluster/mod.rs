@@ -12,6 +12,7 @@
 //! logs copied out when a node dies and at the end.
 
 pub mod dist;
+pub mod docker;
 pub mod netns;
 mod node;
 
@@ -65,7 +66,7 @@ pub struct HostInfo {
 #[derive(Clone)]
 pub struct WorkerPlacement {
     /// The engine.
-    pub engine: std::sync::Arc<crate::docker::Engine>,
+    pub engine: std::sync::Arc<crate::cluster::docker::Engine>,
     /// The run's network.
     pub network: String,
     /// Addresses for worker containers, in order of start.
@@ -138,7 +139,7 @@ impl Cluster {
             });
         }
         let engine = if docker {
-            Some(crate::docker::Engine::connect()?)
+            Some(crate::cluster::docker::Engine::connect()?)
         } else {
             None
         };
@@ -163,7 +164,7 @@ impl Cluster {
             (Some(engine), Some(net)) => Placement::Container {
                 engine: engine.clone(),
                 name: net.hosts[n].ns.clone(),
-                image: crate::docker::images::node_image(&dist.version),
+                image: crate::cluster::docker::images::node_image(&dist.version),
                 network: net.docker_network().unwrap_or_default().to_string(),
             },
             _ => Placement::Process { prefix: prefix(n) },

@@ -32,7 +32,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::docker::Engine;
+use crate::cluster::docker::Engine;
 use crate::error::HarnessError;
 
 /// First host number of worker containers on a Docker run's network (`.128`–`.254`).
@@ -210,9 +210,9 @@ impl Network {
         nodes: &[String],
     ) -> Result<Network, HarnessError> {
         let tag = run_tag(run_id);
-        let name = crate::docker::network_name(run_id);
+        let name = crate::cluster::docker::network_name(run_id);
         let labels = std::collections::HashMap::from([(
-            crate::docker::RUN_LABEL.to_string(),
+            crate::cluster::docker::RUN_LABEL.to_string(),
             run_id.to_string(),
         )]);
         // this machine's routes say which subnets are taken when the engine is local; a
@@ -234,7 +234,7 @@ impl Network {
                 (
                     n.clone(),
                     NsHost {
-                        ns: crate::docker::container_name(run_id, n),
+                        ns: crate::cluster::docker::container_name(run_id, n),
                         veth: String::new(),
                         addr: Ipv4Addr::new(10, a, b, 10 + i as u8),
                     },
@@ -753,7 +753,7 @@ impl Network {
         if let Some(engine) = &self.engine {
             // containers first (normally gone already): a network with endpoints stays
             if let Ok(left) =
-                engine.containers_labelled(crate::docker::RUN_LABEL, Some(&self.run_id))
+                engine.containers_labelled(crate::cluster::docker::RUN_LABEL, Some(&self.run_id))
             {
                 for c in left {
                     let _ = engine.remove(&c.name);

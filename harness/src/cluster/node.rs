@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Distribution, KAFKA_PORT, ZK_CLIENT_PORT};
-use crate::docker::{ContainerSpec, Engine};
+use crate::cluster::docker::{ContainerSpec, Engine};
 use crate::error::HarnessError;
 use crate::scenario::{ClusterSpec, ZkRole};
 
@@ -133,7 +133,7 @@ fn seen_from(placement: &Placement, dir: &Path, dist: &Distribution) -> (PathBuf
         Placement::Process { .. } => (dir.to_path_buf(), dist.classpath()),
         Placement::Container { .. } => (
             PathBuf::from(CONTAINER_DIR),
-            format!("{}/*", crate::docker::images::NODE_LIBS),
+            format!("{}/*", crate::cluster::docker::images::NODE_LIBS),
         ),
     }
 }
@@ -163,7 +163,10 @@ fn place(
                 image,
                 cmd: jvm.clone(),
                 labels: std::collections::HashMap::from([
-                    (crate::docker::RUN_LABEL.to_string(), run_id.to_string()),
+                    (
+                        crate::cluster::docker::RUN_LABEL.to_string(),
+                        run_id.to_string(),
+                    ),
                     ("kmh.node".to_string(), node.to_string()),
                 ]),
                 network,

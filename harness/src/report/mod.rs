@@ -74,7 +74,7 @@ pub struct Report {
     /// Logs that ended mid-event (a crash).
     pub logs_cut_short: Vec<String>,
     /// The ZooKeeper smoke test per node: operations, failures, latency (when it ran).
-    pub zookeeper: BTreeMap<String, crate::zk::smoke::ServerSummary>,
+    pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
     pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
     /// Split brains inside a ZooKeeper ensemble, as the smoke test saw them.

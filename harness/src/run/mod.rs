@@ -10,58 +10,23 @@
 //! ```
 
 pub mod steps;
-pub mod timeline;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use workers::clock::now_ms;
-use workers::{Role, TopicSpec};
+use workers::Role;
 
-use crate::cluster::{self, Cluster, HostInfo};
+use crate::cluster::{self, Cluster};
 use crate::error::HarnessError;
+use crate::rundir::timeline::{Timeline, TimelineEvent};
+use crate::rundir::{self, RunRecord};
 use crate::scenario::{Backend, Scenario};
 use crate::shutdown::Shutdown;
 use steps::Executor;
-use timeline::{Timeline, TimelineEvent};
 use workload::Workload;
-
-/// What `run.json` records about a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// Run id (tags every process the run started).
-    pub run_id: String,
-    /// Scenario name.
-    pub scenario: String,
-    /// When the run started, ms since epoch.
-    pub started_ms: u64,
-    /// Kafka version.
-    pub kafka_version: String,
-    /// Where the nodes and workers ran: `local` or `docker`.
-    #[serde(default)]
-    pub backend: String,
-    /// `bootstrap.servers`.
-    pub bootstrap: String,
-    /// Every node.
-    pub hosts: Vec<HostInfo>,
-    /// Workload topics, in log topic-index order.
-    pub topics: Vec<TopicSpec>,
-}
-
-impl RunRecord {
-    /// Reads `run.json` of a run directory.
-    pub fn load(run_dir: &Path) -> Result<RunRecord, HarnessError> {
-        let p = run_dir.join("run.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| {
-            HarnessError::BadInput(format!("{}: {e} (is this a run directory?)", p.display()))
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", p.display())))
-    }
-}
 
 /// A new run id: the scenario name, the time and a few random bits.
 pub fn new_run_id(scenario: &str) -> String {
@@ -132,7 +97,7 @@ fn docker_worker_room(scenario: &Scenario) -> Result<(), HarnessError> {
 /// namespace hosts is not carried into containers).
 fn preflight_docker(network: &[&crate::scenario::Step]) -> Result<(), HarnessError> {
     use crate::scenario::{Action, NetworkAction};
-    let engine = crate::docker::Engine::connect()?;
+    let engine = crate::cluster::docker::Engine::connect()?;
     let delay = network
         .iter()
         .find(|s| matches!(&s.action, Action::Network(NetworkAction::Delay { .. })));
@@ -220,12 +185,15 @@ pub fn run_scenario(
     cluster::dist::require_java()?;
     let dist = cluster::dist::locate(&scenario.cluster.kafka_version)?;
     if scenario.cluster.backend == Backend::Docker {
-        let engine = crate::docker::Engine::connect()?;
-        let images =
-            crate::docker::images::ensure_for_run(&engine, &dist, &workload::worker_binary()?)?;
+        let engine = crate::cluster::docker::Engine::connect()?;
+        let images = crate::cluster::docker::images::ensure_for_run(
+            &engine,
+            &dist,
+            &workload::worker_binary()?,
+        )?;
         for i in images
             .iter()
-            .filter(|i| i.action != crate::docker::images::ImageAction::Reused)
+            .filter(|i| i.action != crate::cluster::docker::images::ImageAction::Reused)
         {
             eprintln!("harness: image {}: {}", i.image, i.detail);
         }
@@ -460,7 +428,7 @@ fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
                 .unwrap_or_else(|| result.differences.join("; "))
         );
     }
-    let path = run_dir.join(crate::check::METADATA_CHECK);
+    let path = run_dir.join(rundir::METADATA_CHECK);
     if let Err(e) = std::fs::write(
         &path,
         serde_json::to_vec_pretty(&result).unwrap_or_default(),
@@ -481,9 +449,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Where the smoke test logs, in a run directory.
-pub const SMOKE_LOG: &str = "logs/zk-smoke.jsonl";
-
 /// Starts `harness zk smoke` against every ZooKeeper node (killed by `drive` at the drain,
 /// or by `harness cleanup` after a crash: it carries the run's tag).
 fn start_smoke(
@@ -503,7 +468,7 @@ fn start_smoke(
         ])
         .arg(format!("kmh.run={run_id}"))
         .arg("--log")
-        .arg(run_dir.join(SMOKE_LOG))
+        .arg(run_dir.join(rundir::SMOKE_LOG))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(
@@ -558,7 +523,7 @@ impl Progress {
 
 /// Producer and consumer totals from the status files in `run_dir/workers`.
 fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
-    let outs = crate::check::files_with_extension(&run_dir.join("workers"), "out");
+    let outs = rundir::files_with_extension(&run_dir.join("workers"), "out");
     let of = |prefix: &str| {
         workload::Status::sum(
             outs.iter()

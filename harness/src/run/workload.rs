@@ -203,7 +203,7 @@ pub struct Switchboard {
     /// Every producer and consumer process.
     pub status_paths: Vec<SwitchingWorker>,
     /// The engine, when the workers are containers (each has its copy of the file).
-    pub engine: Option<std::sync::Arc<crate::docker::Engine>>,
+    pub engine: Option<std::sync::Arc<crate::cluster::docker::Engine>>,
 }
 
 /// A worker that watches the discovery file.
@@ -449,7 +449,7 @@ impl Workload {
         p: WorkerPlacement,
     ) -> Result<(), HarnessError> {
         let name = format!("{}-{}", role_name(cfg.role), cfg.worker_index);
-        let container = crate::docker::container_name(&self.run_id, &name);
+        let container = crate::cluster::docker::container_name(&self.run_id, &name);
         let address = p.addresses.get(self.processes.len()).ok_or_else(|| {
             HarnessError::Workers(format!(
                 "more than {} worker containers on one run network",
@@ -470,35 +470,39 @@ impl Workload {
             &json,
         )?;
         let labels = std::collections::HashMap::from([
-            (crate::docker::RUN_LABEL.to_string(), self.run_id.clone()),
+            (
+                crate::cluster::docker::RUN_LABEL.to_string(),
+                self.run_id.clone(),
+            ),
             ("kmh.worker".to_string(), name.clone()),
             (
-                crate::docker::LOG_DEST_LABEL.to_string(),
+                crate::cluster::docker::LOG_DEST_LABEL.to_string(),
                 local_log.display().to_string(),
             ),
             (
-                crate::docker::LOG_SOURCE_LABEL.to_string(),
+                crate::cluster::docker::LOG_SOURCE_LABEL.to_string(),
                 log_inside.clone(),
             ),
         ]);
-        p.engine.create_container(&crate::docker::ContainerSpec {
-            name: container.clone(),
-            image: crate::docker::images::WORKER_IMAGE.into(),
-            cmd: vec![
-                "worker".into(),
-                role_command(cfg.role).into(),
-                "--config".into(),
-                format!("{CONTAINER_DIR}/worker.json"),
-                "--tag".into(),
-                format!("kmh.run={}", self.run_id),
-            ],
-            labels,
-            network: p.network.clone(),
-            address: address.to_string(),
-            hostname: name.clone(),
-            working_dir: Some(CONTAINER_DIR.into()),
-            net_admin: false,
-        })?;
+        p.engine
+            .create_container(&crate::cluster::docker::ContainerSpec {
+                name: container.clone(),
+                image: crate::cluster::docker::images::WORKER_IMAGE.into(),
+                cmd: vec![
+                    "worker".into(),
+                    role_command(cfg.role).into(),
+                    "--config".into(),
+                    format!("{CONTAINER_DIR}/worker.json"),
+                    "--tag".into(),
+                    format!("kmh.run={}", self.run_id),
+                ],
+                labels,
+                network: p.network.clone(),
+                address: address.to_string(),
+                hostname: name.clone(),
+                working_dir: Some(CONTAINER_DIR.into()),
+                net_admin: false,
+            })?;
         let mut files = vec![
             ("worker.json".to_string(), json),
             // the worker makes its log file, not the directory

@@ -10,7 +10,7 @@ use super::Executor;
 use crate::error::HarnessError;
 use crate::kafka::reassign::{self, ReassignOptions};
 use crate::kafka::PartitionMove;
-use crate::run::timeline::{AuditFinding, TimelineEvent};
+use crate::rundir::timeline::{AuditFinding, TimelineEvent};
 use crate::scenario::{topic_matches, BrokerAction, ElectionKind, ReassignPlan};
 
 impl Executor<'_> {

@@ -21,8 +21,8 @@ use workers::clock::now_ms;
 use crate::cluster::Cluster;
 use crate::error::HarnessError;
 use crate::kafka::{ClusterAdmin, ClusterSnapshot};
-use crate::run::timeline::{Timeline, TimelineEvent};
 use crate::run::workload::Switchboard;
+use crate::rundir::timeline::{Timeline, TimelineEvent};
 use crate::scenario::{Action, Scenario, Step, Target};
 use crate::shutdown::Shutdown;
 

@@ -4,7 +4,7 @@ use workers::clock::now_ms;
 
 use super::Executor;
 use crate::error::HarnessError;
-use crate::run::timeline::TimelineEvent;
+use crate::rundir::timeline::TimelineEvent;
 use crate::scenario::PaceAction;
 
 impl Executor<'_> {

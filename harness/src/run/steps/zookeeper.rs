@@ -6,7 +6,7 @@ use workers::clock::now_ms;
 
 use super::Executor;
 use crate::error::HarnessError;
-use crate::run::timeline::TimelineEvent;
+use crate::rundir::timeline::TimelineEvent;
 use crate::scenario::ZkAction;
 
 impl Executor<'_> {

@@ -30,8 +30,8 @@ const SOURCE_LABEL: &str = "kmh.source";
 /// Label: the base an image was built on.
 const BASE_LABEL: &str = "kmh.base";
 
-const NODE_DOCKERFILE: &str = include_str!("../../../docker/node.Dockerfile");
-const WORKER_DOCKERFILE: &str = include_str!("../../../docker/worker.Dockerfile");
+const NODE_DOCKERFILE: &str = include_str!("../../../../docker/node.Dockerfile");
+const WORKER_DOCKERFILE: &str = include_str!("../../../../docker/worker.Dockerfile");
 
 /// The node image of a Kafka version.
 pub fn node_image(kafka_version: &str) -> String {

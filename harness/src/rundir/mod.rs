@@ -1,0 +1,92 @@
+//! The run directory: what a run leaves where. [`crate::run`] writes it; [`crate::check`]
+//! and [`crate::report`] read it and need nothing else, so a directory copied from another
+//! machine, or left by a crashed run, can be checked again.
+//!
+//! ```text
+//! scenario.toml   the scenario as run          run.json      run id, hosts, topics (RunRecord)
+//! timeline.jsonl  steps, phases, snapshots      logs/*.log    binary worker logs
+//! nodes/NAME/     node config, data, logs       workers/      worker configs, status, stderr
+//! report.json     the checker's findings        junit.xml     one test case per expectation
+//! ```
+
+pub mod timeline;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use workers::TopicSpec;
+
+use crate::cluster::HostInfo;
+use crate::error::HarnessError;
+
+/// The run's identity, hosts and topics (JSON).
+pub const RUN_JSON: &str = "run.json";
+/// The scenario as run: `harness check` judges with it.
+pub const SCENARIO: &str = "scenario.toml";
+/// Steps, phases, snapshots, marks (JSON lines).
+pub const TIMELINE: &str = "timeline.jsonl";
+/// The workers' binary logs (`*.log`).
+pub const LOGS: &str = "logs";
+/// Worker configs (`*.json`), status lines (`*.out`), stderr (`*.err`).
+pub const WORKERS: &str = "workers";
+/// The ZooKeeper smoke test's log (JSON lines).
+pub const SMOKE_LOG: &str = "logs/zk-smoke.jsonl";
+/// The end-of-run check of Kafka's metadata in ZooKeeper.
+pub const METADATA_CHECK: &str = "metadata-check.json";
+/// The findings and the verdict.
+pub const REPORT_JSON: &str = "report.json";
+/// One test case per expectation.
+pub const JUNIT_XML: &str = "junit.xml";
+
+/// What `run.json` records about a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Run id (tags every process the run started).
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// When the run started, ms since epoch.
+    pub started_ms: u64,
+    /// Kafka version.
+    pub kafka_version: String,
+    /// Where the nodes and workers ran: `local` or `docker`.
+    #[serde(default)]
+    pub backend: String,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Every node.
+    pub hosts: Vec<HostInfo>,
+    /// Workload topics, in log topic-index order.
+    pub topics: Vec<TopicSpec>,
+}
+
+impl RunRecord {
+    /// Reads `run.json` of a run directory.
+    pub fn load(run_dir: &Path) -> Result<RunRecord, HarnessError> {
+        let p = run_dir.join(RUN_JSON);
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            HarnessError::BadInput(format!("{}: {e} (is this a run directory?)", p.display()))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", p.display())))
+    }
+}
+
+/// The files of `dir` whose name ends in `.EXT`, sorted (none when `dir` is missing).
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Every `*.log` in the run's `logs/` directory.
+pub fn worker_logs(run_dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(&run_dir.join(LOGS), "log")
+}
