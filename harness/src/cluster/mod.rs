@@ -13,6 +13,7 @@
 
 pub mod dist;
 pub mod docker;
+pub mod host;
 pub mod netns;
 mod node;
 
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use dist::Distribution;
-pub use node::{Node, NodeKind, Placement, ZkMember};
+pub use host::{HostShell, NodeHost, NodeProcess, Signal};
+pub use node::{Node, NodeKind, ZkMember};
 
 use crate::error::HarnessError;
 use crate::kafka::Admin;
@@ -59,18 +61,6 @@ pub struct HostInfo {
     /// Its container, on the Docker backend.
     #[serde(default)]
     pub container: Option<String>,
-}
-
-/// Where the Docker backend puts worker containers: the run's network and the addresses
-/// kept for workers on it.
-#[derive(Clone)]
-pub struct WorkerPlacement {
-    /// The engine.
-    pub engine: std::sync::Arc<crate::cluster::docker::Engine>,
-    /// The run's network.
-    pub network: String,
-    /// Addresses for worker containers, in order of start.
-    pub addresses: Vec<Ipv4Addr>,
 }
 
 /// A running (or partly running) cluster.
@@ -160,14 +150,17 @@ impl Cluster {
                 .map(|net| net.exec_prefix(n))
                 .unwrap_or_default()
         };
-        let placement = |n: &str| match (&engine, &network) {
-            (Some(engine), Some(net)) => Placement::Container {
-                engine: engine.clone(),
-                name: net.hosts[n].ns.clone(),
-                image: crate::cluster::docker::images::node_image(&dist.version),
-                network: net.docker_network().unwrap_or_default().to_string(),
-            },
-            _ => Placement::Process { prefix: prefix(n) },
+        // the host seam: where each node runs
+        let host = |n: &str| -> Box<dyn NodeHost> {
+            match (&engine, &network) {
+                (Some(engine), Some(net)) => Box::new(docker::host::ContainerHost {
+                    engine: engine.clone(),
+                    name: net.hosts[n].ns.clone(),
+                    image: docker::images::node_image(&dist.version),
+                    network: net.docker_network().unwrap_or_default().to_string(),
+                }),
+                _ => Box::new(host::LocalHost { prefix: prefix(n) }),
+            }
         };
         let zk_addr: BTreeMap<&str, Ipv4Addr> = spec
             .zookeeper
@@ -208,7 +201,7 @@ impl Cluster {
                 spec,
                 dist,
                 &dir,
-                placement(name),
+                host(name),
             )?;
             nodes.insert(name.clone(), node);
         }
@@ -227,7 +220,7 @@ impl Cluster {
                 spec,
                 dist,
                 &dir,
-                placement(name),
+                host(name),
                 behind_proxy,
             )?;
             if behind_proxy {
@@ -298,25 +291,36 @@ impl Cluster {
             .ok_or_else(|| HarnessError::Cluster("network faults need namespace hosts".into()))
     }
 
-    /// Where worker containers go, on the Docker backend.
-    pub fn worker_placement(&self) -> Option<WorkerPlacement> {
-        let net = self.network.as_ref()?;
-        Some(WorkerPlacement {
-            engine: net.engine()?.clone(),
-            network: net.docker_network()?.to_string(),
-            addresses: (0..netns::MAX_WORKER_CONTAINERS)
-                .map_while(|i| net.worker_address(i))
-                .collect(),
-        })
+    /// Where the run's worker processes go: containers on the run's network (Docker
+    /// backend), else children of the harness here (`binary`). `discovery` is the run's
+    /// discovery file, which containers get a copy of.
+    pub fn worker_host(
+        &self,
+        binary: std::path::PathBuf,
+        discovery: std::path::PathBuf,
+    ) -> std::sync::Arc<dyn host::WorkerHost> {
+        let containers = self.network.as_ref().and_then(|net| {
+            Some(docker::host::ContainerWorkers {
+                engine: net.engine()?.clone(),
+                network: net.docker_network()?.to_string(),
+                addresses: (0..netns::MAX_WORKER_CONTAINERS)
+                    .map_while(|i| net.worker_address(i))
+                    .collect(),
+                discovery: discovery.clone(),
+            })
+        });
+        match containers {
+            Some(c) => std::sync::Arc::new(c),
+            None => std::sync::Arc::new(host::LocalWorkers { binary }),
+        }
     }
 
-    /// Starts a node's process or container; a container gets its network faults back.
+    /// Starts a node's process; where its host's network is new at each start (a
+    /// container), its network faults are set again.
     fn spawn_node(&mut self, name: &str) -> Result<(), HarnessError> {
         self.node(name)?.spawn()?;
-        if self.nodes[name].in_container() {
-            if let Some(net) = &mut self.network {
-                net.host_started(name)?;
-            }
+        if let Some(net) = &mut self.network {
+            net.host_started(name)?;
         }
         Ok(())
     }
@@ -724,12 +728,12 @@ impl Cluster {
 
     /// SIGSTOPs a node.
     pub fn pause(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.node(name)?.signal(libc::SIGSTOP)
+        self.node(name)?.signal(Signal::Stop)
     }
 
     /// SIGCONTs a paused node.
     pub fn resume(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.node(name)?.signal(libc::SIGCONT)
+        self.node(name)?.signal(Signal::Cont)
     }
 
     /// Stops and starts a node, waiting until it is ready again.

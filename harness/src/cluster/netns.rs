@@ -33,6 +33,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use crate::cluster::docker::Engine;
+use crate::cluster::host::{HostShell, NamespaceShell};
 use crate::error::HarnessError;
 
 /// First host number of worker containers on a Docker run's network (`.128`–`.254`).
@@ -101,15 +102,17 @@ pub fn netem_available() -> bool {
     ok
 }
 
-/// One namespace host.
-#[derive(Debug, Clone)]
+/// One host of the run's network: a namespace, or a container.
+#[derive(Clone)]
 pub struct NsHost {
-    /// Namespace name.
+    /// Namespace (or container) name.
     pub ns: String,
-    /// Root-side veth name.
+    /// Root-side veth name (namespace hosts).
     pub veth: String,
     /// Address on the bridge.
     pub addr: Ipv4Addr,
+    /// Where its rules and qdiscs are set (the host seam).
+    pub shell: Arc<dyn HostShell>,
 }
 
 /// A fault as added, so that healing removes exactly it.
@@ -237,6 +240,10 @@ impl Network {
                         ns: crate::cluster::docker::container_name(run_id, n),
                         veth: String::new(),
                         addr: Ipv4Addr::new(10, a, b, 10 + i as u8),
+                        shell: Arc::new(crate::cluster::docker::host::ContainerShell {
+                            engine: engine.clone(),
+                            name: crate::cluster::docker::container_name(run_id, n),
+                        }),
                     },
                 )
             })
@@ -277,24 +284,19 @@ impl Network {
         (host < 255).then(|| Ipv4Addr::new(o[0], o[1], o[2], host as u8))
     }
 
-    /// Runs a command in a host's network context: its namespace, or its container.
+    /// Runs a command in a host's network context (the host seam: its namespace, its
+    /// container, …).
     fn in_host(&self, ns: &str, args: &[&str]) -> Result<String, String> {
-        match &self.engine {
-            Some(engine) => match engine.exec(ns, args) {
-                Ok((0, out)) => Ok(out),
-                Ok((code, out)) => Err(format!(
-                    "`{}` in {ns} failed ({code}): {}",
-                    args.join(" "),
-                    out.trim()
-                )),
-                Err(e) => Err(e.to_string()),
-            },
-            None => {
-                let mut v = vec!["ip", "netns", "exec", ns];
-                v.extend_from_slice(args);
-                sh(&v)
-            }
-        }
+        self.shell_of(ns)?.exec(args)
+    }
+
+    /// The shell of the host whose namespace (or container) is `ns`.
+    fn shell_of(&self, ns: &str) -> Result<&Arc<dyn HostShell>, String> {
+        self.hosts
+            .values()
+            .find(|h| h.ns == ns)
+            .map(|h| &h.shell)
+            .ok_or_else(|| format!("no host `{ns}` on the run's network"))
     }
 
     /// The run's chain and its jumps, in a host (at every start of a container).
@@ -330,14 +332,15 @@ impl Network {
         Ok(())
     }
 
-    /// A node's container has (re)started: sets up the chain in its fresh network
-    /// namespace and puts back every fault in force on it. Nothing to do on namespace
-    /// hosts, whose namespaces outlive their processes.
+    /// A node's process has (re)started: where its host's network is new at each start (a
+    /// container), sets up the chain and puts back every fault in force on it. Nothing to
+    /// do on hosts whose network outlives the process (namespaces).
     pub fn host_started(&mut self, node: &str) -> Result<(), HarnessError> {
-        if self.engine.is_none() {
+        let h = self.host(node)?;
+        if h.shell.network_outlives_process() {
             return Ok(());
         }
-        let ns = self.host(node)?.ns.clone();
+        let ns = h.ns.clone();
         self.install_chain(&ns).map_err(HarnessError::Cluster)?;
         let again: Vec<Added> = self.faults.values().flatten().cloned().collect();
         for added in again {
@@ -425,6 +428,10 @@ impl Network {
                     ns: ns.clone(),
                     veth: veth.clone(),
                     addr,
+                    shell: Arc::new(NamespaceShell {
+                        ns: ns.clone(),
+                        veth: veth.clone(),
+                    }),
                 },
             );
             sh(&[
@@ -470,12 +477,10 @@ impl Network {
             .ok_or_else(|| HarnessError::Cluster(format!("no namespace host `{node}`")))
     }
 
-    /// A container host that is not running (dormant, or stopped): its faults are recorded
-    /// and set when it starts ([`Network::host_started`]).
+    /// A host that cannot take rules now (a stopped or dormant container): its faults are
+    /// recorded and set when it starts ([`Network::host_started`]).
     fn stopped_container(&self, ns: &str) -> bool {
-        self.engine
-            .as_ref()
-            .is_some_and(|e| !e.status(ns).ok().flatten().is_some_and(|s| s.running))
+        self.shell_of(ns).is_ok_and(|sh| !sh.is_up())
     }
 
     fn add_rule(&mut self, fault: &str, ns: &str, spec: Vec<String>) -> Result<(), HarnessError> {
@@ -556,8 +561,9 @@ impl Network {
     pub fn bandwidth(&mut self, fault: &str, node: &str, rate: &str) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
         let tbf = ["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"];
-        if self.engine.is_some() {
-            // a container: what it sends through a tbf, what it receives through a policer
+        if self.host(node)?.shell.far_end().is_none() {
+            // only the host's own side: what it sends through a tbf, what it receives
+            // through a policer
             let ns = self.host(node)?.ns.clone();
             self.qdisc_in(fault, &ns, &tbf)?;
             if !self.stopped_container(&ns) {
@@ -611,8 +617,9 @@ impl Network {
                 .push(Added::ProxyDelay { control });
             return Ok(());
         }
-        if self.engine.is_some() {
-            // a container: all of it on what it sends (a round trip takes `delay` more)
+        if self.host(node)?.shell.far_end().is_none() {
+            // only the host's own side: all of it on what it sends (a round trip takes
+            // `delay` more)
             let ns = self.host(node)?.ns.clone();
             let (d, j) = (format!("{delay_ms}ms"), format!("{jitter_ms}ms"));
             return self
@@ -643,9 +650,13 @@ impl Network {
         qdisc: &[&str],
     ) -> Result<(), HarnessError> {
         let h = self.host(node)?.clone();
+        let far = h
+            .shell
+            .far_end()
+            .ok_or_else(|| HarnessError::Cluster(format!("{node}: no far end to shape")))?;
         let ends = [
             (Some(h.ns.clone()), "eth0".to_string()),
-            (None, h.veth.clone()),
+            (None, far.to_string()),
         ];
         for (ns, dev) in ends {
             let mut args: Vec<&str> = vec!["tc", "qdisc", "replace", "dev", dev.as_str(), "root"];
@@ -716,16 +727,14 @@ impl Network {
                     }
                 };
                 if let Err(e) = r {
-                    // a container that is not running has no rules to remove (they go
-                    // with its network namespace, and are not restored once healed)
-                    let stopped = self.engine.as_ref().is_some_and(|en| match &added {
+                    // a host that is not up has no rules to remove (they go with its
+                    // network, and are not restored once healed)
+                    let stopped = match &added {
                         Added::Rule { ns, .. }
                         | Added::Policer { ns, .. }
-                        | Added::Qdisc { ns: Some(ns), .. } => {
-                            !en.status(ns).ok().flatten().is_some_and(|s| s.running)
-                        }
+                        | Added::Qdisc { ns: Some(ns), .. } => self.stopped_container(ns),
                         _ => false,
-                    });
+                    };
                     if !stopped {
                         errors.push(e);
                     }

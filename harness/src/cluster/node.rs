@@ -1,55 +1,13 @@
 //! One node process: its configuration files, and start/stop/kill/signal.
 
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::host::{NodeHost, NodeProcess, Signal};
 use super::{Distribution, KAFKA_PORT, ZK_CLIENT_PORT};
-use crate::cluster::docker::{ContainerSpec, Engine};
 use crate::error::HarnessError;
 use crate::scenario::{ClusterSpec, ZkRole};
-
-/// Where a node's directory is inside its container.
-const CONTAINER_DIR: &str = "/kmh/node";
-/// The configuration files a node reads (relative to its directory): what is copied into
-/// its container before each start.
-const CONFIG_FILES: &[&str] = &[
-    "zoo.cfg",
-    "server.properties",
-    "log4j.properties",
-    "data/myid",
-];
-
-/// Where a node's process runs.
-pub enum Placement {
-    /// A process on this machine; `prefix` runs it in its namespace (`ip netns exec NS`).
-    Process {
-        /// Command prefix (empty on loopback hosts).
-        prefix: Vec<String>,
-    },
-    /// A container on a Docker engine.
-    Container {
-        /// The engine.
-        engine: Arc<Engine>,
-        /// Container name.
-        name: String,
-        /// Node image.
-        image: String,
-        /// The run's network.
-        network: String,
-    },
-}
-
-/// A node's container: made when the node is prepared, started and stopped through the
-/// engine; its file system (data included) lives across restarts, as a host's disk would.
-struct NodeContainer {
-    engine: Arc<Engine>,
-    name: String,
-}
 
 /// What a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +28,7 @@ impl NodeKind {
     }
 }
 
-/// A node: where it lives and, while running, its process.
+/// A node: its identity, its files, and its process on its host.
 pub struct Node {
     /// Node name from the scenario.
     pub name: String,
@@ -82,12 +40,8 @@ pub struct Node {
     pub address: Ipv4Addr,
     /// Its directory in the run directory (config, data, logs).
     pub dir: PathBuf,
-    /// The JVM command line.
-    command: Vec<String>,
-    /// The running process (a process node).
-    child: Option<Child>,
-    /// Its container (a container node).
-    container: Option<NodeContainer>,
+    /// Its process on its host (a child process, a container, …).
+    process: Box<dyn NodeProcess>,
     /// A ZooKeeper node's `zoo.cfg` without its server list, and whether dynamic reconfig
     /// is on (then server lines carry the client address).
     zk_static: Option<(String, bool)>,
@@ -124,60 +78,6 @@ fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path)
         "-cp".into(),
         classpath.to_string(),
     ]
-}
-
-/// The directory paths in a node's configuration name (its own view: inside its
-/// container, or `dir`), and the classpath it runs with.
-fn seen_from(placement: &Placement, dir: &Path, dist: &Distribution) -> (PathBuf, String) {
-    match placement {
-        Placement::Process { .. } => (dir.to_path_buf(), dist.classpath()),
-        Placement::Container { .. } => (
-            PathBuf::from(CONTAINER_DIR),
-            format!("{}/*", crate::cluster::docker::images::NODE_LIBS),
-        ),
-    }
-}
-
-/// The command line with its placement's prefix, and the container (made now) when the
-/// node runs in one.
-fn place(
-    run_id: &str,
-    node: &str,
-    address: Ipv4Addr,
-    placement: Placement,
-    jvm: Vec<String>,
-) -> Result<(Vec<String>, Option<NodeContainer>), HarnessError> {
-    match placement {
-        Placement::Process { mut prefix } => {
-            prefix.extend(jvm);
-            Ok((prefix, None))
-        }
-        Placement::Container {
-            engine,
-            name,
-            image,
-            network,
-        } => {
-            engine.create_container(&ContainerSpec {
-                name: name.clone(),
-                image,
-                cmd: jvm.clone(),
-                labels: std::collections::HashMap::from([
-                    (
-                        crate::cluster::docker::RUN_LABEL.to_string(),
-                        run_id.to_string(),
-                    ),
-                    ("kmh.node".to_string(), node.to_string()),
-                ]),
-                network,
-                address: address.to_string(),
-                hostname: node.to_string(),
-                working_dir: Some(CONTAINER_DIR.into()),
-                net_admin: true,
-            })?;
-            Ok((jvm, Some(NodeContainer { engine, name })))
-        }
-    }
 }
 
 fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
@@ -224,11 +124,11 @@ impl Node {
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
-        placement: Placement,
+        host: Box<dyn NodeHost>,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
         std::fs::write(dir.join("data").join("myid"), format!("{id}\n"))?;
-        let (seen, classpath) = seen_from(&placement, dir, dist);
+        let (seen, classpath) = host.view(dir, dist);
         write_log4j(dir, &seen)?;
         let reconfig = spec
             .zookeeper_config
@@ -256,16 +156,14 @@ impl Node {
         jvm.push("-Dzookeeper.jmx.log4j.disable=true".into());
         jvm.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
         jvm.push(seen.join("zoo.cfg").display().to_string());
-        let (command, container) = place(run_id, name, address, placement, jvm)?;
+        let process = host.process(run_id, name, address, jvm)?;
         let node = Node {
             name: name.into(),
             kind: NodeKind::ZooKeeper,
             id,
             address,
             dir: dir.into(),
-            command,
-            child: None,
-            container,
+            process,
             zk_static: Some((properties(&defaults, &spec.zookeeper_config), reconfig)),
         };
         node.write_zoo_cfg(members)?;
@@ -338,11 +236,11 @@ impl Node {
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
-        placement: Placement,
+        host: Box<dyn NodeHost>,
         proxied: bool,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
-        let (seen, classpath) = seen_from(&placement, dir, dist);
+        let (seen, classpath) = host.view(dir, dist);
         write_log4j(dir, &seen)?;
         let n = spec.brokers.len();
         // behind the delaying proxy the broker listens on loopback inside its namespace and
@@ -392,22 +290,19 @@ impl Node {
         let mut jvm = jvm_args(run_id, name, spec.broker_heap_mb, &classpath, &seen);
         jvm.push("kafka.Kafka".into());
         jvm.push(seen.join("server.properties").display().to_string());
-        let (command, container) = place(run_id, name, address, placement, jvm)?;
+        let process = host.process(run_id, name, address, jvm)?;
         Ok(Node {
             name: name.into(),
             kind: NodeKind::Broker,
             id,
             address,
             dir: dir.into(),
-            command,
-            child: None,
-            container,
+            process,
             zk_static: None,
         })
     }
 
-    /// Starts the process (stdout/stderr appended to `console.log` in the node directory);
-    /// a container node gets its configuration files copied in, then is started.
+    /// Starts the node's process on its host.
     pub fn spawn(&mut self) -> Result<(), HarnessError> {
         if self.is_running() {
             return Err(HarnessError::Cluster(format!(
@@ -415,49 +310,12 @@ impl Node {
                 self.name
             )));
         }
-        if let Some(c) = &self.container {
-            let mut files = Vec::new();
-            for f in CONFIG_FILES {
-                if let Ok(data) = std::fs::read(self.dir.join(f)) {
-                    files.push((f.to_string(), data));
-                }
-            }
-            c.engine.upload(&c.name, CONTAINER_DIR, &files)?;
-            return c.engine.start(&c.name);
-        }
-        let console = File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("console.log"))?;
-        let child = Command::new(&self.command[0])
-            .args(&self.command[1..])
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(console.try_clone()?)
-            .stderr(console)
-            // its own process group: a Ctrl-C at the terminal reaches the harness only,
-            // which then tears the cluster down in order
-            .process_group(0)
-            .spawn()
-            .map_err(|e| HarnessError::Cluster(format!("starting {}: {e}", self.name)))?;
-        self.child = Some(child);
-        Ok(())
+        self.process.start(&self.dir)
     }
 
     /// True while the process runs (paused counts as running).
     pub fn is_running(&mut self) -> bool {
-        if let Some(c) = &self.container {
-            return c
-                .engine
-                .status(&c.name)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.running);
-        }
-        match &mut self.child {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.process.is_running()
     }
 
     /// True when this broker's last start ended because ZooKeeper still held its
@@ -478,88 +336,39 @@ impl Node {
         log[last_start..].contains("NodeExistsException")
     }
 
-    /// True when this node runs in a container.
-    pub fn in_container(&self) -> bool {
-        self.container.is_some()
-    }
-
-    /// An error naming the node's log when the process has exited.
+    /// An error naming the node's logs (brought into its directory) once the process has
+    /// exited.
     pub fn check_alive(&mut self) -> Result<(), HarnessError> {
-        if let Some(c) = &self.container {
-            if let Some(st) = c.engine.status(&c.name)? {
-                if !st.running && st.status != "created" {
-                    self.save_logs();
-                    return Err(HarnessError::Cluster(format!(
-                        "{} exited (container {}, exit code {}); see {} and {}",
-                        self.name,
-                        st.status,
-                        st.exit_code.unwrap_or(-1),
-                        self.dir.join("console.log").display(),
-                        self.dir.join("server.log").display()
-                    )));
-                }
-            }
-            return Ok(());
-        }
-        if let Some(c) = &mut self.child {
-            if let Ok(Some(status)) = c.try_wait() {
-                return Err(HarnessError::Cluster(format!(
-                    "{} exited ({status}); see {} and {}",
-                    self.name,
-                    self.dir.join("console.log").display(),
-                    self.dir.join("server.log").display()
-                )));
-            }
+        if let Some(status) = self.process.exit_status()? {
+            self.process.save_logs(&self.dir);
+            return Err(HarnessError::Cluster(format!(
+                "{} exited ({status}); see {} and {}",
+                self.name,
+                self.dir.join("console.log").display(),
+                self.dir.join("server.log").display()
+            )));
         }
         Ok(())
     }
 
-    /// Sends a signal to the running process. In a container, SIGSTOP and SIGCONT are the
-    /// engine's pause and unpause (the cgroup freezer), others go through its init.
-    pub fn signal(&mut self, sig: libc::c_int) -> Result<(), HarnessError> {
+    /// Sends a signal to the running process.
+    pub fn signal(&mut self, sig: Signal) -> Result<(), HarnessError> {
         if !self.is_running() {
             return Err(HarnessError::Cluster(format!(
                 "{} is not running",
                 self.name
             )));
         }
-        if let Some(c) = &self.container {
-            let paused = c.engine.status(&c.name)?.is_some_and(|s| s.paused);
-            return match sig {
-                libc::SIGSTOP if !paused => c.engine.pause(&c.name),
-                libc::SIGCONT if paused => c.engine.unpause(&c.name),
-                libc::SIGSTOP | libc::SIGCONT => Ok(()),
-                libc::SIGTERM => c.engine.kill(&c.name, "SIGTERM"),
-                libc::SIGKILL => c.engine.kill(&c.name, "SIGKILL"),
-                other => Err(HarnessError::Cluster(format!(
-                    "signal {other} is not sent to containers"
-                ))),
-            };
-        }
-        let pid = self
-            .child
-            .as_ref()
-            .map(|c| c.id() as libc::pid_t)
-            .unwrap_or(0);
-        // SAFETY: plain kill(2) on our own child's pid, which we have not reaped.
-        if unsafe { libc::kill(pid, sig) } != 0 {
-            return Err(HarnessError::Cluster(format!(
-                "signal {sig} to {}: {}",
-                self.name,
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(())
+        self.process.signal(sig)
     }
 
     /// SIGTERM (after SIGCONT, in case it is paused), then SIGKILL after `timeout`.
     pub fn terminate(&mut self, timeout: Duration) -> Result<(), HarnessError> {
-        self.signal(libc::SIGCONT)?;
-        self.signal(libc::SIGTERM)?;
+        self.signal(Signal::Cont)?;
+        self.signal(Signal::Term)?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if !self.is_running() {
-                self.child = None;
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -571,45 +380,18 @@ impl Node {
         )))
     }
 
-    /// SIGKILL and reap. Does nothing when not running.
+    /// SIGKILL and wait for the exit. Does nothing when not running.
     pub fn kill(&mut self) -> Result<(), HarnessError> {
-        if let Some(c) = &self.container {
-            if c.engine.status(&c.name)?.is_some_and(|s| s.running) {
-                c.engine.kill(&c.name, "SIGKILL")?;
-                c.engine.wait_exit(&c.name, Duration::from_secs(30))?;
-            }
-            return Ok(());
-        }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        Ok(())
+        self.process.kill()
     }
 
-    /// A container node: copies its logs (`server.log`, and its output as `console.log`)
-    /// into the node directory. Nothing to do for a process node, which writes there.
+    /// Brings the node's logs into its directory (where its host keeps them elsewhere).
     pub fn save_logs(&self) {
-        if let Some(c) = &self.container {
-            let _ = c.engine.download(
-                &c.name,
-                &format!("{CONTAINER_DIR}/server.log"),
-                &self.dir.join("server.log"),
-            );
-            let _ = c.engine.save_output(
-                &c.name,
-                &self.dir.join("console.log"),
-                &self.dir.join("console.err"),
-            );
-        }
+        self.process.save_logs(&self.dir);
     }
 
-    /// Kills the node; a container node's logs are copied out and its container removed.
+    /// Kills the node and removes what its host kept of it (logs saved first).
     pub fn dispose(&mut self) {
-        let _ = self.kill();
-        if let Some(c) = &self.container {
-            self.save_logs();
-            let _ = c.engine.remove(&c.name);
-        }
+        self.process.dispose(&self.dir);
     }
 }

@@ -281,7 +281,10 @@ fn drive(
         &cluster.initial_bootstrap(),
         &cluster.bootstrap(),
         scenario,
-        cluster.worker_placement(),
+        cluster.worker_host(
+            workload::worker_binary()?,
+            workload::discovery_path(run_dir),
+        ),
     )?;
     let w = &scenario.workload;
     if w.consumers > 0 {

@@ -2,52 +2,21 @@
 //! stop. Each worker gets a JSON [`WorkerConfig`] and writes its binary log to
 //! `logs/ROLE-N.log`, its status lines to `workers/ROLE-N.out`.
 //!
-//! On the Docker backend each worker process is a container of the worker image on the
-//! run's network: its config and the discovery file are copied in, its output is streamed
-//! into `workers/ROLE-N.out`/`.err` as it comes, and its log is copied out to
-//! `logs/ROLE-N.log` as soon as the container stops — when it is stopped, and when it dies
-//! on its own — and once more at the end. Its labels tell `harness cleanup` where the log
-//! goes, so even a killed run's worker logs reach the run directory.
+//! Where a worker process runs is its host's business (the host seam,
+//! `cluster::host::WorkerHost`): a child process here, or on the Docker backend a container
+//! whose output is streamed into `workers/ROLE-N.out`/`.err` and whose log is copied out
+//! to `logs/ROLE-N.log` when it stops.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use workers::{ConsumerSettings, Role, TopicSpec, WorkerConfig};
 
-use crate::cluster::WorkerPlacement;
+use crate::cluster::host::{DiscoveryCopy, WorkerExit, WorkerHost, WorkerLaunch, WorkerRunner};
 use crate::error::HarnessError;
 use crate::scenario::Scenario;
 use crate::shutdown::Shutdown;
-
-/// Where a worker's files are inside its container.
-const CONTAINER_DIR: &str = "/kmh";
-
-/// How a worker runs.
-enum Runner {
-    /// A child process of the harness.
-    Process(Child),
-    /// A container; `follow` streams its output and copies its log out once it stops.
-    Container {
-        /// Container name.
-        name: String,
-        /// Its log inside the container.
-        log_inside: String,
-        /// The background task following it.
-        follow: Option<tokio::task::JoinHandle<()>>,
-        /// Its log was copied out after it stopped (nothing more to copy).
-        collected: bool,
-    },
-}
-
-/// How a worker ended.
-enum Ended {
-    /// Exit code 0.
-    Clean,
-    /// Anything else, in words.
-    Failed(String),
-}
 
 /// One running worker process.
 pub struct WorkerProcess {
@@ -61,95 +30,13 @@ pub struct WorkerProcess {
     pub log_path: PathBuf,
     /// Client instances it hosts.
     pub instances: u32,
-    runner: Runner,
+    /// The process on its host.
+    runner: Box<dyn WorkerRunner>,
 }
 
 impl WorkerProcess {
     fn name(&self) -> String {
         format!("{}-{}", role_name(self.role), self.index)
-    }
-
-    /// How it ended, or `None` while it runs.
-    fn ended(&mut self, placement: Option<&WorkerPlacement>) -> Option<Ended> {
-        match &mut self.runner {
-            Runner::Process(child) => match child.try_wait() {
-                Ok(None) => None,
-                Ok(Some(st)) if st.success() => Some(Ended::Clean),
-                Ok(Some(st)) => Some(Ended::Failed(format!("exited with {st}"))),
-                Err(e) => Some(Ended::Failed(e.to_string())),
-            },
-            Runner::Container { name, .. } => {
-                let engine = &placement?.engine;
-                match engine.status(name) {
-                    Ok(Some(s)) if s.running => None,
-                    Ok(Some(s)) if s.exit_code == Some(0) => Some(Ended::Clean),
-                    Ok(Some(s)) => Some(Ended::Failed(format!(
-                        "container {} with exit code {}",
-                        s.status,
-                        s.exit_code.unwrap_or(-1)
-                    ))),
-                    Ok(None) => Some(Ended::Failed("container gone".into())),
-                    Err(e) => Some(Ended::Failed(e.to_string())),
-                }
-            }
-        }
-    }
-
-    /// SIGTERM (the worker flushes and exits).
-    fn terminate(&mut self, placement: Option<&WorkerPlacement>) {
-        match &mut self.runner {
-            Runner::Process(child) => {
-                if matches!(child.try_wait(), Ok(None)) {
-                    // SAFETY: kill(2) on our unreaped child.
-                    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-                }
-            }
-            Runner::Container { name, .. } => {
-                if let Some(p) = placement {
-                    let _ = p.engine.kill(name, "SIGTERM");
-                }
-            }
-        }
-    }
-
-    /// SIGKILL and wait.
-    fn kill(&mut self, placement: Option<&WorkerPlacement>) {
-        match &mut self.runner {
-            Runner::Process(child) => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            Runner::Container { name, .. } => {
-                if let Some(p) = placement {
-                    let _ = p.engine.kill(name, "SIGKILL");
-                    let _ = p.engine.wait_exit(name, Duration::from_secs(10));
-                }
-            }
-        }
-    }
-
-    /// A stopped container's log and output, copied out (the follower does it; this
-    /// waits for it, and copies the log again in case it could not).
-    fn collect(&mut self, placement: Option<&WorkerPlacement>) {
-        let Some(p) = placement else { return };
-        if let Runner::Container {
-            name,
-            log_inside,
-            follow,
-            collected,
-        } = &mut self.runner
-        {
-            if *collected {
-                return;
-            }
-            if let Some(h) = follow.take() {
-                p.engine.join(h, Duration::from_secs(30));
-            }
-            match p.engine.download(name, log_inside, &self.log_path) {
-                Ok(_) => *collected = true,
-                Err(e) => tracing::warn!("copying the log of {name} out: {e}"),
-            }
-        }
     }
 }
 
@@ -202,12 +89,10 @@ pub struct Switchboard {
     pub path: PathBuf,
     /// Every producer and consumer process.
     pub status_paths: Vec<SwitchingWorker>,
-    /// The engine, when the workers are containers (each has its copy of the file).
-    pub engine: Option<std::sync::Arc<crate::cluster::docker::Engine>>,
 }
 
 /// A worker that watches the discovery file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SwitchingWorker {
     /// `producer-0`, …
     pub name: String,
@@ -215,8 +100,8 @@ pub struct SwitchingWorker {
     pub status_path: PathBuf,
     /// Its client instances (each reconnects once per switch).
     pub instances: u32,
-    /// Its container, on the Docker backend.
-    pub container: Option<String>,
+    /// Its own copy of the discovery file, where it does not read this machine's.
+    pub discovery: Option<Arc<dyn DiscoveryCopy>>,
 }
 
 impl Switchboard {
@@ -235,38 +120,12 @@ impl Switchboard {
         };
         let before: Vec<u64> = self.status_paths.iter().map(switches).collect();
         write_discovery(&self.path, bootstrap)?;
-        if let Some(engine) = &self.engine {
-            // each container's copy: written beside it, then renamed (never read half-way)
-            let dir = format!("{CONTAINER_DIR}/discovery");
-            for c in self
-                .status_paths
-                .iter()
-                .filter_map(|w| w.container.as_deref())
-            {
-                engine.upload(
-                    c,
-                    &dir,
-                    &[(
-                        "bootstrap.tmp".into(),
-                        format!("{bootstrap}\n").into_bytes(),
-                    )],
-                )?;
-                let (code, out) = engine.exec(
-                    c,
-                    &[
-                        "mv",
-                        "-f",
-                        &format!("{dir}/bootstrap.tmp"),
-                        &format!("{dir}/bootstrap"),
-                    ],
-                )?;
-                if code != 0 {
-                    return Err(HarnessError::Workers(format!(
-                        "updating the discovery file in {c}: {}",
-                        out.trim()
-                    )));
-                }
-            }
+        for copy in self
+            .status_paths
+            .iter()
+            .filter_map(|w| w.discovery.as_ref())
+        {
+            copy.write(bootstrap)?;
         }
         let deadline = Instant::now() + timeout;
         loop {
@@ -324,22 +183,22 @@ pub struct Workload {
     /// What the final read is given: every broker of the cluster.
     final_bootstrap: String,
     scenario: Scenario,
-    binary: PathBuf,
     /// Every worker started, in start order.
     pub processes: Vec<WorkerProcess>,
-    /// Where worker containers go (Docker backend); `None`: worker processes here.
-    placement: Option<WorkerPlacement>,
+    /// Where worker processes run.
+    host: Arc<dyn WorkerHost>,
 }
 
 impl Workload {
-    /// Prepares (starts nothing) and writes the discovery file with `bootstrap`.
+    /// Prepares (starts nothing) and writes the discovery file with `bootstrap`; workers
+    /// will run on `host`.
     pub fn new(
         run_id: &str,
         run_dir: &Path,
         bootstrap: &str,
         final_bootstrap: &str,
         scenario: &Scenario,
-        placement: Option<WorkerPlacement>,
+        host: Arc<dyn WorkerHost>,
     ) -> Result<Workload, HarnessError> {
         std::fs::create_dir_all(run_dir.join("logs"))?;
         std::fs::create_dir_all(run_dir.join("workers"))?;
@@ -350,9 +209,8 @@ impl Workload {
             bootstrap: bootstrap.into(),
             final_bootstrap: final_bootstrap.into(),
             scenario: scenario.clone(),
-            binary: worker_binary()?,
             processes: Vec::new(),
-            placement,
+            host,
         })
     }
 
@@ -405,137 +263,26 @@ impl Workload {
     }
 
     fn spawn(&mut self, cfg: WorkerConfig) -> Result<(), HarnessError> {
-        if let Some(placement) = self.placement.clone() {
-            return self.spawn_container(cfg, placement);
-        }
         let name = format!("{}-{}", role_name(cfg.role), cfg.worker_index);
-        let cfg_path = self.run_dir.join("workers").join(format!("{name}.json"));
-        std::fs::write(
-            &cfg_path,
-            serde_json::to_vec_pretty(&cfg).map_err(anyhow::Error::from)?,
-        )?;
-        let out_path = self.run_dir.join("workers").join(format!("{name}.out"));
-        let err_path = self.run_dir.join("workers").join(format!("{name}.err"));
-        let child = Command::new(&self.binary)
-            .arg(role_command(cfg.role))
-            .arg("--config")
-            .arg(&cfg_path)
-            .arg("--tag")
-            .arg(format!("kmh.run={}", self.run_id))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path)?)
-            .stderr(std::fs::File::create(&err_path)?)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                HarnessError::Workers(format!("starting {}: {e}", self.binary.display()))
-            })?;
+        let workers_dir = self.run_dir.join("workers");
+        let out_path = workers_dir.join(format!("{name}.out"));
+        let runner = self.host.launch(&WorkerLaunch {
+            name: &name,
+            command: role_command(cfg.role),
+            config: &cfg,
+            config_path: &workers_dir.join(format!("{name}.json")),
+            out_path: &out_path,
+            err_path: &workers_dir.join(format!("{name}.err")),
+            run_id: &self.run_id,
+            ordinal: self.processes.len(),
+        })?;
         self.processes.push(WorkerProcess {
             role: cfg.role,
             index: cfg.worker_index,
             out_path,
             log_path: cfg.log_path,
             instances: cfg.instances,
-            runner: Runner::Process(child),
-        });
-        Ok(())
-    }
-
-    /// Starts a worker as a container (Docker backend): the config it gets names paths
-    /// inside the container; `workers/NAME.json` records it as given.
-    fn spawn_container(
-        &mut self,
-        cfg: WorkerConfig,
-        p: WorkerPlacement,
-    ) -> Result<(), HarnessError> {
-        let name = format!("{}-{}", role_name(cfg.role), cfg.worker_index);
-        let container = crate::cluster::docker::container_name(&self.run_id, &name);
-        let address = p.addresses.get(self.processes.len()).ok_or_else(|| {
-            HarnessError::Workers(format!(
-                "more than {} worker containers on one run network",
-                p.addresses.len()
-            ))
-        })?;
-        let local_log = cfg.log_path.clone();
-        let log_inside = format!("{CONTAINER_DIR}/logs/{name}.log");
-        let mut inside = cfg.clone();
-        inside.log_path = PathBuf::from(&log_inside);
-        inside.bootstrap_file = cfg
-            .bootstrap_file
-            .as_ref()
-            .map(|_| PathBuf::from(format!("{CONTAINER_DIR}/discovery/bootstrap")));
-        let json = serde_json::to_vec_pretty(&inside).map_err(anyhow::Error::from)?;
-        std::fs::write(
-            self.run_dir.join("workers").join(format!("{name}.json")),
-            &json,
-        )?;
-        let labels = std::collections::HashMap::from([
-            (
-                crate::cluster::docker::RUN_LABEL.to_string(),
-                self.run_id.clone(),
-            ),
-            ("kmh.worker".to_string(), name.clone()),
-            (
-                crate::cluster::docker::LOG_DEST_LABEL.to_string(),
-                local_log.display().to_string(),
-            ),
-            (
-                crate::cluster::docker::LOG_SOURCE_LABEL.to_string(),
-                log_inside.clone(),
-            ),
-        ]);
-        p.engine
-            .create_container(&crate::cluster::docker::ContainerSpec {
-                name: container.clone(),
-                image: crate::cluster::docker::images::WORKER_IMAGE.into(),
-                cmd: vec![
-                    "worker".into(),
-                    role_command(cfg.role).into(),
-                    "--config".into(),
-                    format!("{CONTAINER_DIR}/worker.json"),
-                    "--tag".into(),
-                    format!("kmh.run={}", self.run_id),
-                ],
-                labels,
-                network: p.network.clone(),
-                address: address.to_string(),
-                hostname: name.clone(),
-                working_dir: Some(CONTAINER_DIR.into()),
-                net_admin: false,
-            })?;
-        let mut files = vec![
-            ("worker.json".to_string(), json),
-            // the worker makes its log file, not the directory
-            ("logs/.keep".to_string(), Vec::new()),
-        ];
-        if cfg.bootstrap_file.is_some() {
-            files.push((
-                "discovery/bootstrap".into(),
-                std::fs::read(discovery_path(&self.run_dir))?,
-            ));
-        }
-        p.engine.upload(&container, CONTAINER_DIR, &files)?;
-        p.engine.start(&container)?;
-        let out_path = self.run_dir.join("workers").join(format!("{name}.out"));
-        let err_path = self.run_dir.join("workers").join(format!("{name}.err"));
-        let follow = p.engine.follow(
-            &container,
-            out_path.clone(),
-            err_path,
-            vec![(log_inside.clone(), local_log.clone())],
-        );
-        self.processes.push(WorkerProcess {
-            role: cfg.role,
-            index: cfg.worker_index,
-            out_path,
-            log_path: local_log,
-            instances: cfg.instances,
-            runner: Runner::Container {
-                name: container,
-                log_inside,
-                follow: Some(follow),
-                collected: false,
-            },
+            runner,
         });
         Ok(())
     }
@@ -566,16 +313,9 @@ impl Workload {
     pub fn wait_consumers_assigned(&self, timeout: Duration, shutdown: &Shutdown) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(placement) = &self.placement {
-                // the logs are in the containers: bring the consumers' over (small now)
-                for p in self.processes.iter().filter(|p| p.role == Role::Consume) {
-                    if let Runner::Container {
-                        name, log_inside, ..
-                    } = &p.runner
-                    {
-                        let _ = placement.engine.download(name, log_inside, &p.log_path);
-                    }
-                }
+            // where the logs are kept elsewhere (containers), bring the consumers' over
+            for p in self.processes.iter().filter(|p| p.role == Role::Consume) {
+                p.runner.refresh_log(&p.log_path);
             }
             let all = self
                 .processes
@@ -612,17 +352,16 @@ impl Workload {
     /// SIGTERMs every worker of `role` and waits for them (SIGKILL after `timeout`).
     /// Returns workers that did not exit cleanly.
     pub fn stop(&mut self, role: Role, timeout: Duration) -> Vec<String> {
-        let placement = self.placement.clone();
         for p in self.processes.iter_mut().filter(|p| p.role == role) {
-            p.terminate(placement.as_ref());
+            p.runner.terminate();
         }
         let deadline = Instant::now() + timeout;
         let mut problems = Vec::new();
         for p in self.processes.iter_mut().filter(|p| p.role == role) {
             loop {
-                match p.ended(placement.as_ref()) {
-                    Some(Ended::Clean) => break,
-                    Some(Ended::Failed(how)) => {
+                match p.runner.ended() {
+                    Some(WorkerExit::Clean) => break,
+                    Some(WorkerExit::Failed(how)) => {
                         problems.push(format!("{} {how}", p.name()));
                         break;
                     }
@@ -630,7 +369,7 @@ impl Workload {
                         std::thread::sleep(Duration::from_millis(50))
                     }
                     None => {
-                        p.kill(placement.as_ref());
+                        p.runner.kill();
                         problems.push(format!(
                             "{} did not stop within {timeout:?}; killed",
                             p.name()
@@ -639,7 +378,7 @@ impl Workload {
                     }
                 }
             }
-            p.collect(placement.as_ref());
+            p.runner.collect(&p.log_path);
         }
         problems
     }
@@ -649,20 +388,19 @@ impl Workload {
         let cfg = self.config(Role::FinalRead, 0, 1, 0);
         let limit = Duration::from_millis(cfg.final_read_timeout_ms) + Duration::from_secs(30);
         self.spawn(cfg)?;
-        let placement = self.placement.clone();
-        let p = self.processes.last_mut().unwrap();
+        let p = self.processes.last_mut().expect("just started");
         let deadline = Instant::now() + limit;
         let result = loop {
-            match p.ended(placement.as_ref()) {
-                Some(Ended::Clean) => break Ok(()),
-                Some(Ended::Failed(how)) => {
+            match p.runner.ended() {
+                Some(WorkerExit::Clean) => break Ok(()),
+                Some(WorkerExit::Failed(how)) => {
                     break Err(HarnessError::Workers(format!(
                         "final read {how}; see {}",
                         p.out_path.with_extension("err").display()
                     )))
                 }
                 None if Instant::now() > deadline => {
-                    p.kill(placement.as_ref());
+                    p.runner.kill();
                     break Err(HarnessError::Workers(
                         "final read did not finish in time; killed".into(),
                     ));
@@ -670,7 +408,7 @@ impl Workload {
                 None => std::thread::sleep(Duration::from_millis(100)),
             }
         };
-        p.collect(placement.as_ref());
+        p.runner.collect(&p.log_path);
         result
     }
 
@@ -687,38 +425,17 @@ impl Workload {
                     name: format!("{}-{}", role_name(p.role), p.index),
                     status_path: p.out_path.clone(),
                     instances: p.instances,
-                    container: match &p.runner {
-                        Runner::Container { name, .. } => Some(name.clone()),
-                        Runner::Process(_) => None,
-                    },
+                    discovery: p.runner.discovery(),
                 })
                 .collect(),
-            engine: self.placement.as_ref().map(|p| p.engine.clone()),
         }
     }
 
-    /// Kills every worker still running; worker containers are stopped (their logs
-    /// copied out) and removed. Idempotent.
+    /// Stops every worker for good (a container's log copied out, the container
+    /// removed). Idempotent.
     pub fn kill_all(&mut self) {
-        let placement = self.placement.clone();
         for p in &mut self.processes {
-            let container = match &p.runner {
-                Runner::Container { name, .. } => Some(name.clone()),
-                Runner::Process(_) => None,
-            };
-            match (container, &placement) {
-                (Some(name), Some(pl)) => {
-                    // SIGTERM with a short grace: the log keeps its last flush
-                    let _ = pl.engine.stop(&name, Duration::from_secs(3));
-                    p.collect(Some(pl));
-                    let _ = pl.engine.remove(&name);
-                }
-                _ => {
-                    if p.ended(None).is_none() {
-                        p.kill(None);
-                    }
-                }
-            }
+            p.runner.dispose(&p.log_path);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! node, one per worker process. [`cleanup`] removes them by label.
 
 mod engine;
+pub mod host;
 pub mod images;
 
 pub use engine::{
