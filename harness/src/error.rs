@@ -1,4 +1,5 @@
-//! Failure domains and the exit codes they map to.
+//! Failure domains, and the one function ([`HarnessError::exit`]) that turns any of them
+//! into an exit code.
 //!
 //! | code | meaning |
 //! |------|---------|
@@ -6,19 +7,17 @@
 //! | 1 | the system under test broke an expectation (or a step it had to survive failed) |
 //! | 2 | bad input: scenario file, arguments, run directory |
 //! | 3 | the harness or the cluster could not run (no Java/Maven, cluster never came up, …) |
+//!
+//! The codes are [`Exit`], shared with the `worker` binary (`workers::exit`). Each domain
+//! has its error type — [`ScenarioErrors`] (located problems), [`NetworkError`] (commands
+//! for namespaces, bridges and fault rules), [`ZkError`] (ZooKeeper operations) — wrapped
+//! by [`HarnessError`] with its cause kept, so `harness` prints the whole chain.
 
 use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Exit code: every expectation held.
-pub const EXIT_PASS: u8 = 0;
-/// Exit code: the system under test broke an expectation.
-pub const EXIT_FAIL: u8 = 1;
-/// Exit code: bad input.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code: the harness or the cluster could not run.
-pub const EXIT_TOOL_FAILED: u8 = 3;
+pub use workers::exit::Exit;
 
 /// A problem in a scenario file, located.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -70,17 +69,136 @@ pub enum HarnessError {
     /// The run was interrupted (Ctrl-C / SIGTERM) before it produced a verdict.
     #[error("interrupted")]
     Interrupted,
+    /// A command for the run's network (namespaces, bridge, fault rules) failed.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// A ZooKeeper operation failed.
+    #[error(transparent)]
+    ZooKeeper(#[from] ZkError),
     /// Anything else the harness tripped on.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 impl HarnessError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// How the process ends with this error: the one place errors become exit codes.
+    pub fn exit(&self) -> Exit {
         match self {
-            HarnessError::Scenario(_) | HarnessError::BadInput(_) => EXIT_BAD_INPUT,
-            _ => EXIT_TOOL_FAILED,
+            HarnessError::Scenario(_) | HarnessError::BadInput(_) => Exit::BadInput,
+            HarnessError::Missing { .. }
+            | HarnessError::Cluster(_)
+            | HarnessError::Workers(_)
+            | HarnessError::Interrupted
+            | HarnessError::Network(_)
+            | HarnessError::ZooKeeper(_)
+            | HarnessError::Other(_) => Exit::ToolFailed,
+        }
+    }
+
+    /// The message and every cause under it, one per line (`caused by: …`).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            // a transparent wrapper's source repeats nothing; an anyhow chain may
+            if !out.contains(&text) {
+                out.push_str(&format!("\n  caused by: {text}"));
+            }
+            cause = c.source();
+        }
+        out
+    }
+}
+
+/// A command for the run's network failed: on this machine, or in a host's network context
+/// (a namespace, a container).
+#[derive(Debug, Error)]
+pub enum NetworkError {
+    /// The command ran and failed.
+    #[error("`{command}`{} failed: {output}", .host.as_ref().map(|h| format!(" in {h}")).unwrap_or_default())]
+    Command {
+        /// The command line.
+        command: String,
+        /// Where it ran (`None`: this machine's root namespace).
+        host: Option<String>,
+        /// What it said (stderr, or the engine's output).
+        output: String,
+    },
+    /// The command could not be started.
+    #[error("cannot run `{command}`")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host's backend could not run the command (the engine did not answer).
+    #[error("running `{command}` in {host}")]
+    Host {
+        /// The command line.
+        command: String,
+        /// Where.
+        host: String,
+        /// Why.
+        #[source]
+        source: Box<HarnessError>,
+    },
+    /// No host of that name on the run's network.
+    #[error("no host `{0}` on the run's network")]
+    NoHost(String),
+    /// No free private subnet for the run's bridge.
+    #[error("no free 10.x.y.0/24 subnet for the run's bridge")]
+    NoSubnet,
+    /// Some fault rules could not be removed.
+    #[error("healing: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Heal(Vec<NetworkError>),
+}
+
+/// A ZooKeeper operation failed.
+#[derive(Debug, Error)]
+pub enum ZkError {
+    /// An operation (or the connection) at a path or a connect string.
+    #[error("{op} {at}")]
+    Op {
+        /// What was done (`connecting to`, `reading`, `listing`, `reconfig through`).
+        op: &'static str,
+        /// The znode, or the connect string.
+        at: String,
+        /// The client's error.
+        #[source]
+        source: zookeeper_client::Error,
+    },
+    /// No answer in time.
+    #[error("no answer to {op} within {secs} s")]
+    NoAnswer {
+        /// What was asked.
+        op: &'static str,
+        /// How long the harness waited.
+        secs: u64,
+    },
+    /// The servers refused a reconfig on principle.
+    #[error("{0}")]
+    Refused(&'static str),
+}
+
+impl ZkError {
+    /// True when the answer may have been lost rather than refused (the connection or the
+    /// session went, or no answer came): what was asked may have been done all the same.
+    pub fn answer_lost(&self) -> bool {
+        use zookeeper_client::Error as E;
+        match self {
+            ZkError::NoAnswer { .. } => true,
+            ZkError::Op { source, .. } => matches!(
+                source,
+                E::ConnectionLoss
+                    | E::SessionExpired
+                    | E::SessionMoved
+                    | E::Timeout
+                    | E::ClientClosed
+            ),
+            ZkError::Refused(_) => false,
         }
     }
 }

@@ -5,19 +5,19 @@
 //! duplicated or reordered, and how long each partition was unavailable — each finding tied
 //! to the step that caused it.
 //!
-//! The data path, top to bottom:
+//! The data path, top to bottom (each module uses only those above it; a test keeps it so):
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`scenario`] | the scenario file: model, located validation, step executor |
-//! | [`cluster`] | hosts and nodes: processes (local backend) or containers (docker backend), network faults, the Kafka distribution |
-//! | [`docker`] | the Docker engine (bollard): containers, networks, images, cleanup by label |
+//! | [`scenario`] | the scenario file: model, located validation, one parser per action family |
 //! | [`kafka`] | admin: snapshots, topics, the health gate; reassignments, elections, throttles (kafka-protocol); `migrate brokers` |
-//! | [`zk`] | ZooKeeper operations (four-letter words) |
+//! | [`zk`] | ZooKeeper operations: readiness, subtree copy, reconfig, the smoke test's probes |
 //! | [`fault`] | the delaying proxy (`delay` without netem) |
-//! | [`run`] | one run: workers, phases, timeline, final read |
-//! | [`check`] | reading the logs: anomalies, windows, latency, attribution |
+//! | [`cluster`] | hosts and nodes behind one seam ([`cluster::host`]): local processes, namespaces, Docker containers; network faults; the Kafka distribution |
+//! | [`rundir`] | the run directory: what a run leaves where, `run.json`, the timeline |
+//! | [`check`] | reading the logs: anomalies, windows, latency, attribution, the smoke log |
 //! | [`report`] | verdict, `report.json`, `junit.xml`, terminal summary |
+//! | [`run`] | one run: workers, phases, the step executor (one file per action family), final read |
 //! | [`cleanup`] | removing what crashed runs left behind |
 //!
 //! The worker side (record and log formats, producer/consumer loops) is the `workers`
@@ -27,7 +27,6 @@
 pub mod check;
 pub mod cleanup;
 pub mod cluster;
-
 pub mod error;
 pub mod fault;
 pub mod kafka;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::error::{HarnessError, EXIT_FAIL, EXIT_PASS};
+use harness::error::{Exit, HarnessError};
 use harness::{check, cleanup, report, run, scenario, Shutdown};
 
 #[derive(Parser)]
@@ -223,15 +223,15 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match dispatch(cli.command) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("harness: {e}");
-            ExitCode::from(e.exit_code())
+            eprintln!("harness: {}", e.chain());
+            e.exit().into()
         }
     }
 }
 
-fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
+fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
     match cmd {
         Command::Run {
             scenario,
@@ -253,7 +253,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
                 };
                 println!("{did} {}: {}", o.image, o.detail);
             }
-            Ok(EXIT_PASS)
+            Ok(Exit::Pass)
         }
         Command::Check { run_dir } => check_cmd(&run_dir),
         Command::Validate { scenarios } => {
@@ -277,9 +277,12 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             if !bad.is_empty() {
                 Err(HarnessError::BadInput(bad.join("\n")))
             } else if !cannot.is_empty() {
-                Ok(harness::error::EXIT_TOOL_FAILED)
+                Err(HarnessError::Missing {
+                    what: format!("{} scenario(s) cannot run on this machine", cannot.len()),
+                    hint: "see the reasons above".into(),
+                })
             } else {
-                Ok(EXIT_PASS)
+                Ok(Exit::Pass)
             }
         }
         Command::Cleanup { run } => {
@@ -321,7 +324,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
                 docker.containers.len(),
                 docker.networks.len()
             );
-            Ok(EXIT_PASS)
+            Ok(Exit::Pass)
         }
         Command::Proxy {
             listen,
@@ -329,9 +332,11 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             control,
             ..
         } => {
-            harness::fault::proxy::run(listen, target, control)
-                .map_err(|e| HarnessError::BadInput(format!("proxy on {listen}: {e}")))?;
-            Ok(EXIT_PASS)
+            // a port that cannot be bound is the tool failing, not bad input
+            harness::fault::proxy::run(listen, target, control).map_err(|e| {
+                HarnessError::Other(anyhow::Error::new(e).context(format!("proxy on {listen}")))
+            })?;
+            Ok(Exit::Pass)
         }
         Command::Zk { command } => zk_cmd(command),
         Command::Migrate {
@@ -386,7 +391,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
             };
             migrate::migrate_brokers(&bootstrap, &opts, &shutdown, &mut emit)
                 .map_err(|e| HarnessError::Cluster(format!("migrate brokers: {e}")))?;
-            Ok(EXIT_PASS)
+            Ok(Exit::Pass)
         }
         Command::Dist { command } => {
             let d = match command {
@@ -394,7 +399,7 @@ fn dispatch(cmd: Command) -> Result<u8, HarnessError> {
                 DistCommand::Path { kafka } => harness::cluster::dist::locate(&kafka)?,
             };
             println!("{}", d.home.display());
-            Ok(EXIT_PASS)
+            Ok(Exit::Pass)
         }
     }
 }
@@ -403,7 +408,7 @@ fn run_cmd(
     path: &Path,
     out: Option<PathBuf>,
     backend: Option<BackendArg>,
-) -> Result<u8, HarnessError> {
+) -> Result<Exit, HarnessError> {
     let mut sc = scenario::load(path)?;
     match backend {
         Some(BackendArg::Local) => sc.cluster.backend = scenario::Backend::Local,
@@ -432,17 +437,17 @@ fn run_cmd(
     }
 }
 
-fn check_cmd(run_dir: &Path) -> Result<u8, HarnessError> {
+fn check_cmd(run_dir: &Path) -> Result<Exit, HarnessError> {
     let record = harness::rundir::RunRecord::load(run_dir)?;
     let sc = scenario::load(&run_dir.join("scenario.toml"))?;
     let findings = check::check_run(run_dir, &sc)?;
     let rep = report::build(&sc, &record.run_id, record.started_ms, findings);
     report::write(run_dir, &rep)?;
     print!("{}", report::summary(&rep, run_dir));
-    Ok(if rep.passed() { EXIT_PASS } else { EXIT_FAIL })
+    Ok(if rep.passed() { Exit::Pass } else { Exit::Fail })
 }
 
-fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
+fn zk_cmd(cmd: ZkCommand) -> Result<Exit, HarnessError> {
     use harness::zk::tree;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -461,7 +466,7 @@ fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
                 "copied {path}: {} visited, {} created, {} updated, {} unchanged, {} deleted, {} ephemeral skipped, {} transactions, {} ms",
                 r.visited, r.created, r.updated, r.unchanged, r.deleted, r.ephemerals_skipped, r.transactions, r.elapsed_ms
             );
-            Ok(EXIT_PASS)
+            Ok(Exit::Pass)
         }),
         ZkCommand::Smoke { servers, log, interval, duration, tag } => {
             let parse = |v: &str, what: &str| harness::scenario::parse_duration(v).ok_or_else(|| HarnessError::BadInput(format!("{what}: `{v}` is not a duration (e.g. 200ms, 10s)")));
@@ -472,7 +477,7 @@ fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
             let servers: Vec<String> = servers.split(',').map(str::to_string).collect();
             let tag = tag.unwrap_or_else(|| format!("pid{}", std::process::id())).replace("kmh.run=", "");
             rt.block_on(harness::zk::smoke::run(servers, tag, &log, interval, stop))?;
-            Ok(EXIT_PASS)
+            Ok(Exit::Pass)
         }
         ZkCommand::Diff { first, second, path, include_ephemerals } => rt.block_on(async {
             let (a, b) = (tree::connect(&first).await.map_err(tool)?, tree::connect(&second).await.map_err(tool)?);
@@ -481,7 +486,7 @@ fn zk_cmd(cmd: ZkCommand) -> Result<u8, HarnessError> {
                 println!("{}", serde_json::to_string(d).unwrap_or_default());
             }
             println!("{} difference(s) under {path}", diffs.len());
-            Ok(if diffs.is_empty() { EXIT_PASS } else { EXIT_FAIL })
+            Ok(if diffs.is_empty() { Exit::Pass } else { Exit::Fail })
         }),
     }
 }

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::check::{check, Attribution, CheckInput, Findings};
+use harness::check::{check, Attribution, CheckInput, Findings, WindowKind, WindowSubject};
 use harness::rundir::timeline::TimelineEvent;
 use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION};
+use workers::renewal::RenewalKind;
 use workers::{Event, EventKind, LogHeader, LogWriter, Role, TopicSpec};
 
 const T0_MS: u64 = 1_700_000_000_000;
@@ -421,18 +422,18 @@ fn a_duplicate_of_a_record_in_flight_when_its_client_bumped_the_epoch_is_explain
     assert_eq!(f.client_renewals.len(), 2);
     let bump = &f.client_renewals[0];
     assert_eq!(
-        (
-            bump.producer,
-            bump.kind.as_str(),
-            bump.at_ms,
-            bump.drain_start_ms
-        ),
-        (0, "epoch bump", 2003, 2001)
+        (bump.producer, bump.kind, bump.at_ms, bump.drain_start_ms),
+        (0, RenewalKind::EpochBump, 2003, 2001)
     );
     assert_eq!((bump.producer_id, bump.epoch, bump.in_flight), (4000, 1, 1));
     assert_eq!(bump.reason, "an out-of-order sequence error");
     assert_eq!(bump.step, "first step");
-    assert_eq!(f.client_renewals[1].kind, "new producer id");
+    assert_eq!(f.client_renewals[1].kind, RenewalKind::NewProducerId);
+    // report.json keeps the words
+    assert_eq!(
+        serde_json::to_value(bump).unwrap()["kind"],
+        serde_json::json!("epoch bump")
+    );
     let detail = |seq: u64| {
         f.examples["duplicate"]
             .iter()
@@ -641,18 +642,18 @@ fn a_stalled_partition_gives_a_produce_window_attributed_to_its_step() {
     let produce: Vec<_> = f
         .unavailability
         .iter()
-        .filter(|w| w.kind == "produce" && w.partition != "cluster")
+        .filter(|w| w.kind == WindowKind::Produce && w.partition != WindowSubject::Cluster)
         .collect();
     assert_eq!(produce.len(), 1, "{:?}", f.unavailability);
     let w = produce[0];
-    assert_eq!(w.partition, "t/1");
+    assert_eq!(w.partition, WindowSubject::Partition("t/1".into()));
     assert_eq!(w.step, "second step");
     assert!(w.duration_ms >= 1150 && w.duration_ms <= 1250, "{w:?}");
     // the other partitions went on: no cluster-wide produce window
     assert!(!f
         .unavailability
         .iter()
-        .any(|w| w.partition == "cluster" && w.kind == "produce"));
+        .any(|w| w.partition == WindowSubject::Cluster && w.kind == WindowKind::Produce));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use harness::error::ScenarioError;
 use harness::scenario::{
-    self, Action, Bound, BrokerAction, NetworkAction, NodeAction, Target, ZkAction,
+    self, Action, Anomaly, Bound, BrokerAction, NetworkAction, NodeAction, Target, ZkAction,
 };
 
 const GOOD: &str = r#"name = "t"
@@ -74,13 +74,13 @@ fn the_good_scenario_is_accepted() {
         matches!(&s.steps[1].action, Action::Node(NodeAction::Resume { node: Target::Bound(b) }) if b == "f")
     );
     // defaults that decide verdicts
-    assert_eq!(s.expect.lost, Bound::AtMost(0));
+    assert_eq!(s.expect.bound(Anomaly::Lost), Bound::AtMost(0));
     assert_eq!(
-        s.expect.duplicates,
+        s.expect.bound(Anomaly::Duplicate),
         Bound::AtMost(0),
         "idempotence makes duplicates an error"
     );
-    assert_eq!(s.expect.reordered, Bound::AtMost(0));
+    assert_eq!(s.expect.bound(Anomaly::Reordered), Bound::AtMost(0));
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn more_docker_worker_containers_than_the_run_network_holds_is_bad_input_before_
     };
     // 126 producer processes + 1 consumer process + the final read = 128 > 127
     let err = harness::run::preflight(&docker(126)).unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(err.exit(), harness::error::Exit::BadInput, "{err}");
     let msg = err.to_string();
     assert!(
         msg.contains("many.toml")
@@ -571,7 +571,7 @@ fn a_loopback_scenario_with_network_faults_is_refused_before_it_starts() {
     let text = FAULTS.replace("kafka = \"3.9\"", "hosts = \"loopback\"\nkafka = \"3.9\"");
     let s = scenario::parse(Path::new("f.toml"), &text).unwrap();
     let err = harness::run::preflight(&s).unwrap_err();
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(err.exit(), harness::error::Exit::ToolFailed);
     let msg = err.to_string();
     assert!(
         msg.contains("step `cut`")

@@ -18,6 +18,7 @@
 //! * [`discovery`] — the file a migration rewrites to move the workers to new brokers.
 //! * [`shutdown`] — SIGTERM/SIGINT turned into a [`Shutdown`] flag every loop watches, so a
 //!   worker always ends with its log flushed.
+//! * [`exit`] — the exit codes both binaries (`worker` and `harness`) end with.
 //!
 //! Timestamps everywhere are wall-clock microseconds since the Unix epoch
 //! ([`clock::now_us`]): every process of a run shares one host clock (local and Docker
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod consume;
 pub mod discovery;
+pub mod exit;
 pub mod final_read;
 pub mod log;
 pub mod produce;
@@ -36,6 +38,6 @@ pub mod shutdown;
 mod status;
 
 pub use config::{Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, WorkerConfig};
-pub use log::{Event, EventKind, LogHeader, LogReader, LogWriter};
+pub use log::{Event, EventKind, LogHeader, LogReader, LogWriter, RenewalEvent};
 pub use record::RecordHeader;
 pub use shutdown::Shutdown;

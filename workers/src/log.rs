@@ -129,7 +129,72 @@ pub struct Event {
     pub instance: u32,
 }
 
+/// A client renewal event ([`EventKind::EpochBumped`], [`EventKind::ProducerIdRenewed`])
+/// decoded: the fixed layout keeps the Kafka producer id in `seq`, the epoch in `code`, the
+/// reason in `offset`, the drain's start in `ts_a` and its end in `ts_b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalEvent {
+    /// A new epoch, or a new producer id.
+    pub kind: crate::renewal::RenewalKind,
+    /// The Kafka producer id after the renewal.
+    pub producer_id: u64,
+    /// The epoch after the renewal.
+    pub epoch: i32,
+    /// Why the client renewed.
+    pub reason: crate::renewal::RenewalReason,
+    /// When the client began draining (µs).
+    pub drain_began_us: u64,
+    /// When the new epoch took effect (µs).
+    pub took_effect_us: u64,
+}
+
 impl Event {
+    /// For an `Acked` event: the broker that acknowledged, when known. (`code` holds it.)
+    pub fn acked_by(&self) -> Option<i32> {
+        (self.kind == EventKind::Acked && self.code >= 0).then_some(self.code)
+    }
+
+    /// For a `Failed` event: the Kafka or client error code. (`code` holds it.)
+    pub fn error_code(&self) -> Option<i32> {
+        (self.kind == EventKind::Failed).then_some(self.code)
+    }
+
+    /// For a renewal event: what it says, decoded; `None` for other kinds.
+    pub fn renewal(&self) -> Option<RenewalEvent> {
+        use crate::renewal::{RenewalKind, RenewalReason};
+        let kind = match self.kind {
+            EventKind::EpochBumped => RenewalKind::EpochBump,
+            EventKind::ProducerIdRenewed => RenewalKind::NewProducerId,
+            _ => return None,
+        };
+        Some(RenewalEvent {
+            kind,
+            producer_id: self.seq,
+            epoch: self.code,
+            reason: RenewalReason::from_code(self.offset),
+            drain_began_us: self.ts_a,
+            took_effect_us: self.ts_b,
+        })
+    }
+
+    /// The event that logs `r` for producer `producer`, client `instance`.
+    pub fn for_renewal(producer: u32, instance: u32, r: &RenewalEvent) -> Event {
+        use crate::renewal::RenewalKind;
+        Event {
+            producer,
+            instance,
+            seq: r.producer_id,
+            code: r.epoch,
+            offset: r.reason.code(),
+            ts_a: r.drain_began_us,
+            ts_b: r.took_effect_us,
+            ..Event::new(match r.kind {
+                RenewalKind::EpochBump => EventKind::EpochBumped,
+                RenewalKind::NewProducerId => EventKind::ProducerIdRenewed,
+            })
+        }
+    }
+
     /// An event of `kind` with every other field empty.
     pub fn new(kind: EventKind) -> Event {
         Event {

@@ -29,7 +29,9 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::clock::now_us;
 use crate::config::WorkerConfig;
-use crate::log::{Event, EventKind, LogHeader, LogWriter, FLAG_IDEMPOTENT, FLAG_ORDERED};
+use crate::log::{
+    Event, EventKind, LogHeader, LogWriter, RenewalEvent, FLAG_IDEMPOTENT, FLAG_ORDERED,
+};
 use crate::record::{run_hash, RecordHeader};
 use crate::renewal::{RenewalKind, RenewalWatch};
 use crate::shutdown::Shutdown;
@@ -66,19 +68,18 @@ impl ClientContext for ProducerLog {
         let Some(r) = self.renewals.lock().unwrap().observe(fac, log_message, now) else {
             return;
         };
-        let e = Event {
-            producer: self.producer,
-            seq: r.producer_id.max(0) as u64,
-            code: i32::from(r.epoch),
-            offset: r.reason.code(),
-            ts_a: r.began_us,
-            ts_b: r.done_us,
-            instance: self.instance,
-            ..Event::new(match r.kind {
-                RenewalKind::EpochBump => EventKind::EpochBumped,
-                RenewalKind::NewProducerId => EventKind::ProducerIdRenewed,
-            })
-        };
+        let e = Event::for_renewal(
+            self.producer,
+            self.instance,
+            &RenewalEvent {
+                kind: r.kind,
+                producer_id: r.producer_id.max(0) as u64,
+                epoch: i32::from(r.epoch),
+                reason: r.reason,
+                drain_began_us: r.began_us,
+                took_effect_us: r.done_us,
+            },
+        );
         eprintln!(
             "worker: producer {} {} (now producer id {}, epoch {}) after {}",
             self.producer,

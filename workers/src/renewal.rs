@@ -75,13 +75,24 @@ impl RenewalReason {
     }
 }
 
-/// Which kind of renewal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of renewal (reports spell them `epoch bump`, `new producer id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum RenewalKind {
     /// Same producer id, next epoch.
+    #[serde(rename = "epoch bump")]
     EpochBump,
     /// A new producer id from the cluster.
+    #[serde(rename = "new producer id")]
     NewProducerId,
+}
+
+impl std::fmt::Display for RenewalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RenewalKind::EpochBump => "epoch bump",
+            RenewalKind::NewProducerId => "new producer id",
+        })
+    }
 }
 
 /// One completed renewal: from here on the client's records carry `producer_id`/`epoch`

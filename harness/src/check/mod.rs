@@ -6,6 +6,7 @@
 
 pub mod attribution;
 mod checker;
+mod findings;
 pub mod latency;
 pub mod smoke;
 pub mod windows;
@@ -13,9 +14,10 @@ pub mod windows;
 use std::path::Path;
 
 pub use attribution::{Attribution, StepSpan};
-pub use checker::{
-    check, Anomalies, CheckInput, ClientRenewal, ConsumerTotals, Example, FinalReadTotals,
-    Findings, ProducerTotals, Window, EXAMPLES_KEPT,
+pub use checker::{check, CheckInput, EXAMPLES_KEPT};
+pub use findings::{
+    Anomalies, ClientRenewal, ConsumerTotals, Example, FinalReadTotals, Findings, ProducerTotals,
+    Verdict, Window, WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;
@@ -122,7 +124,7 @@ fn add_reassignments(f: &mut Findings, events: &[timeline::TimelineEvent], t0_ms
                             .unavailability
                             .iter()
                             .filter(|w| {
-                                w.partition == name
+                                w.partition.to_string() == name
                                     && w.start_ms <= start + p.took_ms
                                     && w.end_ms >= start
                             })
@@ -231,9 +233,9 @@ fn add_smoke(
         let at = (start + SMOKE_INTERVAL_MS).min(end.max(start));
         input.attribution.label_at(at as u64).to_string()
     };
-    let window = |partition: String, kind: &str, w: &crate::check::windows::Span| Window {
+    let window = |partition: WindowSubject, kind: WindowKind, w: &windows::Span| Window {
         partition,
-        kind: kind.into(),
+        kind,
         start_ms: w.start as u64,
         end_ms: w.end as u64,
         duration_ms: (w.end - w.start) as u64,
@@ -241,8 +243,11 @@ fn add_smoke(
         open: w.open,
     };
     for (server, w) in smoke::windows(&analysis, input.window_threshold_ms as u32) {
-        f.unavailability
-            .push(window(format!("zk:{}", name(&server)), "zookeeper", &w));
+        f.unavailability.push(window(
+            WindowSubject::ZooKeeper(name(&server)),
+            WindowKind::ZooKeeper,
+            &w,
+        ));
     }
     for (ensemble, members) in &scenario.cluster.ensembles {
         let servers: Vec<String> = members
@@ -251,14 +256,17 @@ fn add_smoke(
             .map(|h| format!("{}:{}", h.address, crate::cluster::ZK_CLIENT_PORT))
             .collect();
         for w in smoke::group_windows(&analysis, &servers, input.window_threshold_ms as u32) {
-            f.unavailability
-                .push(window(format!("ensemble:{ensemble}"), "ensemble", &w));
+            f.unavailability.push(window(
+                WindowSubject::Ensemble(ensemble.clone()),
+                WindowKind::Ensemble,
+                &w,
+            ));
         }
         for d in smoke::divergence(&probes, &servers, record.started_ms, SPLIT_STALE_MS) {
             let (a, b) = (name(&d.server), name(&d.other));
             f.zookeeper_splits.push(Window {
-                partition: format!("ensemble:{ensemble}"),
-                kind: format!("split {a}/{b}"),
+                partition: WindowSubject::Ensemble(ensemble.clone()),
+                kind: WindowKind::Split(a, b),
                 start_ms: d.start_ms,
                 end_ms: d.end_ms,
                 duration_ms: d.end_ms - d.start_ms,
@@ -270,9 +278,9 @@ fn add_smoke(
             });
         }
     }
-    f.unavailability.sort_by(|a, b| {
-        (a.start_ms, &a.kind, &a.partition).cmp(&(b.start_ms, &b.kind, &b.partition))
-    });
+    // report order: by start, then kind and subject as report.json spells them
+    f.unavailability
+        .sort_by_cached_key(|w| (w.start_ms, w.kind.to_string(), w.partition.to_string()));
     f.zookeeper = analysis
         .into_iter()
         .map(|(server, (summary, _))| (name(&server), summary))

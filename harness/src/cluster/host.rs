@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use super::Distribution;
-use crate::error::HarnessError;
+use crate::error::{HarnessError, NetworkError};
 
 /// The signals the harness sends a node (turmoil-like verbs map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub trait HostShell: Send + Sync {
     /// What the host is called in messages (a namespace, a container).
     fn name(&self) -> &str;
     /// Runs a command to its end: its output, or what went wrong.
-    fn exec(&self, argv: &[&str]) -> Result<String, String>;
+    fn exec(&self, argv: &[&str]) -> Result<String, NetworkError>;
     /// True when commands can run now (a stopped container has no network to change; its
     /// faults are set when it starts).
     fn is_up(&self) -> bool;
@@ -224,10 +224,17 @@ impl HostShell for NamespaceShell {
         &self.ns
     }
 
-    fn exec(&self, argv: &[&str]) -> Result<String, String> {
+    fn exec(&self, argv: &[&str]) -> Result<String, NetworkError> {
         let mut v = vec!["ip", "netns", "exec", self.ns.as_str()];
         v.extend_from_slice(argv);
-        super::netns::sh(&v)
+        super::netns::sh(&v).map_err(|e| match e {
+            NetworkError::Command { output, .. } => NetworkError::Command {
+                command: argv.join(" "),
+                host: Some(self.ns.clone()),
+                output,
+            },
+            other => other,
+        })
     }
 
     fn is_up(&self) -> bool {

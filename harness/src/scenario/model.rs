@@ -318,32 +318,87 @@ impl std::fmt::Display for Bound {
     }
 }
 
+/// An anomaly a scenario bounds: each is named here once, with its `[expect]` key and its
+/// default bound; the checker counts it (`check::Anomalies::count`), the report judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anomaly {
+    /// Acked records the cluster no longer holds.
+    Lost,
+    /// Records stored at two or more offsets — all of them, or, when
+    /// `duplicates_after_epoch_bump` is set, those no client epoch bump explains.
+    Duplicate,
+    /// Records stored out of their producer's order (ordered producers only).
+    Reordered,
+    /// Offsets at which two readers saw different records.
+    InconsistentOffset,
+    /// Records read that the producer recorded as definitely failed.
+    Unexpected,
+    /// Consumer skips over existing offsets.
+    PollGap,
+    /// Consumer going back without a rebalance.
+    PollRegression,
+    /// Stored records the consumer group never received (when consumers run).
+    Unconsumed,
+}
+
+impl Anomaly {
+    /// Every bounded anomaly, in the order the report lists its expectation.
+    pub const ALL: [Anomaly; 8] = [
+        Anomaly::Lost,
+        Anomaly::Duplicate,
+        Anomaly::Reordered,
+        Anomaly::InconsistentOffset,
+        Anomaly::Unexpected,
+        Anomaly::PollGap,
+        Anomaly::PollRegression,
+        Anomaly::Unconsumed,
+    ];
+
+    /// Its key in `[expect]` (and the expectation's name in the report).
+    pub fn expect_key(self) -> &'static str {
+        match self {
+            Anomaly::Lost => "lost",
+            Anomaly::Duplicate => "duplicates",
+            Anomaly::Reordered => "reordered",
+            Anomaly::InconsistentOffset => "inconsistent_offsets",
+            Anomaly::Unexpected => "unexpected",
+            Anomaly::PollGap => "poll_gaps",
+            Anomaly::PollRegression => "poll_regressions",
+            Anomaly::Unconsumed => "unconsumed",
+        }
+    }
+
+    /// The bound when the scenario sets none: nothing of any kind, except duplicates
+    /// without idempotence, reordering of producers that do not keep order, and
+    /// unconsumed records when no consumer runs (reported, not judged).
+    pub fn default_bound(self, workload: &Workload) -> Bound {
+        let judged = match self {
+            Anomaly::Duplicate => workload.producer.idempotence,
+            Anomaly::Reordered => workload.producer.ordered(),
+            Anomaly::Unconsumed => workload.consumers > 0,
+            _ => true,
+        };
+        if judged {
+            Bound::AtMost(0)
+        } else {
+            Bound::Any
+        }
+    }
+}
+
 /// The `[expect]` table: each bound must hold for the run to pass.
 #[derive(Debug, Clone, Serialize)]
 pub struct Expect {
-    /// Acked records the cluster no longer holds.
-    pub lost: Bound,
+    /// The bound of every anomaly (the scenario's, or [`Anomaly::default_bound`]).
+    pub bounds: BTreeMap<Anomaly, Bound>,
     /// Every lost record must be attributed to this step (by name), when set.
     pub lost_step: Option<String>,
-    /// Records stored at two or more offsets — all of them, or, when
-    /// `duplicates_after_epoch_bump` is set, those no client epoch bump explains.
-    pub duplicates: Bound,
     /// When set: a separate bound for the duplicates of records that were in flight when
     /// their producer's client bumped its epoch (librdkafka re-sends them with new sequence
-    /// numbers; see [`crate::check::Anomalies::duplicate_after_epoch_bump`]).
+    /// numbers; see [`crate::check::Anomalies::duplicate_after_epoch_bump`]); the
+    /// `duplicates` bound then holds the rest.
     pub duplicates_after_epoch_bump: Option<Bound>,
-    /// Records stored out of their producer's order (ordered producers only).
-    pub reordered: Bound,
-    /// Offsets at which two readers saw different records.
-    pub inconsistent_offsets: Bound,
-    /// Records read that the producer recorded as definitely failed.
-    pub unexpected: Bound,
-    /// Consumer skips over existing offsets.
-    pub poll_gaps: Bound,
-    /// Consumer going back without a rebalance.
-    pub poll_regressions: Bound,
-    /// Stored records the consumer group never received (when consumers run).
-    pub unconsumed: Bound,
     /// Longest unavailability window (produce or consume, any partition) attributed to a
     /// step without its own bound in `per_step`, ms.
     pub max_unavailable_ms: Option<u64>,
@@ -358,6 +413,13 @@ pub struct Expect {
     pub ensembles: std::collections::BTreeMap<String, EnsembleExpect>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper must find no difference.
     pub kafka_metadata_intact: bool,
+}
+
+impl Expect {
+    /// The bound of an anomaly.
+    pub fn bound(&self, a: Anomaly) -> Bound {
+        self.bounds.get(&a).copied().unwrap_or(Bound::AtMost(0))
+    }
 }
 
 /// What must hold for one ZooKeeper ensemble (a `[cluster.ensembles]` group).

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use zookeeper_client::Client;
 
+use crate::error::ZkError;
 use crate::kafka::ClusterSnapshot;
 
 /// The result, as `metadata-check.json` in the run directory holds it.
@@ -56,19 +57,27 @@ struct ControllerZnode {
     brokerid: i32,
 }
 
-async fn data(c: &Client, path: &str) -> Result<Option<Vec<u8>>, String> {
+async fn data(c: &Client, path: &str) -> Result<Option<Vec<u8>>, ZkError> {
     match c.get_data(path).await {
         Ok((d, _)) => Ok(Some(d)),
         Err(zookeeper_client::Error::NoNode) => Ok(None),
-        Err(e) => Err(format!("reading {path}: {e}")),
+        Err(source) => Err(ZkError::Op {
+            op: "reading",
+            at: path.to_string(),
+            source,
+        }),
     }
 }
 
-async fn children(c: &Client, path: &str) -> Result<Vec<String>, String> {
+async fn children(c: &Client, path: &str) -> Result<Vec<String>, ZkError> {
     match c.list_children(path).await {
         Ok(v) => Ok(v),
         Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-        Err(e) => Err(format!("listing {path}: {e}")),
+        Err(source) => Err(ZkError::Op {
+            op: "listing",
+            at: path.to_string(),
+            source,
+        }),
     }
 }
 
@@ -77,7 +86,7 @@ pub async fn compare(
     c: &Client,
     root: &str,
     snapshot: &ClusterSnapshot,
-) -> Result<MetadataCheck, String> {
+) -> Result<MetadataCheck, ZkError> {
     let mut out = MetadataCheck::default();
     let d = &mut out.differences;
     if data(c, &format!("{root}/cluster/id")).await?.is_none() {
@@ -246,7 +255,7 @@ pub async fn check(
                     break;
                 }
             }
-            Err(e) => last.error = Some(e),
+            Err(e) => last.error = Some(e.to_string()),
         }
     }
     last

@@ -6,6 +6,7 @@ use std::time::Duration;
 use zookeeper_client::EnsembleUpdate;
 
 use super::tree;
+use crate::error::ZkError;
 
 /// A committed configuration: `server.N=...` lines and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +55,19 @@ impl EnsembleConfig {
 }
 
 /// Reads `/zookeeper/config` through `servers`.
-pub async fn current(servers: &str) -> Result<EnsembleConfig, String> {
-    let c = tree::connect(servers).await.map_err(|e| e.to_string())?;
+pub async fn current(servers: &str) -> Result<EnsembleConfig, ZkError> {
+    let c = tree::connect(servers).await?;
     let (data, _) = tokio::time::timeout(Duration::from_secs(10), c.get_config())
         .await
-        .map_err(|_| "no answer reading /zookeeper/config".to_string())?
-        .map_err(|e| format!("reading /zookeeper/config: {e}"))?;
+        .map_err(|_| ZkError::NoAnswer {
+            op: "reading /zookeeper/config",
+            secs: 10,
+        })?
+        .map_err(|source| ZkError::Op {
+            op: "reading",
+            at: "/zookeeper/config".into(),
+            source,
+        })?;
     Ok(EnsembleConfig::parse(&data))
 }
 
@@ -69,8 +77,8 @@ pub async fn incremental(
     servers: &str,
     joining: &[String],
     leaving: &[i32],
-) -> Result<EnsembleConfig, String> {
-    let c = tree::connect(servers).await.map_err(|e| e.to_string())?;
+) -> Result<EnsembleConfig, ZkError> {
+    let c = tree::connect(servers).await?;
     let leaving: Vec<String> = leaving.iter().map(|i| i.to_string()).collect();
     let update = EnsembleUpdate::Incremental {
         joinings: joining.iter().map(String::as_str),
@@ -78,15 +86,22 @@ pub async fn incremental(
     };
     let (data, _) = tokio::time::timeout(Duration::from_secs(30), c.update_ensemble(update, None))
         .await
-        .map_err(|_| "no answer to the reconfig in 30s".to_string())?
+        .map_err(|_| ZkError::NoAnswer {
+            op: "the reconfig",
+            secs: 30,
+        })?
         .map_err(|e| match e {
-            zookeeper_client::Error::ReconfigDisabled => {
-                "dynamic reconfig is disabled on the servers (reconfigEnabled=true)".to_string()
-            }
+            zookeeper_client::Error::ReconfigDisabled => ZkError::Refused(
+                "dynamic reconfig is disabled on the servers (reconfigEnabled=true)",
+            ),
             zookeeper_client::Error::NoAuth => {
-                "not allowed: reconfig needs a super user or skipACL=yes".to_string()
+                ZkError::Refused("not allowed: reconfig needs a super user or skipACL=yes")
             }
-            other => format!("reconfig: {other}"),
+            source => ZkError::Op {
+                op: "reconfig through",
+                at: servers.to_string(),
+                source,
+            },
         })?;
     Ok(EnsembleConfig::parse(&data))
 }

@@ -29,6 +29,16 @@ pub struct TreeError {
     pub source: zookeeper_client::Error,
 }
 
+impl From<TreeError> for crate::error::ZkError {
+    fn from(e: TreeError) -> Self {
+        crate::error::ZkError::Op {
+            op: "at",
+            at: e.path,
+            source: e.source,
+        }
+    }
+}
+
 fn at(path: &str) -> impl FnOnce(zookeeper_client::Error) -> TreeError + '_ {
     move |source| TreeError {
         path: path.to_string(),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use workers::exit::Exit;
 use workers::{Role, Shutdown, WorkerConfig};
 
 #[derive(Parser)]
@@ -54,11 +55,11 @@ fn main() -> ExitCode {
                 args.config.display(),
                 c.role
             );
-            return ExitCode::from(2);
+            return Exit::BadInput.into();
         }
         Err(e) => {
             eprintln!("worker: {e:#}");
-            return ExitCode::from(2);
+            return Exit::BadInput.into();
         }
     };
     let shutdown = Shutdown::install();
@@ -68,10 +69,10 @@ fn main() -> ExitCode {
         Role::FinalRead => workers::final_read::run(&cfg, shutdown),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Pass.into(),
         Err(e) => {
             eprintln!("worker: {e:#}");
-            ExitCode::from(3)
+            Exit::ToolFailed.into()
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::cluster::host::{
     WorkerRunner,
 };
 use crate::cluster::Distribution;
-use crate::error::HarnessError;
+use crate::error::{HarnessError, NetworkError};
 
 /// Where a node's directory is inside its container.
 const CONTAINER_DIR: &str = "/kmh/node";
@@ -170,16 +170,19 @@ impl HostShell for ContainerShell {
         &self.name
     }
 
-    fn exec(&self, argv: &[&str]) -> Result<String, String> {
+    fn exec(&self, argv: &[&str]) -> Result<String, NetworkError> {
         match self.engine.exec(&self.name, argv) {
             Ok((0, out)) => Ok(out),
-            Ok((code, out)) => Err(format!(
-                "`{}` in {} failed ({code}): {}",
-                argv.join(" "),
-                self.name,
-                out.trim()
-            )),
-            Err(e) => Err(e.to_string()),
+            Ok((code, out)) => Err(NetworkError::Command {
+                command: argv.join(" "),
+                host: Some(self.name.clone()),
+                output: format!("exit code {code}: {}", out.trim()),
+            }),
+            Err(e) => Err(NetworkError::Host {
+                command: argv.join(" "),
+                host: self.name.clone(),
+                source: Box::new(e),
+            }),
         }
     }
 

@@ -168,16 +168,11 @@ impl Executor<'_> {
         let config = match sent {
             Ok(c) => c,
             // the answer can be lost when the server asked leaves: read what was committed
-            Err(e)
-                if ["connection", "session", "no answer"]
-                    .iter()
-                    .any(|w| e.to_lowercase().contains(w)) =>
-            {
+            Err(e) if e.answer_lost() => {
                 tracing::warn!("reconfig answer lost ({e}); reading the configuration back");
-                rt.block_on(reconfig::current(&check_through))
-                    .map_err(HarnessError::Cluster)?
+                rt.block_on(reconfig::current(&check_through))?
             }
-            Err(e) => return Err(HarnessError::Cluster(e)),
+            Err(e) => return Err(e.into()),
         };
         if !applied(&config) {
             return Err(HarnessError::Cluster(format!(

@@ -108,9 +108,7 @@ pub(super) fn validate(
 ) -> Expect {
     let empty = RawExpect::default();
     let re = raw.unwrap_or(&empty);
-    let idempotence = workload.producer.idempotence;
     let step_named = |name: &str| steps.contains(name);
-    let ordered = workload.producer.ordered();
     let lost_step = re.lost_step.as_ref().map(|s| {
         if !step_named(s.get_ref()) {
             p.at(
@@ -135,19 +133,28 @@ pub(super) fn validate(
             (*s.get_ref()).max(0) as u64
         })
     };
+    // every bounded anomaly: the scenario's bound, else its default (one place: Anomaly)
+    let raw_bounds: [(Anomaly, &Option<Spanned<RawBound>>); 8] = [
+        (Anomaly::Lost, &re.lost),
+        (Anomaly::Duplicate, &re.duplicates),
+        (Anomaly::Reordered, &re.reordered),
+        (Anomaly::InconsistentOffset, &re.inconsistent_offsets),
+        (Anomaly::Unexpected, &re.unexpected),
+        (Anomaly::PollGap, &re.poll_gaps),
+        (Anomaly::PollRegression, &re.poll_regressions),
+        (Anomaly::Unconsumed, &re.unconsumed),
+    ];
+    let bounds = raw_bounds
+        .into_iter()
+        .map(|(a, raw)| {
+            let field = format!("expect.{}", a.expect_key());
+            (a, p.bound(raw, &field, a.default_bound(workload)))
+        })
+        .collect();
     let expect =
         Expect {
-            lost: p.bound(&re.lost, "expect.lost", Bound::AtMost(0)),
+            bounds,
             lost_step,
-            duplicates: p.bound(
-                &re.duplicates,
-                "expect.duplicates",
-                if idempotence {
-                    Bound::AtMost(0)
-                } else {
-                    Bound::Any
-                },
-            ),
             duplicates_after_epoch_bump: re.duplicates_after_epoch_bump.as_ref().map(|_| {
                 p.bound(
                     &re.duplicates_after_epoch_bump,
@@ -155,36 +162,6 @@ pub(super) fn validate(
                     Bound::Any,
                 )
             }),
-            reordered: p.bound(
-                &re.reordered,
-                "expect.reordered",
-                if ordered {
-                    Bound::AtMost(0)
-                } else {
-                    Bound::Any
-                },
-            ),
-            inconsistent_offsets: p.bound(
-                &re.inconsistent_offsets,
-                "expect.inconsistent_offsets",
-                Bound::AtMost(0),
-            ),
-            unexpected: p.bound(&re.unexpected, "expect.unexpected", Bound::AtMost(0)),
-            poll_gaps: p.bound(&re.poll_gaps, "expect.poll_gaps", Bound::AtMost(0)),
-            poll_regressions: p.bound(
-                &re.poll_regressions,
-                "expect.poll_regressions",
-                Bound::AtMost(0),
-            ),
-            unconsumed: p.bound(
-                &re.unconsumed,
-                "expect.unconsumed",
-                if workload.consumers > 0 {
-                    Bound::AtMost(0)
-                } else {
-                    Bound::Any
-                },
-            ),
             max_unavailable_ms: nonneg(&re.max_unavailable_ms, p, "expect.max_unavailable_ms"),
             min_acked: nonneg(&re.min_acked, p, "expect.min_acked").unwrap_or(1),
             unreadable_partitions: p.bound(

@@ -20,17 +20,18 @@
 //! partitions the final read could not finish are `unverified`, never silently lost or
 //! kept.
 
+mod loss;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use roaring::RoaringTreemap;
-use serde::Serialize;
 use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED};
-use workers::renewal::RenewalReason;
 use workers::{Event, EventKind, LogReader, Role, TopicSpec};
 
-use super::attribution::{Attribution, StepSpan};
-use super::latency::{LatencyBook, LatencySummary};
+use super::attribution::Attribution;
+use super::findings::*;
+use super::latency::LatencyBook;
 use super::windows::Activity;
 use crate::error::HarnessError;
 
@@ -57,189 +58,6 @@ pub struct CheckInput {
     pub window_threshold_ms: u64,
     /// Every worker log (role read from each header).
     pub logs: Vec<PathBuf>,
-}
-
-/// One anomalous record, for the report.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Example {
-    /// `topic/partition`.
-    pub partition: String,
-    /// Offset, when one is known.
-    pub offset: Option<i64>,
-    /// Producer id.
-    pub producer: u32,
-    /// Sequence number.
-    pub seq: u64,
-    /// The step it is attributed to.
-    pub step: String,
-    /// What exactly was seen.
-    pub detail: String,
-}
-
-/// Anomaly counts.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Anomalies {
-    /// Acked, and not held by the cluster at the end (final read).
-    pub lost: u64,
-    /// Of `lost`: records a consumer had read before they disappeared.
-    pub lost_read_before: u64,
-    /// Acked, not read, on partitions the final read could not finish: unknown.
-    pub unverified: u64,
-    /// Extra copies: records stored at two or more offsets count once per extra copy.
-    pub duplicate: u64,
-    /// Of `duplicate`: copies of records that were in flight when their producer's client
-    /// bumped its epoch or took a new producer id. The client sends them again with new
-    /// sequence numbers, so a broker that had stored an earlier attempt cannot recognise
-    /// them (librdkafka issue #4953): a client limitation, not a broker's idempotence
-    /// failing.
-    pub duplicate_after_epoch_bump: u64,
-    /// Records stored below an earlier-sent record of the same producer and partition.
-    pub reordered: u64,
-    /// Offsets at which a reader saw a different record than the final read holds.
-    pub inconsistent_offset: u64,
-    /// Records read that the producer recorded as definitely failed.
-    pub unexpected: u64,
-    /// A consumer skipped over existing offsets.
-    pub poll_gap: u64,
-    /// A consumer went back without a rebalance.
-    pub poll_regression: u64,
-    /// Records the cluster holds at the end that no consumer of the group ever received
-    /// (counted only when consumers ran): e.g. offsets a consumer silently skipped after
-    /// a truncation moved the log under it.
-    pub unconsumed: u64,
-    /// Records in the workload topics that no producer of this run wrote.
-    pub foreign: u64,
-    /// Records of ours whose checksum failed.
-    pub corrupt: u64,
-}
-
-/// Producer outcome totals.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct ProducerTotals {
-    /// Records handed to the clients.
-    pub sent: u64,
-    /// Acknowledged.
-    pub acked: u64,
-    /// Definitely not written.
-    pub failed: u64,
-    /// Maybe written (timed out, purged in flight).
-    pub indeterminate: u64,
-    /// Sent with no outcome logged (the worker died first).
-    pub no_outcome: u64,
-    /// Producer instances seen.
-    pub producers: u64,
-}
-
-/// Consumer totals.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct ConsumerTotals {
-    /// Deliveries (re-deliveries included).
-    pub received: u64,
-    /// Distinct records delivered.
-    pub distinct: u64,
-    /// Rebalance assignments seen.
-    pub assignments: u64,
-}
-
-/// Final read totals.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct FinalReadTotals {
-    /// Whether a final-read log exists.
-    pub ran: bool,
-    /// Partitions in the workload.
-    pub partitions: u64,
-    /// Partitions read to their end offset.
-    pub complete: u64,
-    /// Partitions not finished (`topic/partition`).
-    pub incomplete: Vec<String>,
-    /// Records read.
-    pub records: u64,
-}
-
-/// A producer client that gave up its sequence numbers: an epoch bump or a new producer id.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ClientRenewal {
-    /// Producer id (ours, as in the records).
-    pub producer: u32,
-    /// `epoch bump` or `new producer id`.
-    pub kind: String,
-    /// Why the client did it.
-    pub reason: String,
-    /// When the client began draining its requests, ms since run start.
-    pub drain_start_ms: u64,
-    /// When the new epoch or id took effect, ms since run start.
-    pub at_ms: u64,
-    /// Kafka producer id and epoch from then on.
-    pub producer_id: u64,
-    /// Epoch from then on.
-    pub epoch: i32,
-    /// Records sent without an outcome at that moment: the ones that may be stored twice.
-    pub in_flight: u64,
-    /// Step running when it took effect.
-    pub step: String,
-}
-
-/// An unavailability window, ms since run start.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Window {
-    /// `topic/partition`, or `cluster` for the whole cluster.
-    pub partition: String,
-    /// `produce` or `consume`.
-    pub kind: String,
-    /// Start.
-    pub start_ms: u64,
-    /// End.
-    pub end_ms: u64,
-    /// Length.
-    pub duration_ms: u64,
-    /// Step running when it began.
-    pub step: String,
-    /// True when no success ended it (attempts failed or the run ended).
-    pub open: bool,
-}
-
-/// Everything the checker found.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Findings {
-    /// Producer totals.
-    pub producers: ProducerTotals,
-    /// Consumer totals.
-    pub consumers: ConsumerTotals,
-    /// Final read totals.
-    pub final_read: FinalReadTotals,
-    /// Anomaly counts.
-    pub anomalies: Anomalies,
-    /// Lost records by the step they are attributed to.
-    pub lost_by_step: BTreeMap<String, u64>,
-    /// Producer clients' epoch bumps and producer id renewals, in time order.
-    pub client_renewals: Vec<ClientRenewal>,
-    /// First examples of each anomaly kind.
-    pub examples: BTreeMap<String, Vec<Example>>,
-    /// Unavailability windows, by start.
-    pub unavailability: Vec<Window>,
-    /// Latency over the whole run.
-    pub latency_ms: LatencySummary,
-    /// Latency per step / phase.
-    pub latency_by_step: BTreeMap<String, LatencySummary>,
-    /// Steps as they ran.
-    pub steps: Vec<StepSpan>,
-    /// Logs read, and those cut short (a crash mid-write).
-    pub logs_read: u64,
-    /// Logs that ended in a partial or damaged event.
-    pub logs_cut_short: Vec<String>,
-    /// The ZooKeeper smoke test, per node (when it ran).
-    pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
-    /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
-    pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
-    /// Split brains the smoke test saw inside an ensemble (kind `split A/B`: A did not
-    /// see B's writes).
-    pub zookeeper_splits: Vec<Window>,
-    /// Reassignments the steps ran: what moved, how long, the windows during each move.
-    pub reassignments: Vec<super::ReassignmentSection>,
-    /// The `audit` steps' findings.
-    pub audits: Vec<super::AuditSection>,
-    /// Broker migration processes killed and resumed, bootstrap switches (in time order).
-    pub migration_events: Vec<String>,
 }
 
 #[derive(Default)]
@@ -636,23 +454,19 @@ impl Checker<'_> {
                 }
             }
             EventKind::EpochBumped | EventKind::ProducerIdRenewed => {
+                let Some(r) = e.renewal() else { return };
                 let index = self.findings.client_renewals.len();
                 let step = self.input.attribution.label_at(done as u64).to_string();
                 let ps = self.producer(e.producer);
                 let in_flight = ps.in_flight.clone();
                 let renewal = ClientRenewal {
                     producer: e.producer,
-                    kind: if e.kind == EventKind::EpochBumped {
-                        "epoch bump"
-                    } else {
-                        "new producer id"
-                    }
-                    .into(),
-                    reason: RenewalReason::from_code(e.offset).describe().into(),
+                    kind: r.kind,
+                    reason: r.reason.describe().into(),
                     drain_start_ms: send as u64,
                     at_ms: done as u64,
-                    producer_id: e.seq,
-                    epoch: e.code,
+                    producer_id: r.producer_id,
+                    epoch: r.epoch,
                     in_flight: in_flight.len(),
                     step,
                 };
@@ -741,31 +555,38 @@ impl Checker<'_> {
         for (ti, t) in self.input.topics.iter().enumerate() {
             for p in 0..t.partitions {
                 let gi = self.partition_base[ti] + p as usize;
-                let name = format!("{}/{p}", t.name);
+                let name = WindowSubject::Partition(format!("{}/{p}", t.name));
                 let part = &self.parts[gi];
                 cluster_produce.merge(&part.produce);
                 cluster_consume.merge(&part.consume);
-                for (kind, act) in [("produce", &part.produce), ("consume", &part.consume)] {
-                    if kind == "consume" && !consumers {
+                for (kind, act) in [
+                    (WindowKind::Produce, &part.produce),
+                    (WindowKind::Consume, &part.consume),
+                ] {
+                    if kind == WindowKind::Consume && !consumers {
                         continue;
                     }
                     for s in act.windows(th) {
-                        out.push((name.clone(), kind, s));
+                        out.push((name.clone(), kind.clone(), s));
                     }
                 }
             }
         }
-        for (kind, act) in [("produce", &cluster_produce), ("consume", &cluster_consume)] {
+        for (kind, act) in [
+            (WindowKind::Produce, &cluster_produce),
+            (WindowKind::Consume, &cluster_consume),
+        ] {
             for s in act.windows(th) {
-                out.push(("cluster".into(), kind, s));
+                out.push((WindowSubject::Cluster, kind.clone(), s));
             }
         }
-        out.sort_by_key(|(n, k, s)| (s.start, *k, n.clone()));
+        // report order: by start, then kind and subject as report.json spells them
+        out.sort_by_key(|(n, k, s)| (s.start, k.to_string(), n.to_string()));
         self.findings.unavailability = out
             .into_iter()
             .map(|(partition, kind, s)| Window {
                 partition,
-                kind: kind.into(),
+                kind,
                 start_ms: s.start as u64,
                 end_ms: s.end as u64,
                 duration_ms: (s.end - s.start) as u64,
@@ -773,171 +594,6 @@ impl Checker<'_> {
                 open: s.open,
             })
             .collect();
-    }
-
-    fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
-        let name = self.part_name(e.topic, e.partition);
-        let Some(gi) = self.part_index(e.topic, e.partition) else {
-            return;
-        };
-        let Some(ps) = self.producers.get(&e.producer) else {
-            return;
-        };
-        match e.kind {
-            EventKind::Acked if !ps.stored.contains(e.seq) => {
-                let read_before = ps.read.contains(e.seq);
-                if !self.parts[gi].complete {
-                    if !read_before {
-                        self.findings.anomalies.unverified += 1;
-                    }
-                    return;
-                }
-                let ack_ms = self.rel_ms(e.ts_b) as u64;
-                lost.push(LostRecord {
-                    gi,
-                    partition: name,
-                    offset: e.offset,
-                    producer: e.producer,
-                    seq: e.seq,
-                    ack_ms,
-                    broker: e.code,
-                    read_before,
-                });
-            }
-            EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
-                self.findings.anomalies.unexpected += 1;
-                let step = self
-                    .input
-                    .attribution
-                    .label_at(self.rel_ms(e.ts_b) as u64)
-                    .to_string();
-                self.example(
-                    "unexpected",
-                    Example {
-                        partition: name,
-                        offset: None,
-                        producer: e.producer,
-                        seq: e.seq,
-                        step,
-                        detail: format!("reported failed (error {}) but read back", e.code),
-                    },
-                );
-            }
-            _ => {}
-        }
-    }
-
-    fn unconsumed(&mut self) {
-        if !self.consumers_ran {
-            return;
-        }
-        for (ti, t) in self.input.topics.iter().enumerate() {
-            for p in 0..t.partitions {
-                let gi = self.partition_base[ti] + p as usize;
-                for (o, id) in self.parts[gi].at_offset.iter().enumerate() {
-                    if *id == EMPTY || *id == NOT_OURS {
-                        continue;
-                    }
-                    let (producer, seq) = ((*id >> 40) as u32, *id & ((1 << 40) - 1));
-                    if self
-                        .producers
-                        .get(&producer)
-                        .is_some_and(|ps| !ps.read.contains(seq))
-                    {
-                        self.findings.anomalies.unconsumed += 1;
-                        let list = self
-                            .findings
-                            .examples
-                            .entry("unconsumed".into())
-                            .or_default();
-                        if list.len() < EXAMPLES_KEPT {
-                            list.push(Example {
-                                partition: format!("{}/{p}", t.name),
-                                offset: Some(o as i64),
-                                producer,
-                                seq,
-                                step: String::new(),
-                                detail: "stored, never delivered to the consumer group".into(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Counts, attributes and exemplifies the lost records.
-    ///
-    /// Lost records come in stretches: consecutive acks of one broker on one partition
-    /// (Kafka loses a log's suffix, never a hole). What ended that broker's leadership
-    /// decides the blame:
-    /// * it ended in an **outage** — a produce window on the partition starts where the
-    ///   stretch ends: the leader died or was cut off with records nobody else had. Blamed on
-    ///   the window's step (the kill, say);
-    /// * it ended **without one** — the clients moved on with no gap, so the broker had been
-    ///   deposed while still acking (a zombie leader, a split brain). Blamed on the acting
-    ///   step in force when the stretch began (the partition that isolated it, say).
-    ///
-    /// Nothing here depends on what consumers happened to read, so the blame does not
-    /// change with consumer lag.
-    fn attribute_lost(&mut self, mut lost: Vec<LostRecord>) {
-        lost.sort_by_key(|l| (l.gi, l.broker, l.ack_ms));
-        let th = self.input.window_threshold_ms;
-        let gap = th.max(1000) * 10;
-        let mut i = 0;
-        while i < lost.len() {
-            // one stretch: same partition and broker, acks no further apart than `gap`
-            let mut j = i + 1;
-            while j < lost.len()
-                && lost[j].gi == lost[i].gi
-                && lost[j].broker == lost[i].broker
-                && lost[j].ack_ms - lost[j - 1].ack_ms <= gap
-            {
-                j += 1;
-            }
-            let (start, end) = (lost[i].ack_ms, lost[j - 1].ack_ms);
-            let partition = lost[i].partition.clone();
-            let outage = self.findings.unavailability.iter().find(|w| {
-                w.kind == "produce"
-                    && w.partition == partition
-                    && w.start_ms + th >= end
-                    && w.start_ms <= end + th
-            });
-            let (cause, how) = match outage {
-                Some(w) => (w.step.clone(), format!("its leader's run ended in an outage at t={}ms", w.start_ms)),
-                None => (self.input.attribution.acting_step_at(start).to_string(), format!("its leader was deposed without an outage; the lost stretch began at t={start}ms")),
-            };
-            for l in &lost[i..j] {
-                self.findings.anomalies.lost += 1;
-                if l.read_before {
-                    self.findings.anomalies.lost_read_before += 1;
-                }
-                *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
-                let detail = format!(
-                    "acked at offset {} at t={}ms by broker {}, not in the final read{}; {how}",
-                    l.offset,
-                    l.ack_ms,
-                    l.broker,
-                    if l.read_before {
-                        " (a consumer had read it)"
-                    } else {
-                        ""
-                    }
-                );
-                self.example(
-                    "lost",
-                    Example {
-                        partition: l.partition.clone(),
-                        offset: Some(l.offset),
-                        producer: l.producer,
-                        seq: l.seq,
-                        step: cause.clone(),
-                        detail,
-                    },
-                );
-            }
-            i = j;
-        }
     }
 
     fn totals(&mut self) {

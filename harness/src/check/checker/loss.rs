@@ -1,0 +1,175 @@
+//! Lost, unverified, unexpected and unconsumed records, and what the losses are blamed on:
+//! stretches of one broker's acks on one partition, blamed on the outage that ended that
+//! leadership, or on the acting step in force when a deposed leader kept acking.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
+        let name = self.part_name(e.topic, e.partition);
+        let Some(gi) = self.part_index(e.topic, e.partition) else {
+            return;
+        };
+        let Some(ps) = self.producers.get(&e.producer) else {
+            return;
+        };
+        match e.kind {
+            EventKind::Acked if !ps.stored.contains(e.seq) => {
+                let read_before = ps.read.contains(e.seq);
+                if !self.parts[gi].complete {
+                    if !read_before {
+                        self.findings.anomalies.unverified += 1;
+                    }
+                    return;
+                }
+                let ack_ms = self.rel_ms(e.ts_b) as u64;
+                lost.push(LostRecord {
+                    gi,
+                    partition: name,
+                    offset: e.offset,
+                    producer: e.producer,
+                    seq: e.seq,
+                    ack_ms,
+                    broker: e.acked_by().unwrap_or(-1),
+                    read_before,
+                });
+            }
+            EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
+                self.findings.anomalies.unexpected += 1;
+                let step = self
+                    .input
+                    .attribution
+                    .label_at(self.rel_ms(e.ts_b) as u64)
+                    .to_string();
+                self.example(
+                    "unexpected",
+                    Example {
+                        partition: name,
+                        offset: None,
+                        producer: e.producer,
+                        seq: e.seq,
+                        step,
+                        detail: format!(
+                            "reported failed (error {}) but read back",
+                            e.error_code().unwrap_or_default()
+                        ),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn unconsumed(&mut self) {
+        if !self.consumers_ran {
+            return;
+        }
+        for (ti, t) in self.input.topics.iter().enumerate() {
+            for p in 0..t.partitions {
+                let gi = self.partition_base[ti] + p as usize;
+                for (o, id) in self.parts[gi].at_offset.iter().enumerate() {
+                    if *id == EMPTY || *id == NOT_OURS {
+                        continue;
+                    }
+                    let (producer, seq) = ((*id >> 40) as u32, *id & ((1 << 40) - 1));
+                    if self
+                        .producers
+                        .get(&producer)
+                        .is_some_and(|ps| !ps.read.contains(seq))
+                    {
+                        self.findings.anomalies.unconsumed += 1;
+                        let list = self
+                            .findings
+                            .examples
+                            .entry("unconsumed".into())
+                            .or_default();
+                        if list.len() < EXAMPLES_KEPT {
+                            list.push(Example {
+                                partition: format!("{}/{p}", t.name),
+                                offset: Some(o as i64),
+                                producer,
+                                seq,
+                                step: String::new(),
+                                detail: "stored, never delivered to the consumer group".into(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts, attributes and exemplifies the lost records.
+    ///
+    /// Lost records come in stretches: consecutive acks of one broker on one partition
+    /// (Kafka loses a log's suffix, never a hole). What ended that broker's leadership
+    /// decides the blame:
+    /// * it ended in an **outage** — a produce window on the partition starts where the
+    ///   stretch ends: the leader died or was cut off with records nobody else had. Blamed on
+    ///   the window's step (the kill, say);
+    /// * it ended **without one** — the clients moved on with no gap, so the broker had been
+    ///   deposed while still acking (a zombie leader, a split brain). Blamed on the acting
+    ///   step in force when the stretch began (the partition that isolated it, say).
+    ///
+    /// Nothing here depends on what consumers happened to read, so the blame does not
+    /// change with consumer lag.
+    pub(super) fn attribute_lost(&mut self, mut lost: Vec<LostRecord>) {
+        lost.sort_by_key(|l| (l.gi, l.broker, l.ack_ms));
+        let th = self.input.window_threshold_ms;
+        let gap = th.max(1000) * 10;
+        let mut i = 0;
+        while i < lost.len() {
+            // one stretch: same partition and broker, acks no further apart than `gap`
+            let mut j = i + 1;
+            while j < lost.len()
+                && lost[j].gi == lost[i].gi
+                && lost[j].broker == lost[i].broker
+                && lost[j].ack_ms - lost[j - 1].ack_ms <= gap
+            {
+                j += 1;
+            }
+            let (start, end) = (lost[i].ack_ms, lost[j - 1].ack_ms);
+            let partition = WindowSubject::Partition(lost[i].partition.clone());
+            let outage = self.findings.unavailability.iter().find(|w| {
+                w.kind == WindowKind::Produce
+                    && w.partition == partition
+                    && w.start_ms + th >= end
+                    && w.start_ms <= end + th
+            });
+            let (cause, how) = match outage {
+                Some(w) => (w.step.clone(), format!("its leader's run ended in an outage at t={}ms", w.start_ms)),
+                None => (self.input.attribution.acting_step_at(start).to_string(), format!("its leader was deposed without an outage; the lost stretch began at t={start}ms")),
+            };
+            for l in &lost[i..j] {
+                self.findings.anomalies.lost += 1;
+                if l.read_before {
+                    self.findings.anomalies.lost_read_before += 1;
+                }
+                *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
+                let detail = format!(
+                    "acked at offset {} at t={}ms by broker {}, not in the final read{}; {how}",
+                    l.offset,
+                    l.ack_ms,
+                    l.broker,
+                    if l.read_before {
+                        " (a consumer had read it)"
+                    } else {
+                        ""
+                    }
+                );
+                self.example(
+                    "lost",
+                    Example {
+                        partition: l.partition.clone(),
+                        offset: Some(l.offset),
+                        producer: l.producer,
+                        seq: l.seq,
+                        step: cause.clone(),
+                        detail,
+                    },
+                );
+            }
+            i = j;
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! What the checker finds, as types: the counts, the windows, the examples, the verdict.
+//! report.json writes each enum as the string it always had, so its fields keep their
+//! meaning; code matches on the enums instead of comparing strings.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+
+use super::attribution::StepSpan;
+use super::latency::LatencySummary;
+use crate::scenario::Anomaly;
+
+/// What a window is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WindowSubject {
+    /// One partition, `topic/partition`.
+    Partition(String),
+    /// The whole cluster: no partition succeeded.
+    Cluster,
+    /// One ZooKeeper server, as its smoke-test probe saw it (`zk:NODE`).
+    ZooKeeper(String),
+    /// A ZooKeeper ensemble: no member served (`ensemble:NAME`).
+    Ensemble(String),
+}
+
+impl std::fmt::Display for WindowSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WindowSubject::Partition(p) => write!(f, "{p}"),
+            WindowSubject::Cluster => write!(f, "cluster"),
+            WindowSubject::ZooKeeper(n) => write!(f, "zk:{n}"),
+            WindowSubject::Ensemble(n) => write!(f, "ensemble:{n}"),
+        }
+    }
+}
+
+impl Serialize for WindowSubject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What kind of unavailability a window is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WindowKind {
+    /// Records sent, none acked.
+    Produce,
+    /// Records stored, none delivered to the consumer group.
+    Consume,
+    /// A ZooKeeper server's probe failed throughout.
+    ZooKeeper,
+    /// No member of an ensemble served.
+    Ensemble,
+    /// Split brain: the first server did not see the second's writes (`split A/B`).
+    Split(String, String),
+}
+
+impl WindowKind {
+    /// Produce and consume windows: the Kafka clients' view.
+    pub fn is_client(&self) -> bool {
+        matches!(self, WindowKind::Produce | WindowKind::Consume)
+    }
+}
+
+impl std::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WindowKind::Produce => write!(f, "produce"),
+            WindowKind::Consume => write!(f, "consume"),
+            WindowKind::ZooKeeper => write!(f, "zookeeper"),
+            WindowKind::Ensemble => write!(f, "ensemble"),
+            WindowKind::Split(a, b) => write!(f, "split {a}/{b}"),
+        }
+    }
+}
+
+impl Serialize for WindowKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A run's verdict: every expectation held, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every expectation held.
+    Pass,
+    /// At least one did not.
+    Fail,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        })
+    }
+}
+
+/// One anomalous record, for the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Example {
+    /// `topic/partition`.
+    pub partition: String,
+    /// Offset, when one is known.
+    pub offset: Option<i64>,
+    /// Producer id.
+    pub producer: u32,
+    /// Sequence number.
+    pub seq: u64,
+    /// The step it is attributed to.
+    pub step: String,
+    /// What exactly was seen.
+    pub detail: String,
+}
+
+/// Anomaly counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Anomalies {
+    /// Acked, and not held by the cluster at the end (final read).
+    pub lost: u64,
+    /// Of `lost`: records a consumer had read before they disappeared.
+    pub lost_read_before: u64,
+    /// Acked, not read, on partitions the final read could not finish: unknown.
+    pub unverified: u64,
+    /// Extra copies: records stored at two or more offsets count once per extra copy.
+    pub duplicate: u64,
+    /// Of `duplicate`: copies of records that were in flight when their producer's client
+    /// bumped its epoch or took a new producer id. The client sends them again with new
+    /// sequence numbers, so a broker that had stored an earlier attempt cannot recognise
+    /// them (librdkafka issue #4953): a client limitation, not a broker's idempotence
+    /// failing.
+    pub duplicate_after_epoch_bump: u64,
+    /// Records stored below an earlier-sent record of the same producer and partition.
+    pub reordered: u64,
+    /// Offsets at which a reader saw a different record than the final read holds.
+    pub inconsistent_offset: u64,
+    /// Records read that the producer recorded as definitely failed.
+    pub unexpected: u64,
+    /// A consumer skipped over existing offsets.
+    pub poll_gap: u64,
+    /// A consumer went back without a rebalance.
+    pub poll_regression: u64,
+    /// Records the cluster holds at the end that no consumer of the group ever received
+    /// (counted only when consumers ran): e.g. offsets a consumer silently skipped after
+    /// a truncation moved the log under it.
+    pub unconsumed: u64,
+    /// Records in the workload topics that no producer of this run wrote.
+    pub foreign: u64,
+    /// Records of ours whose checksum failed.
+    pub corrupt: u64,
+}
+
+/// Producer outcome totals.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ProducerTotals {
+    /// Records handed to the clients.
+    pub sent: u64,
+    /// Acknowledged.
+    pub acked: u64,
+    /// Definitely not written.
+    pub failed: u64,
+    /// Maybe written (timed out, purged in flight).
+    pub indeterminate: u64,
+    /// Sent with no outcome logged (the worker died first).
+    pub no_outcome: u64,
+    /// Producer instances seen.
+    pub producers: u64,
+}
+
+/// Consumer totals.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ConsumerTotals {
+    /// Deliveries (re-deliveries included).
+    pub received: u64,
+    /// Distinct records delivered.
+    pub distinct: u64,
+    /// Rebalance assignments seen.
+    pub assignments: u64,
+}
+
+/// Final read totals.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FinalReadTotals {
+    /// Whether a final-read log exists.
+    pub ran: bool,
+    /// Partitions in the workload.
+    pub partitions: u64,
+    /// Partitions read to their end offset.
+    pub complete: u64,
+    /// Partitions not finished (`topic/partition`).
+    pub incomplete: Vec<String>,
+    /// Records read.
+    pub records: u64,
+}
+
+/// A producer client that gave up its sequence numbers: an epoch bump or a new producer id.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientRenewal {
+    /// Producer id (ours, as in the records).
+    pub producer: u32,
+    /// `epoch bump` or `new producer id`.
+    pub kind: workers::renewal::RenewalKind,
+    /// Why the client did it.
+    pub reason: String,
+    /// When the client began draining its requests, ms since run start.
+    pub drain_start_ms: u64,
+    /// When the new epoch or id took effect, ms since run start.
+    pub at_ms: u64,
+    /// Kafka producer id and epoch from then on.
+    pub producer_id: u64,
+    /// Epoch from then on.
+    pub epoch: i32,
+    /// Records sent without an outcome at that moment: the ones that may be stored twice.
+    pub in_flight: u64,
+    /// Step running when it took effect.
+    pub step: String,
+}
+
+/// An unavailability window, ms since run start.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Window {
+    /// What was unavailable (`partition` in report.json: `topic/partition`, `cluster`,
+    /// `zk:NODE`, `ensemble:NAME`).
+    pub partition: WindowSubject,
+    /// Of what kind.
+    pub kind: WindowKind,
+    /// Start.
+    pub start_ms: u64,
+    /// End.
+    pub end_ms: u64,
+    /// Length.
+    pub duration_ms: u64,
+    /// Step running when it began.
+    pub step: String,
+    /// True when no success ended it (attempts failed or the run ended).
+    pub open: bool,
+}
+
+/// Everything the checker found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Findings {
+    /// Producer totals.
+    pub producers: ProducerTotals,
+    /// Consumer totals.
+    pub consumers: ConsumerTotals,
+    /// Final read totals.
+    pub final_read: FinalReadTotals,
+    /// Anomaly counts.
+    pub anomalies: Anomalies,
+    /// Lost records by the step they are attributed to.
+    pub lost_by_step: BTreeMap<String, u64>,
+    /// Producer clients' epoch bumps and producer id renewals, in time order.
+    pub client_renewals: Vec<ClientRenewal>,
+    /// First examples of each anomaly kind.
+    pub examples: BTreeMap<String, Vec<Example>>,
+    /// Unavailability windows, by start.
+    pub unavailability: Vec<Window>,
+    /// Latency over the whole run.
+    pub latency_ms: LatencySummary,
+    /// Latency per step / phase.
+    pub latency_by_step: BTreeMap<String, LatencySummary>,
+    /// Steps as they ran.
+    pub steps: Vec<StepSpan>,
+    /// Logs read, and those cut short (a crash mid-write).
+    pub logs_read: u64,
+    /// Logs that ended in a partial or damaged event.
+    pub logs_cut_short: Vec<String>,
+    /// The ZooKeeper smoke test, per node (when it ran).
+    pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
+    /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
+    pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
+    /// Split brains the smoke test saw inside an ensemble (kind `split A/B`: A did not
+    /// see B's writes).
+    pub zookeeper_splits: Vec<Window>,
+    /// Reassignments the steps ran: what moved, how long, the windows during each move.
+    pub reassignments: Vec<super::ReassignmentSection>,
+    /// The `audit` steps' findings.
+    pub audits: Vec<super::AuditSection>,
+    /// Broker migration processes killed and resumed, bootstrap switches (in time order).
+    pub migration_events: Vec<String>,
+}
+
+impl Anomalies {
+    /// The count of a bounded anomaly (a scenario's `[expect]` bounds it).
+    pub fn count(&self, a: Anomaly) -> u64 {
+        match a {
+            Anomaly::Lost => self.lost,
+            Anomaly::Duplicate => self.duplicate,
+            Anomaly::Reordered => self.reordered,
+            Anomaly::InconsistentOffset => self.inconsistent_offset,
+            Anomaly::Unexpected => self.unexpected,
+            Anomaly::PollGap => self.poll_gap,
+            Anomaly::PollRegression => self.poll_regression,
+            Anomaly::Unconsumed => self.unconsumed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_json_keeps_its_strings() {
+        let w = Window {
+            partition: WindowSubject::Ensemble("source".into()),
+            kind: WindowKind::Split("zk1".into(), "zk2".into()),
+            start_ms: 1,
+            end_ms: 2,
+            duration_ms: 1,
+            step: "split".into(),
+            open: false,
+        };
+        let v = serde_json::to_value(&w).unwrap();
+        assert_eq!(v["partition"], "ensemble:source");
+        assert_eq!(v["kind"], "split zk1/zk2");
+        for (subject, text) in [
+            (WindowSubject::Partition("orders/3".into()), "orders/3"),
+            (WindowSubject::Cluster, "cluster"),
+            (WindowSubject::ZooKeeper("zk1".into()), "zk:zk1"),
+        ] {
+            assert_eq!(serde_json::to_value(&subject).unwrap(), text);
+        }
+        for (kind, text) in [
+            (WindowKind::Produce, "produce"),
+            (WindowKind::Consume, "consume"),
+            (WindowKind::ZooKeeper, "zookeeper"),
+            (WindowKind::Ensemble, "ensemble"),
+        ] {
+            assert_eq!(serde_json::to_value(&kind).unwrap(), text);
+        }
+        assert_eq!(serde_json::to_value(Verdict::Pass).unwrap(), "pass");
+        assert_eq!(serde_json::to_value(Verdict::Fail).unwrap(), "fail");
+    }
+
+    #[test]
+    fn every_bounded_anomaly_has_its_count() {
+        let a = Anomalies {
+            lost: 1,
+            duplicate: 2,
+            reordered: 3,
+            inconsistent_offset: 4,
+            unexpected: 5,
+            poll_gap: 6,
+            poll_regression: 7,
+            unconsumed: 8,
+            ..Default::default()
+        };
+        let counts: Vec<u64> = Anomaly::ALL.iter().map(|x| a.count(*x)).collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+}

@@ -1,0 +1,250 @@
+//! Node lifecycle: starting (together, or one at a time with a supervisor's retry),
+//! readiness, stopping, signals.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::host::Signal;
+use super::{
+    Cluster, ClusterEvent, NodeKind, DEFAULT_ZK_SESSION_TIMEOUT_MS, KAFKA_PORT, ZK_CHROOT,
+    ZK_CLIENT_PORT,
+};
+use crate::error::HarnessError;
+use crate::shutdown::Shutdown;
+
+impl Cluster {
+    /// Starts the ZooKeeper ensemble, then the brokers, and waits until each is ready.
+    pub fn start_all(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        self.start_zookeeper(shutdown)?;
+        if self.spec.brokers.is_empty() {
+            return Ok(());
+        }
+        let live = self.initial_brokers();
+        for b in &live {
+            self.spawn_node(b)?;
+        }
+        let ids: Vec<i32> = live.iter().filter_map(|b| self.spec.broker_id(b)).collect();
+        let admin = self.admin()?;
+        admin
+            .wait_healthy(&ids, &[], Duration::from_secs(120), shutdown)
+            .map_err(|e| HarnessError::Cluster(format!("brokers did not come up: {e}")))?;
+        Ok(())
+    }
+
+    /// Starts the ZooKeeper nodes that are not dormant and waits until every one serves.
+    pub fn start_zookeeper(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        let live: Vec<String> = self
+            .spec
+            .zookeeper
+            .iter()
+            .filter(|z| !self.spec.dormant.contains(z))
+            .cloned()
+            .collect();
+        self.start_many(&live, Duration::from_secs(90), shutdown)
+    }
+
+    /// Starts several stopped nodes at once, then waits until each is ready: ZooKeeper
+    /// servers that can only elect a leader together must not be started one by one.
+    pub fn start_many(
+        &mut self,
+        names: &[String],
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        for n in names {
+            self.spawn_node(n)?;
+        }
+        let deadline = Instant::now() + timeout;
+        for n in names {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.await_start(n, left.max(Duration::from_secs(1)), shutdown)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until a node just spawned is ready. A broker SIGKILLed and started again at
+    /// once finds its old ZooKeeper session still holding `/brokers/ids/N` and exits
+    /// (`NodeExistsException` at startup) until the session expires; like an operator's
+    /// supervisor (systemd `Restart=`), the start is tried again after that refusal, for
+    /// at most twice the session timeout (plus a margin) — and the wait is recorded.
+    fn await_start(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let mut refused: Option<(Instant, u32)> = None;
+        loop {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            let ready = self.wait_ready(name, left, shutdown);
+            let (id, refusal) = {
+                let n = self.node(name)?;
+                (n.id, ready.is_err() && n.registration_refused())
+            };
+            let registration = format!(
+                "its killed process's ZooKeeper session still held {ZK_CHROOT}/brokers/ids/{id} (NodeExists)"
+            );
+            match ready {
+                Ok(()) => {
+                    if let Some((since, tries)) = refused {
+                        self.events.push(ClusterEvent {
+                            t_ms: workers::clock::now_ms(),
+                            node: name.to_string(),
+                            what: format!(
+                                "start refused {tries} time(s): {registration}; started again until the session expired, ready {:.1} s after the first refusal",
+                                since.elapsed().as_secs_f64()
+                            ),
+                        });
+                    }
+                    return Ok(());
+                }
+                Err(e) if refusal => {
+                    let (since, tries) = refused.get_or_insert((Instant::now(), 0));
+                    *tries += 1;
+                    let limit = self.session_timeout() * 2 + Duration::from_secs(5);
+                    if since.elapsed() > limit || Instant::now() >= deadline {
+                        return Err(HarnessError::Cluster(format!(
+                            "{name}: start refused {tries} time(s) over {:.1} s: {registration}; the session did not expire: {e}",
+                            since.elapsed().as_secs_f64()
+                        )));
+                    }
+                    tracing::info!("{name}: start refused, {registration}; starting again");
+                    if shutdown.sleep(Duration::from_millis(500)) {
+                        return Err(HarnessError::Interrupted);
+                    }
+                    self.spawn_node(name)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The brokers' ZooKeeper session timeout.
+    fn session_timeout(&self) -> Duration {
+        let ms = self
+            .spec
+            .broker_config
+            .get("zookeeper.session.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_ZK_SESSION_TIMEOUT_MS);
+        Duration::from_millis(ms)
+    }
+
+    /// What the cluster did on its own since the last call (oldest first).
+    pub fn take_events(&mut self) -> Vec<ClusterEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Stops several nodes, then starts them together and waits until each is ready.
+    pub fn restart_many(
+        &mut self,
+        names: &[String],
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        for n in names {
+            if self.is_running(n) {
+                self.stop(n, Duration::from_secs(120))?;
+            }
+        }
+        self.start_many(names, timeout, shutdown)
+    }
+
+    /// True when the node's process is running (a paused one counts).
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.nodes.get_mut(name).is_some_and(|n| n.is_running())
+    }
+
+    /// The kind of a node.
+    pub fn kind(&self, name: &str) -> Option<NodeKind> {
+        self.nodes.get(name).map(|n| n.kind)
+    }
+
+    /// Waits until a node serves: a ZooKeeper node answers `srvr` with a mode, a broker is
+    /// registered in the cluster metadata.
+    pub fn wait_ready(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let (kind, addr, id) = {
+            let n = self.node(name)?;
+            (n.kind, n.address, n.id)
+        };
+        loop {
+            self.node(name)?.check_alive()?;
+            let ready = match kind {
+                NodeKind::ZooKeeper => {
+                    crate::zk::server_mode(SocketAddr::from((addr, ZK_CLIENT_PORT))).is_some()
+                }
+                // registered, and accepting connections (a broker registers first)
+                NodeKind::Broker => {
+                    self.admin()?
+                        .snapshot(Duration::from_secs(3))
+                        .map(|s| s.brokers.contains(&id))
+                        .unwrap_or(false)
+                        && std::net::TcpStream::connect_timeout(
+                            &SocketAddr::from((addr, KAFKA_PORT)),
+                            Duration::from_secs(1),
+                        )
+                        .is_ok()
+                }
+            };
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Cluster(format!(
+                    "{name} not ready after {timeout:?}; see {}",
+                    self.node(name)?.dir.join("server.log").display()
+                )));
+            }
+            if shutdown.sleep(Duration::from_millis(300)) {
+                return Err(HarnessError::Interrupted);
+            }
+        }
+    }
+
+    /// Starts a stopped node's process without waiting for it to be ready.
+    pub fn spawn(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.spawn_node(name)
+    }
+
+    /// Starts a stopped node and waits until it is ready (a broker refused by its old
+    /// ZooKeeper registration is started again: [`Cluster::start_many`]).
+    pub fn start(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        self.start_many(&[name.to_string()], Duration::from_secs(120), shutdown)
+    }
+
+    /// Stops a node gracefully (SIGTERM; a broker does its controlled shutdown), waiting up
+    /// to `timeout` before SIGKILL.
+    pub fn stop(&mut self, name: &str, timeout: Duration) -> Result<(), HarnessError> {
+        self.node(name)?.terminate(timeout)
+    }
+
+    /// SIGKILLs a node.
+    pub fn kill(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.kill()
+    }
+
+    /// SIGSTOPs a node.
+    pub fn pause(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.signal(Signal::Stop)
+    }
+
+    /// SIGCONTs a paused node.
+    pub fn resume(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node(name)?.signal(Signal::Cont)
+    }
+
+    /// Stops and starts a node, waiting until it is ready again.
+    pub fn restart(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
+        self.stop(name, Duration::from_secs(120))?;
+        self.start(name, shutdown)
+    }
+}

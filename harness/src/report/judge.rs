@@ -1,0 +1,364 @@
+//! The verdict: every `[expect]` bound against the findings, one [`ExpectationResult`]
+//! each (the bounded anomalies in [`Anomaly::ALL`] order, then the final read, acks,
+//! attribution, windows per step and per ensemble, ZooKeeper quorums, Kafka's metadata,
+//! the steps).
+
+use super::ExpectationResult;
+use crate::check::{Findings, StepSpan, Window, WindowSubject};
+use crate::scenario::{Anomaly, Bound, Scenario};
+
+fn bound_check(name: &str, bound: Bound, actual: u64) -> ExpectationResult {
+    ExpectationResult {
+        name: name.into(),
+        expected: bound.to_string(),
+        actual: actual.to_string(),
+        ok: bound.holds(actual),
+    }
+}
+
+/// Judges the findings against the scenario's expectations.
+pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult> {
+    let e = &scenario.expect;
+    let a = &findings.anomalies;
+    let mut out = Vec::new();
+    for anomaly in Anomaly::ALL {
+        let (name, bound) = (anomaly.expect_key(), e.bound(anomaly));
+        match (anomaly, e.duplicates_after_epoch_bump) {
+            // Duplicates: one bound on all of them, or, when the scenario bounds those a
+            // client epoch bump explains on their own, the other bound on the rest.
+            (Anomaly::Duplicate, Some(after_bump)) => {
+                out.push(bound_check(
+                    "duplicates (no epoch bump explains)",
+                    bound,
+                    a.duplicate.saturating_sub(a.duplicate_after_epoch_bump),
+                ));
+                out.push(bound_check(
+                    "duplicates_after_epoch_bump",
+                    after_bump,
+                    a.duplicate_after_epoch_bump,
+                ));
+            }
+            _ => out.push(bound_check(name, bound, a.count(anomaly))),
+        }
+    }
+    let unreadable = if findings.final_read.ran {
+        findings.final_read.incomplete.len() as u64
+    } else {
+        findings.final_read.partitions
+    };
+    let mut unread = bound_check("unreadable_partitions", e.unreadable_partitions, unreadable);
+    if !findings.final_read.ran {
+        unread.actual = format!("{unreadable} (no final read)");
+    }
+    out.push(unread);
+    out.push(ExpectationResult {
+        name: "min_acked".into(),
+        expected: format!(">= {}", e.min_acked),
+        actual: findings.producers.acked.to_string(),
+        ok: findings.producers.acked >= e.min_acked,
+    });
+    if let Some(step) = &e.lost_step {
+        let others: Vec<String> = findings
+            .lost_by_step
+            .iter()
+            .filter(|(k, _)| *k != step)
+            .map(|(k, v)| format!("{v} to `{k}`"))
+            .collect();
+        out.push(ExpectationResult {
+            name: "lost_step".into(),
+            expected: format!("every lost record attributed to `{step}`"),
+            actual: if findings.lost_by_step.is_empty() {
+                "nothing lost".into()
+            } else {
+                findings
+                    .lost_by_step
+                    .iter()
+                    .map(|(k, v)| format!("{v} to `{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            ok: others.is_empty() && !findings.lost_by_step.is_empty(),
+        });
+    }
+    // Windows: a step with its own bound is judged by it; every other window by the
+    // scenario-wide bound ("no window longer than N outside the partition step").
+    let own_bound = |step: &str| e.per_step.get(step).and_then(|se| se.max_unavailable_ms);
+    if let Some(max) = e.max_unavailable_ms {
+        let longest = partition_windows(findings)
+            .filter(|w| own_bound(&w.step).is_none())
+            .map(|w| w.duration_ms)
+            .max()
+            .unwrap_or(0);
+        let name = if e
+            .per_step
+            .values()
+            .any(|se| se.max_unavailable_ms.is_some())
+        {
+            "max_unavailable_ms (other steps)"
+        } else {
+            "max_unavailable_ms"
+        };
+        out.push(ExpectationResult {
+            name: name.into(),
+            expected: format!("<= {max}"),
+            actual: longest.to_string(),
+            ok: longest <= max,
+        });
+    }
+    for (step, se) in &e.per_step {
+        if let Some(max) = se.max_unavailable_ms {
+            let longest = partition_windows(findings)
+                .filter(|w| &w.step == step)
+                .map(|w| w.duration_ms)
+                .max()
+                .unwrap_or(0);
+            out.push(ExpectationResult {
+                name: format!("max_unavailable_ms in `{step}`"),
+                expected: format!("<= {max}"),
+                actual: longest.to_string(),
+                ok: longest <= max,
+            });
+        }
+        if let Some(bound) = se.lost {
+            let lost = findings.lost_by_step.get(step).copied().unwrap_or(0);
+            out.push(bound_check(&format!("lost in `{step}`"), bound, lost));
+        }
+    }
+    // ZooKeeper ensembles as the smoke test saw them
+    for (name, ee) in &e.ensembles {
+        let part = WindowSubject::Ensemble(name.clone());
+        let ws: Vec<&Window> = findings
+            .unavailability
+            .iter()
+            .filter(|w| w.partition == part)
+            .collect();
+        let describe = |ws: &[&Window]| {
+            if ws.is_empty() {
+                "no window".to_string()
+            } else {
+                ws.iter()
+                    .map(|w| {
+                        format!(
+                            "{} ms in `{}`{}",
+                            w.duration_ms,
+                            w.step,
+                            if w.open { " (never recovered)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        if let Some(max) = ee.max_unavailable_ms {
+            let others: Vec<&Window> = ws
+                .iter()
+                .filter(|w| !ee.per_step.contains_key(&w.step))
+                .copied()
+                .collect();
+            let longest = others.iter().map(|w| w.duration_ms).max().unwrap_or(0);
+            out.push(ExpectationResult {
+                name: if ee.per_step.is_empty() {
+                    format!("ensemble `{name}` max_unavailable_ms")
+                } else {
+                    format!("ensemble `{name}` max_unavailable_ms (other steps)")
+                },
+                expected: format!("<= {max}"),
+                actual: format!("{longest} ({})", describe(&others)),
+                ok: longest <= max,
+            });
+        }
+        for (step, max) in &ee.per_step {
+            let mine: Vec<&Window> = ws.iter().filter(|w| &w.step == step).copied().collect();
+            let longest = mine.iter().map(|w| w.duration_ms).max().unwrap_or(0);
+            out.push(ExpectationResult {
+                name: format!("ensemble `{name}` max_unavailable_ms in `{step}`"),
+                expected: format!("<= {max}"),
+                actual: format!("{longest} ({})", describe(&mine)),
+                ok: longest <= *max,
+            });
+        }
+        if let Some(bound) = ee.windows {
+            let mut r = bound_check(
+                &format!("ensemble `{name}` windows"),
+                bound,
+                ws.len() as u64,
+            );
+            r.actual = format!("{} ({})", ws.len(), describe(&ws));
+            out.push(r);
+        }
+    }
+    // One quorum per ensemble, always, when the smoke test ran
+    if scenario.check.zookeeper_smoke {
+        for (name, members) in &scenario.cluster.ensembles {
+            if members.len() < 2 {
+                continue;
+            }
+            let part = WindowSubject::Ensemble(name.clone());
+            let splits: Vec<String> = findings
+                .zookeeper_splits
+                .iter()
+                .filter(|w| w.partition == part)
+                .map(|w| format!("{} from t={}ms in `{}`", w.kind, w.start_ms, w.step))
+                .collect();
+            out.push(ExpectationResult {
+                name: format!("ensemble `{name}` one quorum"),
+                expected: "every member sees the others' writes".into(),
+                actual: if splits.is_empty() {
+                    "no split brain seen".into()
+                } else {
+                    splits.join("; ")
+                },
+                ok: splits.is_empty(),
+            });
+        }
+    }
+    if e.kafka_metadata_intact {
+        let (actual, ok) = match &findings.kafka_metadata {
+            None => (
+                "not checked (the run ended before the end-of-run check)".to_string(),
+                false,
+            ),
+            Some(m) if m.error.is_some() => (
+                format!("check failed: {}", m.error.as_deref().unwrap_or("")),
+                false,
+            ),
+            Some(m) if m.differences.is_empty() => (
+                format!(
+                    "intact in {}: {} topics, {} partitions, brokers {:?}, controller {}",
+                    m.zookeeper, m.topics, m.partitions, m.registered_brokers, m.controller
+                ),
+                true,
+            ),
+            Some(m) => (
+                format!(
+                    "{} difference(s) in {}: {}",
+                    m.differences.len(),
+                    m.zookeeper,
+                    m.differences
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                false,
+            ),
+        };
+        out.push(ExpectationResult {
+            name: "kafka_metadata".into(),
+            expected: "Kafka's znodes match what the brokers report".into(),
+            actual,
+            ok,
+        });
+    }
+    // Every step must have run and succeeded: a failed step is a procedure the cluster
+    // did not survive (or a harness problem the step error names).
+    let ran: Vec<&StepSpan> = findings.steps.iter().collect();
+    let failed: Vec<String> = ran
+        .iter()
+        .filter(|s| s.ok != Some(true))
+        .map(|s| {
+            format!(
+                "`{}`: {}",
+                s.name,
+                s.error.as_deref().unwrap_or("did not finish")
+            )
+        })
+        .collect();
+    let missing = scenario.steps.len().saturating_sub(ran.len());
+    out.push(ExpectationResult {
+        name: "steps".into(),
+        expected: format!("all {} steps succeed", scenario.steps.len()),
+        actual: if failed.is_empty() && missing == 0 {
+            format!("{} succeeded", ran.len())
+        } else {
+            let failed = if failed.is_empty() {
+                "none failed".to_string()
+            } else {
+                failed.join("; ")
+            };
+            format!("{failed}; {missing} not run")
+        },
+        ok: failed.is_empty() && missing == 0,
+    });
+    out
+}
+
+/// True for a Kafka window (produce or consume) of a single partition.
+pub(super) fn is_partition_window(w: &Window) -> bool {
+    matches!(w.partition, WindowSubject::Partition(_)) && w.kind.is_client()
+}
+
+/// Windows of single partitions (not the cluster-wide ones, not ZooKeeper's).
+fn partition_windows(f: &Findings) -> impl Iterator<Item = &Window> {
+    f.unavailability.iter().filter(|w| is_partition_window(w))
+}
+
+/// The longest window on any single partition.
+pub fn max_partition_window(f: &Findings) -> u64 {
+    partition_windows(f)
+        .map(|w| w.duration_ms)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SCENARIO: &str = r#"name = "t"
+[cluster]
+kafka = "3.9"
+zookeeper = ["zk1"]
+brokers = ["kafka1"]
+[workload]
+topics = [{ name = "orders", partitions = 1, replication = 1 }]
+producers = 1
+consumers = 0
+rate = 10
+acks = "all"
+idempotence = true
+"#;
+
+    fn results(expect: &str, duplicate: u64, after_bump: u64) -> Vec<(String, bool)> {
+        let text = format!("{SCENARIO}[expect]\n{expect}");
+        let scenario = crate::scenario::parse(Path::new("t.toml"), &text).unwrap();
+        let mut findings = Findings::default();
+        findings.anomalies.duplicate = duplicate;
+        findings.anomalies.duplicate_after_epoch_bump = after_bump;
+        judge(&scenario, &findings)
+            .into_iter()
+            .filter(|r| r.name.starts_with("duplicates"))
+            .map(|r| (r.name, r.ok))
+            .collect()
+    }
+
+    #[test]
+    fn duplicates_bound_them_all_unless_those_after_an_epoch_bump_have_their_own_bound() {
+        // one bound on every duplicate, explained or not
+        assert_eq!(
+            results("duplicates = 0\n", 1, 1),
+            [("duplicates".to_string(), false)]
+        );
+        // a separate bound for those an epoch bump explains: the rest must still be 0
+        let split = "duplicates = 0\nduplicates_after_epoch_bump = \"any\"\n";
+        assert_eq!(
+            results(split, 3, 3),
+            [
+                ("duplicates (no epoch bump explains)".to_string(), true),
+                ("duplicates_after_epoch_bump".to_string(), true)
+            ]
+        );
+        assert_eq!(
+            results(split, 3, 2)[0],
+            ("duplicates (no epoch bump explains)".to_string(), false)
+        );
+        let tight = "duplicates = \"any\"\nduplicates_after_epoch_bump = 1\n";
+        assert_eq!(
+            results(tight, 5, 2)[1],
+            ("duplicates_after_epoch_bump".to_string(), false)
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The terminal summary a run ends with.
+
+use std::path::Path;
+
+use super::judge::is_partition_window;
+use super::Report;
+use crate::check::{Window, WindowKind, WindowSubject};
+
+/// The terminal summary.
+pub fn summary(report: &Report, run_dir: &Path) -> String {
+    let p = &report.producers;
+    let a = &report.anomalies;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "\n== {} — run {}\n",
+        report.scenario, report.run_id
+    ));
+    s.push_str(&format!(
+        "producers: sent {} acked {} failed {} indeterminate {} no-outcome {}\n",
+        p.sent, p.acked, p.failed, p.indeterminate, p.no_outcome
+    ));
+    s.push_str(&format!(
+        "consumers: received {} (distinct {}); final read {}/{} partitions, {} records\n",
+        report.consumers.received,
+        report.consumers.distinct,
+        report.final_read.complete,
+        report.final_read.partitions,
+        report.final_read.records
+    ));
+    s.push_str(&format!(
+        "anomalies: lost {} (read before loss {}) unverified {} duplicate {} reordered {} inconsistent-offset {} unexpected {} poll-gap {} poll-regression {} unconsumed {}\n",
+        a.lost, a.lost_read_before, a.unverified, a.duplicate, a.reordered, a.inconsistent_offset, a.unexpected, a.poll_gap, a.poll_regression, a.unconsumed
+    ));
+    for (step, n) in &report.lost_by_step {
+        s.push_str(&format!("  lost {n} in step `{step}`\n"));
+    }
+    if a.duplicate_after_epoch_bump > 0 {
+        s.push_str(&format!(
+            "  {} of the {} duplicates were in flight when their producer's client bumped its \
+             epoch (re-sent with new sequence numbers: librdkafka#4953)\n",
+            a.duplicate_after_epoch_bump, a.duplicate
+        ));
+    }
+    for r in report.client_renewals.iter().take(10) {
+        s.push_str(&format!(
+            "  producer {} {} at t={}ms in `{}` after {}, {} record(s) in flight\n",
+            r.producer,
+            if r.kind == workers::renewal::RenewalKind::EpochBump {
+                format!("bumped its epoch to {}", r.epoch)
+            } else {
+                format!("took producer id {}", r.producer_id)
+            },
+            r.at_ms,
+            r.step,
+            r.reason,
+            r.in_flight
+        ));
+    }
+    if report.client_renewals.len() > 10 {
+        s.push_str(&format!(
+            "  … {} more client renewals in report.json\n",
+            report.client_renewals.len() - 10
+        ));
+    }
+    let windows: Vec<&Window> = report
+        .unavailability
+        .iter()
+        .filter(|w| is_partition_window(w))
+        .collect();
+    s.push_str(&format!(
+        "unavailability: {} partition windows, longest {} ms\n",
+        windows.len(),
+        report.max_unavailable_ms
+    ));
+    for w in report
+        .unavailability
+        .iter()
+        .filter(|w| w.partition == WindowSubject::Cluster)
+        .take(10)
+    {
+        s.push_str(&format!(
+            "  cluster {} window {} ms at t={}ms in `{}`\n",
+            w.kind, w.duration_ms, w.start_ms, w.step
+        ));
+    }
+    s.push_str(&format!(
+        "latency: ack p50 {} ms p99 {} ms max {} ms; e2e p50 {} ms p99 {} ms\n",
+        report.latency_ms.ack.p50,
+        report.latency_ms.ack.p99,
+        report.latency_ms.ack.max,
+        report.latency_ms.e2e.p50,
+        report.latency_ms.e2e.p99
+    ));
+    if !report.zookeeper.is_empty() {
+        let per: Vec<String> = report
+            .zookeeper
+            .iter()
+            .map(|(n, z)| {
+                format!(
+                    "{n} {}/{} failed, p99 {} ms",
+                    z.failures, z.operations, z.p99_ms
+                )
+            })
+            .collect();
+        s.push_str(&format!("zookeeper smoke test: {}\n", per.join("; ")));
+        for w in report
+            .unavailability
+            .iter()
+            .filter(|w| matches!(w.kind, WindowKind::Ensemble | WindowKind::ZooKeeper))
+            .take(20)
+        {
+            s.push_str(&format!(
+                "  {} unavailable {} ms at t={}ms in `{}`{}\n",
+                w.partition,
+                w.duration_ms,
+                w.start_ms,
+                w.step,
+                if w.open { " (never recovered)" } else { "" }
+            ));
+        }
+    }
+    for w in report.zookeeper_splits.iter().take(10) {
+        s.push_str(&format!(
+            "  {} SPLIT BRAIN {} from t={}ms to t={}ms in `{}`\n",
+            w.partition, w.kind, w.start_ms, w.end_ms, w.step
+        ));
+    }
+    if let Some(m) = &report.kafka_metadata {
+        if m.intact() {
+            s.push_str(&format!(
+                "kafka metadata in {}: intact ({} topics, {} partitions, controller {})\n",
+                m.zookeeper, m.topics, m.partitions, m.controller
+            ));
+        } else {
+            s.push_str(&format!(
+                "kafka metadata in {}: {}\n",
+                m.zookeeper,
+                m.error
+                    .clone()
+                    .unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))
+            ));
+            for d in m.differences.iter().take(10) {
+                s.push_str(&format!("  {d}\n"));
+            }
+        }
+    }
+    for a in &report.audits {
+        s.push_str(&format!(
+            "audit `{}`: {} partition(s) with fewer than {} replicas or under min ISR{}\n",
+            a.step,
+            a.findings.len(),
+            a.min_replicas,
+            if a.findings.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    a.findings
+                        .iter()
+                        .take(6)
+                        .map(|f| format!("{}/{} {}", f.topic, f.partition, f.problems.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        ));
+    }
+    for r in &report.reassignments {
+        let slowest = r.partitions.iter().map(|p| p.took_ms).max().unwrap_or(0);
+        let windows: usize = r.partitions.iter().map(|p| p.windows).sum();
+        s.push_str(&format!(
+            "reassignment `{}`{}: {} partition(s), {} bytes copied, {} ms (slowest partition {} ms){}, {} window(s) on moving partitions\n",
+            r.step,
+            r.topic.as_deref().map(|t| format!(" [{t}]")).unwrap_or_default(),
+            r.partitions.len(),
+            r.bytes,
+            r.end_ms.saturating_sub(r.start_ms),
+            slowest,
+            r.throttle.map(|t| format!(", throttle {t} B/s")).unwrap_or_default(),
+            windows
+        ));
+    }
+    for m in &report.migration_events {
+        s.push_str(&format!("migration: {m}\n"));
+    }
+    for e in report.expectations.iter().filter(|e| !e.ok) {
+        s.push_str(&format!(
+            "  FAILED {}: expected {}, got {}\n",
+            e.name, e.expected, e.actual
+        ));
+    }
+    s.push_str(&format!(
+        "verdict: {}  (report: {})\n",
+        report.verdict.to_string().to_uppercase(),
+        run_dir.join("report.json").display()
+    ));
+    s
+}
