@@ -10,8 +10,10 @@
 //!
 //! The codes are [`Exit`], shared with the `worker` binary (`workers::exit`). Each domain
 //! has its error type — [`ScenarioErrors`] (located problems), [`NetworkError`] (commands
-//! for namespaces, bridges and fault rules), [`ZkError`] (ZooKeeper operations) — wrapped
-//! by [`HarnessError`] with its cause kept, so `harness` prints the whole chain.
+//! for namespaces, bridges and fault rules), [`ZkError`] (ZooKeeper operations),
+//! [`EngineError`] (the Docker engine), [`WorkersError`] (worker processes), [`StepError`]
+//! (what a step could not do) — wrapped by [`HarnessError`] with its cause kept, so
+//! `harness` prints the whole chain.
 
 use std::path::PathBuf;
 
@@ -65,7 +67,13 @@ pub enum HarnessError {
     Cluster(String),
     /// Workers could not be run.
     #[error("workers: {0}")]
-    Workers(String),
+    Workers(#[from] WorkersError),
+    /// The Docker engine refused or failed a request.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A step could not do what it says.
+    #[error(transparent)]
+    Step(#[from] StepError),
     /// The run was interrupted (Ctrl-C / SIGTERM) before it produced a verdict.
     #[error("interrupted")]
     Interrupted,
@@ -91,6 +99,8 @@ impl HarnessError {
             | HarnessError::Interrupted
             | HarnessError::Network(_)
             | HarnessError::ZooKeeper(_)
+            | HarnessError::Engine(_)
+            | HarnessError::Step(_)
             | HarnessError::Other(_) => Exit::ToolFailed,
         }
     }
@@ -126,7 +136,7 @@ pub enum NetworkError {
         output: String,
     },
     /// The command could not be started.
-    #[error("cannot run `{command}`")]
+    #[error("cannot run `{command}`: {source}")]
     Spawn {
         /// The command line.
         command: String,
@@ -135,7 +145,7 @@ pub enum NetworkError {
         source: std::io::Error,
     },
     /// The host's backend could not run the command (the engine did not answer).
-    #[error("running `{command}` in {host}")]
+    #[error("running `{command}` in {host}: {source}")]
     Host {
         /// The command line.
         command: String,
@@ -156,11 +166,147 @@ pub enum NetworkError {
     Heal(Vec<NetworkError>),
 }
 
+/// The error of the library or tool underneath, kept as the cause.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// The Docker engine refused or failed a request.
+#[derive(Debug, Error)]
+#[error("docker: {what}: {source}")]
+pub struct EngineError {
+    /// What was asked (`starting kmh-…-kafka1`).
+    pub what: String,
+    /// Why it failed.
+    #[source]
+    pub source: Cause,
+}
+
+/// Worker processes could not be started, switched or finished.
+#[derive(Debug, Error)]
+pub enum WorkersError {
+    /// A worker process could not be started.
+    #[error("starting {worker}: {source}")]
+    Start {
+        /// The worker (or the binary).
+        worker: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run's network has no address left for another worker container.
+    #[error("more than {0} worker containers on one run network")]
+    NoRoom(usize),
+    /// A worker container's copy of the discovery file could not be replaced.
+    #[error("updating the discovery file in {container}: {output}")]
+    Discovery {
+        /// The container.
+        container: String,
+        /// What the command said.
+        output: String,
+    },
+    /// Workers did not reconnect through new bootstrap servers in time.
+    #[error("{workers} did not reconnect to {bootstrap} within {timeout:?}")]
+    NotReconnected {
+        /// Who did not.
+        workers: String,
+        /// The new bootstrap servers.
+        bootstrap: String,
+        /// How long they had.
+        timeout: std::time::Duration,
+    },
+    /// The final read did not end well.
+    #[error("final read {how}; see {}", .err_path.display())]
+    FinalRead {
+        /// How it ended.
+        how: String,
+        /// Its stderr.
+        err_path: PathBuf,
+    },
+    /// A bootstrap switch outside a run (no workers).
+    #[error("no workers to switch (not a run)")]
+    NoSwitchboard,
+    /// The harness's own binary could not be located (the worker binary is beside it).
+    #[error("cannot locate the harness binary")]
+    NoHarnessBinary,
+}
+
+/// A step could not do what it says.
+#[derive(Debug, Error)]
+pub enum StepError {
+    /// The cluster's metadata has no such partition now.
+    #[error("no metadata for {topic}/{partition}")]
+    NoMetadata {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// The partition has no leader now.
+    #[error("{topic}/{partition} has no leader")]
+    NoLeader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// The partition has no follower now.
+    #[error("{topic}/{partition} has no follower (replicas {replicas:?})")]
+    NoFollower {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Its replicas.
+        replicas: Vec<i32>,
+    },
+    /// A broker id that is no node of the scenario.
+    #[error("broker id {0} is not a node of this cluster")]
+    UnknownBroker(i32),
+    /// `@NAME` names a binding whose step did not run.
+    #[error("@{0} was never bound (its step failed?)")]
+    Unbound(String),
+    /// `since` names a step that did not run.
+    #[error("step `{0}` never ran")]
+    NeverRan(String),
+    /// A Kafka admin operation failed.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// Which (`metadata`, `health gate`, `reassignment`, `leader election`, …).
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+    /// The controller refused leader elections.
+    #[error("leader election refused for {0}")]
+    ElectionRefused(String),
+    /// A dynamic reconfig committed something else than was asked.
+    #[error("the committed configuration (version {version}) is {servers}, not what was asked")]
+    ReconfigNotApplied {
+        /// Its version.
+        version: String,
+        /// Its servers, `(id, role)`.
+        servers: String,
+    },
+    /// The broker migration process did not do its job.
+    #[error("the migration {0}")]
+    Migration(String),
+}
+
+impl StepError {
+    /// A Kafka admin failure of `what`, with its cause.
+    pub fn kafka(what: &'static str, source: impl Into<Cause>) -> StepError {
+        StepError::Kafka {
+            what,
+            source: source.into(),
+        }
+    }
+}
+
 /// A ZooKeeper operation failed.
 #[derive(Debug, Error)]
 pub enum ZkError {
     /// An operation (or the connection) at a path or a connect string.
-    #[error("{op} {at}")]
+    #[error("{op} {at}: {source}")]
     Op {
         /// What was done (`connecting to`, `reading`, `listing`, `reconfig through`).
         op: &'static str,

@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use super::Distribution;
-use crate::error::{HarnessError, NetworkError};
+use crate::error::{HarnessError, NetworkError, WorkersError};
 
 /// The signals the harness sends a node (turmoil-like verbs map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,8 +334,9 @@ impl WorkerHost for LocalWorkers {
             .stderr(File::create(w.err_path)?)
             .process_group(0)
             .spawn()
-            .map_err(|e| {
-                HarnessError::Workers(format!("starting {}: {e}", self.binary.display()))
+            .map_err(|source| WorkersError::Start {
+                worker: format!("{} ({})", w.name, self.binary.display()),
+                source,
             })?;
         Ok(Box::new(LocalWorker(child)))
     }

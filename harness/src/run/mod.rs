@@ -20,7 +20,7 @@ use workers::clock::now_ms;
 use workers::Role;
 
 use crate::cluster::{self, Cluster};
-use crate::error::HarnessError;
+use crate::error::{HarnessError, WorkersError};
 use crate::rundir::timeline::{Timeline, TimelineEvent};
 use crate::rundir::{self, RunRecord};
 use crate::scenario::{Backend, Scenario};
@@ -479,7 +479,13 @@ fn start_smoke(
         )?)
         .process_group(0)
         .spawn()
-        .map_err(|e| HarnessError::Workers(format!("starting the ZooKeeper smoke test: {e}")))
+        .map_err(|source| {
+            WorkersError::Start {
+                worker: "the ZooKeeper smoke test".into(),
+                source,
+            }
+            .into()
+        })
 }
 
 /// Prints live progress from the workers' status lines.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use workers::{ConsumerSettings, Role, TopicSpec, WorkerConfig};
 
 use crate::cluster::host::{DiscoveryCopy, WorkerExit, WorkerHost, WorkerLaunch, WorkerRunner};
-use crate::error::HarnessError;
+use crate::error::{HarnessError, WorkersError};
 use crate::scenario::Scenario;
 use crate::shutdown::Shutdown;
 
@@ -140,10 +140,12 @@ impl Switchboard {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(HarnessError::Workers(format!(
-                    "{} did not reconnect to {bootstrap} within {timeout:?}",
-                    waiting.join(", ")
-                )));
+                return Err(WorkersError::NotReconnected {
+                    workers: waiting.join(", "),
+                    bootstrap: bootstrap.to_string(),
+                    timeout,
+                }
+                .into());
             }
             if shutdown.sleep(Duration::from_millis(250)) {
                 return Err(HarnessError::Interrupted);
@@ -158,9 +160,7 @@ pub fn worker_binary() -> Result<PathBuf, HarnessError> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| HarnessError::Workers("cannot locate the harness binary".into()))?;
+    let dir = exe.parent().ok_or(WorkersError::NoHarnessBinary)?;
     for cand in [dir.join("worker"), dir.join("../worker")] {
         if cand.exists() {
             return Ok(cand);
@@ -394,16 +394,19 @@ impl Workload {
             match p.runner.ended() {
                 Some(WorkerExit::Clean) => break Ok(()),
                 Some(WorkerExit::Failed(how)) => {
-                    break Err(HarnessError::Workers(format!(
-                        "final read {how}; see {}",
-                        p.out_path.with_extension("err").display()
-                    )))
+                    break Err(WorkersError::FinalRead {
+                        how,
+                        err_path: p.out_path.with_extension("err"),
+                    }
+                    .into())
                 }
                 None if Instant::now() > deadline => {
                     p.runner.kill();
-                    break Err(HarnessError::Workers(
-                        "final read did not finish in time; killed".into(),
-                    ));
+                    break Err(WorkersError::FinalRead {
+                        how: "did not finish in time; killed".into(),
+                        err_path: p.out_path.with_extension("err"),
+                    }
+                    .into());
                 }
                 None => std::thread::sleep(Duration::from_millis(100)),
             }

@@ -32,7 +32,7 @@ pub struct TreeError {
 impl From<TreeError> for crate::error::ZkError {
     fn from(e: TreeError) -> Self {
         crate::error::ZkError::Op {
-            op: "at",
+            op: "ZooKeeper at",
             at: e.path,
             source: e.source,
         }

@@ -85,8 +85,12 @@ pub struct Labelled {
     pub labels: HashMap<String, String>,
 }
 
-fn api(what: &str, e: impl std::fmt::Display) -> HarnessError {
-    HarnessError::Cluster(format!("docker: {what}: {e}"))
+fn api(what: &str, e: impl Into<crate::error::Cause>) -> HarnessError {
+    crate::error::EngineError {
+        what: what.to_string(),
+        source: e.into(),
+    }
+    .into()
 }
 
 impl Engine {

@@ -17,7 +17,7 @@ use crate::cluster::host::{
     WorkerRunner,
 };
 use crate::cluster::Distribution;
-use crate::error::{HarnessError, NetworkError};
+use crate::error::{HarnessError, NetworkError, WorkersError};
 
 /// Where a node's directory is inside its container.
 const CONTAINER_DIR: &str = "/kmh/node";
@@ -225,12 +225,10 @@ pub struct ContainerWorkers {
 impl WorkerHost for ContainerWorkers {
     fn launch(&self, w: &WorkerLaunch<'_>) -> Result<Box<dyn WorkerRunner>, HarnessError> {
         let container = super::container_name(w.run_id, w.name);
-        let address = self.addresses.get(w.ordinal).ok_or_else(|| {
-            HarnessError::Workers(format!(
-                "more than {} worker containers on one run network",
-                self.addresses.len()
-            ))
-        })?;
+        let address = self
+            .addresses
+            .get(w.ordinal)
+            .ok_or(WorkersError::NoRoom(self.addresses.len()))?;
         let local_log = w.config.log_path.clone();
         let log_inside = format!("{WORKER_DIR}/logs/{}.log", w.name);
         let mut inside = w.config.clone();
@@ -398,11 +396,11 @@ impl DiscoveryCopy for ContainerDiscovery {
             ],
         )?;
         if code != 0 {
-            return Err(HarnessError::Workers(format!(
-                "updating the discovery file in {}: {}",
-                self.name,
-                out.trim()
-            )));
+            return Err(WorkersError::Discovery {
+                container: self.name.clone(),
+                output: out.trim().to_string(),
+            }
+            .into());
         }
         Ok(())
     }

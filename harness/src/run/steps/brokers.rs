@@ -7,7 +7,7 @@ use std::time::Duration;
 use workers::clock::now_ms;
 
 use super::Executor;
-use crate::error::HarnessError;
+use crate::error::{HarnessError, StepError, WorkersError};
 use crate::kafka::reassign::{self, ReassignOptions};
 use crate::kafka::PartitionMove;
 use crate::rundir::timeline::{AuditFinding, TimelineEvent};
@@ -30,9 +30,10 @@ impl Executor<'_> {
             BrokerAction::Audit { min_replicas } => self.audit(step, *min_replicas),
             BrokerAction::SwitchBootstrap { brokers, timeout } => {
                 let bootstrap = self.cluster.broker_addresses(brokers);
-                let board = self.switchboard.as_ref().ok_or_else(|| {
-                    HarnessError::Workers("no workers to switch (not a run)".into())
-                })?;
+                let board = self
+                    .switchboard
+                    .as_ref()
+                    .ok_or(WorkersError::NoSwitchboard)?;
                 board.switch(&bootstrap, *timeout, sd)?;
                 self.timeline.record(&TimelineEvent::BootstrapSwitch {
                     t_ms: now_ms(),
@@ -66,7 +67,7 @@ impl Executor<'_> {
     ) -> Result<(), HarnessError> {
         let snapshot = self.fresh_snapshot()?;
         let running = self.cluster.running_broker_ids();
-        let bad = |e: String| HarnessError::Cluster(format!("reassignment plan: {e}"));
+        let bad = |e: String| StepError::kafka("reassignment plan", e);
         let mut warnings = Vec::new();
         let moves: Vec<PartitionMove> = match plan {
             ReassignPlan::Explicit(parts) => parts
@@ -127,7 +128,7 @@ impl Executor<'_> {
         let sd = self.shutdown;
         let admin = self.cluster.admin()?;
         let mut report = reassign::execute(admin, &mut wire, &moves, &opts, sd)
-            .map_err(|e| HarnessError::Cluster(format!("reassignment: {e}")))?;
+            .map_err(|e| StepError::kafka("reassignment", e))?;
         report.warnings = warnings;
         self.timeline.record(&TimelineEvent::Reassignment {
             t_ms: now_ms(),
@@ -159,18 +160,18 @@ impl Executor<'_> {
         let errors = self
             .wire()
             .elect_leaders(kind, partitions.as_deref())
-            .map_err(|e| HarnessError::Cluster(format!("leader election: {e}")))?;
+            .map_err(|e| StepError::kafka("leader election", e))?;
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(HarnessError::Cluster(format!(
-                "leader election refused for {}",
+            Err(StepError::ElectionRefused(
                 errors
                     .iter()
                     .map(|e| e.error.to_string())
                     .collect::<Vec<_>>()
-                    .join("; ")
-            )))
+                    .join("; "),
+            )
+            .into())
         }
     }
 
@@ -308,7 +309,7 @@ impl Executor<'_> {
             }
             let mut child = cmd
                 .spawn()
-                .map_err(|e| HarnessError::Cluster(format!("starting the migration: {e}")))?;
+                .map_err(|e| StepError::Migration(format!("could not start: {e}")))?;
             let stdout = child.stdout.take().expect("piped");
             // the lines, as they come, on a thread (the wait below stays bounded)
             let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -368,10 +369,11 @@ impl Executor<'_> {
                     return Err(if self.shutdown.requested() {
                         HarnessError::Interrupted
                     } else {
-                        HarnessError::Cluster(format!(
-                            "the migration did not finish within {timeout:?}; see {}",
+                        StepError::Migration(format!(
+                            "did not finish within {timeout:?}; see {}",
                             out_path.with_extension("err").display()
                         ))
+                        .into()
                     });
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -391,8 +393,8 @@ impl Executor<'_> {
             if !status.success() {
                 let err =
                     std::fs::read_to_string(out_path.with_extension("err")).unwrap_or_default();
-                return Err(HarnessError::Cluster(format!(
-                    "the migration failed ({status}): {}",
+                return Err(StepError::Migration(format!(
+                    "failed ({status}): {}",
                     err.lines()
                         .rev()
                         .take(3)
@@ -401,13 +403,15 @@ impl Executor<'_> {
                         .rev()
                         .collect::<Vec<_>>()
                         .join(" / ")
-                )));
+                ))
+                .into());
             }
             if interrupt_after.is_some() && attempt == 1 {
-                return Err(HarnessError::Cluster(format!(
-                    "the migration ended before its topic {} moved: nothing was interrupted",
+                return Err(StepError::Migration(format!(
+                    "ended before its topic {} moved: nothing was interrupted",
                     interrupt_after.unwrap_or(0)
-                )));
+                ))
+                .into());
             }
             return Ok(());
         }

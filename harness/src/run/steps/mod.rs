@@ -19,7 +19,7 @@ use std::time::Duration;
 use workers::clock::now_ms;
 
 use crate::cluster::Cluster;
-use crate::error::HarnessError;
+use crate::error::{HarnessError, StepError};
 use crate::kafka::{ClusterAdmin, ClusterSnapshot};
 use crate::run::workload::Switchboard;
 use crate::rundir::timeline::{Timeline, TimelineEvent};
@@ -171,29 +171,34 @@ impl<'a> Executor<'a> {
             snapshot
                 .and_then(|s| s.partition(topic, partition))
                 .cloned()
-                .ok_or_else(|| {
-                    HarnessError::Cluster(format!("no metadata for {topic}/{partition}"))
+                .ok_or_else(|| StepError::NoMetadata {
+                    topic: topic.to_string(),
+                    partition,
                 })
         };
         let name_of = |id: i32| {
-            self.cluster.broker_name(id).ok_or_else(|| {
-                HarnessError::Cluster(format!("broker id {id} is not a node of this cluster"))
-            })
+            self.cluster
+                .broker_name(id)
+                .ok_or(StepError::UnknownBroker(id))
         };
         match t {
             Target::Node(n) => Ok(n.clone()),
             Target::Clients => Ok("clients".into()),
-            Target::Bound(b) => self.bindings.get(b).cloned().ok_or_else(|| {
-                HarnessError::Cluster(format!("@{b} was never bound (its step failed?)"))
-            }),
+            Target::Bound(b) => Ok(self
+                .bindings
+                .get(b)
+                .cloned()
+                .ok_or_else(|| StepError::Unbound(b.clone()))?),
             Target::Leader { topic, partition } => {
                 let p = part(topic, *partition)?;
                 if p.leader < 0 {
-                    return Err(HarnessError::Cluster(format!(
-                        "{topic}/{partition} has no leader"
-                    )));
+                    return Err(StepError::NoLeader {
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }
+                    .into());
                 }
-                name_of(p.leader)
+                Ok(name_of(p.leader)?)
             }
             Target::Follower { topic, partition } => {
                 let p = part(topic, *partition)?;
@@ -202,13 +207,12 @@ impl<'a> Executor<'a> {
                     .iter()
                     .chain(p.replicas.iter())
                     .find(|r| **r != p.leader)
-                    .ok_or_else(|| {
-                        HarnessError::Cluster(format!(
-                            "{topic}/{partition} has no follower (replicas {:?})",
-                            p.replicas
-                        ))
+                    .ok_or_else(|| StepError::NoFollower {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        replicas: p.replicas.clone(),
                     })?;
-                name_of(*f)
+                Ok(name_of(*f)?)
             }
         }
     }
@@ -241,7 +245,7 @@ impl<'a> Executor<'a> {
         self.cluster
             .admin()?
             .snapshot(Duration::from_secs(10))
-            .map_err(|e| HarnessError::Cluster(format!("metadata: {e}")))
+            .map_err(|e| StepError::kafka("metadata", e).into())
     }
 
     /// An admin connection for the requests librdkafka lacks.
@@ -271,7 +275,7 @@ impl<'a> Executor<'a> {
             .admin()?
             .wait_healthy(&ids, &topics, timeout, sd)
             .map(|_| ())
-            .map_err(|e| HarnessError::Cluster(format!("health gate: {e}")))
+            .map_err(|e| StepError::kafka("health gate", e).into())
     }
 
     /// Restarts nodes one at a time: stop, start, health gate (when `wait`), interval.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use workers::clock::now_ms;
 
 use super::Executor;
-use crate::error::HarnessError;
+use crate::error::{HarnessError, StepError, ZkError};
 use crate::rundir::timeline::TimelineEvent;
 use crate::scenario::ZkAction;
 
@@ -70,7 +70,7 @@ impl Executor<'_> {
                 self.started
                     .get(s)
                     .map(|t| t.saturating_sub(CLOCK_MARGIN_MS) as i64)
-                    .ok_or_else(|| HarnessError::Cluster(format!("step `{s}` never ran")))
+                    .ok_or_else(|| StepError::NeverRan(s.to_string()))
             })
             .transpose()?;
         let (src, dst) = (
@@ -83,7 +83,7 @@ impl Executor<'_> {
             prune,
             ..Default::default()
         };
-        let fail = |e: tree::TreeError| HarnessError::Cluster(format!("zk-copy: {e}"));
+        let fail = |e: tree::TreeError| HarnessError::from(ZkError::from(e));
         let report = Self::runtime()?.block_on(async {
             let s = tree::connect(&src).await.map_err(fail)?;
             let d = tree::connect(&dst).await.map_err(fail)?;
@@ -175,10 +175,11 @@ impl Executor<'_> {
             Err(e) => return Err(e.into()),
         };
         if !applied(&config) {
-            return Err(HarnessError::Cluster(format!(
-                "the committed configuration (version {}) is {:?}, not what was asked",
-                config.version, config.servers
-            )));
+            return Err(StepError::ReconfigNotApplied {
+                version: config.version.clone(),
+                servers: format!("{:?}", config.servers),
+            }
+            .into());
         }
         self.timeline.record(&TimelineEvent::ZkConfig {
             t_ms: now_ms(),
