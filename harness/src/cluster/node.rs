@@ -330,9 +330,10 @@ impl Node {
         let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) else {
             return false;
         };
-        let last_start = log
-            .rfind("starting (kafka.server.KafkaServer)")
-            .unwrap_or(0);
+        // no "starting" line: it died before Kafka's startup, for another reason
+        let Some(last_start) = log.rfind("starting (kafka.server.KafkaServer)") else {
+            return false;
+        };
         log[last_start..].contains("NodeExistsException")
     }
 
