@@ -167,10 +167,16 @@ fn missing_required_fields_are_problems_among_the_others() {
 
 #[test]
 fn a_missing_table_and_a_missing_topic_field_are_named() {
-    let no_cluster = GOOD.replace("[cluster]", "[ignored]");
+    let no_cluster = GOOD.replace(
+        "[cluster]\nkafka = \"3.9\"\nzookeeper = [\"zk1\", \"zk2\", \"zk3\"]\nbrokers = [\"kafka1\", \"kafka2\", \"kafka3\"]\n",
+        "",
+    );
+    assert_ne!(no_cluster, GOOD);
+    let errs = errors(&no_cluster);
     assert!(
-        !errors(&no_cluster).is_empty(),
-        "a scenario with an unknown table is refused"
+        errs.iter()
+            .any(|e| e.field == "cluster" && e.message == "missing field `cluster`"),
+        "{errs:#?}"
     );
     let text = GOOD.replace("partitions = 6, ", "");
     let errs = errors(&text);

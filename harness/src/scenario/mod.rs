@@ -18,8 +18,3 @@ pub use actions::{
 pub use load::{line_col, load, parse};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};
-
-/// Every action keyword (for hints and documentation).
-pub fn action_keywords() -> Vec<&'static str> {
-    actions::keywords()
-}
