@@ -484,6 +484,37 @@ fn a_producer_log_of_format_version_1_is_still_read() {
 }
 
 #[test]
+fn the_final_read_meeting_an_offset_again_is_a_re_read_not_a_duplicate() {
+    let mut s = Sim::clean();
+    let (partition, offset) = {
+        let r = s.rec(0, 7);
+        (r.partition, r.offset)
+    };
+    // the same record at the same offset again (a fetch retried during leader churn)
+    s.final_extra.push((partition, offset, 0, 7));
+    let f = s.check();
+    assert_eq!(counts(&f), [0; 10], "{:?}", f.examples);
+    assert_eq!(f.final_read.records, 600, "a re-read counts once");
+}
+
+#[test]
+fn the_final_read_meeting_another_record_at_an_offset_is_inconsistent() {
+    let mut s = Sim::clean();
+    let (partition, offset) = {
+        let r = s.rec(0, 7);
+        (r.partition, r.offset)
+    };
+    // another record (producer 1, seq 8) at producer 0 seq 7's offset: the log changed
+    s.final_extra.push((partition, offset, 1, 8));
+    let f = s.check();
+    assert_eq!(f.anomalies.inconsistent_offset, 1, "{:?}", f.examples);
+    assert_eq!(f.anomalies.duplicate, 0);
+    let ex = &f.examples["inconsistent_offset"][0];
+    assert_eq!(ex.offset, Some(offset));
+    assert!(ex.detail.contains("two different records"), "{ex:?}");
+}
+
+#[test]
 fn a_later_seq_stored_below_an_earlier_one_is_reordered() {
     let mut s = Sim::clean();
     // producer 0, partition 0: seqs 3 and 6 swap offsets

@@ -282,6 +282,38 @@ impl Checker<'_> {
                 if part.at_offset.len() <= o {
                     part.at_offset.resize(o + 1, EMPTY);
                 }
+                let held = part.at_offset[o];
+                let this = match e.kind {
+                    EventKind::Received => pack(e.producer, e.seq),
+                    _ => NOT_OURS,
+                };
+                if held != EMPTY {
+                    // the final read met this offset before: a re-read (a retry during
+                    // leader churn) is the same record and counts once; another record at
+                    // the same offset means the log changed under the reader
+                    if held != this {
+                        self.findings.anomalies.inconsistent_offset += 1;
+                        let name = self.part_name(e.topic, e.partition);
+                        let step = self
+                            .input
+                            .attribution
+                            .label_at(self.rel_ms(e.ts_b) as u64)
+                            .to_string();
+                        self.example(
+                            "inconsistent_offset",
+                            Example {
+                                partition: name,
+                                offset: Some(e.offset),
+                                producer: e.producer,
+                                seq: e.seq,
+                                step,
+                                detail: "the final read found two different records at this offset"
+                                    .into(),
+                            },
+                        );
+                    }
+                    return;
+                }
                 self.findings.final_read.records += 1;
                 if e.kind != EventKind::Received {
                     part.at_offset[o] = NOT_OURS;
