@@ -36,24 +36,15 @@ impl Checker<'_> {
             }
             EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
                 self.findings.anomalies.unexpected += 1;
-                let step = self
-                    .input
-                    .attribution
-                    .label_at(self.rel_ms(e.ts_b) as u64)
-                    .to_string();
-                self.example(
+                self.example_of(
                     "unexpected",
-                    Example {
-                        partition: name,
-                        offset: None,
-                        producer: e.producer,
-                        seq: e.seq,
-                        step,
-                        detail: format!(
-                            "reported failed (error {}) but read back",
-                            e.error_code().unwrap_or_default()
-                        ),
-                    },
+                    e,
+                    e.ts_b,
+                    None,
+                    format!(
+                        "reported failed (error {}) but read back",
+                        e.error_code().unwrap_or_default()
+                    ),
                 );
             }
             _ => {}

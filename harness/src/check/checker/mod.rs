@@ -149,6 +149,35 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Keeps an example of `kind` for the record of event `e`, attributed to the step
+    /// running at `at_us`.
+    fn example_of(
+        &mut self,
+        kind: &str,
+        e: &Event,
+        at_us: u64,
+        offset: Option<i64>,
+        detail: String,
+    ) {
+        let step = self
+            .input
+            .attribution
+            .label_at(self.rel_ms(at_us) as u64)
+            .to_string();
+        let partition = self.part_name(e.topic, e.partition);
+        self.example(
+            kind,
+            Example {
+                partition,
+                offset,
+                producer: e.producer,
+                seq: e.seq,
+                step,
+                detail,
+            },
+        );
+    }
+
     fn producer(&mut self, id: u32) -> &mut ProducerSets {
         self.producers.entry(id).or_default()
     }
@@ -293,23 +322,12 @@ impl Checker<'_> {
                     // the same offset means the log changed under the reader
                     if held != this {
                         self.findings.anomalies.inconsistent_offset += 1;
-                        let name = self.part_name(e.topic, e.partition);
-                        let step = self
-                            .input
-                            .attribution
-                            .label_at(self.rel_ms(e.ts_b) as u64)
-                            .to_string();
-                        self.example(
+                        self.example_of(
                             "inconsistent_offset",
-                            Example {
-                                partition: name,
-                                offset: Some(e.offset),
-                                producer: e.producer,
-                                seq: e.seq,
-                                step,
-                                detail: "the final read found two different records at this offset"
-                                    .into(),
-                            },
+                            e,
+                            e.ts_b,
+                            Some(e.offset),
+                            "the final read found two different records at this offset".into(),
                         );
                     }
                     return;
@@ -330,21 +348,12 @@ impl Checker<'_> {
                 if !ps.stored.insert(e.seq) {
                     ps.duplicated.push(e.seq);
                     self.findings.anomalies.duplicate += 1;
-                    let step = self
-                        .input
-                        .attribution
-                        .label_at(self.rel_ms(e.ts_a) as u64)
-                        .to_string();
-                    self.example(
+                    self.example_of(
                         "duplicate",
-                        Example {
-                            partition: name,
-                            offset: Some(e.offset),
-                            producer: e.producer,
-                            seq: e.seq,
-                            step,
-                            detail: "stored again at this offset".into(),
-                        },
+                        e,
+                        e.ts_a,
+                        Some(e.offset),
+                        "stored again at this offset".into(),
                     );
                     return;
                 }
