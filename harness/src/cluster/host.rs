@@ -85,8 +85,6 @@ pub trait NodeProcess: Send {
 
 /// Runs commands in a host's network context: where its firewall rules and qdiscs live.
 pub trait HostShell: Send + Sync {
-    /// What the host is called in messages (a namespace, a container).
-    fn name(&self) -> &str;
     /// Runs a command to its end: its output, or what went wrong.
     fn exec(&self, argv: &[&str]) -> Result<String, NetworkError>;
     /// True when commands can run now (a stopped container has no network to change; its
@@ -220,10 +218,6 @@ pub struct NamespaceShell {
 }
 
 impl HostShell for NamespaceShell {
-    fn name(&self) -> &str {
-        &self.ns
-    }
-
     fn exec(&self, argv: &[&str]) -> Result<String, NetworkError> {
         let mut v = vec!["ip", "netns", "exec", self.ns.as_str()];
         v.extend_from_slice(argv);

@@ -166,10 +166,6 @@ pub struct ContainerShell {
 }
 
 impl HostShell for ContainerShell {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn exec(&self, argv: &[&str]) -> Result<String, NetworkError> {
         match self.engine.exec(&self.name, argv) {
             Ok((0, out)) => Ok(out),
