@@ -207,6 +207,9 @@ fn check_only(args: &[String]) {
         attribution: Attribution::from_timeline(&timeline, T0_MS, 500),
         window_threshold_ms: 1000,
         logs: vec![dir.join("f.log"), dir.join("c.log"), dir.join("p.log")],
+        silence_threshold_ms: 5000,
+        producers_expected: 0,
+        dead_workers: vec![],
     };
     let t = Instant::now();
     let f = check(&input).unwrap();

@@ -263,7 +263,12 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 match scenario::load(s) {
                     // valid, and runnable on this machine (namespaces, netem where needed)
                     Ok(sc) => match run::preflight(&sc) {
-                        Ok(()) => println!("{}: ok ({} steps)", s.display(), sc.steps.len()),
+                        Ok(()) => {
+                            println!("{}: ok ({} steps)", s.display(), sc.steps.len());
+                            for w in scenario::warnings(&sc) {
+                                eprintln!("harness: warning: {}: {w}", s.display());
+                            }
+                        }
                         Err(e) => {
                             cannot.push(format!("{}: valid, but cannot run here: {e}", s.display()))
                         }

@@ -296,14 +296,41 @@ fn delay_is_measured_where_the_kernel_has_netem_and_refused_where_it_does_not() 
         );
         net.heal(Some("slow")).unwrap();
     } else {
-        println!(
-            "NOTE: this kernel has no netem qdisc: checking that delay is refused, not measured"
-        );
+        // no netem: a node without a delaying proxy in front of it refuses the fault by
+        // name and keeps nothing of it
         let err = net.delay("slow", "a", 100, 0).unwrap_err().to_string();
         assert!(err.contains("netem"), "{err}");
         assert!(
             net.active_faults().is_empty(),
             "a refused fault leaves nothing active"
+        );
+        // with one (as brokers on namespace hosts have), the same fault is measured
+        // through it: 100 ms more per round trip, and none after the heal
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let target: std::net::SocketAddr = format!("{}:7000", net.hosts["a"].addr).parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("a.delay");
+        let c = control.clone();
+        // in this process: it ends with the test
+        std::thread::spawn(move || harness::fault::proxy::run(listen, target, c));
+        std::thread::sleep(Duration::from_millis(300));
+        net.proxies.insert("a".into(), control);
+        let loopback = std::net::Ipv4Addr::LOCALHOST;
+        let before = rtt(loopback, port);
+        net.delay("slow", "a", 100, 0).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // the proxy reads it every 100 ms
+        let during = rtt(loopback, port);
+        net.heal(Some("slow")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let after = rtt(loopback, port);
+        assert!(
+            during - before >= 0.08 && after - before < 0.05,
+            "100 ms added through the proxy, removed by the heal: {before:.3}s → {during:.3}s → {after:.3}s"
         );
     }
 }

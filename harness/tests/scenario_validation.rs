@@ -1040,3 +1040,41 @@ brokers = ["kafka4"]
     ));
     assert!(errs[0].message.contains("not running"), "{errs:#?}");
 }
+
+#[test]
+fn retention_shorter_than_the_run_is_warned_of_before_it_starts() {
+    let s = scenario::parse(Path::new("good.toml"), GOOD).unwrap();
+    assert!(
+        scenario::warnings(&s).is_empty(),
+        "{:?}",
+        scenario::warnings(&s)
+    );
+    // the load lasts at least warm-up + settle (5 s each by default)
+    let short = GOOD.replace(
+        "min_insync = 2 }",
+        "min_insync = 2, config = { \"retention.ms\" = \"3000\" } }",
+    );
+    let s = scenario::parse(Path::new("short.toml"), &short).unwrap();
+    let w = scenario::warnings(&s);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("topic orders retention.ms = 3000"),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].contains("expired"), "{}", w[0]);
+    // the broker's setting counts where the topic sets none; bytes too
+    let broker = GOOD.replace(
+        "brokers = [\"kafka1\", \"kafka2\", \"kafka3\"]",
+        "brokers = [\"kafka1\", \"kafka2\", \"kafka3\"]\nbroker_config = { \"log.retention.minutes\" = \"0\", \"log.retention.bytes\" = \"1000\" }",
+    );
+    let s = scenario::parse(Path::new("broker.toml"), &broker).unwrap();
+    let w = scenario::warnings(&s);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].contains("broker log.retention.*"), "{}", w[0]);
+    assert!(
+        w[1].contains("broker log.retention.bytes = 1000"),
+        "{}",
+        w[1]
+    );
+}

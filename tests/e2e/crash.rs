@@ -71,7 +71,14 @@ fn a_killed_run_leaves_checkable_logs_and_cleanup_removes_its_processes() {
         report["anomalies"]["lost"], 0,
         "no final read: nothing is called lost"
     );
-    assert!(report["anomalies"]["unverified"].as_u64().is_some());
+    // every acked record is unverified: no partition was read at the end
+    let acked = report["producers"]["acked"].as_u64().unwrap();
+    assert_eq!(
+        report["anomalies"]["unverified"].as_u64().unwrap(),
+        acked,
+        "{}",
+        report["anomalies"]
+    );
     let unreadable = report["expectations"]
         .as_array()
         .unwrap()
@@ -101,4 +108,80 @@ fn a_killed_run_leaves_checkable_logs_and_cleanup_removes_its_processes() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("cleanup: 0 process(es) removed"));
+}
+
+/// A producer worker that dies mid-run is a finding, not a warning: the run fails, and the
+/// report names the dead worker (with its stderr) and the producers that fell silent.
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
+    let _one = cluster_lock();
+    require_prerequisites();
+    let dir = run_dir("dead-worker");
+    let guard = RunGuard { dir: dir.clone() };
+    let mut child = start_run("rf1-broker-stop.toml", &dir);
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+
+    // once the load runs (the first step began), SIGKILL the first producer worker
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let pid = loop {
+        let tl = std::fs::read_to_string(dir.join("timeline.jsonl")).unwrap_or_default();
+        if tl.contains("\"name\":\"stop kafka2\"") {
+            let id = guard.run_id().expect("run.json");
+            let producer = tagged_processes(&id)
+                .into_iter()
+                .find(|p| p.contains("produce-0.json"));
+            if let Some(p) = producer {
+                break p.split(':').next().unwrap().parse::<i32>().unwrap();
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached its first step"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+
+    let status = wait_bounded(&mut child, Duration::from_secs(600));
+    let summary = reader.join().unwrap();
+    println!("{summary}");
+    assert_eq!(status.code(), Some(1), "a failed verdict: {summary}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["anomalies"]["dead_workers"], 1,
+        "{}",
+        report["dead_workers"]
+    );
+    let dead = &report["dead_workers"][0];
+    assert_eq!(dead["worker"], "produce-0");
+    assert!(dead["how"].as_str().unwrap().contains("signal"), "{dead}");
+    // its two instances stopped trying to send, until the producers were stopped
+    assert_eq!(
+        report["anomalies"]["silent_producers"], 2,
+        "{}",
+        report["producer_silences"]
+    );
+    assert!(report["producer_silences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["until_stop"] == true));
+    let failed: Vec<&str> = report["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ok"] == false)
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["silent_producers", "dead_workers"], "{summary}");
+    // nothing else was blamed on the death: what it acked is in the final read
+    assert_eq!(report["anomalies"]["lost"], 0);
 }

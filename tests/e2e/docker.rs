@@ -227,10 +227,24 @@ fn a_docker_run_killed_midway_leaves_what_cleanup_removes_and_logs_that_can_be_c
             .unwrap_or_else(|_| panic!("no report: {}", String::from_utf8_lossy(&check.stderr))),
     )
     .unwrap();
+    // a verdict, not a tool error: a run with no final read fails (exit 1)
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(report["final_read"]["ran"], false);
     assert!(
         u(&report["producers"]["acked"]) >= 2_000,
         "{}",
         report["producers"]
+    );
+    assert_eq!(
+        u(&report["anomalies"]["unverified"]),
+        u(&report["producers"]["acked"]),
+        "no partition was read at the end: every acked record is unverified"
     );
 }
 

@@ -1,7 +1,9 @@
 //! The `final-read` role: once the producers have stopped, a fresh consumer reads every
 //! partition from the beginning to the high watermark it had when the read began. What it
 //! reads is what the cluster durably holds; the checker compares it with what was acked, so
-//! a record not yet consumed ("late") is told apart from one the cluster no longer has.
+//! a record not yet consumed ("late") is told apart from one the cluster no longer has. It
+//! also logs each partition's log start offset: a record below it was removed by retention
+//! or compaction, which the checker reports as expired, not lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -25,6 +27,9 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .set("group.id", format!("kmh-{}-final-read", cfg.run_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // retention may delete the head of a log while it is read: go on from the new
+        // start (what was deleted is below the log start offset logged at the end)
+        .set("auto.offset.reset", "earliest")
         .set("log_level", "4");
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
@@ -35,6 +40,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 
     // The end offsets, fixed now: retried until each partition's leader answers.
     let mut high: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    // The log start offsets: what retention or compaction removed is below them.
+    let mut log_start: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let all: Vec<(String, i32)> = cfg
         .topics
         .iter()
@@ -46,8 +53,9 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 continue;
             }
             match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
-                Ok((_low, hw)) => {
+                Ok((low, hw)) => {
                     high.insert((t.clone(), *p), hw);
+                    log_start.insert((t.clone(), *p), low.max(0));
                 }
                 Err(e) => eprintln!("worker: final read: end offset of {t}/{p}: {e}"),
             }
@@ -61,7 +69,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut pending: BTreeSet<(String, i32)> = BTreeSet::new();
     for ((t, p), hw) in &high {
         if *hw <= 0 {
-            log.append(&done(&decoder, EventKind::ReadComplete, t, *p, *hw))?;
+            let start = log_start.get(&(t.clone(), *p)).copied().unwrap_or(0);
+            log.append(&done(&decoder, EventKind::ReadComplete, t, *p, *hw, start))?;
         } else {
             tpl.add_partition_offset(t, *p, Offset::Beginning)?;
             pending.insert((t.clone(), *p));
@@ -83,7 +92,14 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     rdkafka::Message::partition(&msg),
                 );
                 if rdkafka::Message::offset(&msg) + 1 >= high[&key] {
-                    complete(&mut log, &decoder, &mut pending, &key, high[&key])?;
+                    complete(
+                        &mut log,
+                        &decoder,
+                        &mut pending,
+                        &key,
+                        high[&key],
+                        &log_start,
+                    )?;
                 }
             }
             Some(Err(e)) => eprintln!("worker: final read: {e}"),
@@ -98,19 +114,45 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     let key = (el.topic().to_string(), el.partition());
                     if let (Some(hw), Offset::Offset(o)) = (high.get(&key), el.offset()) {
                         if o >= *hw {
-                            complete(&mut log, &decoder, &mut pending, &key, *hw)?;
+                            complete(&mut log, &decoder, &mut pending, &key, *hw, &log_start)?;
                         }
                     }
                 }
             }
         }
     }
+    // Retention may have moved a log's start while it was read: learn the starts again
+    // (briefly: a partition that does not answer keeps the start it had).
+    let recheck_until = Instant::now() + Duration::from_secs(30);
+    let mut moved = BTreeSet::new();
+    for (key, start) in log_start.iter_mut() {
+        if Instant::now() > recheck_until || shutdown.requested() {
+            break;
+        }
+        if let Ok((low, _)) = consumer.fetch_watermarks(&key.0, key.1, Duration::from_secs(2)) {
+            if low > *start {
+                *start = low;
+                moved.insert(key.clone());
+            }
+        }
+    }
     for (t, p) in &all {
         let key = (t.clone(), *p);
+        let start = log_start.get(&key).copied().unwrap_or(0);
         if pending.contains(&key) || !high.contains_key(&key) {
             let hw = high.get(&key).copied().unwrap_or(-1);
             eprintln!("worker: final read: {t}/{p} incomplete (end offset {hw})");
-            log.append(&done(&decoder, EventKind::ReadIncomplete, t, *p, hw))?;
+            log.append(&done(&decoder, EventKind::ReadIncomplete, t, *p, hw, start))?;
+        } else if moved.contains(&key) {
+            // complete already; this second completion carries the later log start
+            log.append(&done(
+                &decoder,
+                EventKind::ReadComplete,
+                t,
+                *p,
+                high[&key],
+                start,
+            ))?;
         }
     }
     log.finish()?;
@@ -124,18 +166,36 @@ fn complete(
     pending: &mut BTreeSet<(String, i32)>,
     key: &(String, i32),
     hw: i64,
+    log_start: &BTreeMap<(String, i32), i64>,
 ) -> std::io::Result<()> {
     if pending.remove(key) {
-        log.append(&done(decoder, EventKind::ReadComplete, &key.0, key.1, hw))?;
+        let start = log_start.get(key).copied().unwrap_or(0);
+        log.append(&done(
+            decoder,
+            EventKind::ReadComplete,
+            &key.0,
+            key.1,
+            hw,
+            start,
+        ))?;
     }
     Ok(())
 }
 
-fn done(decoder: &Decoder, kind: EventKind, topic: &str, partition: i32, hw: i64) -> Event {
+/// A completion event: the partition's end offset `hw` and log start offset `start`.
+fn done(
+    decoder: &Decoder,
+    kind: EventKind,
+    topic: &str,
+    partition: i32,
+    hw: i64,
+    start: i64,
+) -> Event {
     Event {
         topic: decoder.topic(topic),
         partition,
         offset: hw,
+        seq: start.max(0) as u64,
         ts_b: now_us(),
         ..Event::new(kind)
     }

@@ -26,9 +26,11 @@ pub const HEADER_LEN: usize = 128;
 /// Bytes in one event.
 pub const EVENT_LEN: usize = 56;
 /// Current format version. Version 2 added the producer's epoch bumps and producer id
-/// renewals ([`EventKind::EpochBumped`], [`EventKind::ProducerIdRenewed`]); a version 1 log
-/// is still read (it simply has none).
-pub const FORMAT_VERSION: u16 = 2;
+/// renewals ([`EventKind::EpochBumped`], [`EventKind::ProducerIdRenewed`]); version 3 added
+/// refused sends ([`EventKind::Refused`]) and the log start offset in the final read's
+/// completion events (`seq`). Older logs are still read: they simply have none of those,
+/// and their completion events say log start 0 — what a reader of them assumed.
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// How often a writer pushes buffered events to the OS at the latest.
@@ -62,9 +64,12 @@ pub enum EventKind {
     Assigned = 6,
     /// A group rebalance took `partition` from consumer `instance` (`ts_b` = when).
     Revoked = 7,
-    /// The final read reached the end (`offset` = high watermark) of `partition`.
+    /// The final read reached the end (`offset` = high watermark) of `partition`, whose log
+    /// began at offset `seq` (the log start offset: retention or compaction removed what is
+    /// below it).
     ReadComplete = 8,
-    /// The final read gave up on `partition` before its high watermark (`offset`).
+    /// The final read gave up on `partition` before its high watermark (`offset`); `seq` =
+    /// the log start offset as for [`EventKind::ReadComplete`].
     ReadIncomplete = 9,
     /// A record at (`partition`, `offset`) that no worker of this run wrote.
     Foreign = 10,
@@ -79,6 +84,10 @@ pub enum EventKind {
     /// Like [`EventKind::EpochBumped`], with a new Kafka producer id (`seq`) instead of a
     /// new epoch.
     ProducerIdRenewed = 13,
+    /// The client refused to take record `seq` (a full queue, an unknown partition…): it
+    /// was never sent, and the same `seq` is tried again later. `code` = error, `ts_a` =
+    /// `ts_b` = when. Logged so that a producer that stops sending is seen trying.
+    Refused = 14,
 }
 
 impl EventKind {
@@ -98,6 +107,7 @@ impl EventKind {
             11 => Corrupt,
             12 => EpochBumped,
             13 => ProducerIdRenewed,
+            14 => Refused,
             _ => return None,
         })
     }
@@ -154,9 +164,20 @@ impl Event {
         (self.kind == EventKind::Acked && self.code >= 0).then_some(self.code)
     }
 
-    /// For a `Failed` event: the Kafka or client error code. (`code` holds it.)
+    /// For a `Failed` or `Refused` event: the Kafka or client error code. (`code` holds
+    /// it.)
     pub fn error_code(&self) -> Option<i32> {
-        (self.kind == EventKind::Failed).then_some(self.code)
+        matches!(self.kind, EventKind::Failed | EventKind::Refused).then_some(self.code)
+    }
+
+    /// For a final read's completion event: the partition's log start offset. (`seq` holds
+    /// it.)
+    pub fn log_start(&self) -> Option<i64> {
+        matches!(
+            self.kind,
+            EventKind::ReadComplete | EventKind::ReadIncomplete
+        )
+        .then_some(self.seq as i64)
     }
 
     /// For a renewal event: what it says, decoded; `None` for other kinds.

@@ -5,6 +5,9 @@
 //! partition that is down keeps receiving attempts and its unavailability is measured
 //! rather than routed around. The delivery callback classifies failures with librdkafka's
 //! message status: `NOT_PERSISTED` is a definite failure, anything else is indeterminate.
+//! A send the client refuses before queueing it (a full queue) is logged as `Refused` and
+//! tried again with the same `seq`. Each record's key is its producer and `seq`, unique, so
+//! log compaction removes none of them.
 //!
 //! With idempotence the client also logs when it bumps its epoch or takes a new producer
 //! id ([`crate::renewal`]): librdkafka's `eos` debug lines arrive on the same queue as the
@@ -140,6 +143,14 @@ impl ProducerContext for ProducerLog {
     }
 }
 
+/// A record's key: its producer and sequence number (12 bytes, big-endian).
+fn record_key(producer: u32, seq: u64) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..4].copy_from_slice(&producer.to_be_bytes());
+    key[4..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
 fn error_code(err: &KafkaError) -> i32 {
     err.rdkafka_error_code().map(|c| c as i32).unwrap_or(-1)
 }
@@ -238,7 +249,9 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     send_ts_us: send_ts,
                 }
                 .encode_into(p.size, &mut buf);
-                let key = partition.to_be_bytes();
+                // unique per record, so a compacted topic keeps every record (compaction
+                // keeps the last record of each key); copies of one record share it
+                let key = record_key(*id, seq);
                 let opaque = Box::new(InFlight {
                     producer: *id,
                     seq,
@@ -266,17 +279,32 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                         next_seq[i] += 1;
                         due[i] += interval;
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        // back-pressure: try the same sequence number again shortly
-                        Counters::bump(&counters.errors);
-                        due[i] = now + Duration::from_millis(10);
-                        break;
-                    }
                     Err((e, _)) => {
-                        // refused before it was queued: never sent, same seq again later
-                        eprintln!("worker: producer {id} could not enqueue seq {seq}: {e}");
+                        // refused before it was queued: never sent, the same seq again
+                        // later; logged, so a producer that cannot send is seen trying
+                        let full = matches!(
+                            e,
+                            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                        );
+                        if !full {
+                            eprintln!("worker: producer {id} could not enqueue seq {seq}: {e}");
+                        }
+                        let refused = Event {
+                            topic: topic as u16,
+                            producer: *id,
+                            seq,
+                            partition,
+                            code: error_code(&e),
+                            ts_a: send_ts,
+                            ts_b: send_ts,
+                            instance: i as u32,
+                            ..Event::new(EventKind::Refused)
+                        };
+                        log.lock().unwrap().append(&refused)?;
                         Counters::bump(&counters.errors);
-                        due[i] = now + Duration::from_millis(100);
+                        // back-pressure clears fast; other refusals (no such partition)
+                        // need metadata to change
+                        due[i] = now + Duration::from_millis(if full { 10 } else { 100 });
                         break;
                     }
                 }

@@ -44,6 +44,8 @@ pub struct Attribution {
     pub steps: Vec<StepSpan>,
     /// When the consumers were told to stop (start of the final read), ms since run start.
     pub consumers_end_ms: Option<u64>,
+    /// When the producers were told to stop (start of the drain), ms since run start.
+    pub producers_end_ms: Option<u64>,
 }
 
 /// Label of a phase in reports.
@@ -58,12 +60,16 @@ impl Attribution {
         let mut starts = vec![(0, phase_label("setup"), true)];
         let mut steps: Vec<StepSpan> = Vec::new();
         let mut consumers_end_ms = None;
+        let mut producers_end_ms = None;
         for e in events {
             match e {
                 TimelineEvent::Phase { t_ms, name } => {
                     starts.push((rel(*t_ms), phase_label(name), true));
                     if name == "final-read" {
                         consumers_end_ms = Some(rel(*t_ms));
+                    }
+                    if name == "drain" {
+                        producers_end_ms = Some(rel(*t_ms));
                     }
                 }
                 TimelineEvent::StepStart {
@@ -119,6 +125,7 @@ impl Attribution {
             grace_ms,
             steps,
             consumers_end_ms,
+            producers_end_ms,
         }
     }
 

@@ -53,6 +53,10 @@ pub enum WindowKind {
     Ensemble,
     /// Split brain: the first server did not see the second's writes (`split A/B`).
     Split(String, String),
+    /// Records stored, none delivered, while the consumer group itself was rebalancing
+    /// (the partition had no owner, or had just been given one): the group's pause, not
+    /// the cluster's.
+    Rebalance,
 }
 
 impl WindowKind {
@@ -70,6 +74,7 @@ impl std::fmt::Display for WindowKind {
             WindowKind::ZooKeeper => write!(f, "zookeeper"),
             WindowKind::Ensemble => write!(f, "ensemble"),
             WindowKind::Split(a, b) => write!(f, "split {a}/{b}"),
+            WindowKind::Rebalance => write!(f, "rebalance"),
         }
     }
 }
@@ -123,7 +128,9 @@ pub struct Anomalies {
     pub lost: u64,
     /// Of `lost`: records a consumer had read before they disappeared.
     pub lost_read_before: u64,
-    /// Acked, not read, on partitions the final read could not finish: unknown.
+    /// Acked, and on a partition the final read could not finish, beyond the offsets it
+    /// reached: whether the cluster still holds them is unknown (a consumer having read
+    /// one earlier does not say it is still there).
     pub unverified: u64,
     /// Extra copies: records stored at two or more offsets count once per extra copy.
     pub duplicate: u64,
@@ -151,6 +158,17 @@ pub struct Anomalies {
     pub foreign: u64,
     /// Records of ours whose checksum failed.
     pub corrupt: u64,
+    /// Acked records below their partition's log start offset at the final read: removed
+    /// by retention or compaction, which is the topic's configuration doing its job — not
+    /// loss. Reported, not judged.
+    pub expired: u64,
+    /// Producer instances that stopped trying to send for longer than the silence
+    /// threshold while the workload ran (or never sent at all): each one once. See
+    /// [`Findings::producer_silences`].
+    pub silent_producers: u64,
+    /// Worker processes (producers, consumers) that exited with an error or had to be
+    /// killed. See [`Findings::dead_workers`].
+    pub dead_workers: u64,
 }
 
 /// Producer outcome totals.
@@ -164,6 +182,9 @@ pub struct ProducerTotals {
     pub failed: u64,
     /// Maybe written (timed out, purged in flight).
     pub indeterminate: u64,
+    /// Sends the client refused before queueing them (a full queue…); the same record was
+    /// tried again later, so these are attempts, not records.
+    pub refused: u64,
     /// Sent with no outcome logged (the worker died first).
     pub no_outcome: u64,
     /// Producer instances seen.
@@ -239,6 +260,35 @@ pub struct Window {
     pub open: bool,
 }
 
+/// A producer instance that stopped trying to send while the workload ran.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProducerSilence {
+    /// Producer id.
+    pub producer: u32,
+    /// Its last attempt before the silence (or the start of the load, when it never sent),
+    /// ms since run start.
+    pub start_ms: u64,
+    /// Its next attempt (or the producers' stop), ms since run start.
+    pub end_ms: u64,
+    /// The step running when it fell silent.
+    pub step: String,
+    /// True when it never sent again before the producers were stopped.
+    pub until_stop: bool,
+}
+
+/// A worker process that did not end cleanly.
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
+pub struct DeadWorker {
+    /// Worker name (`produce-0`, `consume-1`).
+    pub worker: String,
+    /// How it ended (exit status, signal, killed at stop).
+    pub how: String,
+    /// When the harness saw it, ms since run start.
+    pub seen_ms: u64,
+    /// The last lines of its stderr (`workers/NAME.err`).
+    pub stderr: String,
+}
+
 /// Everything the checker found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Findings {
@@ -254,6 +304,10 @@ pub struct Findings {
     pub lost_by_step: BTreeMap<String, u64>,
     /// Producer clients' epoch bumps and producer id renewals, in time order.
     pub client_renewals: Vec<ClientRenewal>,
+    /// Stretches in which a producer instance made no attempt to send.
+    pub producer_silences: Vec<ProducerSilence>,
+    /// Worker processes that exited with an error or had to be killed.
+    pub dead_workers: Vec<DeadWorker>,
     /// First examples of each anomaly kind.
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Unavailability windows, by start.
@@ -295,6 +349,10 @@ impl Anomalies {
             Anomaly::PollGap => self.poll_gap,
             Anomaly::PollRegression => self.poll_regression,
             Anomaly::Unconsumed => self.unconsumed,
+            Anomaly::Foreign => self.foreign,
+            Anomaly::Corrupt => self.corrupt,
+            Anomaly::SilentProducer => self.silent_producers,
+            Anomaly::DeadWorker => self.dead_workers,
         }
     }
 }
@@ -329,6 +387,7 @@ mod tests {
             (WindowKind::Consume, "consume"),
             (WindowKind::ZooKeeper, "zookeeper"),
             (WindowKind::Ensemble, "ensemble"),
+            (WindowKind::Rebalance, "rebalance"),
         ] {
             assert_eq!(serde_json::to_value(&kind).unwrap(), text);
         }
@@ -347,9 +406,13 @@ mod tests {
             poll_gap: 6,
             poll_regression: 7,
             unconsumed: 8,
+            foreign: 9,
+            corrupt: 10,
+            silent_producers: 11,
+            dead_workers: 12,
             ..Default::default()
         };
         let counts: Vec<u64> = Anomaly::ALL.iter().map(|x| a.count(*x)).collect();
-        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     }
 }

@@ -16,8 +16,8 @@ use std::path::Path;
 pub use attribution::{Attribution, StepSpan};
 pub use checker::{check, CheckInput, EXAMPLES_KEPT};
 pub use findings::{
-    Anomalies, ClientRenewal, ConsumerTotals, Example, FinalReadTotals, Findings, ProducerTotals,
-    Verdict, Window, WindowKind, WindowSubject,
+    Anomalies, ClientRenewal, ConsumerTotals, DeadWorker, Example, FinalReadTotals, Findings,
+    ProducerSilence, ProducerTotals, Verdict, Window, WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;
@@ -41,12 +41,58 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         attribution,
         window_threshold_ms: scenario.check.window_threshold_ms,
         logs: rundir::worker_logs(run_dir),
+        silence_threshold_ms: silence_threshold_ms(scenario),
+        producers_expected: scenario.workload.producers,
+        dead_workers: dead_workers(run_dir, &events, record.started_ms),
     };
     let mut findings = check(&input)?;
     add_smoke(&mut findings, run_dir, &record, &input, scenario)?;
     findings.kafka_metadata = read_metadata_check(run_dir)?;
     add_reassignments(&mut findings, &events, record.started_ms);
     Ok(findings)
+}
+
+/// How long a producer instance may make no attempt to send before it counts as silent:
+/// five window thresholds, at least 5 s, and at least three of its send intervals. A live
+/// producer tries at its rate, and every 10–100 ms while the client refuses; only a stuck
+/// or dead one stays quiet that long.
+pub fn silence_threshold_ms(scenario: &Scenario) -> u64 {
+    let interval_ms = 1000.0 / scenario.workload.producer.rate.max(0.001);
+    (5 * scenario.check.window_threshold_ms)
+        .max(5_000)
+        .max((3.0 * interval_ms).ceil() as u64)
+}
+
+/// How many of the last lines of a dead worker's stderr the report keeps.
+pub const STDERR_LINES_KEPT: usize = 20;
+
+/// The workers that ended badly, as the run recorded them, with their stderr's last lines.
+fn dead_workers(
+    run_dir: &Path,
+    events: &[timeline::TimelineEvent],
+    t0_ms: u64,
+) -> Vec<findings::DeadWorker> {
+    let mut out = Vec::new();
+    for e in events {
+        if let timeline::TimelineEvent::WorkerFailed {
+            t_ms,
+            worker,
+            how,
+            stderr,
+        } = e
+        {
+            let text = std::fs::read_to_string(run_dir.join(stderr)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(STDERR_LINES_KEPT)..].join("\n");
+            out.push(findings::DeadWorker {
+                worker: worker.clone(),
+                how: how.clone(),
+                seen_ms: t_ms.saturating_sub(t0_ms),
+                stderr: tail,
+            });
+        }
+    }
+    out
 }
 
 /// One partition's move in the report.

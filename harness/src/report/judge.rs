@@ -4,7 +4,7 @@
 //! the steps).
 
 use super::ExpectationResult;
-use crate::check::{Findings, StepSpan, Window, WindowSubject};
+use crate::check::{Findings, StepSpan, Window, WindowKind, WindowSubject};
 use crate::scenario::{Anomaly, Bound, Scenario};
 
 fn bound_check(name: &str, bound: Bound, actual: u64) -> ExpectationResult {
@@ -100,6 +100,21 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
         };
         out.push(ExpectationResult {
             name: name.into(),
+            expected: format!("<= {max}"),
+            actual: longest.to_string(),
+            ok: longest <= max,
+        });
+    }
+    if let Some(max) = e.max_rebalance_pause_ms {
+        let longest = findings
+            .unavailability
+            .iter()
+            .filter(|w| w.kind == WindowKind::Rebalance)
+            .map(|w| w.duration_ms)
+            .max()
+            .unwrap_or(0);
+        out.push(ExpectationResult {
+            name: "max_rebalance_pause_ms".into(),
             expected: format!("<= {max}"),
             actual: longest.to_string(),
             ok: longest <= max,
@@ -333,6 +348,172 @@ idempotence = true
             .filter(|r| r.name.starts_with("duplicates"))
             .map(|r| (r.name, r.ok))
             .collect()
+    }
+
+    /// The results of judging `findings` by a scenario whose `[expect]` is `expect`
+    /// (with `steps` appended to the scenario), by name.
+    fn judged(expect: &str, steps: &str, findings: &Findings) -> Vec<(String, bool)> {
+        // (Kafka's metadata in ZooKeeper is judged in its own tests)
+        let text = format!("{SCENARIO}[check]\nkafka_metadata = false\n{steps}[expect]\n{expect}");
+        let scenario = crate::scenario::parse(Path::new("t.toml"), &text).unwrap();
+        judge(&scenario, findings)
+            .into_iter()
+            .map(|r| (r.name, r.ok))
+            .collect()
+    }
+
+    fn ok_of(results: &[(String, bool)], name: &str) -> bool {
+        results
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no expectation `{name}` in {results:?}"))
+            .1
+    }
+
+    /// Findings of a run that did its job: something acked, every partition read.
+    fn healthy() -> Findings {
+        let mut f = Findings::default();
+        f.producers.acked = 100;
+        f.final_read.ran = true;
+        f
+    }
+
+    fn window(step: &str, kind: WindowKind, ms: u64) -> Window {
+        Window {
+            partition: WindowSubject::Partition("orders/0".into()),
+            kind,
+            start_ms: 1000,
+            end_ms: 1000 + ms,
+            duration_ms: ms,
+            step: step.into(),
+            open: false,
+        }
+    }
+
+    const TWO_STEPS: &str = "[[step]]\nname = \"pause\"\ndo = \"sleep\"\nduration = \"1s\"\n\
+        [[step]]\nname = \"kill\"\ndo = \"kill\"\nnode = \"kafka1\"\n";
+
+    #[test]
+    fn a_healthy_run_passes_and_every_bounded_anomaly_fails_it_by_default() {
+        let results = judged("", "", &healthy());
+        assert!(results.iter().all(|(_, ok)| *ok), "{results:?}");
+        for anomaly in Anomaly::ALL {
+            let mut f = healthy();
+            match anomaly {
+                Anomaly::Lost => f.anomalies.lost = 1,
+                Anomaly::Duplicate => f.anomalies.duplicate = 1,
+                Anomaly::Reordered => f.anomalies.reordered = 1,
+                Anomaly::InconsistentOffset => f.anomalies.inconsistent_offset = 1,
+                Anomaly::Unexpected => f.anomalies.unexpected = 1,
+                Anomaly::PollGap => f.anomalies.poll_gap = 1,
+                Anomaly::PollRegression => f.anomalies.poll_regression = 1,
+                // no consumers in this scenario: unconsumed records are reported only
+                Anomaly::Unconsumed => continue,
+                Anomaly::Foreign => f.anomalies.foreign = 1,
+                Anomaly::Corrupt => f.anomalies.corrupt = 1,
+                Anomaly::SilentProducer => f.anomalies.silent_producers = 1,
+                Anomaly::DeadWorker => f.anomalies.dead_workers = 1,
+            }
+            let results = judged("", "", &f);
+            let failed: Vec<&String> = results
+                .iter()
+                .filter(|(_, ok)| !ok)
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(failed, [anomaly.expect_key()], "{anomaly:?}");
+            // and a scenario that allows it passes
+            let allowed = format!("{} = \"any\"\n", anomaly.expect_key());
+            assert!(judged(&allowed, "", &f).iter().all(|(_, ok)| *ok));
+        }
+        // expired records are reported, never judged
+        let mut f = healthy();
+        f.anomalies.expired = 1_000;
+        assert!(judged("", "", &f).iter().all(|(_, ok)| *ok));
+    }
+
+    #[test]
+    fn the_final_read_and_the_acks_must_show_a_run_that_did_its_job() {
+        let mut f = healthy();
+        f.final_read.ran = false;
+        f.final_read.partitions = 1;
+        assert!(!ok_of(&judged("", "", &f), "unreadable_partitions"));
+        let mut f = healthy();
+        f.final_read.incomplete = vec!["orders/0".into()];
+        assert!(!ok_of(&judged("", "", &f), "unreadable_partitions"));
+        assert!(ok_of(
+            &judged("unreadable_partitions = 1\n", "", &f),
+            "unreadable_partitions"
+        ));
+        let mut f = healthy();
+        f.producers.acked = 0;
+        assert!(!ok_of(&judged("", "", &f), "min_acked"));
+        f.producers.acked = 10;
+        assert!(!ok_of(&judged("min_acked = 11\n", "", &f), "min_acked"));
+    }
+
+    #[test]
+    fn windows_are_judged_by_their_steps_bound_else_the_scenarios_and_rebalances_apart() {
+        let expect =
+            "max_unavailable_ms = 1000\n[expect.step.\"kill\"]\nmax_unavailable_ms = 5000\n";
+        let mut f = healthy();
+        f.unavailability = vec![window("kill", WindowKind::Produce, 4000)];
+        let r = judged(expect, TWO_STEPS, &f);
+        assert!(ok_of(&r, "max_unavailable_ms (other steps)"), "{r:?}");
+        assert!(ok_of(&r, "max_unavailable_ms in `kill`"));
+        f.unavailability
+            .push(window("pause", WindowKind::Consume, 1500));
+        let r = judged(expect, TWO_STEPS, &f);
+        assert!(!ok_of(&r, "max_unavailable_ms (other steps)"), "{r:?}");
+        // a pause of the consumer group's own is not the cluster's unavailability
+        f.unavailability[1] = window("pause", WindowKind::Rebalance, 1500);
+        let r = judged(expect, TWO_STEPS, &f);
+        assert!(ok_of(&r, "max_unavailable_ms (other steps)"), "{r:?}");
+        assert!(!r.iter().any(|(n, _)| n == "max_rebalance_pause_ms"));
+        // it has a bound of its own
+        let r = judged(
+            &format!("max_rebalance_pause_ms = 1000\n{expect}"),
+            TWO_STEPS,
+            &f,
+        );
+        assert!(!ok_of(&r, "max_rebalance_pause_ms"), "{r:?}");
+    }
+
+    #[test]
+    fn lost_records_must_all_be_blamed_on_the_named_step_and_every_step_must_succeed() {
+        let mut f = healthy();
+        f.anomalies.lost = 3;
+        f.lost_by_step.insert("kill".into(), 3);
+        let expect = "lost = \"any\"\nlost_step = \"kill\"\n";
+        assert!(
+            !ok_of(&judged(expect, TWO_STEPS, &f), "steps"),
+            "no step ran"
+        );
+        f.steps = ["pause", "kill"]
+            .iter()
+            .enumerate()
+            .map(|(index, name)| StepSpan {
+                index,
+                name: name.to_string(),
+                action: "sleep".into(),
+                start_ms: 0,
+                end_ms: Some(1),
+                ok: Some(true),
+                error: None,
+                node: None,
+            })
+            .collect();
+        let r = judged(expect, TWO_STEPS, &f);
+        assert!(r.iter().all(|(_, ok)| *ok), "{r:?}");
+        f.lost_by_step.insert("pause".into(), 1);
+        assert!(!ok_of(&judged(expect, TWO_STEPS, &f), "lost_step"));
+        // nothing lost at all does not meet "lost in that step" either
+        f.lost_by_step.clear();
+        f.anomalies.lost = 0;
+        assert!(!ok_of(&judged(expect, TWO_STEPS, &f), "lost_step"));
+        // a failed step fails the run
+        f.steps[1].ok = Some(false);
+        f.steps[1].error = Some("kafka1 did not stop".into());
+        assert!(!ok_of(&judged("", TWO_STEPS, &f), "steps"));
     }
 
     #[test]

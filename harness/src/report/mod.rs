@@ -61,6 +61,10 @@ pub struct Report {
     /// Producer clients' epoch bumps and producer id renewals: the records in flight at
     /// each may be stored twice.
     pub client_renewals: Vec<crate::check::ClientRenewal>,
+    /// Stretches in which a producer instance made no attempt to send.
+    pub producer_silences: Vec<crate::check::ProducerSilence>,
+    /// Worker processes that exited with an error or were killed, with their stderr.
+    pub dead_workers: Vec<crate::check::DeadWorker>,
     /// First examples of each anomaly.
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Unavailability windows.
@@ -126,6 +130,8 @@ pub fn build(
         anomalies: findings.anomalies,
         lost_by_step: findings.lost_by_step,
         client_renewals: findings.client_renewals,
+        producer_silences: findings.producer_silences,
+        dead_workers: findings.dead_workers,
         examples: findings.examples,
         unavailability: findings.unavailability,
         steps: findings.steps,

@@ -31,8 +31,35 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         "anomalies: lost {} (read before loss {}) unverified {} duplicate {} reordered {} inconsistent-offset {} unexpected {} poll-gap {} poll-regression {} unconsumed {}\n",
         a.lost, a.lost_read_before, a.unverified, a.duplicate, a.reordered, a.inconsistent_offset, a.unexpected, a.poll_gap, a.poll_regression, a.unconsumed
     ));
+    if a.expired + a.foreign + a.corrupt + a.silent_producers + a.dead_workers > 0 {
+        s.push_str(&format!(
+            "  expired {} (removed by retention: not lost, not verified) foreign {} corrupt {} silent-producers {} dead-workers {}\n",
+            a.expired, a.foreign, a.corrupt, a.silent_producers, a.dead_workers
+        ));
+    }
     for (step, n) in &report.lost_by_step {
         s.push_str(&format!("  lost {n} in step `{step}`\n"));
+    }
+    for d in &report.dead_workers {
+        let last = d.stderr.lines().last().unwrap_or("");
+        s.push_str(&format!(
+            "  worker {} {} (seen at t={}ms); last stderr line: {last}\n",
+            d.worker, d.how, d.seen_ms
+        ));
+    }
+    for q in report.producer_silences.iter().take(10) {
+        s.push_str(&format!(
+            "  producer {} made no attempt to send from t={}ms to t={}ms{} (in `{}`)\n",
+            q.producer,
+            q.start_ms,
+            q.end_ms,
+            if q.until_stop {
+                ", until the producers stopped"
+            } else {
+                ""
+            },
+            q.step
+        ));
     }
     if a.duplicate_after_epoch_bump > 0 {
         s.push_str(&format!(

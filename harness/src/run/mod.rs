@@ -163,6 +163,9 @@ pub fn run_scenario(
     shutdown: &Shutdown,
 ) -> Result<String, HarnessError> {
     preflight(scenario)?;
+    for w in crate::scenario::warnings(scenario) {
+        eprintln!("harness: warning: {w}");
+    }
     if run_dir.join("run.json").exists() {
         return Err(HarnessError::BadInput(format!(
             "{} already holds a run; choose another --out",
@@ -350,8 +353,8 @@ fn drive(
     });
     let grace =
         Duration::from_millis(u64::from(w.producer.delivery_timeout_ms)) + Duration::from_secs(30);
-    for p in workload.stop(Role::Produce, grace) {
-        tracing::warn!("{p}");
+    for failed in workload.stop(Role::Produce, grace) {
+        record_failed_worker(tl, failed);
     }
     // Consumers get until they stop making progress (or the drain timeout).
     if w.consumers > 0 && !interrupted {
@@ -367,8 +370,8 @@ fn drive(
             last = now;
         }
     }
-    for p in workload.stop(Role::Consume, Duration::from_secs(30)) {
-        tracing::warn!("{p}");
+    for failed in workload.stop(Role::Consume, Duration::from_secs(30)) {
+        record_failed_worker(tl, failed);
     }
     progress.stop();
     drop(smoke);
@@ -395,6 +398,17 @@ fn drive(
         check_kafka_metadata(cluster, run_dir);
     }
     Ok(())
+}
+
+/// A worker that ended badly is a finding: into the timeline, where the checker finds it.
+fn record_failed_worker(tl: &mut Timeline, failed: workload::FailedWorker) {
+    tracing::warn!("{failed}");
+    tl.record(&TimelineEvent::WorkerFailed {
+        t_ms: now_ms(),
+        worker: failed.worker,
+        how: failed.how,
+        stderr: failed.stderr,
+    });
 }
 
 /// Compares Kafka's znodes in the ensemble the brokers use with what the brokers report,

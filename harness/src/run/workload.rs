@@ -40,6 +40,42 @@ impl WorkerProcess {
     }
 }
 
+/// A worker process that did not end cleanly.
+#[derive(Debug, Clone)]
+pub struct FailedWorker {
+    /// Its name (`produce-0`).
+    pub worker: String,
+    /// How it ended.
+    pub how: String,
+    /// Its stderr, relative to the run directory.
+    pub stderr: String,
+}
+
+impl FailedWorker {
+    fn of(p: &WorkerProcess, run_dir: &Path, how: String) -> FailedWorker {
+        let err = p.out_path.with_extension("err");
+        FailedWorker {
+            worker: p.name(),
+            how,
+            stderr: err
+                .strip_prefix(run_dir)
+                .unwrap_or(&err)
+                .display()
+                .to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for FailedWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "worker {} {} (see {})",
+            self.worker, self.how, self.stderr
+        )
+    }
+}
+
 /// Counters summed from the workers' last status lines.
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
 pub struct Status {
@@ -350,8 +386,8 @@ impl Workload {
     }
 
     /// SIGTERMs every worker of `role` and waits for them (SIGKILL after `timeout`).
-    /// Returns workers that did not exit cleanly.
-    pub fn stop(&mut self, role: Role, timeout: Duration) -> Vec<String> {
+    /// Returns workers that did not exit cleanly: each is a finding of the run.
+    pub fn stop(&mut self, role: Role, timeout: Duration) -> Vec<FailedWorker> {
         for p in self.processes.iter_mut().filter(|p| p.role == role) {
             p.runner.terminate();
         }
@@ -362,7 +398,7 @@ impl Workload {
                 match p.runner.ended() {
                     Some(WorkerExit::Clean) => break,
                     Some(WorkerExit::Failed(how)) => {
-                        problems.push(format!("{} {how}", p.name()));
+                        problems.push(FailedWorker::of(p, &self.run_dir, how));
                         break;
                     }
                     None if Instant::now() < deadline => {
@@ -370,10 +406,8 @@ impl Workload {
                     }
                     None => {
                         p.runner.kill();
-                        problems.push(format!(
-                            "{} did not stop within {timeout:?}; killed",
-                            p.name()
-                        ));
+                        let how = format!("did not stop within {timeout:?}; killed");
+                        problems.push(FailedWorker::of(p, &self.run_dir, how));
                         break;
                     }
                 }

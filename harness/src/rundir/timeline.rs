@@ -112,6 +112,18 @@ pub enum TimelineEvent {
         /// Partitions short of replicas or of in-sync replicas.
         findings: Vec<AuditFinding>,
     },
+    /// A worker process exited with an error, or had to be killed, before the run stopped
+    /// it cleanly.
+    WorkerFailed {
+        /// When the harness saw it.
+        t_ms: u64,
+        /// Worker name (`produce-0`).
+        worker: String,
+        /// How it ended.
+        how: String,
+        /// Its stderr, relative to the run directory.
+        stderr: String,
+    },
     /// The workers were pointed at other bootstrap servers and all reconnected.
     BootstrapSwitch {
         /// When the last worker reconnected.

@@ -10,6 +10,7 @@ pub mod actions;
 mod load;
 mod model;
 mod units;
+mod warnings;
 
 pub use actions::{
     Action, BrokerAction, ElectionKind, NetworkAction, NodeAction, PaceAction, PlannedPartition,
@@ -18,3 +19,4 @@ pub use actions::{
 pub use load::{line_col, load, parse};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};
+pub use warnings::{shortest_load, warnings};

@@ -340,11 +340,19 @@ pub enum Anomaly {
     PollRegression,
     /// Stored records the consumer group never received (when consumers run).
     Unconsumed,
+    /// Records in the workload topics that no producer of this run wrote.
+    Foreign,
+    /// Records of ours whose checksum failed.
+    Corrupt,
+    /// Producer instances that stopped trying to send while the workload ran.
+    SilentProducer,
+    /// Worker processes that exited with an error or had to be killed.
+    DeadWorker,
 }
 
 impl Anomaly {
     /// Every bounded anomaly, in the order the report lists its expectation.
-    pub const ALL: [Anomaly; 8] = [
+    pub const ALL: [Anomaly; 12] = [
         Anomaly::Lost,
         Anomaly::Duplicate,
         Anomaly::Reordered,
@@ -353,6 +361,10 @@ impl Anomaly {
         Anomaly::PollGap,
         Anomaly::PollRegression,
         Anomaly::Unconsumed,
+        Anomaly::Foreign,
+        Anomaly::Corrupt,
+        Anomaly::SilentProducer,
+        Anomaly::DeadWorker,
     ];
 
     /// Its key in `[expect]` (and the expectation's name in the report).
@@ -366,6 +378,10 @@ impl Anomaly {
             Anomaly::PollGap => "poll_gaps",
             Anomaly::PollRegression => "poll_regressions",
             Anomaly::Unconsumed => "unconsumed",
+            Anomaly::Foreign => "foreign",
+            Anomaly::Corrupt => "corrupt",
+            Anomaly::SilentProducer => "silent_producers",
+            Anomaly::DeadWorker => "dead_workers",
         }
     }
 
@@ -402,6 +418,9 @@ pub struct Expect {
     /// Longest unavailability window (produce or consume, any partition) attributed to a
     /// step without its own bound in `per_step`, ms.
     pub max_unavailable_ms: Option<u64>,
+    /// Longest pause of the consumer group's own (a `rebalance` window), ms; not judged
+    /// when unset.
+    pub max_rebalance_pause_ms: Option<u64>,
     /// Fewest acked records for the run to count (guards against a run that did nothing).
     pub min_acked: u64,
     /// Partitions the final read could not finish.

@@ -1,4 +1,5 @@
-//! Lost, unverified, unexpected and unconsumed records, and what the losses are blamed on:
+//! Lost, expired, unverified, unexpected and unconsumed records, acks whose offset the log
+//! contradicts, and what the losses are blamed on:
 //! stretches of one broker's acks on one partition, blamed on the outage that ended that
 //! leadership, or on the acting step in force when a deposed leader kept acking.
 
@@ -6,6 +7,17 @@ use super::*;
 
 impl Checker<'_> {
     pub(super) fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
+        if e.kind == EventKind::Sent {
+            // the first record sent once each renewal's drain had begun
+            if let Some(ps) = self.producers.get_mut(&e.producer) {
+                for r in &mut ps.renewals {
+                    if r.sent_from.is_none() && e.ts_a >= r.drain_start_us {
+                        r.sent_from = Some(e.seq);
+                    }
+                }
+            }
+            return;
+        }
         let name = self.part_name(e.topic, e.partition);
         let Some(gi) = self.part_index(e.topic, e.partition) else {
             return;
@@ -13,13 +25,27 @@ impl Checker<'_> {
         let Some(ps) = self.producers.get(&e.producer) else {
             return;
         };
+        let me = pack(e.producer, e.seq);
+        let part = &self.parts[gi];
         match e.kind {
             EventKind::Acked if !ps.stored.contains(e.seq) => {
                 let read_before = ps.read.contains(e.seq);
-                if !self.parts[gi].complete {
-                    if !read_before {
-                        self.findings.anomalies.unverified += 1;
-                    }
+                if e.offset >= 0 && e.offset < part.log_start {
+                    // retention or compaction removed it: the topic's config, not loss
+                    self.findings.anomalies.expired += 1;
+                    let detail = format!(
+                        "acked at offset {}, below the log start offset {} at the final read",
+                        e.offset, part.log_start
+                    );
+                    self.example_of("expired", e, e.ts_b, Some(e.offset), detail);
+                    return;
+                }
+                // a partition the final read could not finish still vouches for the
+                // offsets it reached (Jepsen's rule)
+                let reached = e.offset >= 0 && e.offset <= part.read_to;
+                if !part.complete && !reached {
+                    // whether the cluster still holds it is unknown, read before or not
+                    self.findings.anomalies.unverified += 1;
                     return;
                 }
                 let ack_ms = self.rel_ms(e.ts_b) as u64;
@@ -32,6 +58,52 @@ impl Checker<'_> {
                     ack_ms,
                     broker: e.acked_by().unwrap_or(-1),
                     read_before,
+                    written: "acked",
+                });
+            }
+            EventKind::Acked if e.offset >= 0 => {
+                // stored: the ack's offset must hold it (a hole is fine: compaction)
+                let o = e.offset as usize;
+                let held = part.at_offset.get(o).copied();
+                let past_end = held.is_none() && part.complete;
+                let other = held.is_some_and(|h| h != EMPTY && h != me);
+                if past_end || other {
+                    self.findings.anomalies.inconsistent_offset += 1;
+                    let there = match held {
+                        None => "the final log ends before it".to_string(),
+                        Some(NOT_OURS) => "the final read holds a foreign record there".into(),
+                        Some(h) => format!(
+                            "the final read holds producer {} seq {} there",
+                            h >> 40,
+                            h & ((1 << 40) - 1)
+                        ),
+                    };
+                    let detail = format!(
+                        "acked at offset {}; {there}; this record is stored elsewhere",
+                        e.offset
+                    );
+                    self.example_of("inconsistent_offset", e, e.ts_b, Some(e.offset), detail);
+                }
+            }
+            EventKind::Indeterminate if !ps.stored.contains(e.seq) && ps.read.contains(e.seq) => {
+                // nobody knew whether it was written, but a consumer read it: it was, and
+                // the cluster no longer has it. Below a moved log start it may have expired
+                // instead; that cannot be told without its offset.
+                if !part.complete || part.log_start > 0 {
+                    self.findings.anomalies.unverified += 1;
+                    return;
+                }
+                let ack_ms = self.rel_ms(e.ts_b) as u64;
+                lost.push(LostRecord {
+                    gi,
+                    partition: name,
+                    offset: -1,
+                    producer: e.producer,
+                    seq: e.seq,
+                    ack_ms,
+                    broker: -1,
+                    read_before: true,
+                    written: "of unknown outcome, read by a consumer",
                 });
             }
             EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
@@ -137,17 +209,25 @@ impl Checker<'_> {
                     self.findings.anomalies.lost_read_before += 1;
                 }
                 *self.findings.lost_by_step.entry(cause.clone()).or_default() += 1;
-                let detail = format!(
-                    "acked at offset {} at t={}ms by broker {}, not in the final read{}; {how}",
-                    l.offset,
-                    l.ack_ms,
-                    l.broker,
-                    if l.read_before {
-                        " (a consumer had read it)"
-                    } else {
-                        ""
-                    }
-                );
+                let detail = if l.offset >= 0 {
+                    format!(
+                        "{} at offset {} at t={}ms by broker {}, not in the final read{}; {how}",
+                        l.written,
+                        l.offset,
+                        l.ack_ms,
+                        l.broker,
+                        if l.read_before {
+                            " (a consumer had read it)"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    format!(
+                        "{} (known at t={}ms), not in the final read; {how}",
+                        l.written, l.ack_ms
+                    )
+                };
                 self.example(
                     "lost",
                     Example {

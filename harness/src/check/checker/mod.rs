@@ -16,10 +16,14 @@
 //!
 //! **Lost** means acked and not in the final read of a partition the final read finished.
 //! That is stricter than "never read by anyone": a record a consumer saw before an unclean
-//! election truncated it is still gone, and is counted (as `lost_read_before`). Records of
-//! partitions the final read could not finish are `unverified`, never silently lost or
-//! kept.
+//! election truncated it is still gone, and is counted (as `lost_read_before`). So is a
+//! record whose outcome was unknown but that a consumer read (someone read it, so it was
+//! written). On a partition the final read could not finish, a missing acked record at or
+//! below the highest offset the read reached is lost too (Jepsen's rule); above it, it is
+//! `unverified`. An acked record below its partition's log start offset was removed by
+//! retention or compaction: `expired`, never lost.
 
+mod group;
 mod loss;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +41,10 @@ use crate::error::HarnessError;
 
 /// How many examples of each anomaly the report keeps.
 pub const EXAMPLES_KEPT: usize = 10;
+
+/// The longest a producer worker waits before it asks its client again after a refused
+/// send (`workers::produce`: 10 ms for a full queue, 100 ms otherwise).
+const REFUSAL_RETRY_MS: u32 = 100;
 
 const EMPTY: u64 = u64::MAX;
 const NOT_OURS: u64 = u64::MAX - 1;
@@ -58,6 +66,14 @@ pub struct CheckInput {
     pub window_threshold_ms: u64,
     /// Every worker log (role read from each header).
     pub logs: Vec<PathBuf>,
+    /// A producer instance making no attempt to send for longer than this, while the
+    /// workload runs, is silent.
+    pub silence_threshold_ms: u64,
+    /// Producer instances the workload started (0: unknown); one that never sent is
+    /// silent.
+    pub producers_expected: u32,
+    /// Worker processes that ended badly, as the run recorded them.
+    pub dead_workers: Vec<DeadWorker>,
 }
 
 #[derive(Default)]
@@ -73,22 +89,79 @@ struct ProducerSets {
     read: RoaringTreemap,
     /// Sent and without an outcome yet, as the producer log is read in order.
     in_flight: RoaringTreemap,
-    /// The sequence number of every extra copy the final read found.
-    duplicated: Vec<u64>,
-    /// Per renewal of this producer's client (index into `findings.client_renewals`): the
-    /// records in flight at that moment.
-    renewals: Vec<(usize, RoaringTreemap)>,
+    /// Every extra copy the final read found: sequence number, partition, offset.
+    duplicated: Vec<(u64, usize, i64)>,
+    /// Each renewal of this producer's client.
+    renewals: Vec<RenewalSeen>,
+    /// The highest offset acked so far on each partition (as the log is read in order).
+    acked_to: HashMap<usize, i64>,
+    /// Sends the client refused.
+    refused: u64,
+    /// The last attempt (sent or refused), ms since run start.
+    last_attempt: Option<u32>,
+    /// Stretches without an attempt longer than the silence threshold.
+    silences: Vec<(u32, u32)>,
 }
 
-#[derive(Default)]
+impl ProducerSets {
+    /// Notes an attempt to send at `t` (ms since run start); a gap since the last one
+    /// longer than `silence_ms` is a silence.
+    fn attempted(&mut self, t: u32, silence_ms: u32) {
+        if let Some(last) = self.last_attempt {
+            if t > last && t - last > silence_ms {
+                self.silences.push((last, t));
+            }
+        }
+        self.last_attempt = Some(self.last_attempt.map_or(t, |l| l.max(t)));
+    }
+}
+
+/// A renewal of one producer's client, with what decides which duplicates it explains.
+struct RenewalSeen {
+    /// Index into `findings.client_renewals`.
+    index: usize,
+    /// When the client began draining (µs).
+    drain_start_us: u64,
+    /// Records sent and without an outcome when the renewal took effect; narrowed after the
+    /// second pass to those sent before the drain began.
+    in_flight: RoaringTreemap,
+    /// The first sequence number sent at or after the drain began (second pass).
+    sent_from: Option<u64>,
+    /// The highest offset acked on each partition before the renewal: a re-sent copy is
+    /// stored after it.
+    acked_to: HashMap<usize, i64>,
+}
+
 struct PartitionData {
     complete: bool,
+    /// The log start offset the final read saw: what is below was removed by retention or
+    /// compaction.
+    log_start: i64,
+    /// The highest offset the final read reached (-1: none).
+    read_to: i64,
+    /// When the consumer group gave or took this partition: (ms, instance, assigned).
+    ownership: Vec<(u32, u32, bool)>,
     /// Record id at each offset (final read); EMPTY where nothing of ours was read.
     at_offset: Vec<u64>,
     /// First group delivery (ms since run start) of the record at each offset.
     first_delivery: Vec<u32>,
     produce: Activity,
     consume: Activity,
+}
+
+impl Default for PartitionData {
+    fn default() -> Self {
+        PartitionData {
+            complete: false,
+            log_start: 0,
+            read_to: -1,
+            ownership: Vec::new(),
+            at_offset: Vec::new(),
+            first_delivery: Vec::new(),
+            produce: Activity::default(),
+            consume: Activity::default(),
+        }
+    }
 }
 
 /// A lost record, kept until all are known so they can be attributed together.
@@ -101,6 +174,9 @@ struct LostRecord {
     ack_ms: u64,
     broker: i32,
     read_before: bool,
+    /// How it was known to be written: acked, or read by a consumer though its outcome
+    /// was unknown.
+    written: &'static str,
 }
 
 struct Checker<'a> {
@@ -222,6 +298,8 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         consumers_ran: false,
     };
     c.findings.final_read.partitions = n as u64;
+    c.findings.dead_workers = input.dead_workers.clone();
+    c.findings.anomalies.dead_workers = input.dead_workers.len() as u64;
     c.findings.steps = input.attribution.steps.clone();
 
     let mut by_role: BTreeMap<u8, Vec<(PathBuf, u32)>> = BTreeMap::new();
@@ -278,14 +356,16 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         })?;
     }
     c.windows();
-    c.explain_duplicates();
-    // 3b. producers, second pass: attribute and exemplify lost and unexpected records
+    c.silences();
+    // 3b. producers, second pass: attribute and exemplify lost and unexpected records, and
+    // find which records were sent before each renewal's drain began
     let mut lost = Vec::new();
     for (path, _) in &producer_logs {
         each_event(path, &mut cut, |e| {
             c.producer_verdict(e, &mut lost);
         })?;
     }
+    c.explain_duplicates();
     c.attribute_lost(lost);
     c.totals();
     c.unconsumed();
@@ -301,13 +381,18 @@ impl Checker<'_> {
             return;
         };
         match e.kind {
-            EventKind::ReadComplete => self.parts[gi].complete = true,
+            EventKind::ReadComplete | EventKind::ReadIncomplete => {
+                let part = &mut self.parts[gi];
+                part.complete |= e.kind == EventKind::ReadComplete;
+                part.log_start = part.log_start.max(e.log_start().unwrap_or(0));
+            }
             EventKind::Received | EventKind::Foreign | EventKind::Corrupt => {
                 if e.offset < 0 {
                     return;
                 }
                 let o = e.offset as usize;
                 let part = &mut self.parts[gi];
+                part.read_to = part.read_to.max(e.offset);
                 if part.at_offset.len() <= o {
                     part.at_offset.resize(o + 1, EMPTY);
                 }
@@ -335,18 +420,21 @@ impl Checker<'_> {
                 self.findings.final_read.records += 1;
                 if e.kind != EventKind::Received {
                     part.at_offset[o] = NOT_OURS;
-                    if e.kind == EventKind::Foreign {
+                    let (kind, detail) = if e.kind == EventKind::Foreign {
                         self.findings.anomalies.foreign += 1;
+                        ("foreign", "a record no producer of this run wrote")
                     } else {
                         self.findings.anomalies.corrupt += 1;
-                    }
+                        ("corrupt", "a record of ours whose checksum does not match")
+                    };
+                    self.example_of(kind, e, e.ts_b, Some(e.offset), detail.into());
                     return;
                 }
                 part.at_offset[o] = pack(e.producer, e.seq);
                 let name = self.part_name(e.topic, e.partition);
                 let ps = self.producer(e.producer);
                 if !ps.stored.insert(e.seq) {
-                    ps.duplicated.push(e.seq);
+                    ps.duplicated.push((e.seq, gi, e.offset));
                     self.findings.anomalies.duplicate += 1;
                     self.example_of(
                         "duplicate",
@@ -397,9 +485,13 @@ impl Checker<'_> {
             EventKind::Assigned => {
                 self.findings.consumers.assignments += 1;
                 position.remove(&key);
+                let t = self.rel_ms(e.ts_b);
+                self.parts[gi].ownership.push((t, e.instance, true));
             }
             EventKind::Revoked => {
                 position.remove(&key);
+                let t = self.rel_ms(e.ts_b);
+                self.parts[gi].ownership.push((t, e.instance, false));
             }
             EventKind::Received | EventKind::Foreign | EventKind::Corrupt => {
                 let recv = self.rel_ms(e.ts_b);
@@ -408,11 +500,12 @@ impl Checker<'_> {
                 // gaps and regressions, per consumer instance and partition
                 if let Some(prev) = position.insert(key, e.offset) {
                     if e.offset > prev + 1 {
-                        let existing = self.parts[gi]
-                            .at_offset
-                            .get((prev + 1) as usize..e.offset as usize)
-                            .map(|s| s.iter().filter(|x| **x != EMPTY).count())
-                            .unwrap_or(0);
+                        // the skipped offsets the final read holds (clamped to its length:
+                        // a jump past the end of the final log still skipped what is there)
+                        let held = &self.parts[gi].at_offset;
+                        let from = ((prev + 1) as usize).min(held.len());
+                        let to = (e.offset as usize).min(held.len());
+                        let existing = held[from..to].iter().filter(|x| **x != EMPTY).count();
                         if existing > 0 || !self.parts[gi].complete {
                             self.findings.anomalies.poll_gap += 1;
                             self.example("poll_gap", Example { partition: name.clone(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step.clone(), detail: format!("consumer {} jumped from offset {prev} to {} without a rebalance", e.instance, e.offset) });
@@ -484,7 +577,9 @@ impl Checker<'_> {
         let gi = self.part_index(e.topic, e.partition);
         match e.kind {
             EventKind::Sent => {
+                let silence = self.input.silence_threshold_ms as u32;
                 let ps = self.producer(e.producer);
+                ps.attempted(send, silence);
                 ps.sent.insert(e.seq);
                 // an outcome logged before its send (a very fast ack) ends nothing later
                 if !ps.acked.contains(e.seq)
@@ -500,6 +595,13 @@ impl Checker<'_> {
                 let step = self.input.attribution.label_at(done as u64).to_string();
                 let ps = self.producer(e.producer);
                 let in_flight = ps.in_flight.clone();
+                ps.renewals.push(RenewalSeen {
+                    index,
+                    drain_start_us: e.ts_a,
+                    in_flight: in_flight.clone(),
+                    sent_from: None,
+                    acked_to: ps.acked_to.clone(),
+                });
                 let renewal = ClientRenewal {
                     producer: e.producer,
                     kind: r.kind,
@@ -511,13 +613,16 @@ impl Checker<'_> {
                     in_flight: in_flight.len(),
                     step,
                 };
-                ps.renewals.push((index, in_flight));
                 self.findings.client_renewals.push(renewal);
             }
             EventKind::Acked => {
                 let ps = self.producer(e.producer);
                 ps.acked.insert(e.seq);
                 ps.in_flight.remove(e.seq);
+                if let Some(gi) = gi {
+                    let to = ps.acked_to.entry(gi).or_insert(-1);
+                    *to = (*to).max(e.offset);
+                }
                 let label = self.input.attribution.label_at(send as u64).to_string();
                 self.latency.ack(&label, e.ts_b.saturating_sub(e.ts_a));
                 if let Some(gi) = gi {
@@ -533,6 +638,20 @@ impl Checker<'_> {
                             part.consume.attempt(done, first.min(end).max(done));
                         }
                     }
+                }
+            }
+            EventKind::Refused => {
+                // an attempt the client would not take: the partition was not served
+                let silence = self.input.silence_threshold_ms as u32;
+                let ps = self.producer(e.producer);
+                ps.attempted(send, silence);
+                ps.refused += 1;
+                if let Some(gi) = gi {
+                    // pending until the client is asked again (the worker retries within
+                    // REFUSAL_RETRY_MS): refusals in a row make one stretch
+                    self.parts[gi]
+                        .produce
+                        .attempt(send, done.max(send + REFUSAL_RETRY_MS));
                 }
             }
             EventKind::Failed | EventKind::Indeterminate => {
@@ -551,16 +670,31 @@ impl Checker<'_> {
         }
     }
 
-    /// Splits the duplicates into those a client renewal explains (the record was in flight
-    /// when its producer's client bumped the epoch or took a new id) and the rest, and says
-    /// which renewal in each example.
+    /// Splits the duplicates into those a client renewal explains and the rest, and says
+    /// which renewal in each example. A renewal explains a copy when the record was sent
+    /// before the client began draining and still had no outcome when the new epoch or id
+    /// took effect (so the client re-sent it with new sequence numbers), and the copy is
+    /// stored after the last offset the producer had acked on that partition before the
+    /// renewal (so it is the re-sent one). Records queued during the drain were never sent
+    /// under the old epoch and explain nothing.
     fn explain_duplicates(&mut self) {
+        for ps in self.producers.values_mut() {
+            for r in &mut ps.renewals {
+                if let Some(first) = r.sent_from {
+                    r.in_flight.remove_range(first..);
+                }
+                self.findings.client_renewals[r.index].in_flight = r.in_flight.len();
+            }
+        }
+        let explains = |r: &RenewalSeen, seq: u64, gi: usize, offset: i64| {
+            r.in_flight.contains(seq) && offset > r.acked_to.get(&gi).copied().unwrap_or(-1)
+        };
         let mut explained = 0;
         for ps in self.producers.values() {
             explained += ps
                 .duplicated
                 .iter()
-                .filter(|seq| ps.renewals.iter().any(|(_, r)| r.contains(**seq)))
+                .filter(|(seq, gi, o)| ps.renewals.iter().any(|r| explains(r, *seq, *gi, *o)))
                 .count() as u64;
         }
         self.findings.anomalies.duplicate_after_epoch_bump = explained;
@@ -571,14 +705,20 @@ impl Checker<'_> {
             let Some(ps) = self.producers.get(&ex.producer) else {
                 continue;
             };
-            let Some((index, _)) = ps.renewals.iter().find(|(_, r)| r.contains(ex.seq)) else {
+            let copy = ps
+                .duplicated
+                .iter()
+                .find(|(seq, _, o)| *seq == ex.seq && Some(*o) == ex.offset);
+            let renewal = copy
+                .and_then(|(seq, gi, o)| ps.renewals.iter().find(|r| explains(r, *seq, *gi, *o)));
+            let Some(r) = renewal else {
                 if ps.idempotent {
                     ex.detail
                         .push_str("; idempotent, and no epoch bump of its producer explains it");
                 }
                 continue;
             };
-            let r = &self.findings.client_renewals[*index];
+            let r = &self.findings.client_renewals[r.index];
             ex.detail.push_str(&format!(
                 "; in flight when producer {}'s client made its {} at t={}ms after {} \
                  (re-sent with new sequence numbers: librdkafka#4953)",
@@ -587,12 +727,60 @@ impl Checker<'_> {
         }
     }
 
+    /// The producer instances that stopped trying to send: a stretch without an attempt
+    /// longer than the silence threshold, up to the producers' stop; and instances the
+    /// workload started that never sent at all.
+    fn silences(&mut self) {
+        let th = self.input.silence_threshold_ms as u32;
+        let stop = self.input.attribution.producers_end_ms.map(|t| t as u32);
+        let mut ids: Vec<u32> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        let mut silent = 0;
+        let mut attempting = 0;
+        for id in ids {
+            let ps = &self.producers[&id];
+            let Some(last) = ps.last_attempt else {
+                continue;
+            };
+            attempting += 1;
+            let mut stretches: Vec<(u32, u32, bool)> =
+                ps.silences.iter().map(|(a, b)| (*a, *b, false)).collect();
+            if let Some(stop) = stop {
+                if stop > last && stop - last > th {
+                    stretches.push((last, stop, true));
+                }
+            }
+            if stretches.is_empty() {
+                continue;
+            }
+            silent += 1;
+            for (start, end, until_stop) in stretches {
+                let step = self.input.attribution.label_at(start as u64).to_string();
+                self.findings.producer_silences.push(ProducerSilence {
+                    producer: id,
+                    start_ms: start as u64,
+                    end_ms: end as u64,
+                    step,
+                    until_stop,
+                });
+            }
+        }
+        let never = u64::from(self.input.producers_expected).saturating_sub(attempting);
+        self.findings.anomalies.silent_producers = silent + never;
+    }
+
     fn windows(&mut self) {
         let th = self.input.window_threshold_ms as u32;
         let mut cluster_produce = Activity::default();
         let mut cluster_consume = Activity::default();
         let mut out = Vec::new();
         let consumers = self.input.attribution.consumers_end_ms.is_some();
+        // per partition, the milliseconds in which the group itself held it up
+        let pauses: Vec<roaring::RoaringBitmap> = self
+            .parts
+            .iter()
+            .map(|p| group::paused(&p.ownership, th))
+            .collect();
         for (ti, t) in self.input.topics.iter().enumerate() {
             for p in 0..t.partitions {
                 let gi = self.partition_base[ti] + p as usize;
@@ -608,17 +796,26 @@ impl Checker<'_> {
                         continue;
                     }
                     for s in act.windows(th) {
-                        out.push((name.clone(), kind.clone(), s));
+                        let kind = match kind {
+                            WindowKind::Consume => group::consume_kind(&s, &pauses[gi], th),
+                            ref k => k.clone(),
+                        };
+                        out.push((name.clone(), kind, s));
                     }
                 }
             }
         }
+        let group_paused = group::all_paused(&pauses);
         for (kind, act) in [
             (WindowKind::Produce, &cluster_produce),
             (WindowKind::Consume, &cluster_consume),
         ] {
             for s in act.windows(th) {
-                out.push((WindowSubject::Cluster, kind.clone(), s));
+                let kind = match kind {
+                    WindowKind::Consume => group::consume_kind(&s, &group_paused, th),
+                    ref k => k.clone(),
+                };
+                out.push((WindowSubject::Cluster, kind, s));
             }
         }
         // report order: by start, then kind and subject as report.json spells them
@@ -660,6 +857,7 @@ impl Checker<'_> {
             t.acked += p.acked.len();
             t.failed += p.failed.len();
             t.indeterminate += p.indeterminate.len();
+            t.refused += p.refused;
             let mut outcome = p.acked.clone();
             outcome |= &p.failed;
             outcome |= &p.indeterminate;

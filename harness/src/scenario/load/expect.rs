@@ -37,7 +37,12 @@ pub(crate) struct RawExpect {
     poll_gaps: Option<Spanned<RawBound>>,
     poll_regressions: Option<Spanned<RawBound>>,
     unconsumed: Option<Spanned<RawBound>>,
+    foreign: Option<Spanned<RawBound>>,
+    corrupt: Option<Spanned<RawBound>>,
+    silent_producers: Option<Spanned<RawBound>>,
+    dead_workers: Option<Spanned<RawBound>>,
     max_unavailable_ms: Option<Spanned<i64>>,
+    max_rebalance_pause_ms: Option<Spanned<i64>>,
     min_acked: Option<Spanned<i64>>,
     unreadable_partitions: Option<Spanned<RawBound>>,
     #[serde(default)]
@@ -134,7 +139,7 @@ pub(super) fn validate(
         })
     };
     // every bounded anomaly: the scenario's bound, else its default (one place: Anomaly)
-    let raw_bounds: [(Anomaly, &Option<Spanned<RawBound>>); 8] = [
+    let raw_bounds: [(Anomaly, &Option<Spanned<RawBound>>); 12] = [
         (Anomaly::Lost, &re.lost),
         (Anomaly::Duplicate, &re.duplicates),
         (Anomaly::Reordered, &re.reordered),
@@ -143,6 +148,10 @@ pub(super) fn validate(
         (Anomaly::PollGap, &re.poll_gaps),
         (Anomaly::PollRegression, &re.poll_regressions),
         (Anomaly::Unconsumed, &re.unconsumed),
+        (Anomaly::Foreign, &re.foreign),
+        (Anomaly::Corrupt, &re.corrupt),
+        (Anomaly::SilentProducer, &re.silent_producers),
+        (Anomaly::DeadWorker, &re.dead_workers),
     ];
     let bounds = raw_bounds
         .into_iter()
@@ -163,6 +172,11 @@ pub(super) fn validate(
                 )
             }),
             max_unavailable_ms: nonneg(&re.max_unavailable_ms, p, "expect.max_unavailable_ms"),
+            max_rebalance_pause_ms: nonneg(
+                &re.max_rebalance_pause_ms,
+                p,
+                "expect.max_rebalance_pause_ms",
+            ),
             min_acked: nonneg(&re.min_acked, p, "expect.min_acked").unwrap_or(1),
             unreadable_partitions: p.bound(
                 &re.unreadable_partitions,
