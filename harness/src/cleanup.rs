@@ -3,8 +3,107 @@
 //! Every process a run starts carries `kmh.run=RUN_ID` in its command line (`-Dkmh.run=`
 //! for JVMs, `--tag kmh.run=` for workers). Cleanup finds them in `/proc` and kills them
 //! (SIGCONT first, so paused ones die too). It is idempotent: a second call finds nothing.
+//!
+//! It never touches a live run: every run registers its coordinator (pid and start time,
+//! [`crate::rundir::coordinator`]). Without `--run`, cleanup removes what belongs to
+//! registered runs whose coordinator is gone, and names the rest: runs still running, and
+//! leftovers of runs it has no record of (another user's, another cache directory's).
+//! `--run` names one run; `--force` removes regardless.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::cluster::CleanupScope;
+use crate::rundir::coordinator::Coordinator;
+use crate::rundir::RunRecord;
+
+/// What a cleanup will touch, decided before anything is removed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The runs it may remove the leftovers of.
+    pub scope: CleanupScope,
+    /// Registered runs left alone: their coordinator is alive.
+    pub spared: Vec<Coordinator>,
+    /// Runs with leftover processes and no registered coordinator (another user's or
+    /// another cache directory's run, or one of an older harness): left alone unless
+    /// forced.
+    pub unknown: Vec<String>,
+}
+
+/// The run a `--run` argument names: a run directory (as `harness run` printed it), the
+/// name of one under `runs/`, or a run id.
+pub fn resolve_run(arg: &str) -> String {
+    for dir in [PathBuf::from(arg), Path::new("runs").join(arg)] {
+        if let Ok(record) = RunRecord::load(&dir) {
+            return record.run_id;
+        }
+        // a coordinator killed before it wrote run.json left this much
+        if let Some(c) = Coordinator::of_run_dir(&dir) {
+            return c.run_id;
+        }
+    }
+    arg.to_string()
+}
+
+/// Decides what a cleanup may remove. `run` (a run id, directory or name): that run, unless
+/// its coordinator is alive. `None`: every registered run whose coordinator is gone. With
+/// `force`: the named run, or every run, whatever its coordinator does.
+pub fn plan(run: Option<&str>, force: bool) -> Plan {
+    let registered = Coordinator::registered();
+    let live: Vec<Coordinator> = registered
+        .iter()
+        .filter(|c| c.is_alive())
+        .cloned()
+        .collect();
+    let is_live = |id: &str| live.iter().any(|c| c.run_id == id);
+    match (run.map(resolve_run), force) {
+        (Some(id), true) => Plan {
+            scope: CleanupScope::run(&id),
+            spared: Vec::new(),
+            unknown: Vec::new(),
+        },
+        (Some(id), false) => Plan {
+            spared: live.iter().filter(|c| c.run_id == id).cloned().collect(),
+            scope: CleanupScope {
+                runs: Some(if is_live(&id) { Vec::new() } else { vec![id] }),
+            },
+            unknown: Vec::new(),
+        },
+        (None, true) => Plan {
+            scope: CleanupScope::everything(),
+            spared: Vec::new(),
+            unknown: Vec::new(),
+        },
+        (None, false) => {
+            let dead: Vec<String> = registered
+                .iter()
+                .filter(|c| !is_live(&c.run_id))
+                .map(|c| c.run_id.clone())
+                .collect();
+            let mut unknown: Vec<String> = find(&CleanupScope::everything())
+                .into_iter()
+                .map(|l| l.run_id)
+                .filter(|id| !registered.iter().any(|c| &c.run_id == id))
+                .collect();
+            unknown.sort();
+            unknown.dedup();
+            Plan {
+                scope: CleanupScope { runs: Some(dead) },
+                spared: live,
+                unknown,
+            }
+        }
+    }
+}
+
+/// Forgets the registered runs `scope` covered whose coordinator is gone (their leftovers
+/// were just removed).
+pub fn forget_dead(scope: &CleanupScope) {
+    for c in Coordinator::registered() {
+        if scope.covers(&c.run_id) && !c.is_alive() {
+            Coordinator::forget(&c.run_id);
+        }
+    }
+}
 
 /// A process that belonged to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +116,8 @@ pub struct Leftover {
     pub command: String,
 }
 
-/// Processes tagged by a run (`run_id`: only that run's).
-pub fn find(run_id: Option<&str>) -> Vec<Leftover> {
+/// Processes tagged by the runs `scope` covers.
+pub fn find(scope: &CleanupScope) -> Vec<Leftover> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -43,7 +142,7 @@ pub fn find(run_id: Option<&str>) -> Vec<Leftover> {
             .iter()
             .find_map(|a| a.split_once("kmh.run=").map(|(_, id)| id.to_string()));
         let Some(tag) = tag else { continue };
-        if run_id.is_some_and(|r| r != tag) {
+        if !scope.covers(&tag) {
             continue;
         }
         let command = args
@@ -67,10 +166,10 @@ pub fn find(run_id: Option<&str>) -> Vec<Leftover> {
     out
 }
 
-/// Kills every leftover of `run_id` (or of any run) and waits until they are gone.
+/// Kills every leftover process of the runs `scope` covers and waits until they are gone.
 /// Returns what it killed.
-pub fn cleanup(run_id: Option<&str>) -> Vec<Leftover> {
-    let found = find(run_id);
+pub fn cleanup(scope: &CleanupScope) -> Vec<Leftover> {
+    let found = find(scope);
     for l in &found {
         // SAFETY: plain kill(2); a pid that vanished meanwhile just returns ESRCH.
         unsafe {

@@ -19,6 +19,7 @@
 //! | [`report`] | verdict, `report.json`, `junit.xml`, terminal summary |
 //! | [`run`] | one run: workers, phases, the step executor (one file per action family), final read |
 //! | [`cleanup`] | removing what crashed runs left behind |
+//! | [`cli`] | the command line's shape (clap); `main.rs` runs it |
 //!
 //! The worker side (record and log formats, producer/consumer loops) is the `workers`
 //! crate. Errors are split by domain in [`error`], which also documents the exit codes;
@@ -26,6 +27,7 @@
 
 pub mod check;
 pub mod cleanup;
+pub mod cli;
 pub mod cluster;
 pub mod error;
 pub mod fault;

@@ -3,214 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use harness::cli::*;
 use harness::error::{Exit, HarnessError};
 use harness::{check, cleanup, report, run, scenario, Shutdown};
-
-#[derive(Parser)]
-#[command(
-    name = "harness",
-    version,
-    about = "Run a Kafka migration under load and prove it lost nothing"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a scenario on a fresh cluster, check the logs and give a verdict.
-    Run {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// Run directory (default: runs/NAME-TIMESTAMP).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run on this backend instead of the scenario's (`local` or `docker`); run.json
-        /// records which.
-        #[arg(long)]
-        backend: Option<BackendArg>,
-    },
-    /// Check (again) a run directory, also one cut short by a crash.
-    Check {
-        /// The run directory.
-        run_dir: PathBuf,
-    },
-    /// Validate scenario files without running anything (exit 2 when one is invalid, 3 when
-    /// one is valid but this machine cannot run it).
-    Validate {
-        /// Scenario files.
-        #[arg(required = true)]
-        scenarios: Vec<PathBuf>,
-    },
-    /// The Docker backend's images (node, worker, and the base they are built on).
-    Images {
-        #[command(subcommand)]
-        command: ImagesCommand,
-    },
-    /// Remove what crashed runs left: processes, namespaces, bridges, firewall rules, and
-    /// (Docker) containers and networks labelled by a run, copying worker logs out first.
-    Cleanup {
-        /// Only this run id.
-        #[arg(long)]
-        run: Option<String>,
-    },
-    /// (internal) The delaying TCP proxy a run puts in front of a broker.
-    #[command(hide = true)]
-    Proxy {
-        /// Address to listen on (the broker's advertised address).
-        #[arg(long)]
-        listen: std::net::SocketAddr,
-        /// The broker's own listener.
-        #[arg(long)]
-        target: std::net::SocketAddr,
-        /// File holding `LATENCY_MS JITTER_MS`.
-        #[arg(long)]
-        control: PathBuf,
-        /// `kmh.run=RUN_ID`, for `harness cleanup`.
-        #[arg(long)]
-        tag: Option<String>,
-    },
-    /// ZooKeeper tools: subtree copy and diff between ensembles.
-    Zk {
-        #[command(subcommand)]
-        command: ZkCommand,
-    },
-    /// Migrations on their own, against any cluster (also the one a run made).
-    Migrate {
-        #[command(subcommand)]
-        command: MigrateCommand,
-    },
-    /// The Kafka/ZooKeeper distribution.
-    Dist {
-        #[command(subcommand)]
-        command: DistCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum ZkCommand {
-    /// Copy the subtree at PATH from the SRC ensemble to DST in multi-op transactions,
-    /// skipping ephemeral nodes.
-    Copy {
-        /// Source connect string (`host:port,…`).
-        src: String,
-        /// Target connect string.
-        dst: String,
-        /// Subtree, e.g. `/kafka`.
-        path: String,
-        /// Operations per transaction.
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
-        /// Data bytes per transaction (under the server's jute.maxbuffer, 1 MiB by default).
-        #[arg(long, default_value_t = 512 * 1024)]
-        max_batch_bytes: usize,
-        /// Catch-up pass: only nodes modified at or after this time (ms since epoch).
-        #[arg(long)]
-        mtime_after: Option<i64>,
-        /// Delete target nodes under PATH that the source no longer has (ephemerals kept).
-        #[arg(long)]
-        prune: bool,
-    },
-    /// Probe every server (create, watch, set, delete, over and over) until stopped or for
-    /// `--for`; one JSON line per operation to `--log`.
-    Smoke {
-        /// Servers, `host:port,host:port`: each is probed on its own session.
-        servers: String,
-        /// Where to append the probe log.
-        #[arg(long)]
-        log: PathBuf,
-        /// Time between cycles, e.g. `200ms`.
-        #[arg(long, default_value = "200ms")]
-        interval: String,
-        /// Stop after this long (default: at SIGTERM/Ctrl-C).
-        #[arg(long = "for")]
-        duration: Option<String>,
-        /// `kmh.run=RUN_ID`, for `harness cleanup`; also names the probe nodes.
-        #[arg(long)]
-        tag: Option<String>,
-    },
-    /// Compare the subtree at PATH on two ensembles; exit 1 when they differ.
-    Diff {
-        /// First connect string.
-        first: String,
-        /// Second connect string.
-        second: String,
-        /// Subtree.
-        path: String,
-        /// Compare ephemeral nodes too.
-        #[arg(long)]
-        include_ephemerals: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum MigrateCommand {
-    /// Replace brokers: move every replica from each old broker id to its new id, topic by
-    /// topic, recording each topic moved in a bookkeeping topic; run it again after a crash
-    /// and it resumes. Progress as JSON lines on stdout.
-    Brokers {
-        /// `host:port,…` of the cluster.
-        #[arg(long)]
-        bootstrap: String,
-        /// Old broker id → new broker id, e.g. `1=4,2=5,3=6`.
-        #[arg(long)]
-        map: String,
-        /// The topic recording which topics are done (created on the new brokers).
-        #[arg(long)]
-        bookkeeping_topic: String,
-        /// Replication throttle, e.g. `10MB` (bytes/s); unthrottled by default.
-        #[arg(long)]
-        throttle: Option<String>,
-        /// Longest wait for one topic's move, e.g. `10m`.
-        #[arg(long, default_value = "10m")]
-        topic_timeout: String,
-        /// `kmh.run=RUN_ID`, for `harness cleanup`, when a run drives the migration.
-        #[arg(long)]
-        tag: Option<String>,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum BackendArg {
-    Local,
-    Docker,
-}
-
-#[derive(Subcommand)]
-enum ImagesCommand {
-    /// Build the node and worker images (and, with no --base, a Debian base made with
-    /// debootstrap and `docker import`); only what is missing or out of date.
-    Build {
-        /// A JRE image to build on (needs a registry, or the image already on the engine),
-        /// e.g. eclipse-temurin:17-jre.
-        #[arg(long)]
-        base: Option<String>,
-        /// Kafka version of the node image.
-        #[arg(long, default_value = "3.9.1")]
-        kafka: String,
-        /// Rebuild the node and worker images even when up to date.
-        #[arg(long)]
-        force: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum DistCommand {
-    /// Assemble the distribution from Maven Central into the cache (again).
-    Fetch {
-        /// Kafka version.
-        #[arg(long, default_value = "3.9.1")]
-        kafka: String,
-    },
-    /// Print the distribution directory in use (fetching it if needed).
-    Path {
-        /// Kafka version.
-        #[arg(long, default_value = "3.9.1")]
-        kafka: String,
-    },
-}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -290,15 +86,43 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 Ok(Exit::Pass)
             }
         }
-        Command::Cleanup { run } => {
+        Command::Cleanup { run, force } => {
+            let plan = cleanup::plan(run.as_deref(), force);
+            for c in &plan.spared {
+                println!(
+                    "left alone: run {} is still running (coordinator pid {}, {}); --force removes it anyway",
+                    c.run_id,
+                    c.pid,
+                    c.run_dir.display()
+                );
+            }
+            for id in &plan.unknown {
+                println!(
+                    "left alone: run {id} has processes but no registered coordinator here (another user's or cache directory's run?); `--run {id}` or --force removes it"
+                );
+            }
+            // the one run asked for is alive: refused (a sweep goes on without it)
+            if let (Some(arg), false) = (&run, plan.spared.is_empty()) {
+                return Err(HarnessError::Missing {
+                    what: format!("run {arg} is still running; nothing removed"),
+                    hint: "stop it first (Ctrl-C ends a run and cleans up), or add --force".into(),
+                });
+            }
+            if let (Some(arg), Some([only])) = (&run, plan.scope.runs.as_deref()) {
+                if arg != only {
+                    println!("run {only} (from {arg})");
+                }
+            }
+            let scope = &plan.scope;
             // containers first: their workers get a SIGTERM and their logs are copied out
             // (on a local engine their processes are tagged too, and would die unflushed)
-            let docker = harness::cluster::docker::cleanup(run.as_deref());
-            let killed = cleanup::cleanup(run.as_deref());
+            let docker = harness::cluster::docker::cleanup(scope);
+            let killed = cleanup::cleanup(scope);
             for l in &killed {
                 println!("killed {} (run {}): {}", l.pid, l.run_id, l.command);
             }
-            let net = harness::cluster::netns::cleanup(run.as_deref());
+            let net = harness::cluster::netns::cleanup(scope);
+            cleanup::forget_dead(scope);
             for n in &net.namespaces {
                 println!("deleted namespace {n}");
             }

@@ -1112,7 +1112,7 @@ fn inject_producer_that_never_sent(s: &mut Sim) -> Vec<(&'static str, u64)> {
 /// A consumer worker exited with an error.
 fn inject_dead_worker(s: &mut Sim) -> Vec<(&'static str, u64)> {
     s.dead.push(DeadWorker {
-        worker: "consume-0".into(),
+        worker: "consumer-0".into(),
         how: "exited with status 1".into(),
         seen_ms: 7000,
         stderr: "worker: consumer: broker transport failure".into(),

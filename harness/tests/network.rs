@@ -367,13 +367,13 @@ fn cleanup_removes_what_a_dead_run_left() {
     let net = Network::create(&run, &["a".into(), "b".into()]).unwrap();
     std::mem::forget(net); // as if the coordinator was SIGKILLed
     assert!(sh(&["ip", "netns", "list"]).unwrap().contains(&tag));
-    let found = netns::cleanup(Some(&run));
+    let found = netns::cleanup(&harness::cluster::CleanupScope::run(&run));
     assert_eq!(found.namespaces.len(), 2, "{found:?}");
     assert_eq!(found.bridges.len(), 1, "{found:?}");
     assert_eq!(found.rules.len(), 1, "{found:?}");
     assert!(!sh(&["ip", "netns", "list"]).unwrap().contains(&tag));
     assert!(!sh(&["iptables-save"]).unwrap().contains(&run));
-    let again = netns::cleanup(Some(&run));
+    let again = netns::cleanup(&harness::cluster::CleanupScope::run(&run));
     assert!(again.namespaces.is_empty() && again.bridges.is_empty() && again.rules.is_empty());
     let _ = Instant::now();
 }

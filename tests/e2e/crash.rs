@@ -135,7 +135,7 @@ fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
             let id = guard.run_id().expect("run.json");
             let producer = tagged_processes(&id)
                 .into_iter()
-                .find(|p| p.contains("produce-0.json"));
+                .find(|p| p.contains("producer-0.json"));
             if let Some(p) = producer {
                 break p.split(':').next().unwrap().parse::<i32>().unwrap();
             }
@@ -161,7 +161,7 @@ fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
         report["dead_workers"]
     );
     let dead = &report["dead_workers"][0];
-    assert_eq!(dead["worker"], "produce-0");
+    assert_eq!(dead["worker"], "producer-0");
     assert!(dead["how"].as_str().unwrap().contains("signal"), "{dead}");
     // its two instances stopped trying to send, until the producers were stopped
     assert_eq!(

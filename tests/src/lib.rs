@@ -119,9 +119,11 @@ impl RunGuard {
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
+        // the test owns this run: forced, in case its coordinator still runs (a failed
+        // assertion before it ended)
         if let Some(id) = self.run_id() {
             let _ = Command::new(harness_bin())
-                .args(["cleanup", "--run", &id])
+                .args(["cleanup", "--run", &id, "--force"])
                 .output();
         }
     }

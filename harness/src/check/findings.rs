@@ -279,7 +279,7 @@ pub struct ProducerSilence {
 /// A worker process that did not end cleanly.
 #[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct DeadWorker {
-    /// Worker name (`produce-0`, `consume-1`).
+    /// Worker name (`producer-0`, `consumer-1`).
     pub worker: String,
     /// How it ended (exit status, signal, killed at stop).
     pub how: String,

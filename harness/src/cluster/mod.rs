@@ -17,6 +17,9 @@ pub mod host;
 mod lifecycle;
 pub mod netns;
 mod node;
+mod scope;
+
+pub use scope::CleanupScope;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};

@@ -177,6 +177,8 @@ pub fn run_scenario(
     let run_dir = &std::path::absolute(run_dir)?;
     std::fs::write(run_dir.join("scenario.toml"), scenario_text)?;
     let run_id = new_run_id(&scenario.name);
+    // before anything is started: `harness cleanup` must know this run is alive
+    let _registered = rundir::coordinator::Coordinator::this(&run_id, run_dir).register()?;
     let mut tl = Timeline::open(run_dir)?;
     let started_ms = now_ms();
     tl.record(&TimelineEvent::RunStart {

@@ -43,7 +43,7 @@ impl WorkerProcess {
 /// A worker process that did not end cleanly.
 #[derive(Debug, Clone)]
 pub struct FailedWorker {
-    /// Its name (`produce-0`).
+    /// Its name (`producer-0`).
     pub worker: String,
     /// How it ended.
     pub how: String,

@@ -7,8 +7,10 @@
 //! timeline.jsonl  steps, phases, snapshots      logs/*.log    binary worker logs
 //! nodes/NAME/     node config, data, logs       workers/      worker configs, status, stderr
 //! report.json     the checker's findings        junit.xml     one test case per expectation
+//! coordinator.json  who ran it (pid, start time): cleanup leaves a live run alone
 //! ```
 
+pub mod coordinator;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};

@@ -117,7 +117,7 @@ pub enum TimelineEvent {
     WorkerFailed {
         /// When the harness saw it.
         t_ms: u64,
-        /// Worker name (`produce-0`).
+        /// Worker name (`producer-0`).
         worker: String,
         /// How it ended.
         how: String,

@@ -46,7 +46,7 @@ pub struct DockerLeftovers {
 /// container's log is copied to where its run wanted it first, so a killed run's logs can
 /// still be checked. With no engine configured or running, nothing is done and `skipped`
 /// says why.
-pub fn cleanup(run_id: Option<&str>) -> DockerLeftovers {
+pub fn cleanup(scope: &crate::cluster::CleanupScope) -> DockerLeftovers {
     let mut out = DockerLeftovers::default();
     let configured = std::env::var_os("DOCKER_HOST").is_some()
         || std::path::Path::new("/var/run/docker.sock").exists();
@@ -62,8 +62,9 @@ pub fn cleanup(run_id: Option<&str>) -> DockerLeftovers {
             return out;
         }
     };
-    let containers = match engine.containers_labelled(RUN_LABEL, run_id) {
-        Ok(c) => c,
+    let covered = |l: &engine::Labelled| l.labels.get(RUN_LABEL).is_some_and(|r| scope.covers(r));
+    let containers = match engine.containers_labelled(RUN_LABEL, None) {
+        Ok(c) => c.into_iter().filter(|c| covered(c)).collect::<Vec<_>>(),
         Err(e) => {
             out.skipped = Some(e.to_string());
             return out;
@@ -86,8 +87,8 @@ pub fn cleanup(run_id: Option<&str>) -> DockerLeftovers {
             out.containers.push(c.name);
         }
     }
-    if let Ok(nets) = engine.networks_labelled(RUN_LABEL, run_id) {
-        for n in nets {
+    if let Ok(nets) = engine.networks_labelled(RUN_LABEL, None) {
+        for n in nets.into_iter().filter(|n| covered(n)) {
             if engine.remove_network(&n.name).is_ok() {
                 out.networks.push(n.name);
             }

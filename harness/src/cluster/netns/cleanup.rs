@@ -15,22 +15,23 @@ pub struct NetworkLeftovers {
     pub rules: Vec<String>,
 }
 
-/// Removes the namespaces, bridges and root rules of a run (`None`: of every run).
-pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
+/// The tag in a name that starts with `prefix` followed by the tag.
+fn tag_after<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    name.strip_prefix(prefix).and_then(|rest| rest.get(..6))
+}
+
+/// Removes the namespaces, bridges and root rules of the runs `scope` covers.
+pub fn cleanup(scope: &crate::cluster::CleanupScope) -> NetworkLeftovers {
     let mut out = NetworkLeftovers::default();
-    let tag = run_id.map(run_tag);
-    let ns_prefix = match &tag {
-        Some(t) => format!("{NS_PREFIX}{t}-"),
-        None => NS_PREFIX.to_string(),
-    };
+    let covered =
+        |name: &str, prefix: &str| tag_after(name, prefix).is_some_and(|t| scope.covers_tag(t));
     for line in sh(&["ip", "netns", "list"]).unwrap_or_default().lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        if name.starts_with(&ns_prefix) && sh(&["ip", "netns", "del", name]).is_ok() {
+        if covered(name, NS_PREFIX) && sh(&["ip", "netns", "del", name]).is_ok() {
             out.namespaces.push(name.to_string());
         }
     }
     // a deleted namespace's veths go away asynchronously: wait, then delete stragglers
-    let veth_prefix = format!("kmhv{}", tag.as_deref().unwrap_or(""));
     let veths = || -> Vec<String> {
         sh(&["ip", "-o", "link", "show"])
             .unwrap_or_default()
@@ -40,7 +41,7 @@ pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
                     .nth(1)
                     .map(|n| n.split('@').next().unwrap_or("").to_string())
             })
-            .filter(|n| n.starts_with(&veth_prefix))
+            .filter(|n| covered(n, "kmhv"))
             .collect()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -50,10 +51,6 @@ pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
     for v in veths() {
         let _ = sh(&["ip", "link", "del", &v]);
     }
-    let br_prefix = match &tag {
-        Some(t) => format!("{BRIDGE_PREFIX}{t}"),
-        None => BRIDGE_PREFIX.to_string(),
-    };
     for line in sh(&["ip", "-o", "link", "show", "type", "bridge"])
         .unwrap_or_default()
         .lines()
@@ -65,20 +62,22 @@ pub fn cleanup(run_id: Option<&str>) -> NetworkLeftovers {
             .split('@')
             .next()
             .unwrap_or("");
-        if name.starts_with(&br_prefix) && sh(&["ip", "link", "del", name]).is_ok() {
+        if covered(name, BRIDGE_PREFIX) && sh(&["ip", "link", "del", name]).is_ok() {
             out.bridges.push(name.to_string());
         }
     }
-    let needle = match run_id {
-        Some(id) => format!("kmh.run={id}"),
-        None => "kmh.run=".to_string(),
-    };
     for table in ["filter"] {
         for line in sh(&["iptables", "-w", "-t", table, "-S"])
             .unwrap_or_default()
             .lines()
         {
-            if !line.starts_with("-A ") || !line.contains(&needle) {
+            // the comment `kmh.run=ID` (quoted or not) names the run
+            let run = line.split_once("kmh.run=").map(|(_, rest)| {
+                rest.split(|c: char| c == '"' || c.is_whitespace())
+                    .next()
+                    .unwrap_or("")
+            });
+            if !line.starts_with("-A ") || !run.is_some_and(|r| scope.covers(r)) {
                 continue;
             }
             // `-A CHAIN spec…` → `-D CHAIN spec…`, tokenized the way iptables-save quotes

@@ -1,0 +1,218 @@
+//! The command line's shape: every subcommand and its arguments (clap). `main.rs` runs them;
+//! here so that tests can parse what the README says a user types
+//! (`Cli::try_parse_from`) without running anything.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Run a Kafka migration under load and prove it lost nothing"
+)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a scenario on a fresh cluster, check the logs and give a verdict.
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Run directory (default: runs/NAME-TIMESTAMP).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run on this backend instead of the scenario's (`local` or `docker`); run.json
+        /// records which.
+        #[arg(long)]
+        backend: Option<BackendArg>,
+    },
+    /// Check (again) a run directory, also one cut short by a crash.
+    Check {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Validate scenario files without running anything (exit 2 when one is invalid, 3 when
+    /// one is valid but this machine cannot run it).
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// The Docker backend's images (node, worker, and the base they are built on).
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+    /// Remove what crashed runs left: processes, namespaces, bridges, firewall rules, and
+    /// (Docker) containers and networks labelled by a run, copying worker logs out first.
+    /// A run whose coordinator (`harness run`) is still alive is left alone and named.
+    Cleanup {
+        /// Only this run: its directory (as `harness run` printed it), its name under
+        /// `runs/`, or its run id.
+        #[arg(long)]
+        run: Option<String>,
+        /// Remove the leftovers of runs whose coordinator is still alive too.
+        #[arg(long)]
+        force: bool,
+    },
+    /// (internal) The delaying TCP proxy a run puts in front of a broker.
+    #[command(hide = true)]
+    Proxy {
+        /// Address to listen on (the broker's advertised address).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The broker's own listener.
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// File holding `LATENCY_MS JITTER_MS`.
+        #[arg(long)]
+        control: PathBuf,
+        /// `kmh.run=RUN_ID`, for `harness cleanup`.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// ZooKeeper tools: subtree copy and diff between ensembles.
+    Zk {
+        #[command(subcommand)]
+        command: ZkCommand,
+    },
+    /// Migrations on their own, against any cluster (also the one a run made).
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
+    /// The Kafka/ZooKeeper distribution.
+    Dist {
+        #[command(subcommand)]
+        command: DistCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ZkCommand {
+    /// Copy the subtree at PATH from the SRC ensemble to DST in multi-op transactions,
+    /// skipping ephemeral nodes.
+    Copy {
+        /// Source connect string (`host:port,…`).
+        src: String,
+        /// Target connect string.
+        dst: String,
+        /// Subtree, e.g. `/kafka`.
+        path: String,
+        /// Operations per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Data bytes per transaction (under the server's jute.maxbuffer, 1 MiB by default).
+        #[arg(long, default_value_t = 512 * 1024)]
+        max_batch_bytes: usize,
+        /// Catch-up pass: only nodes modified at or after this time (ms since epoch).
+        #[arg(long)]
+        mtime_after: Option<i64>,
+        /// Delete target nodes under PATH that the source no longer has (ephemerals kept).
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Probe every server (create, watch, set, delete, over and over) until stopped or for
+    /// `--for`; one JSON line per operation to `--log`.
+    Smoke {
+        /// Servers, `host:port,host:port`: each is probed on its own session.
+        servers: String,
+        /// Where to append the probe log.
+        #[arg(long)]
+        log: PathBuf,
+        /// Time between cycles, e.g. `200ms`.
+        #[arg(long, default_value = "200ms")]
+        interval: String,
+        /// Stop after this long (default: at SIGTERM/Ctrl-C).
+        #[arg(long = "for")]
+        duration: Option<String>,
+        /// `kmh.run=RUN_ID`, for `harness cleanup`; also names the probe nodes.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Compare the subtree at PATH on two ensembles; exit 1 when they differ.
+    Diff {
+        /// First connect string.
+        first: String,
+        /// Second connect string.
+        second: String,
+        /// Subtree.
+        path: String,
+        /// Compare ephemeral nodes too.
+        #[arg(long)]
+        include_ephemerals: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MigrateCommand {
+    /// Replace brokers: move every replica from each old broker id to its new id, topic by
+    /// topic, recording each topic moved in a bookkeeping topic; run it again after a crash
+    /// and it resumes. Progress as JSON lines on stdout.
+    Brokers {
+        /// `host:port,…` of the cluster.
+        #[arg(long)]
+        bootstrap: String,
+        /// Old broker id → new broker id, e.g. `1=4,2=5,3=6`.
+        #[arg(long)]
+        map: String,
+        /// The topic recording which topics are done (created on the new brokers).
+        #[arg(long)]
+        bookkeeping_topic: String,
+        /// Replication throttle, e.g. `10MB` (bytes/s); unthrottled by default.
+        #[arg(long)]
+        throttle: Option<String>,
+        /// Longest wait for one topic's move, e.g. `10m`.
+        #[arg(long, default_value = "10m")]
+        topic_timeout: String,
+        /// `kmh.run=RUN_ID`, for `harness cleanup`, when a run drives the migration.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackendArg {
+    Local,
+    Docker,
+}
+
+#[derive(Subcommand)]
+pub enum ImagesCommand {
+    /// Build the node and worker images (and, with no --base, a Debian base made with
+    /// debootstrap and `docker import`); only what is missing or out of date.
+    Build {
+        /// A JRE image to build on (needs a registry, or the image already on the engine),
+        /// e.g. eclipse-temurin:17-jre.
+        #[arg(long)]
+        base: Option<String>,
+        /// Kafka version of the node image.
+        #[arg(long, default_value = "3.9.1")]
+        kafka: String,
+        /// Rebuild the node and worker images even when up to date.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DistCommand {
+    /// Assemble the distribution from Maven Central into the cache (again).
+    Fetch {
+        /// Kafka version.
+        #[arg(long, default_value = "3.9.1")]
+        kafka: String,
+    },
+    /// Print the distribution directory in use (fetching it if needed).
+    Path {
+        /// Kafka version.
+        #[arg(long, default_value = "3.9.1")]
+        kafka: String,
+    },
+}

@@ -1,0 +1,282 @@
+//! The README is a contract: every scenario example in it validates, every `harness`
+//! command in it parses, it names every field the loader accepts and every argument each
+//! action takes, and its report.json example has every field report.json has. Each check
+//! reads the README as a user does, so an example cannot drift from the code.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use clap::Parser;
+use harness::cli::Cli;
+use harness::scenario;
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap()
+}
+
+/// The bodies of the README's fenced blocks of `lang`.
+fn blocks(text: &str, lang: &str) -> Vec<String> {
+    let fence = format!("```{lang}\n");
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&fence) {
+        let body = &rest[i + fence.len()..];
+        let end = body.find("```").expect("a closed fence");
+        out.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    out
+}
+
+/// The scenario example of the README (the one TOML block).
+fn example() -> String {
+    let toml = blocks(&readme(), "toml");
+    assert_eq!(toml.len(), 1, "one scenario example in the README");
+    toml[0].clone()
+}
+
+#[test]
+fn the_scenario_example_validates() {
+    let text = example();
+    let s = scenario::parse(Path::new("README.md"), &text)
+        .unwrap_or_else(|e| panic!("the README's scenario example does not validate:\n{e}"));
+    assert!(!s.steps.is_empty());
+}
+
+/// A value for each placeholder the README's commands use.
+fn placeholder(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "SCENARIO" | "SCENARIO..." => "scenarios/rolling-restart.toml",
+        "DIR" | "RUN_DIR" => "runs/example",
+        "RUN" | "ID" => "rolling-restart-1795320141-ab12",
+        "SRC" | "DST" | "A" | "B" | "SERVERS" => "127.0.0.1:2181",
+        "FILE" => "runs/example/logs/zk-smoke.jsonl",
+        "PATH" => "/kafka",
+        "N" | "MS" => "100",
+        "BYTES" => "524288",
+        "V" => "3.9.1",
+        "IMAGE" => "eclipse-temurin:17-jre",
+        "T" => "migration-bookkeeping",
+        "H:P,…" => "127.0.0.1:9092",
+        "D" => "10m",
+        _ => return None,
+    })
+}
+
+/// Every `harness …` command the README shows: in code spans and in shell blocks.
+fn commands(text: &str) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        // shell lines: `./target/release/harness …` (after `&&` too)
+        for part in line.split("&&") {
+            let part = part.trim();
+            if let Some(cmd) = part.strip_prefix("./target/release/harness ") {
+                out.insert(format!("harness {cmd}"));
+            }
+        }
+        // code spans
+        for (i, span) in line.split('`').enumerate() {
+            if i % 2 == 1 && span.starts_with("harness ") {
+                out.insert(span.to_string());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[test]
+fn every_harness_command_in_the_readme_parses() {
+    let mut checked = 0;
+    for cmd in commands(&readme()) {
+        // a mention, not an example (`harness run … --backend docker`)
+        if cmd.contains('…') && !cmd.contains("H:P,…") {
+            continue;
+        }
+        // `[--opt X]`: the option is part of the example
+        let words: Vec<String> = cmd
+            .replace(['[', ']'], " ")
+            .split_whitespace()
+            .map(|w| {
+                // an upper-case word without digits (`SCENARIO`, `H:P,…`; not `10MB`)
+                let upper = w.chars().any(|c| c.is_ascii_uppercase())
+                    && w.chars()
+                        .all(|c| !c.is_ascii_lowercase() && !c.is_ascii_digit());
+                if upper && !w.starts_with('-') {
+                    placeholder(w)
+                        .unwrap_or_else(|| {
+                            panic!("`{cmd}`: no value for placeholder `{w}` in this test")
+                        })
+                        .to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        match Cli::try_parse_from(&words) {
+            Ok(_) => checked += 1,
+            // a bare mention (`harness run`, `harness migrate brokers`)
+            Err(e)
+                if e.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                    && words.len() <= 3
+                    && !cmd.contains("--") =>
+            {
+                continue
+            }
+            Err(e) => panic!("the README's `{cmd}` does not parse as {words:?}:\n{e}"),
+        }
+    }
+    assert!(checked >= 10, "only {checked} commands found in the README");
+}
+
+/// The fields the loader accepts in one table: serde's "expected one of" list, for a
+/// field nobody accepts put into that table of the README's example.
+fn accepted(example: &str, insert_after: &str) -> Vec<String> {
+    let text = if insert_after.is_empty() {
+        format!("zz_unknown = 1\n{example}")
+    } else {
+        assert!(
+            example.contains(insert_after),
+            "no `{insert_after}` in the example"
+        );
+        example.replacen(insert_after, &format!("{insert_after}\nzz_unknown = 1"), 1)
+    };
+    accepted_in(&text)
+}
+
+fn accepted_in(text: &str) -> Vec<String> {
+    let err = scenario::parse(Path::new("README.md"), text)
+        .expect_err("an unknown field is refused")
+        .to_string();
+    let list = err
+        .split_once("expected one of ")
+        .or_else(|| err.split_once("expected "))
+        .unwrap_or_else(|| panic!("no list of fields in: {err}"))
+        .1;
+    // "`a`, `b`, `c`" or "`a` or `b`"
+    list.lines()
+        .next()
+        .unwrap()
+        .split(", ")
+        .flat_map(|f| f.split(" or "))
+        .map(|f| f.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn the_readme_names_every_field_the_loader_accepts() {
+    let example = example();
+    let mentioned = |field: &str| {
+        example
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w == field)
+    };
+    let topic = {
+        let line = example
+            .lines()
+            .find(|l| l.starts_with("topics = ["))
+            .unwrap();
+        let with = line.replacen(" }]", ", zz_unknown = 1 }]", 1);
+        accepted_in(&example.replacen(line, &with, 1))
+    };
+    let tables = [
+        ("(top level)", accepted(&example, "")),
+        ("[cluster]", accepted(&example, "[cluster]")),
+        ("[workload]", accepted(&example, "[workload]")),
+        ("a topic", topic),
+        ("[check]", accepted(&example, "[check]                       # optional")),
+        ("[expect]", accepted(&example, "[expect]                      # each a count bound: 0 (at most), \"> 0\", \">= 10\", \"== 3\", \"any\"")),
+        ("[expect.step.\"…\"]", accepted(&example, "[expect.step.\"roll the brokers\"]   # optional, per step: what is attributed to that step")),
+        ("[expect.ensemble.…]", accepted(&example, "[expect.ensemble.source]      # optional, per ensemble (needs zookeeper_smoke): as its clients see it")),
+    ];
+    let mut missing = Vec::new();
+    for (table, fields) in &tables {
+        assert!(!fields.is_empty(), "{table}: no fields found");
+        for f in fields {
+            if !mentioned(f) {
+                missing.push(format!("{table} {f}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "fields the loader accepts and the README's example does not name: {missing:?}"
+    );
+}
+
+#[test]
+fn the_readme_lists_every_argument_of_every_action() {
+    let text = readme();
+    let example = example();
+    let steps_at = example.find("[[step]]").unwrap();
+    let steps_end = example.find("[check]").unwrap();
+    let mut missing = Vec::new();
+    for kw in scenario::actions::keywords() {
+        // the rows of the actions table whose first cell names the keyword
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("| `")
+                    && l.split('|')
+                        .nth(1)
+                        .is_some_and(|cell| cell.contains(&format!("`{kw}`")))
+            })
+            .collect();
+        assert!(
+            !rows.is_empty(),
+            "no row for `{kw}` in the README's actions table"
+        );
+        let step = format!("[[step]]\nname = \"s\"\ndo = \"{kw}\"\nzz_unknown = 1\n\n");
+        let scenario = format!("{}{step}{}", &example[..steps_at], &example[steps_end..]);
+        let errs = scenario::parse(Path::new("README.md"), &scenario).unwrap_err();
+        let Some(e) = errs.0.iter().find(|e| e.field.ends_with("zz_unknown")) else {
+            panic!("`{kw}`: the unknown field was not reported: {errs}");
+        };
+        let takes = e.hint.split_once("takes: ").map(|(_, t)| t).unwrap_or("");
+        if takes.starts_with("nothing") {
+            continue;
+        }
+        for arg in takes
+            .split(", ")
+            .map(|a| a.trim().trim_matches('`'))
+            .filter(|a| !a.is_empty() && *a != "nothing")
+        {
+            if !rows.iter().any(|r| r.contains(&format!("`{arg}`"))) {
+                missing.push(format!("{kw}: {arg}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "action arguments the README's table does not list: {missing:?}"
+    );
+}
+
+#[test]
+fn the_report_example_has_every_field_of_report_json() {
+    let text = readme();
+    let json = blocks(&text, "json");
+    assert_eq!(json.len(), 1, "one report.json example in the README");
+    let documented: serde_json::Value = serde_json::from_str(&json[0])
+        .unwrap_or_else(|e| panic!("the README's report.json example is not JSON: {e}"));
+    let s = scenario::parse(Path::new("README.md"), &example()).unwrap();
+    let report = harness::report::build(&s, "id", 0, harness::check::Findings::default());
+    let actual = serde_json::to_value(&report).unwrap();
+    let mut missing = Vec::new();
+    for (key, value) in actual.as_object().unwrap() {
+        let Some(doc) = documented.get(key) else {
+            missing.push(key.clone());
+            continue;
+        };
+        if let (Some(fields), Some(doc)) = (value.as_object(), doc.as_object()) {
+            for k in fields.keys() {
+                if !doc.contains_key(k) {
+                    missing.push(format!("{key}.{k}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "report.json fields the README's example lacks: {missing:?}"
+    );
+}
