@@ -1011,6 +1011,16 @@ fn a_lost_stretch_without_an_outage_is_blamed_on_the_step_in_force_when_it_began
     );
 }
 
+/// A clean run with one injection, checked: every counter is what the injection says.
+#[track_caller]
+fn injected(inject: fn(&mut Sim) -> Vec<(&'static str, u64)>) -> Findings {
+    let mut s = Sim::clean();
+    let expected = inject(&mut s);
+    let f = s.check();
+    assert_only(&f, &expected);
+    f
+}
+
 // ---------------------------------------------------------------------------------------
 // Injections: each puts exactly one kind of anomaly into a clean run. The guard below runs
 // every one of them and requires that every counter of the report has one.
@@ -1260,10 +1270,7 @@ fn every_counter_of_the_report_is_found_when_injected_and_is_zero_when_clean() {
 
 #[test]
 fn records_removed_by_retention_are_expired_not_lost() {
-    let mut s = Sim::clean();
-    let expected = inject_expired(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_expired);
     let ex = &f.examples["expired"][0];
     assert!(
         ex.detail.contains("below the log start offset 10"),
@@ -1273,20 +1280,14 @@ fn records_removed_by_retention_are_expired_not_lost() {
 
 #[test]
 fn a_partial_final_read_vouches_for_the_offsets_it_reached() {
-    let mut s = Sim::clean();
-    let expected = inject_partial_final_read(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_partial_final_read);
     assert_eq!(f.examples["lost"][0].offset, Some(50));
     assert_eq!(f.final_read.incomplete, vec!["t/2".to_string()]);
 }
 
 #[test]
 fn a_record_of_unknown_outcome_that_a_consumer_read_and_that_vanished_is_lost() {
-    let mut s = Sim::clean();
-    let expected = inject_indeterminate_read_then_gone(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_indeterminate_read_then_gone);
     assert!(
         f.examples["lost"][0]
             .detail
@@ -1312,10 +1313,7 @@ fn a_record_of_unknown_outcome_that_a_consumer_read_and_that_vanished_is_lost() 
 
 #[test]
 fn an_ack_naming_an_offset_where_another_record_is_stored_is_inconsistent() {
-    let mut s = Sim::clean();
-    let expected = inject_ack_offset_mismatch(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_ack_offset_mismatch);
     let ex = &f.examples["inconsistent_offset"][0];
     assert!(
         ex.detail.contains("holds producer 1 seq 40 there"),
@@ -1325,18 +1323,12 @@ fn an_ack_naming_an_offset_where_another_record_is_stored_is_inconsistent() {
 
 #[test]
 fn a_consumer_jumping_past_the_end_of_the_final_log_still_skipped_what_is_there() {
-    let mut s = Sim::clean();
-    let expected = inject_gap_past_the_end(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_gap_past_the_end);
 }
 
 #[test]
 fn a_producer_that_stops_trying_is_silent_and_one_refused_by_its_client_is_not() {
-    let mut s = Sim::clean();
-    let expected = inject_silent_producer(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_silent_producer);
     let silence = &f.producer_silences[0];
     assert_eq!((silence.producer, silence.start_ms), (1, 2491));
     assert_eq!((silence.end_ms, silence.until_stop), (8000, true));
@@ -1399,19 +1391,13 @@ fn refused_sends_in_a_row_are_a_produce_window() {
 
 #[test]
 fn a_dead_worker_is_a_finding_with_its_stderr() {
-    let mut s = Sim::clean();
-    let expected = inject_dead_worker(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_dead_worker);
     assert!(f.dead_workers[0].stderr.contains("transport failure"));
 }
 
 #[test]
 fn foreign_and_corrupt_records_are_counted_with_examples() {
-    let mut s = Sim::clean();
-    let expected = inject_foreign_and_corrupt(&mut s);
-    let f = s.check();
-    assert_only(&f, &expected);
+    let f = injected(inject_foreign_and_corrupt);
     assert_eq!(f.examples["foreign"].len(), 1);
     assert_eq!(f.examples["corrupt"].len(), 1);
     assert_eq!(f.final_read.records, 602);

@@ -146,5 +146,15 @@ fn a_delayed_leader_costs_latency_and_nothing_else() {
         "records to the slow leader waited at least its 200 ms: {slow}"
     );
     assert!(after < 100.0, "the heal removed the delay: {after}");
+    // slow is not down: no partition stopped acking for a window (1 s), and no client
+    // gave up on a request (no epoch bump or new producer id)
+    let windows: Vec<&Value> = r["unavailability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "produce")
+        .collect();
+    assert!(windows.is_empty(), "a slow leader is not unavailable: {windows:?}");
+    assert_eq!(r["client_renewals"], serde_json::json!([]), "{}", o.summary);
     assert_nothing_left(o.guard.run_id().as_deref().unwrap());
 }
