@@ -133,11 +133,8 @@ fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
         let tl = std::fs::read_to_string(dir.join("timeline.jsonl")).unwrap_or_default();
         if tl.contains("\"name\":\"stop kafka2\"") {
             let id = guard.run_id().expect("run.json");
-            let producer = tagged_processes(&id)
-                .into_iter()
-                .find(|p| p.contains("producer-0.json"));
-            if let Some(p) = producer {
-                break p.split(':').next().unwrap().parse::<i32>().unwrap();
+            if let Some(pid) = worker_pid(&id, "producer-0.json") {
+                break pid;
             }
         }
         assert!(child.try_wait().unwrap().is_none(), "the run ended first");
@@ -184,4 +181,16 @@ fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
     assert_eq!(failed, ["silent_producers", "dead_workers"], "{summary}");
     // nothing else was blamed on the death: what it acked is in the final read
     assert_eq!(report["anomalies"]["lost"], 0);
+}
+
+/// The pid of the run's worker whose config file is `config` (its full command line: the
+/// shortened one `tagged_processes` gives may end before the file name).
+fn worker_pid(run_id: &str, config: &str) -> Option<i32> {
+    let tag = format!("kmh.run={run_id}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+        let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        (cmd.contains(&tag) && cmd.contains(config)).then_some(pid)
+    })
 }
