@@ -123,6 +123,14 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
             }
             let net = harness::cluster::netns::cleanup(scope);
             cleanup::forget_dead(scope);
+            let kept = harness::cluster::netns::remaining_namespaces();
+            if !kept.is_empty() && plan.scope.runs.is_some() {
+                println!(
+                    "left alone: {} namespace(s) of runs not in scope ({}); --force removes them",
+                    kept.len(),
+                    kept.join(", ")
+                );
+            }
             for n in &net.namespaces {
                 println!("deleted namespace {n}");
             }

@@ -1326,7 +1326,10 @@ fn a_consumer_jumping_past_the_end_of_the_final_log_still_skipped_what_is_there(
     let f = injected(inject_gap_past_the_end);
     // partition 1 holds offsets 0..=199: the consumer read 197, then 204
     let gap = &f.examples["poll_gap"][0];
-    assert!(gap.detail.contains("jumped from offset 197 to 204"), "{gap:?}");
+    assert!(
+        gap.detail.contains("jumped from offset 197 to 204"),
+        "{gap:?}"
+    );
 }
 
 #[test]

@@ -154,7 +154,10 @@ fn a_delayed_leader_costs_latency_and_nothing_else() {
         .iter()
         .filter(|w| w["kind"] == "produce")
         .collect();
-    assert!(windows.is_empty(), "a slow leader is not unavailable: {windows:?}");
+    assert!(
+        windows.is_empty(),
+        "a slow leader is not unavailable: {windows:?}"
+    );
     assert_eq!(r["client_renewals"], serde_json::json!([]), "{}", o.summary);
     assert_nothing_left(o.guard.run_id().as_deref().unwrap());
 }

@@ -15,6 +15,17 @@ pub struct NetworkLeftovers {
     pub rules: Vec<String>,
 }
 
+/// The namespaces of any run still on this machine (what a cleanup left alone).
+pub fn remaining_namespaces() -> Vec<String> {
+    sh(&["ip", "netns", "list"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(NS_PREFIX))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The tag in a name that starts with `prefix` followed by the tag.
 fn tag_after<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     name.strip_prefix(prefix).and_then(|rest| rest.get(..6))

@@ -30,7 +30,7 @@
 mod cleanup;
 mod faults;
 
-pub use cleanup::{cleanup, NetworkLeftovers};
+pub use cleanup::{cleanup, remaining_namespaces, NetworkLeftovers};
 use faults::Added;
 
 use std::collections::BTreeMap;
