@@ -186,11 +186,5 @@ pub fn cleanup(scope: &CleanupScope) -> Vec<Leftover> {
 
 fn alive(pid: i32) -> bool {
     // a zombie (killed, not yet reaped by its parent) counts as gone
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(") ")
-                .map(|(_, rest)| !rest.starts_with('Z'))
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
+    u32::try_from(pid).is_ok_and(|p| crate::rundir::coordinator::start_ticks(p).is_some())
 }

@@ -1,12 +1,13 @@
 //! A coordinator killed mid-run (SIGKILL: no chance to clean up) leaves a run directory
-//! `harness check` can read, and processes `harness cleanup` removes — idempotently.
+//! `harness check` can read, and processes `harness cleanup` removes — idempotently. A
+//! worker killed mid-run is a finding of the run, not a warning.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    cluster_lock, harness_bin, require_prerequisites, run_dir, start_run, tagged_processes,
-    wait_bounded, RunGuard,
+    cluster_lock, harness_bin, require_prerequisites, run_dir, start_run, tagged_process_with,
+    tagged_processes, wait_bounded, RunGuard,
 };
 
 #[test]
@@ -133,8 +134,8 @@ fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
         let tl = std::fs::read_to_string(dir.join("timeline.jsonl")).unwrap_or_default();
         if tl.contains("\"name\":\"stop kafka2\"") {
             let id = guard.run_id().expect("run.json");
-            if let Some(pid) = worker_pid(&id, "producer-0.json") {
-                break pid;
+            if let Some(pid) = tagged_process_with(&id, "producer-0.json") {
+                break pid as i32;
             }
         }
         assert!(child.try_wait().unwrap().is_none(), "the run ended first");
@@ -181,16 +182,4 @@ fn a_producer_worker_killed_mid_run_fails_the_run_and_is_named_in_the_report() {
     assert_eq!(failed, ["silent_producers", "dead_workers"], "{summary}");
     // nothing else was blamed on the death: what it acked is in the final read
     assert_eq!(report["anomalies"]["lost"], 0);
-}
-
-/// The pid of the run's worker whose config file is `config` (its full command line: the
-/// shortened one `tagged_processes` gives may end before the file name).
-fn worker_pid(run_id: &str, config: &str) -> Option<i32> {
-    let tag = format!("kmh.run={run_id}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-        let raw = std::fs::read(e.path().join("cmdline")).ok()?;
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        (cmd.contains(&tag) && cmd.contains(config)).then_some(pid)
-    })
 }

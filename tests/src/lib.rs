@@ -129,14 +129,14 @@ impl Drop for RunGuard {
     }
 }
 
-/// Processes tagged with a run id (as `harness cleanup` finds them).
-pub fn tagged_processes(run_id: &str) -> Vec<String> {
+/// Every live process tagged with a run id: pid and full command line.
+fn tagged(run_id: &str) -> Vec<(u32, String)> {
     let needle = format!("kmh.run={run_id}");
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
-        }
+        };
         let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };
@@ -145,14 +145,27 @@ pub fn tagged_processes(run_id: &str) -> Vec<String> {
             .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
             .unwrap_or(true);
         if cmd.contains(&needle) && !zombie {
-            out.push(format!(
-                "{}: {}",
-                e.file_name().to_string_lossy(),
-                &cmd[..cmd.len().min(100)]
-            ));
+            out.push((pid, cmd));
         }
     }
     out
+}
+
+/// Processes tagged with a run id (as `harness cleanup` finds them), shortened for messages.
+pub fn tagged_processes(run_id: &str) -> Vec<String> {
+    tagged(run_id)
+        .into_iter()
+        .map(|(pid, cmd)| format!("{pid}: {}", &cmd[..cmd.len().min(100)]))
+        .collect()
+}
+
+/// The pid of the run's process whose full command line contains `text` (a worker's config
+/// file, say: the shortened lines of [`tagged_processes`] may end before it).
+pub fn tagged_process_with(run_id: &str, text: &str) -> Option<u32> {
+    tagged(run_id)
+        .into_iter()
+        .find(|(_, cmd)| cmd.contains(text))
+        .map(|(pid, _)| pid)
 }
 
 /// Starts `harness run SCENARIO --out DIR`.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Action, PaceAction, Scenario};
+use super::{Action, PaceAction, Scenario, Topic};
 
 /// The shortest the run can take while producers write: warm-up, every `sleep` step and
 /// settle (the other steps only add to it).
@@ -21,6 +21,15 @@ pub fn shortest_load(scenario: &Scenario) -> Duration {
     scenario.workload.warmup + sleeps + scenario.workload.settle
 }
 
+/// A numeric setting: the topic's, else the broker's — with where it came from.
+fn topic_or_broker(t: &Topic, key: &str, broker: Option<(i64, String)>) -> Option<(i64, String)> {
+    t.config
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .map(|v| (v, format!("topic {} {key}", t.name)))
+        .or(broker)
+}
+
 /// The warnings for `scenario`, each a full sentence naming the setting.
 pub fn warnings(scenario: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
@@ -32,32 +41,21 @@ pub fn warnings(scenario: &Scenario) -> Vec<String> {
         w.producer.rate * f64::from(w.producers) * w.producer.size as f64 * load.as_secs_f64()
             / f64::from(partitions);
     let broker = &scenario.cluster.broker_config;
-    let broker_ms = broker
-        .get("log.retention.ms")
-        .and_then(|v| v.parse::<i64>().ok())
-        .or_else(|| {
-            broker
-                .get("log.retention.minutes")
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(|m| m * 60_000)
-        })
-        .or_else(|| {
-            broker
-                .get("log.retention.hours")
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(|h| h * 3_600_000)
-        });
-    let broker_bytes = broker
-        .get("log.retention.bytes")
-        .and_then(|v| v.parse::<i64>().ok());
+    let broker_value = |key: &str| broker.get(key).and_then(|v| v.parse::<i64>().ok());
+    // Kafka reads the finest unit given
+    let broker_ms = [
+        ("log.retention.ms", 1),
+        ("log.retention.minutes", 60_000),
+        ("log.retention.hours", 3_600_000),
+    ]
+    .into_iter()
+    .find_map(|(key, ms)| {
+        broker_value(key).map(|v| (v * ms, "broker log.retention.*".to_string()))
+    });
+    let broker_bytes =
+        broker_value("log.retention.bytes").map(|v| (v, "broker log.retention.bytes".to_string()));
     for t in &w.topics {
-        let ms = t
-            .config
-            .get("retention.ms")
-            .and_then(|v| v.parse::<i64>().ok())
-            .map(|v| (v, format!("topic {} retention.ms", t.name)))
-            .or_else(|| broker_ms.map(|v| (v, "broker log.retention.*".to_string())));
-        if let Some((ms, what)) = ms {
+        if let Some((ms, what)) = topic_or_broker(t, "retention.ms", broker_ms.clone()) {
             if ms >= 0 && (ms as u128) < load.as_millis() {
                 out.push(format!(
                     "{what} = {ms} ms is shorter than the load (at least {} s): records older than that are deleted during the run and reported as `expired`, not lost — and not verified either",
@@ -65,13 +63,7 @@ pub fn warnings(scenario: &Scenario) -> Vec<String> {
                 ));
             }
         }
-        let bytes = t
-            .config
-            .get("retention.bytes")
-            .and_then(|v| v.parse::<i64>().ok())
-            .map(|v| (v, format!("topic {} retention.bytes", t.name)))
-            .or_else(|| broker_bytes.map(|v| (v, "broker log.retention.bytes".to_string())));
-        if let Some((bytes, what)) = bytes {
+        if let Some((bytes, what)) = topic_or_broker(t, "retention.bytes", broker_bytes.clone()) {
             if bytes >= 0 && (bytes as f64) < per_partition_bytes {
                 out.push(format!(
                     "{what} = {bytes} is less than the ~{} bytes a partition of {} receives over the load: its oldest records are deleted during the run and reported as `expired`, not lost",

@@ -42,7 +42,7 @@ impl Checker<'_> {
                 }
                 // a partition the final read could not finish still vouches for the
                 // offsets it reached (Jepsen's rule)
-                let reached = e.offset >= 0 && e.offset <= part.read_to;
+                let reached = e.offset >= 0 && (e.offset as usize) < part.at_offset.len();
                 if !part.complete && !reached {
                     // whether the cluster still holds it is unknown, read before or not
                     self.findings.anomalies.unverified += 1;

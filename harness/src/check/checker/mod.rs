@@ -137,11 +137,10 @@ struct PartitionData {
     /// The log start offset the final read saw: what is below was removed by retention or
     /// compaction.
     log_start: i64,
-    /// The highest offset the final read reached (-1: none).
-    read_to: i64,
     /// When the consumer group gave or took this partition: (ms, instance, assigned).
     ownership: Vec<(u32, u32, bool)>,
-    /// Record id at each offset (final read); EMPTY where nothing of ours was read.
+    /// Record id at each offset (final read); EMPTY where nothing of ours was read. Its
+    /// length is one past the highest offset the final read reached.
     at_offset: Vec<u64>,
     /// First group delivery (ms since run start) of the record at each offset.
     first_delivery: Vec<u32>,
@@ -154,7 +153,6 @@ impl Default for PartitionData {
         PartitionData {
             complete: false,
             log_start: 0,
-            read_to: -1,
             ownership: Vec::new(),
             at_offset: Vec::new(),
             first_delivery: Vec::new(),
@@ -392,7 +390,6 @@ impl Checker<'_> {
                 }
                 let o = e.offset as usize;
                 let part = &mut self.parts[gi];
-                part.read_to = part.read_to.max(e.offset);
                 if part.at_offset.len() <= o {
                     part.at_offset.resize(o + 1, EMPTY);
                 }
