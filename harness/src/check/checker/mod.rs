@@ -132,6 +132,7 @@ struct RenewalSeen {
     acked_to: HashMap<usize, i64>,
 }
 
+#[derive(Default)]
 struct PartitionData {
     complete: bool,
     /// The log start offset the final read saw: what is below was removed by retention or
@@ -148,19 +149,6 @@ struct PartitionData {
     consume: Activity,
 }
 
-impl Default for PartitionData {
-    fn default() -> Self {
-        PartitionData {
-            complete: false,
-            log_start: 0,
-            ownership: Vec::new(),
-            at_offset: Vec::new(),
-            first_delivery: Vec::new(),
-            produce: Activity::default(),
-            consume: Activity::default(),
-        }
-    }
-}
 
 /// A lost record, kept until all are known so they can be attributed together.
 struct LostRecord {
