@@ -149,7 +149,6 @@ struct PartitionData {
     consume: Activity,
 }
 
-
 /// A lost record, kept until all are known so they can be attributed together.
 struct LostRecord {
     gi: usize,
