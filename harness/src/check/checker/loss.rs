@@ -50,15 +50,8 @@ impl Checker<'_> {
                 }
                 let ack_ms = self.rel_ms(e.ts_b) as u64;
                 lost.push(LostRecord {
-                    gi,
-                    partition: name,
-                    offset: e.offset,
-                    producer: e.producer,
-                    seq: e.seq,
-                    ack_ms,
-                    broker: e.acked_by().unwrap_or(-1),
                     read_before,
-                    written: "acked",
+                    ..LostRecord::acked(e, gi, name, ack_ms)
                 });
             }
             EventKind::Acked if e.offset >= 0 => {
@@ -93,17 +86,13 @@ impl Checker<'_> {
                     self.findings.anomalies.unverified += 1;
                     return;
                 }
-                let ack_ms = self.rel_ms(e.ts_b) as u64;
+                let known_ms = self.rel_ms(e.ts_b) as u64;
                 lost.push(LostRecord {
-                    gi,
-                    partition: name,
                     offset: -1,
-                    producer: e.producer,
-                    seq: e.seq,
-                    ack_ms,
                     broker: -1,
                     read_before: true,
                     written: "of unknown outcome, read by a consumer",
+                    ..LostRecord::acked(e, gi, name, known_ms)
                 });
             }
             EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {

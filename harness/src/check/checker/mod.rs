@@ -164,6 +164,23 @@ struct LostRecord {
     written: &'static str,
 }
 
+impl LostRecord {
+    /// The record of an `Acked` event `e` on partition `gi`, acked at `ack_ms`.
+    fn acked(e: &Event, gi: usize, partition: String, ack_ms: u64) -> LostRecord {
+        LostRecord {
+            gi,
+            partition,
+            offset: e.offset,
+            producer: e.producer,
+            seq: e.seq,
+            ack_ms,
+            broker: e.acked_by().unwrap_or(-1),
+            read_before: false,
+            written: "acked",
+        }
+    }
+}
+
 struct Checker<'a> {
     input: &'a CheckInput,
     /// Global partition index of (topic index, partition).
