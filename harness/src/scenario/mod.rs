@@ -19,4 +19,4 @@ pub use actions::{
 pub use load::{line_col, load, parse};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};
-pub use warnings::{shortest_load, warnings};
+pub use warnings::warnings;

@@ -9,7 +9,7 @@ use super::{Action, PaceAction, Scenario, Topic};
 
 /// The shortest the run can take while producers write: warm-up, every `sleep` step and
 /// settle (the other steps only add to it).
-pub fn shortest_load(scenario: &Scenario) -> Duration {
+fn shortest_load(scenario: &Scenario) -> Duration {
     let sleeps: Duration = scenario
         .steps
         .iter()
