@@ -36,7 +36,12 @@ fn main() {
         .unwrap_or(2_000_000);
     let partitions: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
     let producers = 8u32;
-    let dir = tempfile::tempdir().unwrap();
+    // BENCH_DIR: write the logs there and keep them (to profile the check alone:
+    // `bench_checker --check-only DIR PARTITIONS END_MS`, as printed)
+    let kept = std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = kept.as_deref().unwrap_or(temp.path());
+    std::fs::create_dir_all(dir).unwrap();
     let header = |role: Role, flags: u32| LogHeader {
         version: FORMAT_VERSION,
         role,
@@ -49,13 +54,12 @@ fn main() {
 
     let t = Instant::now();
     let mut prod = LogWriter::create(
-        &dir.path().join("p.log"),
+        &dir.join("p.log"),
         &header(Role::Produce, FLAG_IDEMPOTENT | FLAG_ORDERED),
     )
     .unwrap();
-    let mut cons = LogWriter::create(&dir.path().join("c.log"), &header(Role::Consume, 0)).unwrap();
-    let mut fin =
-        LogWriter::create(&dir.path().join("f.log"), &header(Role::FinalRead, 0)).unwrap();
+    let mut cons = LogWriter::create(&dir.join("c.log"), &header(Role::Consume, 0)).unwrap();
+    let mut fin = LogWriter::create(&dir.join("f.log"), &header(Role::FinalRead, 0)).unwrap();
     let mut next_offset = vec![0i64; partitions as usize];
     for p in 0..partitions as i32 {
         cons.append(&Event {
@@ -78,9 +82,18 @@ fn main() {
                 partition,
                 offset,
                 ts_a: send,
-                ..Event::new(EventKind::Sent)
+                ..Event::new(EventKind::Acked)
             };
-            prod.append(&base).unwrap();
+            if seq % 1000 == 999 {
+                // as a producer: a watermark every so often, not an event per send
+                prod.append(&Event {
+                    seq: seq + 1,
+                    partition: -1,
+                    offset: -1,
+                    ..Event::new(EventKind::SentUpTo)
+                })
+                .unwrap();
+            }
             prod.append(&Event {
                 kind: EventKind::Acked,
                 ts_b: send + 3000,
@@ -95,38 +108,31 @@ fn main() {
             .unwrap();
         }
     }
-    // the final read in offset order per partition
-    let mut stored: Vec<(i32, i64, u32, u64, u64)> = Vec::with_capacity(records as usize);
-    for seq in 0..per {
-        for producer in 0..producers {
-            stored.push((
-                ((seq + u64::from(producer)) % u64::from(partitions)) as i32,
-                0,
-                producer,
+    // the final read in offset order per partition, generated partition by partition (no
+    // list of every record: 10^9 of them would not fit): offsets were given in (seq,
+    // producer) order, and partition p holds (seq, producer) with (seq + producer) % P = p
+    let mut offs = vec![0i64; partitions as usize];
+    let pn = u64::from(partitions);
+    for p in 0..partitions as i32 {
+        for seq in 0..per {
+            let producer = (u64::from(p as u32) + pn - seq % pn) % pn;
+            if producer >= u64::from(producers) {
+                continue;
+            }
+            let send = (T0_MS + 1000) * 1000 + seq * 100;
+            fin.append(&Event {
+                producer: producer as u32,
                 seq,
-                (T0_MS + 1000) * 1000 + seq * 100,
-            ));
+                partition: p,
+                offset: offs[p as usize],
+                ts_a: send,
+                ts_b: send + 60_000_000,
+                ..Event::new(EventKind::Received)
+            })
+            .unwrap();
+            offs[p as usize] += 1;
         }
     }
-    let mut offs = vec![0i64; partitions as usize];
-    for s in &mut stored {
-        s.1 = offs[s.0 as usize];
-        offs[s.0 as usize] += 1;
-    }
-    stored.sort_unstable_by_key(|s| (s.0, s.1));
-    for (p, o, producer, seq, send) in &stored {
-        fin.append(&Event {
-            producer: *producer,
-            seq: *seq,
-            partition: *p,
-            offset: *o,
-            ts_a: *send,
-            ts_b: send + 60_000_000,
-            ..Event::new(EventKind::Received)
-        })
-        .unwrap();
-    }
-    drop(stored);
     for p in 0..partitions as i32 {
         fin.append(&Event {
             partition: p,
@@ -141,13 +147,13 @@ fn main() {
     let gen_s = t.elapsed().as_secs_f64();
     let bytes: u64 = ["p.log", "c.log", "f.log"]
         .iter()
-        .map(|f| std::fs::metadata(dir.path().join(f)).unwrap().len())
+        .map(|f| std::fs::metadata(dir.join(f)).unwrap().len())
         .sum();
     // check in a fresh process, so its peak memory is the checker's alone
     let t = Instant::now();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--check-only")
-        .arg(dir.path())
+        .arg(dir)
         .arg(partitions.to_string())
         .arg((1000 + per / 10 + 100).to_string())
         .output()
@@ -167,6 +173,13 @@ fn main() {
             .trim()
             .to_string()
     };
+    if kept.is_some() {
+        println!(
+            "kept: --check-only {} {partitions} {}",
+            dir.display(),
+            1000 + per / 10 + 100
+        );
+    }
     let check_s: f64 = field("check_s").parse().unwrap_or(child_total_s);
     let rss: f64 = field("rss_mib").parse().unwrap_or(0.0);
     println!("records            {records}");

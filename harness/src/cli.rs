@@ -87,6 +87,13 @@ pub enum Command {
         #[command(subcommand)]
         command: MigrateCommand,
     },
+    /// Benchmarks: our workers beside Kafka's own tools on one cluster and topic setting;
+    /// prints figures, ratios and goals, asserts nothing.
+    Bench {
+        /// Which clients.
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// The Kafka/ZooKeeper distribution.
     Dist {
         #[command(subcommand)]
@@ -215,4 +222,53 @@ pub enum DistCommand {
         #[arg(long, default_value = "3.9.1")]
         kafka: String,
     },
+}
+
+/// `harness bench` subcommands.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// ProducerPerformance, our producer worker (1 instance), VerifiableProducer, the
+    /// broker's ceiling (several ProducerPerformance at once) and one worker process with
+    /// that many instances.
+    Produce(BenchArgs),
+    /// Fills the topic with our producer, then ConsumerPerformance and our consumer worker
+    /// (1 instance) read it back.
+    Consume(BenchArgs),
+}
+
+/// What a benchmark measures on.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// An existing cluster (`host:port,…`); default: start one broker and one ZooKeeper
+    /// node here.
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// Records per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub records: u64,
+    /// Bytes per record value.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: u32,
+    /// Replication factor of the benchmark topic.
+    #[arg(long, default_value_t = 1)]
+    pub replication: u32,
+    /// Producer processes for the broker's ceiling, and instances in the worker measured
+    /// against it.
+    #[arg(long, default_value_t = 3)]
+    pub instances: u32,
+    /// `acks=1` instead of `acks=all`.
+    #[arg(long)]
+    pub acks_leader: bool,
+    /// Without idempotence.
+    #[arg(long)]
+    pub no_idempotence: bool,
+    /// `linger.ms`.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u32,
+    /// Where configs, logs and the tools' output go (default: runs/bench-TIMESTAMP).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -19,12 +19,14 @@
 //! | [`report`] | verdict, `report.json`, `junit.xml`, terminal summary |
 //! | [`run`] | one run: workers, phases, the step executor (one file per action family), final read |
 //! | [`cleanup`] | removing what crashed runs left behind |
+//! | [`bench`] | our workers beside Kafka's own tools: figures and ratios, no assertions |
 //! | [`cli`] | the command line's shape (clap); `main.rs` runs it |
 //!
 //! The worker side (record and log formats, producer/consumer loops) is the `workers`
 //! crate. Errors are split by domain in [`error`], which also documents the exit codes;
 //! graceful shutdown is [`shutdown::Shutdown`].
 
+pub mod bench;
 pub mod check;
 pub mod cleanup;
 pub mod cli;

@@ -230,6 +230,34 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 .map_err(|e| HarnessError::Cluster(format!("migrate brokers: {e}")))?;
             Ok(Exit::Pass)
         }
+        Command::Bench { command } => {
+            let (consume, a) = match command {
+                BenchCommand::Produce(a) => (false, a),
+                BenchCommand::Consume(a) => (true, a),
+            };
+            let settings = harness::bench::BenchSettings {
+                bootstrap: a.bootstrap,
+                records: a.records,
+                size: a.size,
+                partitions: a.partitions,
+                replication: a.replication,
+                instances: a.instances,
+                acks_all: !a.acks_leader,
+                idempotence: !a.no_idempotence,
+                linger_ms: a.linger_ms,
+                out: a.out.unwrap_or_else(|| {
+                    let stamp = workers::clock::now_ms() / 1000;
+                    PathBuf::from("runs").join(format!("bench-{stamp}"))
+                }),
+            };
+            let shutdown = Shutdown::on_signals();
+            if consume {
+                harness::bench::consume(settings, &shutdown)?;
+            } else {
+                harness::bench::produce(settings, &shutdown)?;
+            }
+            Ok(Exit::Pass)
+        }
         Command::Dist { command } => {
             let d = match command {
                 DistCommand::Fetch { kafka } => harness::cluster::dist::fetch(&kafka)?,

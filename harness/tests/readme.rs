@@ -52,7 +52,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "SRC" | "DST" | "A" | "B" | "SERVERS" => "127.0.0.1:2181",
         "FILE" => "runs/example/logs/zk-smoke.jsonl",
         "PATH" => "/kafka",
-        "N" | "MS" => "100",
+        "N" | "MS" | "P" | "K" => "100",
         "BYTES" => "524288",
         "V" => "3.9.1",
         "IMAGE" => "eclipse-temurin:17-jre",

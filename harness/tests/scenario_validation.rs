@@ -98,6 +98,32 @@ fn an_unknown_key_names_its_line() {
 }
 
 #[test]
+fn a_rate_is_records_per_second_or_unlimited() {
+    for bad in ["0", "-5", "\"fast\""] {
+        one_error(
+            &GOOD.replace("rate = 100", &format!("rate = {bad}")),
+            12,
+            "workload.rate",
+            "or \"unlimited\"",
+            "rate = \"unlimited\"",
+        );
+    }
+    let s = scenario::parse(
+        Path::new("t.toml"),
+        &GOOD.replace("rate = 100", "rate = \"unlimited\""),
+    )
+    .unwrap();
+    assert_eq!(s.workload.producer.rate, None);
+    // no cap: an operator's canary may want more than any one figure
+    let s = scenario::parse(
+        Path::new("t.toml"),
+        &GOOD.replace("rate = 100", "rate = 2e6"),
+    )
+    .unwrap();
+    assert_eq!(s.workload.producer.rate, Some(2e6));
+}
+
+#[test]
 fn an_unknown_action_suggests_the_nearest() {
     one_error(
         &GOOD.replace("do = \"pause\"", "do = \"puase\""),

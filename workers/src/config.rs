@@ -75,8 +75,9 @@ pub struct TopicSpec {
 /// Producer settings that decide correctness, all explicit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProducerSettings {
-    /// Records per second per producer instance.
-    pub rate: f64,
+    /// Records per second per producer instance; `None`: unlimited — as fast as the client
+    /// takes them (its queue pushes back: a full queue is a refusal, tried again 10 ms later).
+    pub rate: Option<f64>,
     /// Bytes per record value (at least the 36-byte header).
     pub size: usize,
     /// `acks`.

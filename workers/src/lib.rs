@@ -6,9 +6,10 @@
 //!
 //! * [`record`] — the header every produced value starts with (run, producer, sequence
 //!   number, send timestamp, checksum), padded to the configured size.
-//! * [`log`] — the worker log: a small file header, then one fixed-width [`Event`] per
-//!   outcome (`sent`, `acked`, `failed`, `indeterminate`, `received`, rebalances, final-read
-//!   completion, the producer client's epoch bumps). Written through [`LogWriter`], read back (also when cut short by a crash)
+//! * [`log`] — the worker log: a small file header, then [`Event`]s (`acked`, `failed`,
+//!   `indeterminate`, `received`, "sent up to", rebalances, final-read completion, the
+//!   producer client's epoch bumps) in CRC-checked blocks of delta-coded fields, a few
+//!   bytes each. Written through [`LogWriter`], read back (also when cut short by a crash)
 //!   with [`LogReader`].
 //! * [`config`] — [`WorkerConfig`], the JSON file the harness writes for each worker.
 //! * [`produce`], [`consume`], [`final_read`] — the three worker roles, on rdkafka.

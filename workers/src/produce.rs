@@ -9,11 +9,16 @@
 //! tried again with the same `seq`. Each record's key is its producer and `seq`, unique, so
 //! log compaction removes none of them.
 //!
+//! A send is not logged one by one: sequence numbers go out in order, so each instance logs
+//! "sent up to N" ([`EventKind::SentUpTo`]) at most every [`FLUSH_INTERVAL`] while it
+//! sends, and each outcome event carries its record's send time.
+//!
 //! With idempotence the client also logs when it bumps its epoch or takes a new producer
 //! id ([`crate::renewal`]): librdkafka's `eos` debug lines arrive on the same queue as the
 //! delivery reports, so a record without an outcome when the renewal is logged was in
-//! flight across it.
+//! flight across it. What had been sent then is logged just before it, from [`SentMark`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +39,7 @@ use crate::clock::now_us;
 use crate::config::WorkerConfig;
 use crate::log::{
     Event, EventKind, LogHeader, LogWriter, RenewalEvent, FLAG_IDEMPOTENT, FLAG_ORDERED,
+    FLUSH_INTERVAL,
 };
 use crate::record::{run_hash, RecordHeader};
 use crate::renewal::{RenewalKind, RenewalWatch};
@@ -49,6 +55,29 @@ struct InFlight {
     send_ts: u64,
 }
 
+/// How far one producer instance has sent: shared by its send loop and its client's
+/// callbacks, which log it before a renewal.
+#[derive(Default)]
+struct SentMark {
+    /// Every sequence number below this has been handed to the client.
+    up_to: AtomicU64,
+    /// When the last of them was sent (µs).
+    last_send_us: AtomicU64,
+}
+
+impl SentMark {
+    /// The watermark event of producer `producer`, client `instance`.
+    fn event(&self, producer: u32, instance: u32) -> Event {
+        Event {
+            producer,
+            instance,
+            seq: self.up_to.load(Ordering::Acquire),
+            ts_a: self.last_send_us.load(Ordering::Acquire),
+            ..Event::new(EventKind::SentUpTo)
+        }
+    }
+}
+
 /// librdkafka context of one producer instance: where outcomes go.
 struct ProducerLog {
     /// The worker's log, shared by its instances.
@@ -61,6 +90,8 @@ struct ProducerLog {
     producer: u32,
     /// Follows the client's idempotence log lines for epoch bumps and new producer ids.
     renewals: Mutex<RenewalWatch>,
+    /// How far this instance has sent.
+    sent: Arc<SentMark>,
 }
 
 impl ClientContext for ProducerLog {
@@ -94,7 +125,11 @@ impl ClientContext for ProducerLog {
             r.epoch,
             r.reason.describe()
         );
-        if let Err(err) = self.log.lock().unwrap().append(&e) {
+        // what was sent when the renewal took effect, then the renewal: the checker takes
+        // the records in flight across it from these two
+        let mark = self.sent.event(self.producer, self.instance);
+        let mut log = self.log.lock().unwrap();
+        if let Err(err) = log.append(&mark).and_then(|_| log.append(&e)) {
             eprintln!("worker: cannot append to log: {err}");
         }
     }
@@ -143,6 +178,10 @@ impl ProducerContext for ProducerLog {
     }
 }
 
+/// At most this many sends of one instance before the next instance's turn (what bounds
+/// a turn when the rate is unlimited).
+const UNLIMITED_BURST: u32 = 1024;
+
 /// A record's key: its producer and sequence number (12 bytes, big-endian).
 fn record_key(producer: u32, seq: u64) -> [u8; 12] {
     let mut key = [0u8; 12];
@@ -158,7 +197,10 @@ fn error_code(err: &KafkaError) -> i32 {
 /// Runs the producer role until shutdown is requested; returns after the log is flushed.
 pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let p = &cfg.producer;
-    anyhow::ensure!(p.rate > 0.0, "producer rate must be > 0");
+    anyhow::ensure!(
+        p.rate.is_none_or(|r| r > 0.0),
+        "producer rate must be > 0 (or unlimited)"
+    );
     anyhow::ensure!(!cfg.topics.is_empty(), "no topics");
     let flags = if p.idempotence { FLAG_IDEMPOTENT } else { 0 }
         | if p.ordered() { FLAG_ORDERED } else { 0 };
@@ -168,10 +210,12 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let mut discovery =
         crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
+    let marks: Vec<Arc<SentMark>> = (0..cfg.instances).map(|_| Arc::default()).collect();
     let mut producers = Vec::new();
     for i in 0..cfg.instances {
         let id = cfg.first_instance_id + i;
-        producers.push((id, new_producer(cfg, &cfg.bootstrap, i, &log, &counters)?));
+        let producer = new_producer(cfg, &cfg.bootstrap, i, &log, &counters, &marks[i as usize])?;
+        producers.push((id, producer));
     }
 
     // Connect and learn the partition leaders before the first send, so the start-up of
@@ -205,13 +249,18 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     );
 
     let hash = run_hash(&cfg.run_id);
-    let interval = Duration::from_secs_f64(1.0 / p.rate);
+    // unlimited: no pacing, bursts of at most UNLIMITED_BURST per instance in turn
+    let interval = p
+        .rate
+        .map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r));
     let start = Instant::now();
     let mut due: Vec<Instant> = (0..producers.len())
         // spread the instances' first sends over one interval
         .map(|i| start + interval.mul_f64(i as f64 / producers.len() as f64))
         .collect();
     let mut next_seq = vec![0u64; producers.len()];
+    // when each instance last logged how far it has sent
+    let mut marked = vec![start; producers.len()];
     let mut buf = Vec::with_capacity(p.size);
     let topics = &cfg.topics;
     while !shutdown.requested() {
@@ -225,7 +274,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 let _ = producer.flush(drain);
                 producer.purge(PurgeConfig::default().queue().inflight());
                 let _ = producer.flush(Duration::from_secs(2));
-                *producer = new_producer(cfg, &servers, i as u32, &log, &counters)?;
+                *producer = new_producer(cfg, &servers, i as u32, &log, &counters, &marks[i])?;
                 Counters::bump(&counters.switches);
             }
         }
@@ -236,7 +285,9 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             if now.duration_since(due[i]) > Duration::from_secs(1) {
                 due[i] = now - Duration::from_secs(1);
             }
-            while due[i] <= now {
+            let mut burst = 0;
+            while due[i] <= now && burst < UNLIMITED_BURST {
+                burst += 1;
                 let seq = next_seq[i];
                 let topic = (seq % topics.len() as u64) as usize;
                 let partition =
@@ -265,18 +316,14 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     .payload(&buf);
                 match producer.send(record) {
                     Ok(()) => {
-                        let e = Event {
-                            topic: topic as u16,
-                            producer: *id,
-                            seq,
-                            partition,
-                            ts_a: send_ts,
-                            instance: i as u32,
-                            ..Event::new(EventKind::Sent)
-                        };
-                        log.lock().unwrap().append(&e)?;
-                        Counters::bump(&counters.sent);
                         next_seq[i] += 1;
+                        marks[i].last_send_us.store(send_ts, Ordering::Release);
+                        marks[i].up_to.store(next_seq[i], Ordering::Release);
+                        if now.duration_since(marked[i]) >= FLUSH_INTERVAL {
+                            marked[i] = now;
+                            log.lock().unwrap().append(&marks[i].event(*id, i as u32))?;
+                        }
+                        Counters::bump(&counters.sent);
                         due[i] += interval;
                     }
                     Err((e, _)) => {
@@ -317,6 +364,12 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     }
 
+    // How far each instance sent, in the end.
+    for (i, (id, _)) in producers.iter().enumerate() {
+        if next_seq[i] > 0 {
+            log.lock().unwrap().append(&marks[i].event(*id, i as u32))?;
+        }
+    }
     // Settle: give in-flight records until the delivery timeout, then purge what is left
     // so every sent record ends with an outcome in the log.
     let settle = Duration::from_millis(u64::from(p.delivery_timeout_ms) + 2000);
@@ -342,6 +395,7 @@ fn new_producer(
     instance: u32,
     log: &Arc<Mutex<LogWriter>>,
     counters: &Arc<Counters>,
+    sent: &Arc<SentMark>,
 ) -> anyhow::Result<ThreadedProducer<ProducerLog>> {
     let p = &cfg.producer;
     let id = cfg.first_instance_id + instance;
@@ -380,6 +434,7 @@ fn new_producer(
         instance,
         producer: id,
         renewals: Mutex::new(RenewalWatch::default()),
+        sent: sent.clone(),
     };
     cc.create_with_context(ctx)
         .with_context(|| format!("creating producer instance {instance} for {bootstrap}"))

@@ -10,7 +10,7 @@ use workers::{
 };
 
 /// A worker config whose cluster does not exist (nothing listens on 127.0.0.1:1).
-fn config(role: Role, dir: &std::path::Path, rate: f64) -> WorkerConfig {
+fn config(role: Role, dir: &std::path::Path, rate: Option<f64>) -> WorkerConfig {
     WorkerConfig {
         run_id: "t".into(),
         role,
@@ -62,7 +62,7 @@ fn a_bad_config_is_exit_2_naming_the_file() {
 #[test]
 fn a_config_of_another_role_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(Role::FinalRead, dir.path(), 1.0);
+    let cfg = config(Role::FinalRead, dir.path(), Some(1.0));
     let path = dir.path().join("w.json");
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
@@ -82,9 +82,20 @@ fn a_config_of_another_role_is_refused() {
 
 #[test]
 fn a_producer_cut_off_from_its_cluster_flushes_an_outcome_for_every_send_on_sigterm() {
+    cut_off_producer(Some(100.0));
+}
+
+#[test]
+fn an_unlimited_producer_fills_its_client_then_is_refused_and_still_accounts_for_every_send() {
+    let refused = cut_off_producer(None);
+    assert!(refused > 0, "its full queue pushed back");
+}
+
+/// A producer at `rate` against nothing; returns how many sends its client refused.
+fn cut_off_producer(rate: Option<f64>) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     // nothing listens on this loopback address: every send stays pending
-    let cfg = config(Role::Produce, dir.path(), 100.0);
+    let cfg = config(Role::Produce, dir.path(), rate);
     let cfg_path = dir.path().join("w.json");
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
@@ -100,19 +111,31 @@ fn a_producer_cut_off_from_its_cluster_flushes_an_outcome_for_every_send_on_sigt
     assert!(st.success(), "{st}");
     let mut r = LogReader::open(&cfg.log_path).unwrap();
     assert_eq!(r.header().run_id, "t");
-    let mut sent = 0;
-    let mut outcomes = 0;
+    let mut sent_to = std::collections::BTreeMap::new();
+    let mut refused = 0;
+    let mut outcomes = std::collections::BTreeSet::new();
     while let Some(e) = r.next_event().unwrap() {
         match e.kind {
-            EventKind::Sent => sent += 1,
-            EventKind::Failed | EventKind::Indeterminate | EventKind::Acked => outcomes += 1,
+            // sends are watermarks: every seq below was handed to the client
+            EventKind::SentUpTo => {
+                let to = sent_to.entry(e.producer).or_insert(0);
+                *to = e.seq.max(*to);
+            }
+            EventKind::Refused => refused += 1,
+            EventKind::Failed | EventKind::Indeterminate | EventKind::Acked => {
+                let fresh = outcomes.insert((e.producer, e.seq));
+                assert!(fresh, "one outcome per record: {e:?}");
+            }
             _ => {}
         }
     }
+    let sent: u64 = sent_to.values().sum();
+    let outcomes = outcomes.len() as u64;
     assert!(!r.was_cut_short());
     assert!(
         sent > 100,
         "it kept sending while the cluster was unreachable: {sent}"
     );
     assert_eq!(sent, outcomes, "every sent record ends with an outcome");
+    refused
 }

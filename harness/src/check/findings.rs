@@ -335,6 +335,20 @@ pub struct Findings {
     pub audits: Vec<super::AuditSection>,
     /// Broker migration processes killed and resumed, bootstrap switches (in time order).
     pub migration_events: Vec<String>,
+    /// How long the run took to start, phase by phase.
+    pub startup_ms: StartupTimes,
+}
+
+/// When each point of a run's start-up was reached, ms since the run's start (absent in
+/// runs recorded before these were).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StartupTimes {
+    /// Every node ready (ZooKeeper serving, brokers registered).
+    pub cluster_up: Option<u64>,
+    /// Topics created, every partition with its full ISR.
+    pub topics_ready: Option<u64>,
+    /// Consumers assigned and producers started: the load begins.
+    pub workers_ready: Option<u64>,
 }
 
 impl Anomalies {

@@ -45,6 +45,15 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// Records `us` under `label` (a record per event: no allocation once the label is known).
+fn record(book: &mut BTreeMap<String, Histogram<u64>>, label: &str, us: u64) {
+    let h = match book.get_mut(label) {
+        Some(h) => h,
+        None => book.entry(label.to_string()).or_insert_with(hist),
+    };
+    let _ = h.record(us.clamp(1, 3_600_000_000));
+}
+
 /// Histograms by label (step or phase), plus overall.
 #[derive(Default)]
 pub struct LatencyBook {
@@ -55,20 +64,12 @@ pub struct LatencyBook {
 impl LatencyBook {
     /// Records an ack latency (µs) under `label`.
     pub fn ack(&mut self, label: &str, us: u64) {
-        let _ = self
-            .ack
-            .entry(label.to_string())
-            .or_insert_with(hist)
-            .record(us.clamp(1, 3_600_000_000));
+        record(&mut self.ack, label, us);
     }
 
     /// Records an end-to-end latency (µs) under `label`.
     pub fn e2e(&mut self, label: &str, us: u64) {
-        let _ = self
-            .e2e
-            .entry(label.to_string())
-            .or_insert_with(hist)
-            .record(us.clamp(1, 3_600_000_000));
+        record(&mut self.e2e, label, us);
     }
 
     /// Over every label.

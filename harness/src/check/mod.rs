@@ -17,7 +17,7 @@ pub use attribution::{Attribution, StepSpan};
 pub use checker::{check, CheckInput, EXAMPLES_KEPT};
 pub use findings::{
     Anomalies, ClientRenewal, ConsumerTotals, DeadWorker, Example, FinalReadTotals, Findings,
-    ProducerSilence, ProducerTotals, Verdict, Window, WindowKind, WindowSubject,
+    ProducerSilence, ProducerTotals, StartupTimes, Verdict, Window, WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;
@@ -57,7 +57,11 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
 /// producer tries at its rate, and every 10–100 ms while the client refuses; only a stuck
 /// or dead one stays quiet that long.
 pub fn silence_threshold_ms(scenario: &Scenario) -> u64 {
-    let interval_ms = 1000.0 / scenario.workload.producer.rate.max(0.001);
+    let interval_ms = scenario
+        .workload
+        .producer
+        .rate
+        .map_or(0.0, |r| 1000.0 / r.max(0.001));
     (5 * scenario.check.window_threshold_ms)
         .max(5_000)
         .max((3.0 * interval_ms).ceil() as u64)
@@ -218,6 +222,15 @@ fn add_reassignments(f: &mut Findings, events: &[timeline::TimelineEvent], t0_ms
             } => f
                 .migration_events
                 .push(format!("{} ms: {step}: {node}: {what}", rel(*t_ms))),
+            E::Ready { t_ms, what } => {
+                let at = Some(rel(*t_ms));
+                match what.as_str() {
+                    "cluster" => f.startup_ms.cluster_up = at,
+                    "topics" => f.startup_ms.topics_ready = at,
+                    "workers" => f.startup_ms.workers_ready = at,
+                    _ => {}
+                }
+            }
             E::BootstrapSwitch { t_ms, bootstrap } => f.migration_events.push(format!(
                 "{} ms: workers switched to {bootstrap}",
                 rel(*t_ms)

@@ -155,7 +155,7 @@ pub fn analyse(probes: &[Probe], t0_ms: u64) -> BTreeMap<String, (ServerSummary,
 /// ensemble) first served it did not exist yet — a dormant node, a target ensemble not yet
 /// formed — and that is not unavailability.
 fn after_first_success(act: &Activity, threshold_ms: u32) -> Vec<Span> {
-    let Some(first) = act.success.min() else {
+    let Some(first) = act.first_success() else {
         return Vec::new();
     };
     act.windows(threshold_ms)

@@ -14,9 +14,15 @@ use roaring::RoaringBitmap;
 #[derive(Default, Debug, Clone)]
 pub struct Activity {
     /// Milliseconds with an attempt outstanding.
-    pub pending: RoaringBitmap,
+    pending: RoaringBitmap,
     /// Milliseconds with a success.
-    pub success: RoaringBitmap,
+    success: RoaringBitmap,
+    /// The stretch `[from, to)` last known to be all pending: records of one partition
+    /// arrive in time order and overlap, so most attempts add nothing to it (a record per
+    /// event, a bitmap lookup saved per event).
+    covered: (u32, u32),
+    /// The last millisecond marked a success.
+    last_success: Option<u32>,
 }
 
 /// A window found, in ms since run start.
@@ -33,16 +39,32 @@ pub struct Span {
 impl Activity {
     /// Marks `[from, to)` as pending (an attempt outstanding).
     pub fn attempt(&mut self, from: u32, to: u32) {
-        if to > from {
-            self.pending.insert_range(from..to);
-        } else {
-            self.pending.insert(from);
+        let to = to.max(from + 1);
+        let (c_from, c_to) = self.covered;
+        if from >= c_from && to <= c_to {
+            return;
         }
+        if from >= c_from && from <= c_to {
+            // overlapping the stretch and beyond it: only the new part
+            self.pending.insert_range(c_to..to);
+            self.covered = (c_from, to);
+        } else {
+            self.pending.insert_range(from..to);
+            self.covered = (from, to);
+        }
+    }
+
+    /// The first millisecond with a success.
+    pub fn first_success(&self) -> Option<u32> {
+        self.success.min()
     }
 
     /// Marks a success at `t`.
     pub fn success(&mut self, t: u32) {
-        self.success.insert(t);
+        if self.last_success != Some(t) {
+            self.success.insert(t);
+            self.last_success = Some(t);
+        }
     }
 
     /// Merges another partition's activity (for the cluster-wide view).

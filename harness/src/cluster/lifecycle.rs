@@ -15,13 +15,24 @@ use crate::shutdown::Shutdown;
 impl Cluster {
     /// Starts the ZooKeeper ensemble, then the brokers, and waits until each is ready.
     pub fn start_all(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        self.start_zookeeper(shutdown)?;
-        if self.spec.brokers.is_empty() {
-            return Ok(());
+        // Brokers start with ZooKeeper, not after it: a broker waits for its ensemble on
+        // its own (zookeeper.connection.timeout.ms), and the JVMs' start-up — most of a
+        // cluster's — overlaps.
+        let zookeeper = self.initial_zookeeper();
+        for z in &zookeeper {
+            self.spawn_node(z)?;
         }
         let live = self.initial_brokers();
         for b in &live {
             self.spawn_node(b)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for z in &zookeeper {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.await_start(z, left.max(Duration::from_secs(1)), shutdown)?;
+        }
+        if live.is_empty() {
+            return Ok(());
         }
         let ids: Vec<i32> = live.iter().filter_map(|b| self.spec.broker_id(b)).collect();
         let admin = self.admin()?;
@@ -31,16 +42,14 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts the ZooKeeper nodes that are not dormant and waits until every one serves.
-    pub fn start_zookeeper(&mut self, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        let live: Vec<String> = self
-            .spec
+    /// The ZooKeeper nodes a run starts with (the ones not dormant).
+    fn initial_zookeeper(&self) -> Vec<String> {
+        self.spec
             .zookeeper
             .iter()
             .filter(|z| !self.spec.dormant.contains(z))
             .cloned()
-            .collect();
-        self.start_many(&live, Duration::from_secs(90), shutdown)
+            .collect()
     }
 
     /// Starts several stopped nodes at once, then waits until each is ready: ZooKeeper
@@ -204,7 +213,7 @@ impl Cluster {
                     self.node(name)?.dir.join("server.log").display()
                 )));
             }
-            if shutdown.sleep(Duration::from_millis(300)) {
+            if shutdown.sleep(Duration::from_millis(100)) {
                 return Err(HarnessError::Interrupted);
             }
         }

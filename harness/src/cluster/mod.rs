@@ -11,6 +11,7 @@
 //! with its own address there; configs are written here and copied in before each start,
 //! logs copied out when a node dies and at the end.
 
+pub mod cds;
 pub mod dist;
 pub mod docker;
 pub mod host;
@@ -83,6 +84,8 @@ pub struct Cluster {
     /// What the cluster did on its own that the timeline should say (a start that had to
     /// wait); taken by the step executor after each step.
     events: Vec<ClusterEvent>,
+    /// The nodes' class data sharing archives (one may be recorded by this run).
+    class_archives: Vec<cds::ClassArchive>,
 }
 
 /// Something the cluster did beyond what it was asked, worth a line in the timeline.
@@ -251,6 +254,10 @@ impl Cluster {
             net.proxies.extend(controls);
         }
         let mut cluster = Cluster {
+            class_archives: vec![
+                cds::ClassArchive::of(dist, cds::ZOOKEEPER),
+                cds::ClassArchive::of(dist, cds::BROKER),
+            ],
             run_id: run_id.to_string(),
             spec: spec.clone(),
             nodes,
@@ -527,6 +534,10 @@ impl Cluster {
         self.proxies.clear();
         if let Some(net) = &mut self.network {
             net.teardown();
+        }
+        // the nodes have stopped: a class list this run recorded becomes an archive
+        for a in &self.class_archives {
+            a.finish(&self.run_id);
         }
     }
 }

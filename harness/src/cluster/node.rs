@@ -153,6 +153,9 @@ impl Node {
             defaults.push(("clientPort", ZK_CLIENT_PORT.to_string()));
         }
         let mut jvm = jvm_args(run_id, name, spec.zookeeper_heap_mb, &classpath, &seen);
+        if super::cds::shareable(dir, &seen, &classpath, dist) {
+            jvm.extend(super::cds::ClassArchive::of(dist, super::cds::ZOOKEEPER).jvm_flags(run_id));
+        }
         jvm.push("-Dzookeeper.jmx.log4j.disable=true".into());
         jvm.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
         jvm.push(seen.join("zoo.cfg").display().to_string());
@@ -288,6 +291,9 @@ impl Node {
         let cfg = dir.join("server.properties");
         std::fs::write(&cfg, properties(&defaults, &spec.broker_config))?;
         let mut jvm = jvm_args(run_id, name, spec.broker_heap_mb, &classpath, &seen);
+        if super::cds::shareable(dir, &seen, &classpath, dist) {
+            jvm.extend(super::cds::ClassArchive::of(dist, super::cds::BROKER).jvm_flags(run_id));
+        }
         jvm.push("kafka.Kafka".into());
         jvm.push(seen.join("server.properties").display().to_string());
         let process = host.process(run_id, name, address, jvm)?;

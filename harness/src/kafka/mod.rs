@@ -311,7 +311,8 @@ impl Admin {
             if Instant::now() >= deadline {
                 anyhow::bail!("not healthy after {:?}: {last_problem}", timeout);
             }
-            if shutdown.sleep(Duration::from_millis(500)) {
+            // polled tightly: a metadata request is cheap, and every run starts here
+            if shutdown.sleep(Duration::from_millis(100)) {
                 anyhow::bail!("interrupted");
             }
         }

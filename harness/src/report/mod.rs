@@ -96,6 +96,9 @@ pub struct Report {
     pub audits: Vec<crate::check::AuditSection>,
     /// Migration processes killed and resumed, workers' bootstrap switches.
     pub migration_events: Vec<String>,
+    /// When the start-up's points were reached (cluster up, topics ready, workers
+    /// ready), ms since the run's start.
+    pub startup_ms: crate::check::StartupTimes,
 }
 
 impl Report {
@@ -146,6 +149,7 @@ pub fn build(
         reassignments: findings.reassignments,
         audits: findings.audits,
         migration_events: findings.migration_events,
+        startup_ms: findings.startup_ms,
     }
 }
 

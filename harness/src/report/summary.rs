@@ -37,6 +37,16 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             a.expired, a.foreign, a.corrupt, a.silent_producers, a.dead_workers
         ));
     }
+    let st = &report.startup_ms;
+    if let (Some(c), Some(t), Some(w)) = (st.cluster_up, st.topics_ready, st.workers_ready) {
+        s.push_str(&format!(
+            "start-up: cluster up {:.1} s, topics ready +{:.1} s, workers ready +{:.1} s ({:.1} s)\n",
+            c as f64 / 1e3,
+            t.saturating_sub(c) as f64 / 1e3,
+            w.saturating_sub(t) as f64 / 1e3,
+            w as f64 / 1e3
+        ));
+    }
     for (step, n) in &report.lost_by_step {
         s.push_str(&format!("  lost {n} in step `{step}`\n"));
     }

@@ -259,6 +259,13 @@ fn drive(
         scenario.cluster.brokers.len()
     );
     cluster.start_all(shutdown)?;
+    let ready = |tl: &mut Timeline, what: &str| {
+        tl.record(&TimelineEvent::Ready {
+            t_ms: now_ms(),
+            what: what.into(),
+        })
+    };
+    ready(tl, "cluster");
     let topics: Vec<&str> = scenario
         .workload
         .topics
@@ -275,6 +282,7 @@ fn drive(
             .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)
             .map_err(|e| HarnessError::Cluster(format!("topics not ready: {e}")))?;
     }
+    ready(tl, "topics");
     eprintln!(
         "harness: cluster up ({}); starting workers",
         cluster.bootstrap()
@@ -313,6 +321,7 @@ fn drive(
     let current = Arc::new(Mutex::new(String::from("warmup")));
     let progress = Progress::spawn(run_dir.to_path_buf(), current.clone());
 
+    ready(tl, "workers");
     tl.record(&TimelineEvent::Phase {
         t_ms: now_ms(),
         name: "warmup".into(),

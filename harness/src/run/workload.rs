@@ -368,7 +368,7 @@ impl Workload {
             if all {
                 return true;
             }
-            if shutdown.sleep(Duration::from_millis(250)) {
+            if shutdown.sleep(Duration::from_millis(100)) {
                 return false;
             }
         }

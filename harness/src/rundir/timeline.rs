@@ -124,6 +124,15 @@ pub enum TimelineEvent {
         /// Its stderr, relative to the run directory.
         stderr: String,
     },
+    /// A point of the run's start-up was reached: `cluster` (every node ready), `topics`
+    /// (created, every partition with its full ISR), `workers` (consumers assigned,
+    /// producers started: the load begins).
+    Ready {
+        /// When.
+        t_ms: u64,
+        /// Which point.
+        what: String,
+    },
     /// The workers were pointed at other bootstrap servers and all reconnected.
     BootstrapSwitch {
         /// When the last worker reconnected.

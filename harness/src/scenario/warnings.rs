@@ -37,9 +37,11 @@ pub fn warnings(scenario: &Scenario) -> Vec<String> {
     let w = &scenario.workload;
     // bytes a partition receives over the load: every instance sends to every partition
     let partitions: u32 = w.topics.iter().map(|t| t.partitions).sum::<u32>().max(1);
-    let per_partition_bytes =
-        w.producer.rate * f64::from(w.producers) * w.producer.size as f64 * load.as_secs_f64()
-            / f64::from(partitions);
+    // (an unlimited rate: unknown, so no byte-retention warning)
+    let per_partition_bytes = w.producer.rate.map_or(0.0, |rate| {
+        rate * f64::from(w.producers) * w.producer.size as f64 * load.as_secs_f64()
+            / f64::from(partitions)
+    });
     let broker = &scenario.cluster.broker_config;
     let broker_value = |key: &str| broker.get(key).and_then(|v| v.parse::<i64>().ok());
     // Kafka reads the finest unit given

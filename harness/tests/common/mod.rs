@@ -31,7 +31,7 @@ pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
         zookeeper_heap_mb: 64,
     };
     let mut c = Cluster::prepare(run_id, &spec, &d, dir, false, &[]).unwrap();
-    c.start_zookeeper(&Shutdown::new()).unwrap();
+    c.start_all(&Shutdown::new()).unwrap();
     c
 }
 

@@ -7,18 +7,23 @@ use super::*;
 
 impl Checker<'_> {
     pub(super) fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
-        if e.kind == EventKind::Sent {
-            // the first record sent once each renewal's drain had begun
+        if matches!(
+            e.kind,
+            EventKind::Sent | EventKind::Acked | EventKind::Failed | EventKind::Indeterminate
+        ) {
+            // the first record sent once each renewal's drain had begun (sequence numbers
+            // are sent in order; outcomes carry their send time)
             if let Some(ps) = self.producers.get_mut(&e.producer) {
                 for r in &mut ps.renewals {
-                    if r.sent_from.is_none() && e.ts_a >= r.drain_start_us {
-                        r.sent_from = Some(e.seq);
+                    if e.ts_a >= r.drain_start_us {
+                        r.sent_from = Some(r.sent_from.map_or(e.seq, |s| s.min(e.seq)));
                     }
                 }
             }
+        }
+        if matches!(e.kind, EventKind::Sent | EventKind::SentUpTo) {
             return;
         }
-        let name = self.part_name(e.topic, e.partition);
         let Some(gi) = self.part_index(e.topic, e.partition) else {
             return;
         };
@@ -49,6 +54,7 @@ impl Checker<'_> {
                     return;
                 }
                 let ack_ms = self.rel_ms(e.ts_b) as u64;
+                let name = self.part_name(e.topic, e.partition);
                 lost.push(LostRecord {
                     read_before,
                     ..LostRecord::acked(e, gi, name, ack_ms)
@@ -87,6 +93,7 @@ impl Checker<'_> {
                     return;
                 }
                 let known_ms = self.rel_ms(e.ts_b) as u64;
+                let name = self.part_name(e.topic, e.partition);
                 lost.push(LostRecord {
                     offset: -1,
                     broker: -1,

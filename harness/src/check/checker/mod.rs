@@ -25,11 +25,17 @@
 
 mod group;
 mod loss;
+mod seqset;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Maps keyed per record (producer, partition): Fx hashing, several times faster than
+/// SipHash on small integer keys, and nothing here is keyed by untrusted input.
+type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 use std::path::{Path, PathBuf};
 
 use roaring::RoaringTreemap;
+use seqset::SeqSet;
 use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED};
 use workers::{Event, EventKind, LogReader, Role, TopicSpec};
 
@@ -81,14 +87,16 @@ struct ProducerSets {
     ordered: bool,
     /// The producer used idempotence (from its log header).
     idempotent: bool,
-    sent: RoaringTreemap,
-    acked: RoaringTreemap,
-    failed: RoaringTreemap,
-    indeterminate: RoaringTreemap,
-    stored: RoaringTreemap,
-    read: RoaringTreemap,
-    /// Sent and without an outcome yet, as the producer log is read in order.
-    in_flight: RoaringTreemap,
+    /// Every sequence number below this was sent (they are sent in order): from the
+    /// `SentUpTo` watermarks, `Sent` events of older logs, and outcomes.
+    sent_to: u64,
+    acked: SeqSet,
+    failed: SeqSet,
+    indeterminate: SeqSet,
+    /// Found by the final read.
+    stored: SeqSet,
+    /// Delivered to a consumer.
+    read: SeqSet,
     /// Every extra copy the final read found: sequence number, partition, offset.
     duplicated: Vec<(u64, usize, i64)>,
     /// Each renewal of this producer's client.
@@ -261,21 +269,43 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Opens a log, noting a cut-short tail.
+/// Events handed from the decoding thread to the checker at a time.
+const EVENT_BATCH: usize = 8192;
+
+/// Reads a log into `f`, noting a cut-short tail. Decoding runs on its own thread, a few
+/// batches ahead of `f`: with two cores, reading and checking overlap.
 fn each_event(
     path: &Path,
     cut_short: &mut Vec<String>,
     mut f: impl FnMut(&Event),
 ) -> Result<(), HarnessError> {
-    let mut r = LogReader::open(path)
-        .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display())))?;
-    while let Some(e) = r
-        .next_event()
-        .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display())))?
-    {
-        f(&e);
-    }
-    if r.was_cut_short() && !cut_short.contains(&path.display().to_string()) {
+    let bad =
+        |e: &dyn std::fmt::Display| HarnessError::BadInput(format!("{}: {e}", path.display()));
+    let mut r = LogReader::open(path).map_err(|e| bad(&e))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
+    // emptied batches go back to the decoder: no fresh pages per batch
+    let (give_back, take_back) = std::sync::mpsc::channel::<Vec<Event>>();
+    let decoded = std::thread::scope(|s| {
+        let decoder = s.spawn(move || -> std::io::Result<bool> {
+            loop {
+                let mut batch = take_back
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(EVENT_BATCH));
+                batch.clear();
+                while batch.len() < EVENT_BATCH && r.read_batch(&mut batch, EVENT_BATCH)? {}
+                let last = batch.len() < EVENT_BATCH;
+                if tx.send(batch).is_err() || last {
+                    return Ok(r.was_cut_short());
+                }
+            }
+        });
+        for batch in rx {
+            batch.iter().for_each(&mut f);
+            let _ = give_back.send(batch);
+        }
+        decoder.join().expect("the log decoder does not panic")
+    });
+    if decoded.map_err(|e| bad(&e))? && !cut_short.contains(&path.display().to_string()) {
         cut_short.push(path.display().to_string());
     }
     Ok(())
@@ -293,10 +323,10 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         input,
         partition_base,
         parts: (0..n).map(|_| PartitionData::default()).collect(),
-        producers: HashMap::new(),
+        producers: HashMap::default(),
         findings: Findings::default(),
         latency: LatencyBook::default(),
-        reorders: HashMap::new(),
+        reorders: HashMap::default(),
         consumers_ran: false,
     };
     c.findings.final_read.partitions = n as u64;
@@ -320,7 +350,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     // 1. final read
     let finals = logs(Role::FinalRead);
     c.findings.final_read.ran = !finals.is_empty();
-    let mut last_stored: HashMap<(u32, usize), u64> = HashMap::new();
+    let mut last_stored: HashMap<(u32, usize), u64> = HashMap::default();
     for (path, _) in &finals {
         each_event(path, &mut cut, |e| {
             c.final_read_event(e, &mut last_stored);
@@ -338,7 +368,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     c.findings.final_read.complete = c.parts.iter().filter(|p| p.complete).count() as u64;
 
     // 2. consumers
-    let mut position: HashMap<(u32, usize), i64> = HashMap::new();
+    let mut position: HashMap<(u32, usize), i64> = HashMap::default();
     c.consumers_ran = !logs(Role::Consume).is_empty();
     for (path, _) in logs(Role::Consume) {
         each_event(&path, &mut cut, |e| {
@@ -432,7 +462,6 @@ impl Checker<'_> {
                     return;
                 }
                 part.at_offset[o] = pack(e.producer, e.seq);
-                let name = self.part_name(e.topic, e.partition);
                 let ps = self.producer(e.producer);
                 if !ps.stored.insert(e.seq) {
                     ps.duplicated.push((e.seq, gi, e.offset));
@@ -455,7 +484,7 @@ impl Checker<'_> {
                             .label_at(self.rel_ms(e.ts_a) as u64)
                             .to_string();
                         let ex = Example {
-                            partition: name,
+                            partition: self.part_name(e.topic, e.partition),
                             offset: Some(e.offset),
                             producer: e.producer,
                             seq: e.seq,
@@ -496,8 +525,13 @@ impl Checker<'_> {
             }
             EventKind::Received | EventKind::Foreign | EventKind::Corrupt => {
                 let recv = self.rel_ms(e.ts_b);
-                let name = self.part_name(e.topic, e.partition);
-                let step = self.input.attribution.label_at(recv as u64).to_string();
+                // borrowed from the input, not from self: no copy per record
+                let input = self.input;
+                let step = || input.attribution.label_at(recv as u64).to_string();
+                let name = || {
+                    let t = input.topics.get(usize::from(e.topic));
+                    format!("{}/{}", t.map_or("?", |t| t.name.as_str()), e.partition)
+                };
                 // gaps and regressions, per consumer instance and partition
                 if let Some(prev) = position.insert(key, e.offset) {
                     if e.offset > prev + 1 {
@@ -509,11 +543,11 @@ impl Checker<'_> {
                         let existing = held[from..to].iter().filter(|x| **x != EMPTY).count();
                         if existing > 0 || !self.parts[gi].complete {
                             self.findings.anomalies.poll_gap += 1;
-                            self.example("poll_gap", Example { partition: name.clone(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step.clone(), detail: format!("consumer {} jumped from offset {prev} to {} without a rebalance", e.instance, e.offset) });
+                            self.example("poll_gap", Example { partition: name(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step(), detail: format!("consumer {} jumped from offset {prev} to {} without a rebalance", e.instance, e.offset) });
                         }
                     } else if e.offset <= prev {
                         self.findings.anomalies.poll_regression += 1;
-                        self.example("poll_regression", Example { partition: name.clone(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step.clone(), detail: format!("consumer {} went back from offset {prev} to {} without a rebalance", e.instance, e.offset) });
+                        self.example("poll_regression", Example { partition: name(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step(), detail: format!("consumer {} went back from offset {prev} to {} without a rebalance", e.instance, e.offset) });
                     }
                 }
                 if e.kind != EventKind::Received {
@@ -546,11 +580,11 @@ impl Checker<'_> {
                     self.example(
                         "inconsistent_offset",
                         Example {
-                            partition: name,
+                            partition: name(),
                             offset: Some(e.offset),
                             producer: e.producer,
                             seq: e.seq,
-                            step,
+                            step: step(),
                             detail,
                         },
                     );
@@ -563,9 +597,9 @@ impl Checker<'_> {
                     part.first_delivery[o] = part.first_delivery[o].min(recv);
                 }
                 let send = self.rel_ms(e.ts_a);
-                let label = self.input.attribution.label_at(send as u64).to_string();
                 if self.producer(e.producer).read.insert(e.seq) {
-                    self.latency.e2e(&label, e.ts_b.saturating_sub(e.ts_a));
+                    let label = input.attribution.label_at(send as u64);
+                    self.latency.e2e(label, e.ts_b.saturating_sub(e.ts_a));
                 }
             }
             _ => {}
@@ -577,25 +611,29 @@ impl Checker<'_> {
         let done = self.rel_ms(e.ts_b);
         let gi = self.part_index(e.topic, e.partition);
         match e.kind {
-            EventKind::Sent => {
+            EventKind::Sent | EventKind::SentUpTo => {
+                // `Sent` (logs before version 4) is one record; `SentUpTo` all below `seq`
+                let to = if e.kind == EventKind::Sent {
+                    e.seq + 1
+                } else {
+                    e.seq
+                };
                 let silence = self.input.silence_threshold_ms as u32;
                 let ps = self.producer(e.producer);
-                ps.attempted(send, silence);
-                ps.sent.insert(e.seq);
-                // an outcome logged before its send (a very fast ack) ends nothing later
-                if !ps.acked.contains(e.seq)
-                    && !ps.failed.contains(e.seq)
-                    && !ps.indeterminate.contains(e.seq)
-                {
-                    ps.in_flight.insert(e.seq);
+                if e.ts_a != 0 {
+                    ps.attempted(send, silence);
                 }
+                ps.sent_to = ps.sent_to.max(to);
             }
             EventKind::EpochBumped | EventKind::ProducerIdRenewed => {
                 let Some(r) = e.renewal() else { return };
                 let index = self.findings.client_renewals.len();
                 let step = self.input.attribution.label_at(done as u64).to_string();
                 let ps = self.producer(e.producer);
-                let in_flight = ps.in_flight.clone();
+                // sent (the watermark logged just before the renewal) and without an
+                // outcome yet, as the log is read in order
+                let outcomes = [&ps.acked, &ps.failed, &ps.indeterminate];
+                let in_flight = SeqSet::missing_below(ps.sent_to, &outcomes);
                 ps.renewals.push(RenewalSeen {
                     index,
                     drain_start_us: e.ts_a,
@@ -619,13 +657,14 @@ impl Checker<'_> {
             EventKind::Acked => {
                 let ps = self.producer(e.producer);
                 ps.acked.insert(e.seq);
-                ps.in_flight.remove(e.seq);
+                ps.sent_to = ps.sent_to.max(e.seq + 1);
                 if let Some(gi) = gi {
                     let to = ps.acked_to.entry(gi).or_insert(-1);
                     *to = (*to).max(e.offset);
                 }
-                let label = self.input.attribution.label_at(send as u64).to_string();
-                self.latency.ack(&label, e.ts_b.saturating_sub(e.ts_a));
+                let input = self.input;
+                let label = input.attribution.label_at(send as u64);
+                self.latency.ack(label, e.ts_b.saturating_sub(e.ts_a));
                 if let Some(gi) = gi {
                     let part = &mut self.parts[gi];
                     part.produce.attempt(send, done);
@@ -657,7 +696,7 @@ impl Checker<'_> {
             }
             EventKind::Failed | EventKind::Indeterminate => {
                 let ps = self.producer(e.producer);
-                ps.in_flight.remove(e.seq);
+                ps.sent_to = ps.sent_to.max(e.seq + 1);
                 if e.kind == EventKind::Failed {
                     ps.failed.insert(e.seq);
                 } else {
@@ -851,18 +890,17 @@ impl Checker<'_> {
         t.producers = self
             .producers
             .values()
-            .filter(|p| !p.sent.is_empty() || !p.acked.is_empty())
+            .filter(|p| p.sent_to > 0 || !p.acked.is_empty())
             .count() as u64;
         for p in self.producers.values() {
-            t.sent += p.sent.len();
+            t.sent += p.sent_to;
             t.acked += p.acked.len();
             t.failed += p.failed.len();
             t.indeterminate += p.indeterminate.len();
             t.refused += p.refused;
-            let mut outcome = p.acked.clone();
-            outcome |= &p.failed;
-            outcome |= &p.indeterminate;
-            t.no_outcome += (&p.sent - &outcome).len();
+            let outcomes = SeqSet::union_len(&[&p.acked, &p.failed, &p.indeterminate]);
+            // every outcome is of a sent record (`sent_to` grows with them)
+            t.no_outcome += p.sent_to.saturating_sub(outcomes);
             self.findings.consumers.distinct += p.read.len();
         }
     }

@@ -25,6 +25,14 @@ pub(crate) struct RawTopic {
     config: BTreeMap<String, toml::Value>,
 }
 
+/// `rate`: records/s, or the word `"unlimited"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawRate {
+    PerSecond(f64),
+    Word(String),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWorkload {
@@ -39,7 +47,7 @@ pub(crate) struct RawWorkload {
     #[serde(default)]
     consumer_processes: Option<Spanned<u32>>,
     #[serde(default)]
-    rate: Option<Spanned<f64>>,
+    rate: Option<Spanned<RawRate>>,
     #[serde(default)]
     size: Option<Spanned<usize>>,
     #[serde(default)]
@@ -196,15 +204,20 @@ pub(super) fn validate(
         "workload.rate",
         "rate = 500 (records/s per producer)",
     );
-    let rate = rate_given.map(|v| *v.get_ref()).unwrap_or(1.0);
-    if !(rate > 0.0 && rate <= 100_000.0) {
-        p.at(
-            rate_given.map(|v| v.span()).unwrap_or_default(),
-            "workload.rate",
-            "must be > 0 and at most 100000 records/s per producer",
-            "rate = 500",
-        );
-    }
+    let rate = match rate_given.map(|v| v.get_ref()) {
+        None => Some(1.0),
+        Some(RawRate::PerSecond(r)) if *r > 0.0 && r.is_finite() => Some(*r),
+        Some(RawRate::Word(w)) if w == "unlimited" => None,
+        Some(_) => {
+            p.at(
+                rate_given.map(|v| v.span()).unwrap_or_default(),
+                "workload.rate",
+                "must be a number of records/s per producer instance > 0, or \"unlimited\"",
+                "rate = 500, or rate = \"unlimited\" (as fast as the client takes them)",
+            );
+            Some(1.0)
+        }
+    };
     let size = rw.size.as_ref().map(|s| *s.get_ref()).unwrap_or(512);
     if let Some(s) = &rw.size {
         if !(workers::record::HEADER_LEN..=1_000_000).contains(s.get_ref()) {
