@@ -30,6 +30,10 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         // retention may delete the head of a log while it is read: go on from the new
         // start (what was deleted is below the log start offset logged at the end)
         .set("auto.offset.reset", "earliest")
+        .set(
+            "fetch.queue.backoff.ms",
+            crate::consume::FETCH_QUEUE_BACKOFF_MS,
+        )
         .set("log_level", "4");
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
