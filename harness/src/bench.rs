@@ -340,10 +340,24 @@ impl Bench {
         }
         Ok(dir)
     }
+}
 
-    fn teardown(&mut self) {
-        if let Some(c) = &mut self.cluster {
-            c.teardown();
+impl Drop for Bench {
+    /// Stops the cluster it started; on a cluster it was given, deletes its topic (the
+    /// one thing it created there).
+    fn drop(&mut self) {
+        match &mut self.cluster {
+            Some(c) => c.teardown(),
+            None => {
+                let deleted = crate::kafka::Admin::new(&self.bootstrap)
+                    .and_then(|a| a.delete_topics(&[&self.topic]));
+                if let Err(e) = deleted {
+                    eprintln!(
+                        "harness: bench: could not delete topic {} from {}: {e:#}",
+                        self.topic, self.bootstrap
+                    );
+                }
+            }
         }
     }
 }
@@ -415,10 +429,8 @@ fn log_figures(dir: &Path, role: Role) -> Result<LogFigures, HarnessError> {
 
 /// The producer benchmark; prints as it goes and returns when every figure is in.
 pub fn produce(settings: BenchSettings, shutdown: &Shutdown) -> Result<(), HarnessError> {
-    let mut b = Bench::open(settings, shutdown)?;
-    let result = produce_on(&mut b, shutdown);
-    b.teardown();
-    result
+    // (dropping it tears it down, on every path)
+    produce_on(&mut Bench::open(settings, shutdown)?, shutdown)
 }
 
 fn produce_on(b: &mut Bench, shutdown: &Shutdown) -> Result<(), HarnessError> {
@@ -498,10 +510,7 @@ fn produce_on(b: &mut Bench, shutdown: &Shutdown) -> Result<(), HarnessError> {
 
 /// The consumer benchmark: fills the topic with our producer, then reads it back.
 pub fn consume(settings: BenchSettings, shutdown: &Shutdown) -> Result<(), HarnessError> {
-    let mut b = Bench::open(settings, shutdown)?;
-    let result = consume_on(&mut b, shutdown);
-    b.teardown();
-    result
+    consume_on(&mut Bench::open(settings, shutdown)?, shutdown)
 }
 
 fn consume_on(b: &mut Bench, shutdown: &Shutdown) -> Result<(), HarnessError> {

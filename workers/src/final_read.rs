@@ -123,6 +123,27 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     }
                 }
             }
+            // A partition whose log retention emptied up to the end offset has nothing
+            // left to read, and the client no position to show for it: its log start
+            // says it is done.
+            let waiting: Vec<(String, i32)> = pending.iter().cloned().collect();
+            for key in waiting {
+                let Ok((low, _)) = consumer.fetch_watermarks(&key.0, key.1, Duration::from_secs(1))
+                else {
+                    continue;
+                };
+                if low >= high[&key] {
+                    log_start.insert(key.clone(), low);
+                    complete(
+                        &mut log,
+                        &decoder,
+                        &mut pending,
+                        &key,
+                        high[&key],
+                        &log_start,
+                    )?;
+                }
+            }
         }
     }
     // Retention may have moved a log's start while it was read: learn the starts again

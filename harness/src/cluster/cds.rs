@@ -101,25 +101,26 @@ impl ClassArchive {
         if !std::fs::read_to_string(&self.lock).is_ok_and(|owner| owner == run_id) {
             return;
         }
-        match self.dump() {
-            Ok(()) => tracing::info!(
-                "class data sharing archive made: {}",
-                self.archive.display()
-            ),
-            Err(e) => tracing::warn!(
-                "no class data sharing archive ({}): {e}",
-                self.archive.display()
-            ),
+        // a recording node that never started (a dormant one) leaves no list: the next
+        // run records instead, nothing to say
+        let listed = std::fs::metadata(&self.list).map(|m| m.len()).unwrap_or(0);
+        if listed > 0 {
+            match self.dump() {
+                Ok(()) => tracing::info!(
+                    "class data sharing archive made: {}",
+                    self.archive.display()
+                ),
+                Err(e) => tracing::warn!(
+                    "no class data sharing archive ({}): {e}",
+                    self.archive.display()
+                ),
+            }
         }
         let _ = std::fs::remove_file(&self.list);
         let _ = std::fs::remove_file(&self.lock);
     }
 
     fn dump(&self) -> Result<(), String> {
-        let listed = std::fs::metadata(&self.list).map(|m| m.len()).unwrap_or(0);
-        if listed == 0 {
-            return Err("no class list was recorded".into());
-        }
         let tmp = self.archive.with_extension("jsa.tmp");
         let out = Command::new("java")
             .arg("-Xshare:dump")

@@ -202,6 +202,18 @@ impl Admin {
         }
     }
 
+    /// Deletes `topics` — only ever ones the caller created itself.
+    pub fn delete_topics(&self, topics: &[&str]) -> anyhow::Result<()> {
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures::executor::block_on(self.client.delete_topics(topics, &opts))?;
+        for r in results {
+            if let Err((name, code)) = r {
+                anyhow::bail!("deleting topic {name}: {code}");
+            }
+        }
+        Ok(())
+    }
+
     /// Creates one topic with an explicit replica assignment (`assignment[p]`: partition
     /// `p`'s replicas, preferred leader first), e.g. a bookkeeping topic placed on the new
     /// brokers only. An existing topic of that name is an error.
