@@ -1345,6 +1345,20 @@ fn records_removed_by_retention_are_expired_not_lost() {
 }
 
 #[test]
+fn an_emptied_partition_is_all_expired_and_what_consumers_read_there_is_consistent() {
+    let mut s = Sim::clean();
+    let end = s.end(0);
+    s.log_start[0] = end + 1;
+    let mut gone = 0;
+    for r in s.recs.iter_mut().filter(|r| r.partition == 0) {
+        r.stored = false;
+        gone += 1;
+    }
+    // the final read found nothing there: every consumer delivery is below the log start
+    assert_only(&s.check(), &[("expired", gone)]);
+}
+
+#[test]
 fn a_partial_final_read_vouches_for_the_offsets_it_reached() {
     let f = injected(inject_partial_final_read);
     assert_eq!(f.examples["lost"][0].offset, Some(50));

@@ -566,7 +566,11 @@ impl Checker<'_> {
                 let diverged = if held != EMPTY {
                     held != id
                 } else {
-                    part.complete && e.offset as usize >= part.at_offset.len()
+                    // past the end of the final log — unless retention removed it (below
+                    // the log start nothing can be compared: the record expired)
+                    part.complete
+                        && e.offset as usize >= part.at_offset.len()
+                        && e.offset >= part.log_start
                 };
                 if diverged {
                     self.findings.anomalies.inconsistent_offset += 1;
