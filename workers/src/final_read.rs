@@ -86,6 +86,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             .context("assigning partitions for the final read")?;
     }
     let mut last_position_check = Instant::now();
+    // looks at the log starts of the partitions still pending (see below)
+    let mut looks = 0usize;
     while !pending.is_empty() && Instant::now() < deadline && !shutdown.requested() {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
@@ -126,10 +128,21 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             // A partition whose log retention emptied up to the end offset has nothing
             // left to read, and the client no position to show for it: its log start
             // says it is done.
-            let waiting: Vec<(String, i32)> = pending.iter().cloned().collect();
+            // (a second at most per look, from a rotating first partition: one whose leader
+            // does not answer must not hold up reading the others)
+            let mut waiting: Vec<(String, i32)> = pending.iter().cloned().collect();
+            if !waiting.is_empty() {
+                let turn = looks % waiting.len();
+                waiting.rotate_left(turn);
+            }
+            looks += 1;
+            let budget = Instant::now() + Duration::from_secs(1);
             for key in waiting {
-                let Ok((low, _)) = consumer.fetch_watermarks(&key.0, key.1, Duration::from_secs(1))
-                else {
+                let left = budget.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let Ok((low, _)) = consumer.fetch_watermarks(&key.0, key.1, left) else {
                     continue;
                 };
                 if low >= high[&key] {
