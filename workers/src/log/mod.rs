@@ -746,7 +746,6 @@ mod tests {
         let body = std::fs::metadata(&p).unwrap().len() - HEADER_LEN as u64;
         let per = body as f64 / n as f64;
         // seq ±1, partition ±1, offset +0, send time +10 µs, latency ~4 ms, one head
-        eprintln!("{per:.2} bytes per acknowledgement");
         assert!(per <= 8.0, "{per:.2} bytes per acknowledgement");
     }
 
