@@ -188,3 +188,31 @@ fn alive(pid: i32) -> bool {
     // a zombie (killed, not yet reaped by its parent) counts as gone
     u32::try_from(pid).is_ok_and(|p| crate::rundir::coordinator::start_ticks(p).is_some())
 }
+
+/// The run directories of the runs `scope` covers that a cleanup knows of: the one `--run`
+/// names (a directory, a name under `runs/`), and every registered run's.
+pub fn run_dirs(run: Option<&str>, scope: &CleanupScope) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Some(arg) = run {
+        for dir in [PathBuf::from(arg), Path::new("runs").join(arg)] {
+            if dir.join(crate::rundir::RUN_JSON).exists() {
+                out.push(dir);
+                break;
+            }
+        }
+    }
+    for c in Coordinator::registered() {
+        if scope.covers(&c.run_id) && !c.is_alive() {
+            out.push(c.run_dir);
+        }
+    }
+    // one directory once, however it was named
+    let mut seen = Vec::new();
+    out.retain(|d| {
+        let key = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+        let fresh = !seen.contains(&key);
+        seen.push(key);
+        fresh
+    });
+    out
+}

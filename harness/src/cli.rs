@@ -31,6 +31,29 @@ pub enum Command {
         /// records which.
         #[arg(long)]
         backend: Option<BackendArg>,
+        /// After the final read, keep the cluster up until Ctrl-C, with its bootstrap and
+        /// ZooKeeper connect strings printed (to try `watch`, `mark` or your own tools on).
+        #[arg(long)]
+        hold: bool,
+    },
+    /// Watch a cluster the harness did not start: run the workload on topics of its own
+    /// until Ctrl-C (or SIGTERM, or --duration), then drain, read back, check and report
+    /// as `run` does. Mark each runbook step meanwhile with `harness mark`.
+    Watch(WatchArgs),
+    /// Add a point to a running watch's timeline (the latest one, or --run): windows and
+    /// losses after it are blamed on it. With --file (`-`: stdin), every line is a mark,
+    /// made as it is read.
+    Mark {
+        /// What the operator is doing, e.g. "switch zookeeper.connect".
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// The run: its directory, its name under runs/, or its run id (default: the latest
+        /// watch running on this machine).
+        #[arg(long)]
+        run: Option<String>,
+        /// Read marks from this file, one per line (`-`: stdin, for a runbook script's pipe).
+        #[arg(long, conflicts_with = "text")]
+        file: Option<PathBuf>,
     },
     /// Check (again) a run directory, also one cut short by a crash.
     Check {
@@ -271,4 +294,50 @@ pub struct BenchArgs {
     /// Where configs, logs and the tools' output go (default: runs/bench-TIMESTAMP).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// What `harness watch` watches, and how.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The cluster's `bootstrap.servers` (`host:port,…`).
+    #[arg(long)]
+    pub bootstrap: String,
+    /// Its ZooKeeper (`host:port,…/chroot`): the smoke test probes every server, and at the
+    /// end Kafka's znodes are compared with what the brokers report.
+    #[arg(long)]
+    pub zookeeper: Option<String>,
+    /// librdkafka properties for every client (security.protocol, sasl.*, ssl.*), one
+    /// `key=value` per line.
+    #[arg(long)]
+    pub client_config: Option<PathBuf>,
+    /// A watch scenario: [workload] and [expect], no [cluster], no steps (the canary
+    /// gate). Without one: one topic, acks=all, idempotence, the flags below.
+    pub scenario: Option<PathBuf>,
+    /// How long to watch, e.g. `10m` (default: until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Run directory (default: runs/NAME-TIMESTAMP).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Leave the run's topics on the cluster at the end.
+    #[arg(long)]
+    pub keep_topics: bool,
+    /// The start of the run's topic names (the run id and the topic follow).
+    #[arg(long, default_value = "kmh-")]
+    pub topic_prefix: String,
+    /// Without a scenario: partitions of the topic (default: two per broker).
+    #[arg(long)]
+    pub partitions: Option<u32>,
+    /// Without a scenario: its replication (default: 3, or fewer brokers).
+    #[arg(long)]
+    pub replication: Option<u32>,
+    /// Without a scenario: producer instances.
+    #[arg(long, default_value_t = 3)]
+    pub producers: u32,
+    /// Without a scenario: consumer instances.
+    #[arg(long, default_value_t = 2)]
+    pub consumers: u32,
+    /// Without a scenario: records per second per producer.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
 }

@@ -18,6 +18,7 @@
 //! | [`check`] | reading the logs: anomalies, windows, latency, attribution, the smoke log |
 //! | [`report`] | verdict, `report.json`, `junit.xml`, terminal summary |
 //! | [`run`] | one run: workers, phases, the step executor (one file per action family), final read |
+//! | [`live`] | live mode: `watch` a cluster the harness did not start, on topics of its own; operator marks; what cleanup removes from it |
 //! | [`cleanup`] | removing what crashed runs left behind |
 //! | [`bench`] | our workers beside Kafka's own tools: figures and ratios, no assertions |
 //! | [`cli`] | the command line's shape (clap); `main.rs` runs it |
@@ -34,6 +35,7 @@ pub mod cluster;
 pub mod error;
 pub mod fault;
 pub mod kafka;
+pub mod live;
 pub mod report;
 pub mod run;
 pub mod rundir;

@@ -33,7 +33,36 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
             scenario,
             out,
             backend,
-        } => run_cmd(&scenario, out, backend),
+            hold,
+        } => run_cmd(&scenario, out, backend, hold),
+        Command::Watch(args) => watch_cmd(args),
+        Command::Mark { text, run, file } => {
+            let dir = harness::live::marks::target(run.as_deref())?;
+            match (text, file) {
+                (Some(text), _) => {
+                    let t = harness::live::marks::mark(&dir, &text)?;
+                    println!(
+                        "marked `{}` at t+{:.1}s in {}",
+                        text.trim(),
+                        t as f64 / 1000.0,
+                        dir.display()
+                    );
+                }
+                (None, Some(f)) if f.as_os_str() == "-" => {
+                    let n = harness::live::marks::mark_lines(&dir, std::io::stdin().lock())?;
+                    println!("{n} mark(s) in {}", dir.display());
+                }
+                (None, Some(f)) => {
+                    let file = std::fs::File::open(&f).map_err(|e| {
+                        HarnessError::BadInput(format!("--file {}: {e}", f.display()))
+                    })?;
+                    let n = harness::live::marks::mark_lines(&dir, std::io::BufReader::new(file))?;
+                    println!("{n} mark(s) in {}", dir.display());
+                }
+                (None, None) => unreachable!("clap requires a text or --file"),
+            }
+            Ok(Exit::Pass)
+        }
         Command::Images {
             command: ImagesCommand::Build { base, kafka, force },
         } => {
@@ -122,7 +151,40 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 println!("killed {} (run {}): {}", l.pid, l.run_id, l.command);
             }
             let net = harness::cluster::netns::cleanup(scope);
-            cleanup::forget_dead(scope);
+            // watches: what they made on the cluster they watched (a run whose cluster does
+            // not answer stays registered, so that the next cleanup tries again)
+            let mut unreachable = Vec::new();
+            for dir in cleanup::run_dirs(run.as_deref(), scope) {
+                match harness::live::cleanup(&dir) {
+                    Ok(Some(done)) => {
+                        for t in &done.topics {
+                            println!("deleted topic {t} on {}", done.bootstrap);
+                        }
+                        if let Some(g) = &done.group {
+                            println!(
+                                "deleted consumer group {g} on {} (if it was there)",
+                                done.bootstrap
+                            );
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        println!("not cleaned: {e}; run cleanup again when the cluster answers");
+                        if let Ok(r) = harness::rundir::RunRecord::load(&dir) {
+                            unreachable.push(r.run_id);
+                        }
+                    }
+                }
+            }
+            let forget = harness::cluster::CleanupScope {
+                runs: Some(
+                    registered_in(scope)
+                        .into_iter()
+                        .filter(|id| !unreachable.contains(id))
+                        .collect(),
+                ),
+            };
+            cleanup::forget_dead(&forget);
             let kept = harness::cluster::netns::remaining_namespaces();
             if !kept.is_empty() && plan.scope.runs.is_some() {
                 println!(
@@ -269,10 +331,93 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
     }
 }
 
+/// The registered runs `scope` covers.
+fn registered_in(scope: &harness::cluster::CleanupScope) -> Vec<String> {
+    harness::rundir::coordinator::Coordinator::registered()
+        .into_iter()
+        .map(|c| c.run_id)
+        .filter(|id| scope.covers(id))
+        .collect()
+}
+
+fn watch_cmd(a: WatchArgs) -> Result<Exit, HarnessError> {
+    use harness::live;
+    let bad = |e: String| HarnessError::BadInput(e);
+    let client_properties = match &a.client_config {
+        Some(p) => live::client_config::load(p)?,
+        None => Default::default(),
+    };
+    let duration = a
+        .duration
+        .as_deref()
+        .map(|d| {
+            scenario::parse_duration(d)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "--duration: `{d}` is not a duration (e.g. 90s, 10m)"
+                    ))
+                })
+        })
+        .transpose()?;
+    let (sc, text) = match &a.scenario {
+        Some(path) => (scenario::load_watch(path)?, std::fs::read_to_string(path)?),
+        None => {
+            if a.rate <= 0.0 || !a.rate.is_finite() {
+                return Err(bad(format!(
+                    "--rate {}: give records per second above 0",
+                    a.rate
+                )));
+            }
+            let brokers = live::brokers_of(&a.bootstrap, &client_properties)?;
+            let text = live::default_scenario(
+                brokers.len(),
+                &live::DefaultWorkload {
+                    partitions: a.partitions,
+                    replication: a.replication,
+                    producers: a.producers,
+                    consumers: a.consumers,
+                    rate: a.rate,
+                },
+            );
+            let sc = scenario::parse_watch(Path::new("(harness watch flags)"), &text)?;
+            (sc, text)
+        }
+    };
+    let opts = live::WatchOptions {
+        bootstrap: a.bootstrap,
+        zookeeper: a.zookeeper,
+        client_properties,
+        duration,
+        keep_topics: a.keep_topics,
+        topic_prefix: a.topic_prefix,
+    };
+    let run_dir = a.out.unwrap_or_else(|| {
+        let stamp = workers::clock::now_ms() / 1000;
+        PathBuf::from("runs").join(format!("{}-{stamp}", sc.name))
+    });
+    let shutdown = Shutdown::on_signals();
+    eprintln!("harness: watch `{}` into {}", sc.name, run_dir.display());
+    match live::watch(&sc, &text, &run_dir, &opts, &shutdown) {
+        Ok(_) => check_cmd(&run_dir),
+        Err(e) => {
+            if run_dir.join("logs").exists() {
+                eprintln!(
+                    "harness: the logs so far are in {}; `harness check {}` reads them",
+                    run_dir.display(),
+                    run_dir.display()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
 fn run_cmd(
     path: &Path,
     out: Option<PathBuf>,
     backend: Option<BackendArg>,
+    hold: bool,
 ) -> Result<Exit, HarnessError> {
     let mut sc = scenario::load(path)?;
     match backend {
@@ -287,7 +432,7 @@ fn run_cmd(
     });
     let shutdown = Shutdown::on_signals();
     eprintln!("harness: running `{}` into {}", sc.name, run_dir.display());
-    match run::run_scenario(&sc, &text, &run_dir, &shutdown) {
+    match run::run_scenario_holding(&sc, &text, &run_dir, &shutdown, hold) {
         Ok(_) => check_cmd(&run_dir),
         Err(e) => {
             if run_dir.join("logs").exists() {
@@ -304,7 +449,12 @@ fn run_cmd(
 
 fn check_cmd(run_dir: &Path) -> Result<Exit, HarnessError> {
     let record = harness::rundir::RunRecord::load(run_dir)?;
-    let sc = scenario::load(&run_dir.join("scenario.toml"))?;
+    let path = run_dir.join(harness::rundir::SCENARIO);
+    let sc = if record.backend == "live" {
+        scenario::load_watch(&path)?
+    } else {
+        scenario::load(&path)?
+    };
     let findings = check::check_run(run_dir, &sc)?;
     let rep = report::build(&sc, &record.run_id, record.started_ms, findings);
     report::write(run_dir, &rep)?;

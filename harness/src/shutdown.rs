@@ -3,22 +3,37 @@
 //! Ctrl-C or SIGTERM sets the flag; every wait in the harness goes through
 //! [`Shutdown::sleep`] or checks [`Shutdown::requested`], so the run stops at the next step
 //! boundary (or wait), and then still stops the workers, tears the cluster down and writes
-//! what it has. A second signal is not special: teardown is bounded anyway.
+//! what it has. A second signal is not special to `run`: teardown is bounded anyway. A
+//! `watch` ends its watching at the first signal and still drains, reads back and checks;
+//! [`Shutdown::next_signal`] gives it a flag only the next signal sets, to abandon that.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// SIGINT/SIGTERM received so far.
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// A shareable "stop now" flag.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Shutdown {
+    /// Set by [`Shutdown::trigger`].
     local: Arc<AtomicBool>,
+    /// The signal count at which a stop counts as asked for (1: the first signal).
+    signals_needed: u32,
+}
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown {
+            local: Arc::default(),
+            signals_needed: 1,
+        }
+    }
 }
 
 impl Shutdown {
@@ -39,7 +54,17 @@ impl Shutdown {
 
     /// True once a stop was asked for.
     pub fn requested(&self) -> bool {
-        self.local.load(Ordering::SeqCst) || SIGNALLED.load(Ordering::SeqCst)
+        self.local.load(Ordering::SeqCst) || SIGNALS.load(Ordering::SeqCst) >= self.signals_needed
+    }
+
+    /// A new flag that only a signal after the ones received so far sets (or its own
+    /// [`Shutdown::trigger`]): what still may be stopped once the first Ctrl-C was taken
+    /// as "finish now".
+    pub fn next_signal() -> Shutdown {
+        Shutdown {
+            local: Arc::default(),
+            signals_needed: SIGNALS.load(Ordering::SeqCst) + 1,
+        }
     }
 
     /// Asks for a stop.

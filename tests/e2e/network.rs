@@ -146,18 +146,34 @@ fn a_delayed_leader_costs_latency_and_nothing_else() {
         "records to the slow leader waited at least its 200 ms: {slow}"
     );
     assert!(after < 100.0, "the heal removed the delay: {after}");
-    // slow is not down: no partition stopped acking for a window (1 s), and no client
-    // gave up on a request (no epoch bump or new producer id)
-    let windows: Vec<&Value> = r["unavailability"]
+    // slow is not down: no partition stopped acking for a window (1 s) from the delay on,
+    // and no client gave up on a request (no epoch bump or new producer id). A loaded
+    // machine may show a short stall in the warm-up, before any fault (CI saw the first
+    // acks of a fresh cluster take 1.2 s); the report is right to show it, it is not the
+    // slow leader's, and it must stay short.
+    let (warmup, windows): (Vec<&Value>, Vec<&Value>) = r["unavailability"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|w| w["kind"] == "produce")
-        .collect();
+        .partition(|w| w["step"] == "(warmup)");
     assert!(
         windows.is_empty(),
         "a slow leader is not unavailable: {windows:?}"
     );
+    let delay_from = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "slow the leader")
+        .map(|s| u(&s["start_ms"]))
+        .expect("the delay step ran");
+    for w in &warmup {
+        assert!(
+            u(&w["duration_ms"]) < 5_000 && u(&w["end_ms"]) < delay_from,
+            "a stall in the warm-up stays short and ends before the delay: {w}"
+        );
+    }
     assert_eq!(r["client_renewals"], serde_json::json!([]), "{}", o.summary);
     assert_nothing_left(o.guard.run_id().as_deref().unwrap());
 }

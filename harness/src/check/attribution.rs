@@ -61,6 +61,7 @@ impl Attribution {
         let mut steps: Vec<StepSpan> = Vec::new();
         let mut consumers_end_ms = None;
         let mut producers_end_ms = None;
+        let mut marks: Vec<(u64, String)> = Vec::new();
         for e in events {
             match e {
                 TimelineEvent::Phase { t_ms, name } => {
@@ -116,9 +117,36 @@ impl Attribution {
                         s.node = node.clone();
                     }
                 }
+                TimelineEvent::Mark { t_ms, name } => marks.push((rel(*t_ms), name.clone())),
                 _ => {}
             }
         }
+        // Marks an operator (or a runbook script) gave with `harness mark`: a `mark` step
+        // records one too, already a step. An operator's mark names what they are about to
+        // do (or just did), so it is an acting label: what happens from it on, and within
+        // the grace before it, is the mark's.
+        let mut next_index = steps.iter().map(|s| s.index + 1).max().unwrap_or(0);
+        for (t, name) in marks {
+            let is_step = steps
+                .iter()
+                .any(|s| s.action == "mark" && s.name == name && s.start_ms.abs_diff(t) < 1000);
+            if is_step {
+                continue;
+            }
+            starts.push((t, name.clone(), false));
+            steps.push(StepSpan {
+                index: next_index,
+                name,
+                action: "mark".into(),
+                start_ms: t,
+                end_ms: Some(t),
+                ok: Some(true),
+                error: None,
+                node: None,
+            });
+            next_index += 1;
+        }
+        steps.sort_by_key(|s| s.start_ms);
         starts.sort_by_key(|(t, _, _)| *t);
         Attribution {
             starts,
@@ -169,6 +197,60 @@ impl Attribution {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operators_mark_labels_what_follows_it_and_a_mark_step_is_not_counted_twice() {
+        let t0 = 1_000_000;
+        let ev = vec![
+            TimelineEvent::Phase {
+                t_ms: t0 + 100,
+                name: "watch".into(),
+            },
+            TimelineEvent::Mark {
+                t_ms: t0 + 5000,
+                name: "restart kafka2".into(),
+            },
+            TimelineEvent::Mark {
+                t_ms: t0 + 9000,
+                name: "done".into(),
+            },
+        ];
+        let a = Attribution::from_timeline(&ev, t0, 500);
+        assert_eq!(a.label_at(4000), "(watch)");
+        assert_eq!(
+            a.label_at(4700),
+            "restart kafka2",
+            "within the grace before it"
+        );
+        assert_eq!(a.label_at(8999), "restart kafka2");
+        assert_eq!(a.label_at(9500), "done");
+        let names: Vec<&str> = a.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["restart kafka2", "done"]);
+        assert!(a.steps.iter().all(|s| s.action == "mark"));
+        // a `mark` step records a Mark event too: one step, not two
+        let ev = vec![
+            TimelineEvent::StepStart {
+                t_ms: t0 + 1000,
+                index: 0,
+                name: "here".into(),
+                action: "mark".into(),
+            },
+            TimelineEvent::Mark {
+                t_ms: t0 + 1001,
+                name: "here".into(),
+            },
+            TimelineEvent::StepEnd {
+                t_ms: t0 + 1002,
+                index: 0,
+                name: "here".into(),
+                ok: true,
+                error: None,
+                node: None,
+            },
+        ];
+        let b = Attribution::from_timeline(&ev, t0, 500);
+        assert_eq!(b.steps.len(), 1);
+    }
 
     #[test]
     fn labels_with_grace() {

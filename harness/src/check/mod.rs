@@ -282,7 +282,8 @@ fn add_smoke(
         record
             .hosts
             .iter()
-            .find(|h| h.address == host)
+            .find(|h| h.name == server)
+            .or_else(|| record.hosts.iter().find(|h| h.address == host))
             .map(|h| h.name.clone())
             .unwrap_or_else(|| server.to_string())
     };
@@ -309,11 +310,15 @@ fn add_smoke(
         ));
     }
     for (ensemble, members) in &scenario.cluster.ensembles {
-        let servers: Vec<String> = members
-            .iter()
-            .filter_map(|m| record.hosts.iter().find(|h| &h.name == m))
-            .map(|h| format!("{}:{}", h.address, crate::cluster::ZK_CLIENT_PORT))
-            .collect();
+        let servers: Vec<String> = match &record.zookeeper {
+            // a watch: the one ensemble is the servers it was given
+            Some(connect) if members.is_empty() => crate::zk::split_connect(connect).0,
+            _ => members
+                .iter()
+                .filter_map(|m| record.hosts.iter().find(|h| &h.name == m))
+                .map(|h| format!("{}:{}", h.address, crate::cluster::ZK_CLIENT_PORT))
+                .collect(),
+        };
         for w in smoke::group_windows(&analysis, &servers, input.window_threshold_ms as u32) {
             f.unavailability.push(window(
                 WindowSubject::Ensemble(ensemble.clone()),

@@ -73,25 +73,63 @@ pub struct Admin {
     per_broker: Vec<AdminClient<DefaultClientContext>>,
 }
 
-fn admin_client(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn admin_client(
+    bootstrap: &str,
+    properties: &ClientProperties,
+) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
         .set("log_level", "3")
-        .set("topic.metadata.refresh.interval.ms", "1000")
-        .create()?)
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    Ok(c.create()?)
 }
+
+/// librdkafka properties for every client of a run: security (TLS, SASL) for a secured
+/// cluster (`harness watch --client-config`).
+pub type ClientProperties = std::collections::BTreeMap<String, String>;
 
 impl Admin {
     /// Connects (lazily) to `bootstrap`.
     pub fn new(bootstrap: &str) -> anyhow::Result<Admin> {
+        Self::with_properties(bootstrap, &ClientProperties::new())
+    }
+
+    /// Connects (lazily) to `bootstrap` with extra client properties (security).
+    pub fn with_properties(
+        bootstrap: &str,
+        properties: &ClientProperties,
+    ) -> anyhow::Result<Admin> {
         let per_broker = bootstrap
             .split(',')
-            .map(admin_client)
+            .map(|b| admin_client(b, properties))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Admin {
-            client: admin_client(bootstrap)?,
+            client: admin_client(bootstrap, properties)?,
             per_broker,
         })
+    }
+
+    /// Deletes a consumer group — only ever one the caller's workers used. Its members
+    /// leave when their processes stop; a member killed without leaving holds the group
+    /// until its session times out, so a non-empty group is retried up to `patience`.
+    pub fn delete_group(&self, group: &str, patience: Duration) -> anyhow::Result<()> {
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let deadline = Instant::now() + patience;
+        loop {
+            let results = futures::executor::block_on(self.client.delete_groups(&[group], &opts))?;
+            match results.into_iter().next() {
+                None | Some(Ok(_)) => return Ok(()),
+                // never created (no consumer ran), or deleted already
+                Some(Err((_, RDKafkaErrorCode::GroupIdNotFound))) => return Ok(()),
+                Some(Err((_, RDKafkaErrorCode::NonEmptyGroup))) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500))
+                }
+                Some(Err((name, code))) => anyhow::bail!("deleting group {name}: {code}"),
+            }
+        }
     }
 
     /// Reads brokers and every partition's leader, replicas and ISR — from whichever broker
@@ -105,6 +143,18 @@ impl Admin {
             }
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("no broker to ask")))
+    }
+
+    /// Every registered broker as `(id, host, port)`, sorted by id.
+    pub fn brokers(&self, timeout: Duration) -> anyhow::Result<Vec<(i32, String, i32)>> {
+        let md = self.client.inner().fetch_metadata(None, timeout)?;
+        let mut out: Vec<(i32, String, i32)> = md
+            .brokers()
+            .iter()
+            .map(|b| (b.id(), b.host().to_string(), b.port()))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     fn snapshot_from(

@@ -162,6 +162,18 @@ pub fn run_scenario(
     run_dir: &Path,
     shutdown: &Shutdown,
 ) -> Result<String, HarnessError> {
+    run_scenario_holding(scenario, scenario_text, run_dir, shutdown, false)
+}
+
+/// [`run_scenario`]; with `hold`, a run that completed keeps its cluster up after the final
+/// read, its connect strings printed, until the next Ctrl-C or SIGTERM.
+pub fn run_scenario_holding(
+    scenario: &Scenario,
+    scenario_text: &str,
+    run_dir: &Path,
+    shutdown: &Shutdown,
+    hold: bool,
+) -> Result<String, HarnessError> {
     preflight(scenario)?;
     for w in crate::scenario::warnings(scenario) {
         eprintln!("harness: warning: {w}");
@@ -218,11 +230,10 @@ pub fn run_scenario(
         scenario: scenario.name.clone(),
         started_ms,
         kafka_version: dist.version.clone(),
-        backend: match scenario.cluster.backend {
-            Backend::Local => "local".into(),
-            Backend::Docker => "docker".into(),
-        },
+        backend: scenario.cluster.backend.name().into(),
         bootstrap: cluster.bootstrap(),
+        zookeeper: None,
+        keep_topics: false,
         hosts: cluster.hosts(),
         topics: Workload::topic_specs(scenario),
     };
@@ -232,6 +243,17 @@ pub fn run_scenario(
     )?;
 
     let result = drive(scenario, run_dir, &run_id, &mut cluster, &mut tl, shutdown);
+    if hold && result.is_ok() {
+        let until = Shutdown::next_signal();
+        eprintln!(
+            "harness: holding the cluster of run {run_id} until Ctrl-C:\n  bootstrap  {}\n  zookeeper  {}{}",
+            cluster.bootstrap(),
+            cluster.zookeeper_connect(),
+            cluster::ZK_CHROOT
+        );
+        while !until.sleep(Duration::from_secs(1)) {}
+        eprintln!("harness: tearing the cluster down");
+    }
     cluster.teardown();
     let outcome = match &result {
         Ok(()) => "completed".to_string(),
@@ -312,7 +334,11 @@ fn drive(
 
     // the ZooKeeper smoke test, for the whole load
     let smoke = if scenario.check.zookeeper_smoke {
-        Some(KillOnDrop(start_smoke(run_dir, run_id, cluster)?))
+        Some(KillOnDrop(start_smoke(
+            run_dir,
+            run_id,
+            &cluster.zookeeper_connect(),
+        )?))
     } else {
         None
     };
@@ -356,8 +382,33 @@ fn drive(
         interrupted = shutdown.sleep(w.settle);
     }
 
-    // Producers stop first and settle what is in flight.
     *current.lock().unwrap() = "drain".into();
+    let interrupted = drain(&mut workload, tl, w, shutdown, interrupted);
+    progress.stop();
+    drop(smoke);
+    if interrupted || shutdown.requested() {
+        return Err(HarnessError::Interrupted);
+    }
+    // the brokers running now (a migration stops the old ones)
+    let ids = cluster.running_broker_ids();
+    final_read(&mut workload, tl, cluster.admin()?, &ids, &topics, shutdown)?;
+    if scenario.check.kafka_metadata {
+        check_kafka_metadata(cluster, run_dir);
+    }
+    Ok(())
+}
+
+/// The drain: producers stop first and settle what is in flight (up to their delivery
+/// timeout and a margin); consumers then get until they stop making progress (or the drain
+/// timeout); both are stopped. `interrupted` (or a stop asked for meanwhile) skips the
+/// consumers' wait. Returns whether the run was interrupted.
+pub(crate) fn drain(
+    workload: &mut Workload,
+    tl: &mut Timeline,
+    w: &crate::scenario::Workload,
+    shutdown: &Shutdown,
+    mut interrupted: bool,
+) -> bool {
     tl.record(&TimelineEvent::Phase {
         t_ms: now_ms(),
         name: "drain".into(),
@@ -367,15 +418,15 @@ fn drive(
     for failed in workload.stop(Role::Produce, grace) {
         record_failed_worker(tl, failed);
     }
-    // Consumers get until they stop making progress (or the drain timeout).
     if w.consumers > 0 && !interrupted {
         let deadline = std::time::Instant::now() + w.drain_timeout;
         let mut last = workload.status(Role::Consume).received;
         let mut still = 0;
-        while std::time::Instant::now() < deadline
-            && still < 4
-            && !shutdown.sleep(Duration::from_secs(1))
-        {
+        while std::time::Instant::now() < deadline && still < 4 {
+            if shutdown.sleep(Duration::from_secs(1)) {
+                interrupted = true;
+                break;
+            }
             let now = workload.status(Role::Consume).received;
             still = if now == last { still + 1 } else { 0 };
             last = now;
@@ -384,31 +435,28 @@ fn drive(
     for failed in workload.stop(Role::Consume, Duration::from_secs(30)) {
         record_failed_worker(tl, failed);
     }
-    progress.stop();
-    drop(smoke);
-    if interrupted || shutdown.requested() {
-        return Err(HarnessError::Interrupted);
-    }
+    interrupted
+}
 
-    // The final read wants every partition led; it reads what it can either way.
+/// The final read: every partition of the workload's topics from its start, once the
+/// brokers `ids` lead them all in sync (it reads what it can either way).
+pub(crate) fn final_read(
+    workload: &mut Workload,
+    tl: &mut Timeline,
+    admin: &crate::kafka::Admin,
+    ids: &[i32],
+    topics: &[&str],
+    shutdown: &Shutdown,
+) -> Result<(), HarnessError> {
     tl.record(&TimelineEvent::Phase {
         t_ms: now_ms(),
         name: "final-read".into(),
     });
     eprintln!("harness: final read of every partition…");
-    // the brokers running now (a migration stops the old ones)
-    let ids = cluster.running_broker_ids();
-    if let Err(e) = cluster
-        .admin()?
-        .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)
-    {
+    if let Err(e) = admin.wait_healthy(ids, topics, Duration::from_secs(60), shutdown) {
         tracing::warn!("cluster not fully healthy before the final read: {e}");
     }
-    workload.final_read()?;
-    if scenario.check.kafka_metadata {
-        check_kafka_metadata(cluster, run_dir);
-    }
-    Ok(())
+    workload.final_read()
 }
 
 /// A worker that ended badly is a finding: into the timeline, where the checker finds it.
@@ -425,23 +473,39 @@ fn record_failed_worker(tl: &mut Timeline, failed: workload::FailedWorker) {
 /// Compares Kafka's znodes in the ensemble the brokers use with what the brokers report,
 /// into `metadata-check.json` (the checker reads it; a failure to check is recorded too).
 fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
-    use crate::zk::metadata::{self, MetadataCheck};
-    let result = (|| -> Result<MetadataCheck, HarnessError> {
+    let result = (|| -> Result<_, HarnessError> {
         let servers = cluster.kafka_zookeeper()?;
         let connect = cluster.zookeeper_servers(&servers);
-        let admin = cluster.admin()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok(
-            rt.block_on(metadata::check(&connect, cluster::ZK_CHROOT, 10, || {
-                admin
-                    .snapshot(Duration::from_secs(5))
-                    .map_err(|e| e.to_string())
-            })),
-        )
-    })()
-    .unwrap_or_else(|e| MetadataCheck {
+        kafka_metadata_check(&connect, cluster::ZK_CHROOT, cluster.admin()?)
+    })();
+    record_metadata_check(run_dir, result);
+}
+
+/// Kafka's znodes under `chroot` of the ensemble at `connect` against what the brokers
+/// `admin` reaches report.
+pub(crate) fn kafka_metadata_check(
+    connect: &str,
+    chroot: &str,
+    admin: &crate::kafka::Admin,
+) -> Result<crate::zk::metadata::MetadataCheck, HarnessError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(
+        rt.block_on(crate::zk::metadata::check(connect, chroot, 10, || {
+            admin
+                .snapshot(Duration::from_secs(5))
+                .map_err(|e| e.to_string())
+        })),
+    )
+}
+
+/// Writes a metadata check's result (or why there is none) for the checker, and says it.
+pub(crate) fn record_metadata_check(
+    run_dir: &Path,
+    result: Result<crate::zk::metadata::MetadataCheck, HarnessError>,
+) {
+    let result = result.unwrap_or_else(|e| crate::zk::metadata::MetadataCheck {
         error: Some(e.to_string()),
         ..Default::default()
     });
@@ -467,7 +531,7 @@ fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
 
 /// A helper process that must not outlive the run: SIGTERM (it flushes each line as it
 /// goes), then reaped, when dropped — on errors and panics too.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -477,19 +541,19 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts `harness zk smoke` against every ZooKeeper node (killed by `drive` at the drain,
-/// or by `harness cleanup` after a crash: it carries the run's tag).
-fn start_smoke(
+/// Starts `harness zk smoke` against every server of `servers` (`host:port,…`, no chroot;
+/// killed at the drain, or by `harness cleanup` after a crash: it carries the run's tag).
+pub(crate) fn start_smoke(
     run_dir: &Path,
     run_id: &str,
-    cluster: &Cluster,
+    servers: &str,
 ) -> Result<std::process::Child, HarnessError> {
     use std::os::unix::process::CommandExt;
     std::process::Command::new(std::env::current_exe()?)
         .args([
             "zk",
             "smoke",
-            &cluster.zookeeper_connect(),
+            servers,
             "--interval",
             &format!("{}ms", crate::check::SMOKE_INTERVAL_MS),
             "--tag",
@@ -514,13 +578,13 @@ fn start_smoke(
 }
 
 /// Prints live progress from the workers' status lines.
-struct Progress {
+pub(crate) struct Progress {
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: std::thread::JoinHandle<()>,
 }
 
 impl Progress {
-    fn spawn(run_dir: PathBuf, current: Arc<Mutex<String>>) -> Progress {
+    pub(crate) fn spawn(run_dir: PathBuf, current: Arc<Mutex<String>>) -> Progress {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
         let start = std::time::Instant::now();
@@ -549,7 +613,7 @@ impl Progress {
         Progress { stop, handle }
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.handle.join();
     }

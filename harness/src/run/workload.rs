@@ -223,6 +223,8 @@ pub struct Workload {
     pub processes: Vec<WorkerProcess>,
     /// Where worker processes run.
     host: Arc<dyn WorkerHost>,
+    /// librdkafka properties every worker's clients get (a watched cluster's security).
+    client_properties: crate::kafka::ClientProperties,
 }
 
 impl Workload {
@@ -247,7 +249,14 @@ impl Workload {
             scenario: scenario.clone(),
             processes: Vec::new(),
             host,
+            client_properties: Default::default(),
         })
+    }
+
+    /// Gives every worker's clients these properties too (TLS, SASL of a watched cluster).
+    pub fn with_client_properties(mut self, properties: crate::kafka::ClientProperties) -> Self {
+        self.client_properties = properties;
+        self
     }
 
     /// The topics as workers see them.
@@ -294,7 +303,7 @@ impl Workload {
                 session_timeout_ms: w.consumer_session_timeout_ms,
             },
             final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
-            client_overrides: Default::default(),
+            client_overrides: self.client_properties.clone(),
         }
     }
 

@@ -39,6 +39,9 @@ pub const METADATA_CHECK: &str = "metadata-check.json";
 pub const REPORT_JSON: &str = "report.json";
 /// One test case per expectation.
 pub const JUNIT_XML: &str = "junit.xml";
+/// The client properties a watch was given (`--client-config`), kept (mode 0600) so that
+/// `harness cleanup` can reach a secured cluster after a crash.
+pub const CLIENT_CONFIG: &str = "client.properties";
 
 /// What `run.json` records about a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,11 +54,19 @@ pub struct RunRecord {
     pub started_ms: u64,
     /// Kafka version.
     pub kafka_version: String,
-    /// Where the nodes and workers ran: `local` or `docker`.
+    /// Where the nodes and workers ran: `local` or `docker`; `live` for a cluster the
+    /// harness did not start (`harness watch`).
     #[serde(default)]
     pub backend: String,
     /// `bootstrap.servers`.
     pub bootstrap: String,
+    /// The ZooKeeper connect string a watch was given (`host:port,…[/chroot]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper: Option<String>,
+    /// A watch asked to leave its topics on the cluster (`--keep-topics`): cleanup leaves
+    /// them too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_topics: bool,
     /// Every node.
     pub hosts: Vec<HostInfo>,
     /// Workload topics, in log topic-index order.

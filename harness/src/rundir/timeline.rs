@@ -203,11 +203,12 @@ impl Timeline {
         Ok(Timeline { file })
     }
 
-    /// Appends one event and flushes it.
+    /// Appends one event. One `write(2)` per line on a file opened for appending: another
+    /// process appending (`harness mark`) never interleaves with it.
     pub fn record(&mut self, e: &TimelineEvent) {
-        if let Ok(line) = serde_json::to_string(e) {
-            let _ = writeln!(self.file, "{line}");
-            let _ = self.file.flush();
+        if let Ok(mut line) = serde_json::to_string(e) {
+            line.push('\n');
+            let _ = self.file.write_all(line.as_bytes());
         }
     }
 }

@@ -16,7 +16,7 @@ pub use actions::{
     Action, BrokerAction, ElectionKind, NetworkAction, NodeAction, PaceAction, PlannedPartition,
     ReassignPlan, ZkAction,
 };
-pub use load::{line_col, load, parse};
+pub use load::{line_col, load, load_watch, parse, parse_watch};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};
 pub use warnings::warnings;

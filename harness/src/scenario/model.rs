@@ -40,6 +40,20 @@ pub enum Backend {
     /// Containers on a Docker engine (`DOCKER_HOST`), nodes and workers alike, on a
     /// network made for the run.
     Docker,
+    /// A cluster the harness did not start (`harness watch`): no nodes of its own, workers
+    /// on this machine. A watch scenario has no `[cluster]` table.
+    Live,
+}
+
+impl Backend {
+    /// As `run.json` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Docker => "docker",
+            Backend::Live => "live",
+        }
+    }
 }
 
 /// What a local host is.
@@ -89,6 +103,25 @@ pub struct ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// The cluster of a watch: none of its own (the brokers are the watched cluster's);
+    /// one ensemble `zookeeper`, the servers of `--zookeeper` when given.
+    pub fn live() -> ClusterSpec {
+        ClusterSpec {
+            backend: Backend::Live,
+            hosts: HostMode::Loopback,
+            kafka_version: "live".into(),
+            zookeeper: Vec::new(),
+            dormant: Vec::new(),
+            ensembles: [("zookeeper".to_string(), Vec::new())].into(),
+            kafka_ensemble: "zookeeper".into(),
+            brokers: Vec::new(),
+            broker_config: BTreeMap::new(),
+            zookeeper_config: BTreeMap::new(),
+            broker_heap_mb: 0,
+            zookeeper_heap_mb: 0,
+        }
+    }
+
     /// The broker id of a broker node name.
     pub fn broker_id(&self, node: &str) -> Option<i32> {
         self.brokers

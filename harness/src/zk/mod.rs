@@ -12,6 +12,24 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Splits a connect string `host:port,host:port/chroot` into its servers and its chroot
+/// (`""` when none).
+pub fn split_connect(connect: &str) -> (Vec<String>, String) {
+    let (servers, chroot) = match connect.find('/') {
+        Some(i) => (&connect[..i], connect[i..].trim_end_matches('/')),
+        None => (connect, ""),
+    };
+    (
+        servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        chroot.to_string(),
+    )
+}
+
 /// Sends a four-letter word (e.g. `srvr`) and returns the whole answer.
 pub fn four_letter_word(
     addr: SocketAddr,

@@ -192,6 +192,38 @@ async fn cycle_once(
 
 /// Writes this server's heartbeat (`SERVER|MS` in a persistent node of its own) and reads
 /// every server's.
+/// Removes the probe znodes of the smoke test tagged `tag` (`/kmh-smoke-TAG-…` and their
+/// children) from the ensemble at `servers`; returns how many top-level nodes went. A watch
+/// does it at its end and `harness cleanup` after a killed one: on a cluster the harness
+/// did not start, nothing of the run may stay.
+pub async fn remove_nodes(servers: &str, tag: &str) -> Result<usize, zookeeper_client::Error> {
+    use zookeeper_client::Error;
+    let c = Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .with_connection_timeout(OP_TIMEOUT)
+        .connect(servers)
+        .await?;
+    let prefix = format!("kmh-smoke-{tag}-");
+    let mut removed = 0;
+    for name in c.list_children("/").await? {
+        if !name.starts_with(&prefix) {
+            continue;
+        }
+        let path = format!("/{name}");
+        for child in c.list_children(&path).await.unwrap_or_default() {
+            match c.delete(&format!("{path}/{child}"), None).await {
+                Ok(()) | Err(Error::NoNode) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match c.delete(&path, None).await {
+            Ok(()) | Err(Error::NoNode) => removed += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
 async fn beat(
     c: &Client,
     dir: &str,

@@ -74,11 +74,16 @@ struct RawStepExpect {
     lost: Option<Spanned<RawBound>>,
 }
 
-/// Validates `[check]`.
-pub(super) fn check_settings(p: &mut Problems<'_>, raw: Option<&RawCheck>) -> CheckSettings {
+/// Validates `[check]`. `live`: a watch scenario, whose metadata check runs only when the
+/// watch is given a ZooKeeper connect string, so it is judged only when asked for.
+pub(super) fn check_settings(
+    p: &mut Problems<'_>,
+    raw: Option<&RawCheck>,
+    live: bool,
+) -> CheckSettings {
     CheckSettings {
         zookeeper_smoke: raw.is_some_and(|c| c.zookeeper_smoke),
-        kafka_metadata: raw.and_then(|c| c.kafka_metadata).unwrap_or(true),
+        kafka_metadata: raw.and_then(|c| c.kafka_metadata).unwrap_or(!live),
         window_threshold_ms: raw
             .map(|c| {
                 p.duration(

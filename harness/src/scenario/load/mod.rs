@@ -195,6 +195,33 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
 
 /// Validates scenario text (`path` is used in messages only).
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
+    parse_as(path, text, false)
+}
+
+/// Reads and validates the scenario of a watch (`harness watch`): a workload and `[expect]`
+/// bounds, without `[cluster]` (the cluster is the one watched) and without steps (on a
+/// live cluster the operator acts, and says so with `harness mark`).
+pub fn load_watch(path: &Path) -> Result<Scenario, ScenarioErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioErrors(vec![ScenarioError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+            hint: "give the path of a watch scenario .toml file (a [workload] and an [expect])"
+                .into(),
+        }])
+    })?;
+    parse_watch(path, &text)
+}
+
+/// Validates the text of a watch scenario (see [`load_watch`]).
+pub fn parse_watch(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
+    parse_as(path, text, true)
+}
+
+fn parse_as(path: &Path, text: &str, live: bool) -> Result<Scenario, ScenarioErrors> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         let msg = e.message().to_string();
@@ -243,29 +270,49 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
     }
 
     // --- cluster and workload: the steps and expectations are checked against them
-    let raw_cluster = p.required(
-        raw.cluster,
-        whole.clone(),
-        "cluster",
-        "add a [cluster] table: kafka, zookeeper, brokers (see the README)",
-    );
+    let cluster = if live {
+        if let Some(c) = &raw.cluster {
+            p.at(
+                c.span(),
+                "cluster",
+                "a watch runs against the cluster given with --bootstrap; a watch scenario has no [cluster] table",
+                "remove [cluster] (a scenario with one runs on a cluster of its own: `harness run`)",
+            );
+        }
+        if let Some(s) = raw.steps.first() {
+            p.at(
+                s.span(),
+                "step",
+                "steps act on clusters the harness starts; on a live cluster the operator acts",
+                "remove the [[step]] tables, and mark each action of the runbook with `harness mark \"…\"` while the watch runs",
+            );
+        }
+        Some(ClusterSpec::live())
+    } else {
+        p.required(
+            raw.cluster,
+            whole.clone(),
+            "cluster",
+            "add a [cluster] table: kafka, zookeeper, brokers (see the README)",
+        )
+        .map(|raw_cluster| cluster::validate(&mut p, &raw_cluster))
+    };
     let raw_workload = p.required(
         raw.workload,
         whole,
         "workload",
         "add a [workload] table: topics, producers, rate, acks, idempotence (see the README)",
     );
-    let (Some(raw_cluster), Some(raw_workload)) = (raw_cluster, raw_workload) else {
+    let (Some(cluster), Some(raw_workload)) = (cluster, raw_workload) else {
         return Err(p.into_errors());
     };
-    let cluster = cluster::validate(&mut p, &raw_cluster);
     let workload = workload::validate(&mut p, &raw_workload, &cluster);
 
     // --- steps
     let parsed = actions::parse_steps(&mut p, &raw.steps, &cluster, &workload);
 
     // --- check and expect
-    let check = expect::check_settings(&mut p, raw.check.as_ref());
+    let check = expect::check_settings(&mut p, raw.check.as_ref(), live);
     let expect = expect::validate(
         &mut p,
         raw.expect.as_ref(),

@@ -151,7 +151,9 @@ pub(super) fn validate(
                 "e.g. partitions = 12",
             );
         }
-        if rt.replication == 0 || rt.replication as usize > brokers.len() {
+        // a live cluster's brokers are known when the watch starts (it checks then)
+        let too_many = cluster.backend != Backend::Live && rt.replication as usize > brokers.len();
+        if rt.replication == 0 || too_many {
             p.at(
                 t.span(),
                 format!("{field}.replication"),
