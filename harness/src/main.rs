@@ -15,6 +15,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "harness=info".into()),
         )
         .with_writer(std::io::stderr)
+        // colours for a person at a terminal; none in a redirected log (CI, a file)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     let cli = Cli::parse();

@@ -252,6 +252,89 @@ reordered = "any"
     cluster.teardown();
 }
 
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn acks_1_and_an_unclean_election_during_a_watch_fail_it_with_the_loss_under_the_mark() {
+    let _lock = common::cluster_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = common::kafka_cluster_with(
+        dir.path(),
+        &format!("livefix-{}", std::process::id()),
+        &["kafka1", "kafka2", "kafka3"],
+        &[],
+        &[("replica.lag.time.max.ms", "3000")],
+    );
+    let bootstrap = cluster.bootstrap();
+    let scenario = dir.path().join("unsafe.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "unsafe"
+[workload]
+topics = [{ name = "payments", partitions = 1, replication = 2, min_insync = 1, config = { "unclean.leader.election.enable" = "true" } }]
+producers = 2
+consumers = 1
+rate = 200
+acks = "1"
+idempotence = false
+
+[expect]
+lost = 0
+duplicates = "any"
+reordered = "any"
+inconsistent_offsets = "any"
+poll_gaps = "any"
+poll_regressions = "any"
+unconsumed = "any"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("watch");
+    let mut w = start_watch(
+        &bootstrap,
+        &out,
+        &["--duration", "45s", scenario.to_str().unwrap()],
+    );
+    let run_id = wait_watching(&out, &mut w);
+    let topic = format!("kmh-{run_id}-payments");
+    let snap = Admin::new(&bootstrap)
+        .unwrap()
+        .snapshot(Duration::from_secs(10))
+        .unwrap();
+    let p = snap.partition(&topic, 0).expect("the watch's topic").clone();
+    let leader = format!("kafka{}", p.leader);
+    let follower = format!(
+        "kafka{}",
+        p.replicas.iter().find(|r| **r != p.leader).unwrap()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    // the runbook an operator should never run
+    mark(&out, "pause the follower");
+    cluster.pause(&follower).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    mark(&out, "kill the leader");
+    cluster.kill(&leader).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    mark(&out, "resume the stale follower");
+    cluster.resume(&follower).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    mark(&out, "restart the old leader");
+    cluster.start(&leader, &harness::Shutdown::new()).unwrap();
+    let (code, summary) = wait(&mut w, Duration::from_secs(240));
+    println!("{summary}");
+    assert_eq!(code, 1, "the canary gate fails on loss\n{summary}");
+    let r = report(&out);
+    let lost = r["anomalies"]["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{summary}");
+    assert_eq!(
+        r["lost_by_step"]["kill the leader"].as_u64(),
+        Some(lost),
+        "every loss under the mark in force when the acked records went: {}",
+        r["lost_by_step"]
+    );
+    assert_eq!(leftovers_on_cluster(&bootstrap, &run_id), Vec::<String>::new());
+    cluster.teardown();
+}
+
 /// A record as read back: partition, offset, key, value, timestamp.
 type Stored = (i32, i64, Vec<u8>, Vec<u8>, i64);
 

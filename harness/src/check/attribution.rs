@@ -123,8 +123,10 @@ impl Attribution {
         }
         // Marks an operator (or a runbook script) gave with `harness mark`: a `mark` step
         // records one too, already a step. An operator's mark names what they are about to
-        // do (or just did), so it is an acting label: what happens from it on, and within
-        // the grace before it, is the mark's.
+        // do, so it is read as a step that acts at its instant and then waits in its name
+        // (a step's start and end): what happens from it on is the mark's, and so is what
+        // happens within the grace before it (the last ack before a kill lands just before
+        // the operator's mark of it, as before a step's start).
         let mut next_index = steps.iter().map(|s| s.index + 1).max().unwrap_or(0);
         for (t, name) in marks {
             let is_step = steps
@@ -134,6 +136,7 @@ impl Attribution {
                 continue;
             }
             starts.push((t, name.clone(), false));
+            starts.push((t + 1, name.clone(), true));
             steps.push(StepSpan {
                 index: next_index,
                 name,
@@ -222,8 +225,14 @@ mod tests {
             "restart kafka2",
             "within the grace before it"
         );
-        assert_eq!(a.label_at(8999), "restart kafka2");
+        assert_eq!(a.label_at(8400), "restart kafka2");
+        assert_eq!(
+            a.label_at(8700),
+            "done",
+            "waiting under a mark, just before the next one"
+        );
         assert_eq!(a.label_at(9500), "done");
+        assert_eq!(a.acting_step_at(8000), "restart kafka2");
         let names: Vec<&str> = a.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["restart kafka2", "done"]);
         assert!(a.steps.iter().all(|s| s.action == "mark"));

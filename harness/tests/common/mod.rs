@@ -39,6 +39,18 @@ pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
 /// started) on loopback addresses. Without Java or the distribution: `NOT RUN:`.
 #[allow(dead_code)]
 pub fn kafka_cluster(dir: &Path, run_id: &str, brokers: &[&str], dormant: &[&str]) -> Cluster {
+    kafka_cluster_with(dir, run_id, brokers, dormant, &[])
+}
+
+/// [`kafka_cluster`] with broker properties on top of the harness's defaults.
+#[allow(dead_code)]
+pub fn kafka_cluster_with(
+    dir: &Path,
+    run_id: &str,
+    brokers: &[&str],
+    dormant: &[&str],
+    broker_config: &[(&str, &str)],
+) -> Cluster {
     let d = dist::locate("3.9.1")
         .unwrap_or_else(|e| panic!("NOT RUN: no Kafka/ZooKeeper distribution: {e}"));
     let spec = ClusterSpec {
@@ -50,7 +62,10 @@ pub fn kafka_cluster(dir: &Path, run_id: &str, brokers: &[&str], dormant: &[&str
         ensembles: [("zookeeper".to_string(), vec!["zk1".to_string()])].into(),
         kafka_ensemble: "zookeeper".into(),
         brokers: brokers.iter().map(|n| n.to_string()).collect(),
-        broker_config: Default::default(),
+        broker_config: broker_config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         zookeeper_config: Default::default(),
         broker_heap_mb: 384,
         zookeeper_heap_mb: 64,
