@@ -300,7 +300,10 @@ unconsumed = "any"
         .unwrap()
         .snapshot(Duration::from_secs(10))
         .unwrap();
-    let p = snap.partition(&topic, 0).expect("the watch's topic").clone();
+    let p = snap
+        .partition(&topic, 0)
+        .expect("the watch's topic")
+        .clone();
     let leader = format!("kafka{}", p.leader);
     let follower = format!(
         "kafka{}",
@@ -331,7 +334,10 @@ unconsumed = "any"
         "every loss under the mark in force when the acked records went: {}",
         r["lost_by_step"]
     );
-    assert_eq!(leftovers_on_cluster(&bootstrap, &run_id), Vec::<String>::new());
+    assert_eq!(
+        leftovers_on_cluster(&bootstrap, &run_id),
+        Vec::<String>::new()
+    );
     cluster.teardown();
 }
 

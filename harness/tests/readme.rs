@@ -59,6 +59,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "T" => "migration-bookkeeping",
         "H:P,…" => "127.0.0.1:9092",
         "D" => "10m",
+        "TEXT" => "switch-zookeeper.connect",
         _ => return None,
     })
 }
@@ -84,6 +85,35 @@ fn commands(text: &str) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// Splits a command line as a shell would for these examples: on whitespace, except inside
+/// double quotes (`harness mark "roll kafka1"` is three words).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
 #[test]
 fn every_harness_command_in_the_readme_parses() {
     let mut checked = 0;
@@ -93,16 +123,15 @@ fn every_harness_command_in_the_readme_parses() {
             continue;
         }
         // `[--opt X]`: the option is part of the example
-        let words: Vec<String> = cmd
-            .replace(['[', ']'], " ")
-            .split_whitespace()
+        let words: Vec<String> = shell_words(&cmd.replace(['[', ']'], " "))
+            .into_iter()
             .map(|w| {
                 // an upper-case word without digits (`SCENARIO`, `H:P,…`; not `10MB`)
                 let upper = w.chars().any(|c| c.is_ascii_uppercase())
                     && w.chars()
                         .all(|c| !c.is_ascii_lowercase() && !c.is_ascii_digit());
                 if upper && !w.starts_with('-') {
-                    placeholder(w)
+                    placeholder(&w)
                         .unwrap_or_else(|| {
                             panic!("`{cmd}`: no value for placeholder `{w}` in this test")
                         })
