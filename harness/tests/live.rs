@@ -35,6 +35,36 @@ fn start_watch(bootstrap: &str, out: &Path, args: &[&str]) -> Child {
         .expect("starting harness watch")
 }
 
+/// Starts `harness watch` with its stderr read line by line, each line with when it came
+/// (and echoed).
+fn start_watch_read(
+    bootstrap: &str,
+    out: &Path,
+    args: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<(Instant, String)>) {
+    let mut child = harness()
+        .args(["watch", "--bootstrap", bootstrap, "--out"])
+        .arg(out)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting harness watch");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("{line}");
+            let _ = tx.send((Instant::now(), line));
+        }
+    });
+    (child, rx)
+}
+
 /// Waits for a child at most `limit` (then kills it and fails).
 fn wait(child: &mut Child, limit: Duration) -> (i32, String) {
     let deadline = Instant::now() + limit;
@@ -171,7 +201,7 @@ reordered = "any"
     )
     .unwrap();
     let out = dir.path().join("watch");
-    let mut w = start_watch(
+    let (mut w, lines) = start_watch_read(
         &bootstrap,
         &out,
         &[
@@ -186,6 +216,7 @@ reordered = "any"
     std::thread::sleep(Duration::from_secs(5));
     // the operator's runbook: mark, then act
     mark(&out, "kill kafka2");
+    let killed = Instant::now();
     cluster.kill("kafka2").unwrap();
     std::thread::sleep(Duration::from_secs(8));
     mark(&out, "start kafka2");
@@ -193,6 +224,26 @@ reordered = "any"
     let (code, summary) = wait(&mut w, Duration::from_secs(240));
     println!("{summary}");
     assert_eq!(code, 0, "acks=all, min.insync 2: nothing lost\n{summary}");
+    // while it ran, the watch said so as the windows opened (not only in the report), and
+    // closed; as plain lines, no escape codes, its stderr not being a terminal
+    let said: Vec<(Instant, String)> = lines.try_iter().collect();
+    let opened: Vec<&(Instant, String)> = said
+        .iter()
+        .filter(|(_, l)| l.contains("window OPEN on kmh-") && l.contains("under `kill kafka2`"))
+        .collect();
+    assert!(!opened.is_empty(), "the open windows were shown live");
+    let first = opened[0].0.duration_since(killed);
+    assert!(
+        first < Duration::from_secs(6),
+        "shown while the broker was down (killed 8 s before its restart), not after: {first:?}"
+    );
+    assert!(said
+        .iter()
+        .any(|(_, l)| l.contains("window closed on kmh-")));
+    assert!(
+        said.iter().all(|(_, l)| !l.contains('\x1b')),
+        "no escape codes"
+    );
     let r = report(&out);
     let steps: Vec<(&str, &str)> = r["steps"]
         .as_array()

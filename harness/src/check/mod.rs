@@ -8,6 +8,7 @@ pub mod attribution;
 mod checker;
 mod findings;
 pub mod latency;
+pub mod online;
 pub mod smoke;
 pub mod windows;
 

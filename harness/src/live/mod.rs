@@ -13,6 +13,7 @@
 
 pub mod client_config;
 pub mod marks;
+pub mod status;
 pub mod topics;
 
 use std::path::Path;
@@ -321,12 +322,16 @@ fn watch_cluster(
         )?))
     };
     let current = Arc::new(Mutex::new(String::from("watch")));
-    let progress = Progress::spawn(run_dir.to_path_buf(), current.clone());
     ready(tl, "workers");
+    let watching_from = now_ms();
     tl.record(&TimelineEvent::Phase {
-        t_ms: now_ms(),
+        t_ms: watching_from,
         name: "watch".into(),
     });
+    let mut view = status::StatusView::new(run_dir, &scenario, started_ms, watching_from);
+    // on a terminal the view's block has the totals; elsewhere, the run's progress lines
+    let progress =
+        (!view.is_tty()).then(|| Progress::spawn(run_dir.to_path_buf(), current.clone()));
     eprintln!(
         "harness: run {run_id} is watching {}; mark each runbook step from another terminal with `harness mark \"…\"`; Ctrl-C ends the watch and checks",
         match opts.duration {
@@ -349,8 +354,11 @@ fn watch_cluster(
                 "harness: t+{:.1}s mark `{name}`",
                 t.saturating_sub(started_ms) as f64 / 1000.0
             );
+            view.finish();
             *current.lock().unwrap() = name;
         }
+        let mark = current.lock().unwrap().clone();
+        view.tick(now_ms(), &mark);
         if until.is_some_and(|u| Instant::now() >= u) {
             break;
         }
@@ -364,8 +372,11 @@ fn watch_cluster(
         shutdown.clone()
     };
     *current.lock().unwrap() = "drain".into();
+    view.finish();
     let interrupted = runner::drain(&mut workers.0, tl, w, &finishing, false);
-    progress.stop();
+    if let Some(p) = progress {
+        p.stop();
+    }
     drop(smoke);
     if interrupted || finishing.requested() {
         return Err(HarnessError::Interrupted);

@@ -620,7 +620,7 @@ impl Progress {
 }
 
 /// Producer and consumer totals from the status files in `run_dir/workers`.
-fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
+pub(crate) fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
     let outs = rundir::files_with_extension(&run_dir.join("workers"), "out");
     let of = |prefix: &str| {
         workload::Status::sum(

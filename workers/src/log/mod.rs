@@ -23,7 +23,7 @@
 //! read (a reader knows both).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -471,6 +471,11 @@ pub struct LogReader {
     next_in_block: usize,
     /// Version 4: the current block's bytes.
     body: Vec<u8>,
+    /// Following a log as it is written ([`LogReader::follow`]): a partial block at the end
+    /// is not yet written, not torn.
+    following: bool,
+    /// Bytes of the file read up to the end of the last whole block (following only).
+    whole_up_to: u64,
 }
 
 impl LogReader {
@@ -493,7 +498,20 @@ impl LogReader {
             block: Vec::new(),
             next_in_block: 0,
             body: Vec::new(),
+            following: false,
+            whole_up_to: HEADER_LEN as u64,
         })
+    }
+
+    /// Opens a log that a worker is still writing, to read its events as they come: at the
+    /// end of what is written, [`Self::read_batch`] returns `false` for now and reads on
+    /// from there at the next call (a block is whole once its worker flushed it). Damage in
+    /// a whole block still stops it for good ([`Self::was_cut_short`]). A log still missing
+    /// or shorter than its header is an error: try again later.
+    pub fn follow(path: &Path) -> Result<LogReader, LogError> {
+        let mut r = Self::open(path)?;
+        r.following = true;
+        Ok(r)
     }
 
     /// The file header.
@@ -585,7 +603,7 @@ impl LogReader {
     fn read_block(&mut self, into: &mut Vec<Event>) -> io::Result<bool> {
         let mut head = [0u8; block::BLOCK_HEAD_LEN];
         if !self.fill(&mut head)? {
-            return Ok(false);
+            return self.not_yet_written();
         }
         let Some((len, count)) = block::parse_head(&head) else {
             self.torn = true;
@@ -594,7 +612,12 @@ impl LogReader {
         self.body.resize(len as usize + 4, 0);
         let mut body = std::mem::take(&mut self.body);
         let whole = self.fill(&mut body)?;
+        if !whole && self.following {
+            self.body = body;
+            return self.not_yet_written();
+        }
         if whole {
+            self.whole_up_to += (block::BLOCK_HEAD_LEN + body.len()) as u64;
             let (data, crc) = body.split_at(len as usize);
             let crc = u32::from_le_bytes(crc.try_into().unwrap());
             if !block::decode_block(&head, data, crc, count, into) {
@@ -605,6 +628,16 @@ impl LogReader {
         }
         self.body = body;
         Ok(!self.torn)
+    }
+
+    /// At the end of what is written: when following, back to the end of the last whole
+    /// block, to read on from there next time (a partial block is one being written).
+    fn not_yet_written(&mut self) -> io::Result<bool> {
+        if self.following {
+            self.torn = false;
+            self.input.seek(io::SeekFrom::Start(self.whole_up_to))?;
+        }
+        Ok(false)
     }
 
     /// Fills `b` from the file: `false` at the end of the file (and `torn` when it ended
@@ -747,6 +780,50 @@ mod tests {
         let per = body as f64 / n as f64;
         // seq ±1, partition ±1, offset +0, send time +10 µs, latency ~4 ms, one head
         assert!(per <= 8.0, "{per:.2} bytes per acknowledgement");
+    }
+
+    #[test]
+    fn a_followed_log_is_read_as_it_is_written_and_a_partial_block_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let events: Vec<Event> = (0..300).map(ack).collect();
+        let mut w = LogWriter::create(&p, &header(FORMAT_VERSION)).unwrap();
+        for e in &events[..100] {
+            w.append(e).unwrap();
+        }
+        w.flush().unwrap();
+        let mut r = LogReader::follow(&p).unwrap();
+        let mut got = Vec::new();
+        while r.read_batch(&mut got, 1000).unwrap() {}
+        assert_eq!(got, events[..100]);
+        // half a block on disk (its writer is mid-write): not torn, waited for
+        for e in &events[100..200] {
+            w.append(e).unwrap();
+        }
+        w.flush().unwrap();
+        let whole = std::fs::read(&p).unwrap();
+        let before = HEADER_LEN + (whole.len() - HEADER_LEN) / 2;
+        let q = dir.path().join("b.log");
+        std::fs::write(&q, &whole[..before]).unwrap();
+        let mut rq = LogReader::follow(&q).unwrap();
+        let mut part = Vec::new();
+        while rq.read_batch(&mut part, 1000).unwrap() {}
+        assert!(
+            !rq.was_cut_short(),
+            "a partial block is not damage when following"
+        );
+        std::fs::write(&q, &whole).unwrap();
+        while rq.read_batch(&mut part, 1000).unwrap() {}
+        assert_eq!(part, events[..200], "the rest once written");
+        // the original, followed on: the second flush, then the end
+        while r.read_batch(&mut got, 1000).unwrap() {}
+        for e in &events[200..] {
+            w.append(e).unwrap();
+        }
+        w.finish().unwrap();
+        while r.read_batch(&mut got, 1000).unwrap() {}
+        assert_eq!(got, events);
+        assert!(!r.was_cut_short());
     }
 
     #[test]
