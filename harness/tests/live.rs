@@ -392,6 +392,181 @@ unconsumed = "any"
     cluster.teardown();
 }
 
+/// Runs a command, failing the test with its output when it fails.
+fn run_ok(cmd: &mut Command) {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_watch_of_a_sasl_ssl_scram_cluster_runs_with_the_client_config_and_not_without() {
+    let _lock = common::cluster_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // the brokers' certificate (self-signed: the client trusts it as its CA)
+    let keystore = d.join("broker.p12");
+    let ca = d.join("ca.pem");
+    run_ok(
+        Command::new("keytool")
+            .args([
+                "-genkeypair",
+                "-alias",
+                "broker",
+                "-keyalg",
+                "RSA",
+                "-keysize",
+                "2048",
+                "-validity",
+                "2",
+                "-dname",
+                "CN=kmh-test-broker",
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "keystore-secret",
+                "-keypass",
+                "keystore-secret",
+                "-keystore",
+            ])
+            .arg(&keystore),
+    );
+    run_ok(
+        Command::new("keytool")
+            .args([
+                "-exportcert",
+                "-rfc",
+                "-alias",
+                "broker",
+                "-storepass",
+                "keystore-secret",
+                "-keystore",
+            ])
+            .arg(&keystore)
+            .arg("-file")
+            .arg(&ca),
+    );
+    let ks = keystore.display().to_string();
+    let mut cluster = common::kafka_cluster_with(
+        d,
+        &format!("livefix-{}", std::process::id()),
+        &["kafka1", "kafka2", "kafka3"],
+        &[],
+        &[
+            (
+                "listeners",
+                "PLAINTEXT://{address}:9092,SASL_SSL://{address}:9093",
+            ),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://{address}:9092,SASL_SSL://{address}:9093",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            ),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            (
+                "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            ),
+            ("ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.location", &ks),
+            ("ssl.keystore.password", "keystore-secret"),
+            ("ssl.key.password", "keystore-secret"),
+        ],
+    );
+    let plain = cluster.bootstrap();
+    let secured = plain.replace(":9092", ":9093");
+    // a SCRAM user, with Kafka's own tool, over the plaintext listener
+    let dist = harness::cluster::dist::locate("3.9.1").unwrap();
+    run_ok(Command::new("java").arg("-cp").arg(dist.classpath()).args([
+        "kafka.admin.ConfigCommand",
+        "--bootstrap-server",
+        &plain,
+        "--alter",
+        "--add-config",
+        "SCRAM-SHA-256=[iterations=8192,password=alice-secret]",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "alice",
+    ]));
+    std::thread::sleep(Duration::from_secs(2));
+    let props = |password: &str| {
+        format!(
+            "# the test's cluster\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=alice\nsasl.password={password}\nssl.ca.location={}\n# a self-signed certificate for every broker address\nssl.endpoint.identification.algorithm=none\n",
+            ca.display()
+        )
+    };
+    // a wrong password: refused, saying where to look, before anything is made
+    let bad = d.join("bad.properties");
+    std::fs::write(&bad, props("wrong")).unwrap();
+    let o = harness()
+        .args([
+            "watch",
+            "--bootstrap",
+            &secured,
+            "--duration",
+            "5s",
+            "--client-config",
+        ])
+        .arg(&bad)
+        .arg("--out")
+        .arg(d.join("refused"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("--client-config"), "{err}");
+    // the right one: the whole watch over SASL_SSL (workers, admin, final read)
+    let good = d.join("client.properties");
+    std::fs::write(&good, props("alice-secret")).unwrap();
+    let out = d.join("watch");
+    let mut w = start_watch(
+        &secured,
+        &out,
+        &[
+            "--duration",
+            "10s",
+            "--client-config",
+            good.to_str().unwrap(),
+        ],
+    );
+    let run_id = wait_watching(&out, &mut w);
+    let (code, summary) = wait(&mut w, Duration::from_secs(180));
+    assert_eq!(code, 0, "{summary}");
+    let r = report(&out);
+    assert!(
+        r["producers"]["acked"].as_u64().unwrap() > 1000,
+        "{summary}"
+    );
+    assert_eq!(r["anomalies"]["lost"], 0);
+    assert_eq!(
+        r["final_read"]["complete"], r["final_read"]["partitions"],
+        "{summary}"
+    );
+    assert!(
+        r["final_read"]["records"].as_u64().unwrap() > 1000,
+        "{summary}"
+    );
+    // the properties were kept for cleanup, readable by their owner only
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("client.properties"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(leftovers_on_cluster(&plain, &run_id), Vec::<String>::new());
+    cluster.teardown();
+}
+
 /// A record as read back: partition, offset, key, value, timestamp.
 type Stored = (i32, i64, Vec<u8>, Vec<u8>, i64);
 

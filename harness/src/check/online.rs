@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 
 use workers::{Event, EventKind, LogReader, TopicSpec};
 
+/// How long a partition may go without its first ack before it counts as open: the
+/// clients' start (metadata, a producer id, the first batch) is not an outage, and the
+/// report judges it from the whole history anyway.
+pub const FIRST_ACK_GRACE_MS: u64 = 5_000;
+
 /// One producer log being followed.
 struct Followed {
     /// Its path.
@@ -48,8 +53,9 @@ pub struct OnlineWindows {
     logs: Vec<Followed>,
     /// Topic names, by the index events carry.
     topics: Vec<String>,
-    /// Last ack per `(topic index, partition)`, ms since epoch.
-    last_ack: BTreeMap<(u16, i32), u64>,
+    /// Last ack per `(topic index, partition)`, ms since epoch (the start of watching
+    /// until its first), and whether it had one.
+    last_ack: BTreeMap<(u16, i32), (u64, bool)>,
     /// Open windows: since when.
     open: BTreeMap<(u16, i32), u64>,
     /// The latest send (or refused send) any producer logged, ms since epoch.
@@ -68,7 +74,7 @@ impl OnlineWindows {
         let mut last_ack = BTreeMap::new();
         for (i, t) in topics.iter().enumerate() {
             for p in 0..t.partitions as i32 {
-                last_ack.insert((i as u16, p), from_ms);
+                last_ack.insert((i as u16, p), (from_ms, false));
             }
         }
         OnlineWindows {
@@ -112,9 +118,13 @@ impl OnlineWindows {
         // opened: sending, and no ack for the threshold
         let sending = now_ms.saturating_sub(self.last_send_ms) < self.threshold_ms.max(2_000);
         if sending {
-            for (&key, &last) in &self.last_ack {
-                if now_ms.saturating_sub(last) > self.threshold_ms && !self.open.contains_key(&key)
-                {
+            for (&key, &(last, acked)) in &self.last_ack {
+                let threshold = if acked {
+                    self.threshold_ms
+                } else {
+                    self.threshold_ms.max(FIRST_ACK_GRACE_MS)
+                };
+                if now_ms.saturating_sub(last) > threshold && !self.open.contains_key(&key) {
                     self.open.insert(key, last);
                     changes.push(WindowChange::Opened {
                         partition: self.label(key),
@@ -132,8 +142,8 @@ impl OnlineWindows {
             EventKind::Acked if e.partition >= 0 => {
                 let key = (e.topic, e.partition);
                 let t = ms(e.ts_b);
-                let last = self.last_ack.entry(key).or_insert(t);
-                *last = (*last).max(t);
+                let last = self.last_ack.entry(key).or_insert((t, true));
+                *last = (last.0.max(t), true);
                 if let Some(since) = self.open.remove(&key) {
                     changes.push(WindowChange::Closed {
                         partition: self.label(key),
@@ -213,9 +223,10 @@ mod tests {
     #[test]
     fn a_partition_without_acks_while_others_ack_opens_and_its_next_ack_closes_it() {
         let dir = tempfile::tempdir().unwrap();
+        // partition 2 never acks
         let topics = [TopicSpec {
             name: "orders".into(),
-            partitions: 2,
+            partitions: 3,
         }];
         let mut w = LogWriter::create(&dir.path().join("producer-0.log"), &header()).unwrap();
         let mut online = OnlineWindows::new(dir.path(), &topics, 10_000, 1_000);
@@ -254,6 +265,14 @@ mod tests {
             }]
         );
         assert!(online.open_windows().is_empty());
+        // a partition never acked: open once the clients' start is long over
+        assert_eq!(
+            online.poll(15_200),
+            [WindowChange::Opened {
+                partition: "orders/2".into(),
+                since_ms: 10_000
+            }]
+        );
         // producers stopped (drained): silence is not a window
         assert!(online.poll(30_000).is_empty());
     }

@@ -288,8 +288,15 @@ impl Node {
             ("log.retention.hours", "-1".into()),
             ("log.segment.bytes", "67108864".into()),
         ];
+        // `{address}` in a value is this broker's address: a second listener (SASL_SSL, say)
+        // is per broker, as the default one is
+        let own: std::collections::BTreeMap<String, String> = spec
+            .broker_config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace("{address}", &address.to_string())))
+            .collect();
         let cfg = dir.join("server.properties");
-        std::fs::write(&cfg, properties(&defaults, &spec.broker_config))?;
+        std::fs::write(&cfg, properties(&defaults, &own))?;
         let mut jvm = jvm_args(run_id, name, spec.broker_heap_mb, &classpath, &seen);
         if super::cds::shareable(dir, &seen, &classpath, dist) {
             jvm.extend(super::cds::ClassArchive::of(dist, super::cds::BROKER).jvm_flags(run_id));
