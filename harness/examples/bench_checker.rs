@@ -223,6 +223,7 @@ fn check_only(args: &[String]) {
         silence_threshold_ms: 5000,
         producers_expected: 0,
         dead_workers: vec![],
+        clocks: Default::default(),
     };
     let t = Instant::now();
     let f = check(&input).unwrap();

@@ -298,7 +298,11 @@ impl Bench {
         };
         let dir = self.next_dir(&name)?;
         let host = match &self.cluster {
-            Some(c) => c.worker_host(workload::worker_binary()?, workload::discovery_path(&dir)),
+            Some(c) => c.worker_host(
+                workload::worker_binary()?,
+                workload::discovery_path(&dir),
+                crate::scenario::Placement::RoundRobin,
+            ),
             None => std::sync::Arc::new(crate::cluster::host::LocalWorkers {
                 binary: workload::worker_binary()?,
             }),

@@ -140,7 +140,12 @@ pub fn find(scope: &CleanupScope) -> Vec<Leftover> {
             .collect();
         let tag = args
             .iter()
-            .find_map(|a| a.split_once("kmh.run=").map(|(_, id)| id.to_string()));
+            // a path may carry the tag too (an ssh master's control socket,
+            // `/tmp/kmh.run=ID/…`): the id ends at its `/`
+            .find_map(|a| {
+                a.split_once("kmh.run=")
+                    .map(|(_, id)| id.split('/').next().unwrap_or(id).to_string())
+            });
         let Some(tag) = tag else { continue };
         if !scope.covers(&tag) {
             continue;

@@ -6,10 +6,20 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `harness --version`: the version and the backends built in (ec2 is the cargo feature
+/// `ec2`; its tests ask this before they run).
+#[cfg(feature = "ec2")]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (backends: local, docker, ssh, ec2)"
+);
+#[cfg(not(feature = "ec2"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (backends: local, docker, ssh)");
+
 #[derive(Parser)]
 #[command(
     name = "harness",
-    version,
+    version = VERSION,
     about = "Run a Kafka migration under load and prove it lost nothing"
 )]
 pub struct Cli {
@@ -27,10 +37,14 @@ pub enum Command {
         /// Run directory (default: runs/NAME-TIMESTAMP).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Run on this backend instead of the scenario's (`local` or `docker`); run.json
-        /// records which.
+        /// Run on this backend instead of the scenario's (`local`, `docker`, or `ssh` with
+        /// --hosts); run.json records which.
         #[arg(long)]
         backend: Option<BackendArg>,
+        /// The ssh backend's inventory (TOML: user, key, hosts, workers…; see README "SSH
+        /// hosts"); implies --backend ssh.
+        #[arg(long, value_name = "FILE")]
+        hosts: Option<PathBuf>,
         /// After the final read, keep the cluster up until Ctrl-C, with its bootstrap and
         /// ZooKeeper connect strings printed (to try `watch`, `mark` or your own tools on).
         #[arg(long)]
@@ -67,6 +81,13 @@ pub enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+    /// Print what a run of a scenario would start, and where: on the ec2 backend every
+    /// instance it would launch (role, node, type, image, subnet) against the cost guard
+    /// (exit 2 beyond it). Launches nothing.
+    Plan {
+        /// The scenario file.
+        scenario: PathBuf,
+    },
     /// The Docker backend's images (node, worker, and the base they are built on).
     Images {
         #[command(subcommand)]
@@ -83,6 +104,14 @@ pub enum Command {
         /// Remove the leftovers of runs whose coordinator is still alive too.
         #[arg(long)]
         force: bool,
+        /// EC2 too (the AWS chain's account and region): terminate instances tagged by the
+        /// run given with --run, else those of runs whose coordinator is gone and those
+        /// whose `kmh.expires-at` has passed.
+        #[arg(long)]
+        ec2: bool,
+        /// The region for --ec2 (default: the AWS chain's).
+        #[arg(long, requires = "ec2")]
+        region: Option<String>,
     },
     /// (internal) The delaying TCP proxy a run puts in front of a broker.
     #[command(hide = true)]
@@ -201,6 +230,10 @@ pub enum MigrateCommand {
         /// Longest wait for one topic's move, e.g. `10m`.
         #[arg(long, default_value = "10m")]
         topic_timeout: String,
+        /// librdkafka properties of a secured cluster (security.protocol, sasl.*, ssl.*),
+        /// one `key=value` per line; the reassignment requests use them too.
+        #[arg(long)]
+        client_config: Option<PathBuf>,
         /// `kmh.run=RUN_ID`, for `harness cleanup`, when a run drives the migration.
         #[arg(long)]
         tag: Option<String>,
@@ -211,6 +244,8 @@ pub enum MigrateCommand {
 pub enum BackendArg {
     Local,
     Docker,
+    Ssh,
+    Ec2,
 }
 
 #[derive(Subcommand)]

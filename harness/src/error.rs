@@ -71,6 +71,9 @@ pub enum HarnessError {
     /// The Docker engine refused or failed a request.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// An SSH host refused, failed a command, or lacks what the run needs.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
     /// A step could not do what it says.
     #[error(transparent)]
     Step(#[from] StepError),
@@ -100,6 +103,7 @@ impl HarnessError {
             | HarnessError::Network(_)
             | HarnessError::ZooKeeper(_)
             | HarnessError::Engine(_)
+            | HarnessError::Ssh(_)
             | HarnessError::Step(_)
             | HarnessError::Other(_) => Exit::ToolFailed,
         }
@@ -178,6 +182,35 @@ pub struct EngineError {
     /// Why it failed.
     #[source]
     pub source: Cause,
+}
+
+/// The ssh backend's hosts (`cluster::ssh`): a connection, a command, or a host that lacks
+/// what the run needs.
+#[derive(Debug, Error)]
+pub enum SshError {
+    /// The control master could not be set up (address, key, host key, sshd).
+    #[error("ssh {host}: cannot connect: {source}\n  hint: check the address, user and key in the inventory; `ssh -i KEY USER@HOST true` must work without a prompt")]
+    Connect {
+        /// `user@address:port`.
+        host: String,
+        /// What OpenSSH said.
+        #[source]
+        source: Cause,
+    },
+    /// A command on a host failed.
+    #[error("ssh {host}: `{command}` failed: {output}")]
+    Command {
+        /// The host's address.
+        host: String,
+        /// The command (its first line).
+        command: String,
+        /// Exit status and what it printed on stderr.
+        output: String,
+    },
+    /// Hosts lack what the run needs: every problem of every host, said before anything
+    /// starts.
+    #[error("the hosts are not ready for this run:\n{}\n  hint: install what is missing (Java 17, iptables and iproute2 for network faults), free the ports, or fix the inventory", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    NotReady(Vec<String>),
 }
 
 /// Worker processes could not be started, switched or finished.

@@ -35,8 +35,9 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
             scenario,
             out,
             backend,
+            hosts,
             hold,
-        } => run_cmd(&scenario, out, backend, hold),
+        } => run_cmd(&scenario, out, backend, hosts, hold),
         Command::Watch(args) => watch_cmd(args),
         Command::Mark { text, run, file } => {
             let dir = harness::live::marks::target(run.as_deref())?;
@@ -83,6 +84,7 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
             Ok(Exit::Pass)
         }
         Command::Check { run_dir } => check_cmd(&run_dir),
+        Command::Plan { scenario } => plan_cmd(&scenario),
         Command::Validate { scenarios } => {
             let mut bad = Vec::new();
             let mut cannot = Vec::new();
@@ -117,7 +119,12 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 Ok(Exit::Pass)
             }
         }
-        Command::Cleanup { run, force } => {
+        Command::Cleanup {
+            run,
+            force,
+            ec2,
+            region,
+        } => {
             let plan = cleanup::plan(run.as_deref(), force);
             for c in &plan.spared {
                 println!(
@@ -145,6 +152,72 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 }
             }
             let scope = &plan.scope;
+            // SSH hosts first: their workers stop and their logs come back before anything
+            // here (the sessions to them among it) is killed
+            let mut unreachable_hosts = Vec::new();
+            for dir in cleanup::run_dirs(run.as_deref(), scope) {
+                let Ok(record) = harness::rundir::RunRecord::load(&dir) else {
+                    continue;
+                };
+                let Some(inv) = &record.ssh else { continue };
+                let nodes: Vec<std::net::Ipv4Addr> = record
+                    .hosts
+                    .iter()
+                    .filter_map(|h| h.address.parse().ok())
+                    .collect();
+                match harness::cluster::ssh::cleanup(&dir, &record.run_id, inv, &nodes) {
+                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    Err(e) => {
+                        println!(
+                            "not cleaned on its hosts: {e}; run cleanup again when they answer"
+                        );
+                        unreachable_hosts.push(record.run_id.clone());
+                    }
+                }
+            }
+            // EC2 instances: of the runs in scope that recorded some (their logs came back
+            // over SSH above); with --ec2, every instance tagged by the run asked for, or by
+            // a run whose coordinator is gone, or past its kmh.expires-at
+            let mut unreachable_ec2 = Vec::new();
+            let reaped = if ec2 {
+                let dead = registered_in(scope);
+                let one = run.as_ref().map(|r| cleanup::resolve_run(r));
+                match harness::cluster::ec2::reap(one.as_deref(), &dead, region.as_deref()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        println!(
+                            "not terminated: ec2: {e}; run cleanup --ec2 again when EC2 answers"
+                        );
+                        unreachable_ec2.extend(dead);
+                        Vec::new()
+                    }
+                }
+            } else {
+                let mut all = Vec::new();
+                for dir in cleanup::run_dirs(run.as_deref(), scope) {
+                    let Ok(record) = harness::rundir::RunRecord::load(&dir) else {
+                        continue;
+                    };
+                    let Some(e) = record.ec2.as_ref().filter(|e| e.launched) else {
+                        continue;
+                    };
+                    match harness::cluster::ec2::reap(
+                        Some(&record.run_id),
+                        &[],
+                        e.region.as_deref(),
+                    ) {
+                        Ok(r) => all.extend(r),
+                        Err(err) => {
+                            println!("not terminated: the ec2 instances of run {}: {err}; run cleanup --ec2 again when EC2 answers", record.run_id);
+                            unreachable_ec2.push(record.run_id.clone());
+                        }
+                    }
+                }
+                all
+            };
+            for (id, why) in &reaped {
+                println!("terminated ec2 instance {id} ({why})");
+            }
             // containers first: their workers get a SIGTERM and their logs are copied out
             // (on a local engine their processes are tagged too, and would die unflushed)
             let docker = harness::cluster::docker::cleanup(scope);
@@ -182,7 +255,11 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 runs: Some(
                     registered_in(scope)
                         .into_iter()
-                        .filter(|id| !unreachable.contains(id))
+                        .filter(|id| {
+                            !unreachable.contains(id)
+                                && !unreachable_hosts.contains(id)
+                                && !unreachable_ec2.contains(id)
+                        })
                         .collect(),
                 ),
             };
@@ -248,12 +325,26 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                     bookkeeping_topic,
                     throttle,
                     topic_timeout,
+                    client_config,
                     ..
                 },
         } => {
             use harness::kafka::migrate;
             let bad = |e: String| HarnessError::BadInput(e);
+            let client_properties = match &client_config {
+                Some(p) => harness::live::client_config::load(p)?,
+                None => Default::default(),
+            };
+            harness::kafka::security::Security::from_properties(&client_properties).map_err(
+                |e| {
+                    bad(format!(
+                        "--client-config {}: {e}",
+                        client_config.as_deref().unwrap_or(Path::new("")).display()
+                    ))
+                },
+            )?;
             let opts = migrate::MigrateOptions {
+                client_properties,
                 map: migrate::parse_map(&map).map_err(|e| bad(format!("--map: {e}")))?,
                 bookkeeping_topic,
                 throttle: throttle
@@ -334,6 +425,86 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
 }
 
 /// The registered runs `scope` covers.
+/// `harness plan`: what a run would start, and where.
+fn plan_cmd(path: &Path) -> Result<Exit, HarnessError> {
+    let sc = scenario::load(path)?;
+    let c = &sc.cluster;
+    println!(
+        "{}: backend {}, Kafka {}",
+        sc.name,
+        c.backend.name(),
+        c.kafka_version
+    );
+    match (c.backend, &c.ec2) {
+        (scenario::Backend::Ec2, Some(e)) => {
+            let plan = harness::cluster::ec2::LaunchPlan::of(c, e)?;
+            if let Some(why) = sc.workload.placement.unfit(e.workers) {
+                return Err(HarnessError::BadInput(why));
+            }
+            if let Some(tag) = &plan.reuse {
+                println!(
+                    "reuse: {} running instance(s) tagged {tag} (nothing launched, nothing terminated)",
+                    plan.instances.len()
+                );
+            } else {
+                println!(
+                    "launch: {} instance(s) of {} (image {}, subnet {}, security groups {}, key pair {}), tagged kmh.run/kmh.role/kmh.node/kmh.owner/kmh.expires-at (ttl {})",
+                    plan.instances.len(),
+                    e.max_instances,
+                    e.ami.as_deref().unwrap_or("?"),
+                    e.subnet.as_deref().unwrap_or("default"),
+                    if e.security_groups.is_empty() { "default".to_string() } else { e.security_groups.join(",") },
+                    e.key_name.as_deref().unwrap_or("none"),
+                    e.ttl
+                );
+            }
+            let mut by_type: std::collections::BTreeMap<&str, usize> = Default::default();
+            for i in &plan.instances {
+                *by_type.entry(i.instance_type.as_str()).or_default() += 1;
+                println!("  {:<10} {:<12} {}", i.role, i.name, i.instance_type);
+            }
+            let totals: Vec<String> = by_type.iter().map(|(t, n)| format!("{n} × {t}")).collect();
+            println!("total: {}", totals.join(", "));
+            if e.workers == 0 {
+                println!("workers: on this machine");
+            }
+        }
+        (scenario::Backend::Ssh, _) => {
+            let file = c.inventory.as_ref().ok_or_else(|| {
+                HarnessError::BadInput(format!(
+                    "{}: backend ssh needs an inventory",
+                    path.display()
+                ))
+            })?;
+            let inv = harness::cluster::ssh::Inventory::load(file)?;
+            for (n, a) in inv.place(&c.all_nodes(), &file.display().to_string())? {
+                println!("  {n:<12} ssh {}", inv.login(a));
+            }
+            if inv.workers.is_empty() {
+                println!("workers: on this machine");
+            } else {
+                let w: Vec<String> = inv.workers.iter().map(|a| inv.login(*a)).collect();
+                println!("workers: round-robin on {}", w.join(", "));
+            }
+        }
+        (b, _) => {
+            let on = match b {
+                scenario::Backend::Docker => "a container",
+                _ => "a process on this machine",
+            };
+            for n in c.all_nodes() {
+                let dormant = if c.dormant.contains(&n) {
+                    " (dormant until a step starts it)"
+                } else {
+                    ""
+                };
+                println!("  {n:<12} {on}{dormant}");
+            }
+        }
+    }
+    Ok(Exit::Pass)
+}
+
 fn registered_in(scope: &harness::cluster::CleanupScope) -> Vec<String> {
     harness::rundir::coordinator::Coordinator::registered()
         .into_iter()
@@ -419,13 +590,48 @@ fn run_cmd(
     path: &Path,
     out: Option<PathBuf>,
     backend: Option<BackendArg>,
+    hosts: Option<PathBuf>,
     hold: bool,
 ) -> Result<Exit, HarnessError> {
     let mut sc = scenario::load(path)?;
     match backend {
         Some(BackendArg::Local) => sc.cluster.backend = scenario::Backend::Local,
         Some(BackendArg::Docker) => sc.cluster.backend = scenario::Backend::Docker,
+        Some(BackendArg::Ssh) => sc.cluster.backend = scenario::Backend::Ssh,
+        Some(BackendArg::Ec2) => sc.cluster.backend = scenario::Backend::Ec2,
+        None if hosts.is_some() => sc.cluster.backend = scenario::Backend::Ssh,
         None => {}
+    }
+    if let Some(h) = hosts {
+        if sc.cluster.backend != scenario::Backend::Ssh {
+            return Err(HarnessError::BadInput(format!(
+                "--hosts {} is the ssh backend's inventory, and this run is on `{}`\n  hint: drop --backend, or give --backend ssh",
+                h.display(),
+                sc.cluster.backend.name()
+            )));
+        }
+        sc.cluster.inventory = Some(h);
+    }
+    if sc.cluster.backend == scenario::Backend::Ssh && sc.cluster.inventory.is_none() {
+        return Err(HarnessError::BadInput(format!(
+            "{}: backend ssh needs an inventory of hosts\n  hint: --hosts FILE, or inventory = \"hosts.toml\" in [cluster] (README, \"SSH hosts\")",
+            path.display()
+        )));
+    }
+    if sc.cluster.backend == scenario::Backend::Ec2 {
+        // the cost guard and [cluster.ec2], before anything is launched
+        let Some(e) = &sc.cluster.ec2 else {
+            return Err(HarnessError::BadInput(format!(
+                "{}: backend ec2 needs [cluster.ec2] (ami, instance_type, subnet, security_groups, key_name, key, user)\n  hint: README, \"EC2 instances\"",
+                path.display()
+            )));
+        };
+        harness::cluster::ec2::LaunchPlan::of(&sc.cluster, e)?;
+    }
+    if let Some(inv) = &sc.cluster.inventory {
+        // bad inventories are refused before anything starts
+        let inv_data = harness::cluster::ssh::Inventory::load(inv)?;
+        inv_data.place(&sc.cluster.all_nodes(), &inv.display().to_string())?;
     }
     let text = std::fs::read_to_string(path)?;
     let run_dir = out.unwrap_or_else(|| {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use harness::check::{
     check, Attribution, CheckInput, DeadWorker, Findings, WindowKind, WindowSubject,
 };
+use harness::cluster::ssh::clock::{ClockSample, HostClock};
 use harness::rundir::timeline::TimelineEvent;
 use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION};
 use workers::renewal::RenewalKind;
@@ -79,6 +80,11 @@ struct Sim {
     /// The log format the workers write: from version 4, producers log "sent up to"
     /// watermarks; before, a `Sent` event per record.
     format: u16,
+    /// The producers ran on a machine whose clock is this far ahead of the coordinator's:
+    /// every time their log holds, and every send time readers find in record headers.
+    producer_clock_ahead_ms: u64,
+    /// Give the checker that machine's measured clock (`clocks.json`).
+    correct_clocks: bool,
 }
 
 impl Sim {
@@ -126,6 +132,8 @@ impl Sim {
             producers_expected: PRODUCERS,
             dead: vec![],
             format: FORMAT_VERSION,
+            producer_clock_ahead_ms: 0,
+            correct_clocks: false,
         }
     }
 
@@ -411,14 +419,63 @@ impl Sim {
             silence_threshold_ms: self.silence_ms,
             producers_expected: self.producers_expected,
             dead_workers: self.dead.clone(),
+            clocks: Default::default(),
         }
     }
 
     fn check(&self) -> Findings {
         let dir = tempfile::tempdir().unwrap();
         let logs = self.write(dir.path());
-        check(&self.input(logs)).unwrap()
+        let ahead_us = self.producer_clock_ahead_ms * 1000;
+        if ahead_us > 0 {
+            // the producer's own times, and the send times in what the readers read
+            shift_log(&logs[0], |e| {
+                e.ts_a += ahead_us * u64::from(e.ts_a > 0);
+                e.ts_b += ahead_us * u64::from(e.ts_b > 0);
+            });
+            for reader in &logs[1..] {
+                shift_log(reader, |e| e.ts_a += ahead_us * u64::from(e.ts_a > 0));
+            }
+        }
+        let mut input = self.input(logs.clone());
+        if self.correct_clocks {
+            let t = T0_MS * 1000;
+            let clock = HostClock {
+                host: std::net::Ipv4Addr::new(10, 0, 0, 31),
+                start: ClockSample {
+                    at_us: t,
+                    offset_us: ahead_us as i64,
+                    bound_us: 3_000,
+                },
+                end: Some(ClockSample {
+                    at_us: t + 10_000_000,
+                    offset_us: ahead_us as i64,
+                    bound_us: 2_000,
+                }),
+            };
+            input.clocks.by_log.insert(logs[0].clone(), clock.clone());
+            for p in 0..PRODUCERS {
+                input.clocks.by_producer.insert(p, clock.clone());
+            }
+        }
+        check(&input).unwrap()
     }
+}
+
+/// Rewrites a log with `f` applied to each event (same header).
+fn shift_log(path: &Path, f: impl Fn(&mut Event)) {
+    let mut r = workers::LogReader::open(path).unwrap();
+    let header = r.header().clone();
+    let mut events = Vec::new();
+    while let Some(e) = r.next_event().unwrap() {
+        events.push(e);
+    }
+    let mut w = LogWriter::create(path, &header).unwrap();
+    for mut e in events {
+        f(&mut e);
+        w.append(&e).unwrap();
+    }
+    w.finish().unwrap();
 }
 
 /// Every anomaly counter of the report, by its name in report.json.
@@ -878,6 +935,47 @@ fn a_stalled_partition_gives_a_produce_window_attributed_to_its_step() {
         .unavailability
         .iter()
         .any(|w| w.partition == WindowSubject::Cluster && w.kind == WindowKind::Produce));
+}
+
+#[test]
+fn a_window_on_a_machine_whose_clock_is_ahead_is_tied_to_its_step_once_the_clock_is_corrected() {
+    // partition 1 acks nothing from 2100 ms to 2900 ms (coordinator clock): under the
+    // first step, which ends at 3000 ms; the producers' machine is a second ahead
+    let stalled = || {
+        let mut s = Sim::clean();
+        for r in s
+            .recs
+            .iter_mut()
+            .filter(|r| r.partition == 1 && r.send_ms >= 2100 && r.send_ms < 2900)
+        {
+            r.ack_ms = 2900;
+            r.consume_ms = Some(2920);
+        }
+        s.producer_clock_ahead_ms = 1000;
+        s
+    };
+    let window = |f: &Findings| {
+        f.unavailability
+            .iter()
+            .find(|w| {
+                w.kind == WindowKind::Produce
+                    && w.partition == WindowSubject::Partition("t/1".into())
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no produce window on t/1: {:?}", f.unavailability))
+    };
+    // as the producers' clock says: a second late, under the wrong step
+    let raw = stalled().check();
+    assert_eq!(window(&raw).step, "second step", "{:?}", window(&raw));
+    // on the coordinator's clock: where it happened, and nothing else amiss
+    let mut s = stalled();
+    s.correct_clocks = true;
+    let f = s.check();
+    assert_only(&f, &[]);
+    let w = window(&f);
+    assert_eq!(w.step, "first step", "{w:?}");
+    assert!(w.start_ms >= 2050 && w.start_ms <= 2150, "{w:?}");
+    assert!(w.duration_ms >= 750 && w.duration_ms <= 850, "{w:?}");
 }
 
 #[test]

@@ -69,8 +69,16 @@ fn admin_requests_on_a_real_cluster() {
     let mut wire = ClusterAdmin::new(&bootstrap, Duration::from_secs(10));
     let sd = Shutdown::new();
 
-    // DescribeCluster: the three started brokers, a controller among them
-    let d = wire.describe_cluster().unwrap();
+    // DescribeCluster: the three started brokers, a controller among them. A broker's
+    // answer comes from its metadata cache, which the controller fills a moment after the
+    // broker is up (CI once saw no broker at all right after start): a few seconds for all
+    // three to be in it.
+    let mut d = wire.describe_cluster().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.brokers.len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        d = wire.describe_cluster().unwrap();
+    }
     assert_eq!(
         d.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
         vec![1, 2, 3]

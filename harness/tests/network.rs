@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::cluster::netns::{self, sh, Network};
+use harness::scenario::Cut;
 
 fn require_root() {
     if let Some(why) = netns::unavailable_reason() {
@@ -123,6 +124,19 @@ fn udp_delivered(net: &Network, from: Option<&str>, to: &str, n: u32) -> u32 {
     udp_count(net, to) - before
 }
 
+/// How a TCP connect from `from` to `to` ends within 3 s: `ok`, `refused`, `timeout` (or
+/// another exception's name).
+fn connect_outcome(net: &Network, from: &str, to: &str) -> String {
+    let script = format!(
+        "import socket\ntry:\n  socket.create_connection(('{}',7000),timeout=3)\n  print('ok')\nexcept ConnectionRefusedError: print('refused')\nexcept socket.timeout: print('timeout')\nexcept Exception as e: print(type(e).__name__)",
+        net.hosts[to].addr
+    );
+    let out = in_ns(Some(&net.hosts[from].ns), &["python3", "-c", &script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn chain_rules(net: &Network, node: &str) -> usize {
     let ns = net.hosts[node].ns.clone();
     sh(&[
@@ -143,6 +157,47 @@ fn chain_rules(net: &Network, node: &str) -> usize {
 
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_rejecting_partition_refuses_tcp_where_a_dropping_one_lets_it_wait() {
+    require_root();
+    let mut net =
+        Network::create(&unique_run("rej"), &["a".into(), "b".into(), "c".into()]).unwrap();
+    let _sa = servers(&net, "a");
+    let _sb = servers(&net, "b");
+    let _sc = servers(&net, "c");
+    assert_eq!(connect_outcome(&net, "a", "b"), "ok", "baseline");
+
+    // seed 000's firewall: a connect across the cut is refused, both ways
+    net.partition("split", &["a".into()], &["b".into()], true, Cut::Reject)
+        .unwrap();
+    assert_eq!(connect_outcome(&net, "a", "b"), "refused");
+    assert_eq!(connect_outcome(&net, "b", "a"), "refused");
+    assert_eq!(
+        udp_delivered(&net, Some("a"), "b", 50),
+        0,
+        "what is not TCP is dropped"
+    );
+    assert_eq!(
+        connect_outcome(&net, "a", "c"),
+        "ok",
+        "the rest is untouched"
+    );
+    net.heal(Some("split")).unwrap();
+    assert_eq!(
+        chain_rules(&net, "a"),
+        0,
+        "healing removed both kinds of rule"
+    );
+    assert_eq!(connect_outcome(&net, "a", "b"), "ok");
+
+    // the default drops: the same connect waits out its timeout
+    net.partition("cut", &["a".into()], &["b".into()], true, Cut::Drop)
+        .unwrap();
+    assert_eq!(connect_outcome(&net, "a", "b"), "timeout");
+    net.heal(None).unwrap();
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
 fn partition_both_ways_and_one_way_on_real_tcp_and_udp() {
     require_root();
     let mut net =
@@ -155,7 +210,7 @@ fn partition_both_ways_and_one_way_on_real_tcp_and_udp() {
         "baseline connectivity"
     );
 
-    net.partition("ab", &["a".into()], &["b".into()], true)
+    net.partition("ab", &["a".into()], &["b".into()], true, Cut::Drop)
         .unwrap();
     assert!(!tcp_ok(&net, Some("a"), "b"), "a cannot reach b");
     assert!(!tcp_ok(&net, Some("b"), "a"), "b cannot reach a");
@@ -176,7 +231,7 @@ fn partition_both_ways_and_one_way_on_real_tcp_and_udp() {
     assert!(tcp_ok(&net, Some("a"), "b") && tcp_ok(&net, Some("b"), "a"));
 
     // one way: packets from a to b are dropped, packets from b to a arrive
-    net.partition("a-to-b", &["a".into()], &["b".into()], false)
+    net.partition("a-to-b", &["a".into()], &["b".into()], false, Cut::Drop)
         .unwrap();
     assert!(
         !tcp_ok(&net, Some("a"), "b"),
@@ -197,7 +252,7 @@ fn partition_both_ways_and_one_way_on_real_tcp_and_udp() {
     assert!(tcp_ok(&net, Some("a"), "b"));
 
     // clients as a group: the workers cut off from a node
-    net.partition("cl", &["clients".into()], &["c".into()], true)
+    net.partition("cl", &["clients".into()], &["c".into()], true, Cut::Drop)
         .unwrap();
     assert!(!tcp_ok(&net, None, "c"));
     assert!(tcp_ok(&net, Some("a"), "c"), "nodes still reach c");
@@ -343,7 +398,7 @@ fn teardown_leaves_no_namespace_bridge_or_rule() {
     let tag = netns::run_tag(&run);
     {
         let mut net = Network::create(&run, &["a".into(), "b".into()]).unwrap();
-        net.partition("p", &["a".into()], &["b".into()], true)
+        net.partition("p", &["a".into()], &["b".into()], true, Cut::Reject)
             .unwrap();
         net.bandwidth("bw", "b", "1mbit").unwrap();
         assert!(sh(&["ip", "netns", "list"])

@@ -28,11 +28,60 @@ fn blocks(text: &str, lang: &str) -> Vec<String> {
     out
 }
 
-/// The scenario example of the README (the one TOML block).
+/// The scenario example of the README (the one TOML block with a `[cluster]` table; the
+/// other is the ssh backend's inventory).
 fn example() -> String {
-    let toml = blocks(&readme(), "toml");
+    let toml: Vec<String> = blocks(&readme(), "toml")
+        .into_iter()
+        .filter(|b| b.contains("[cluster]") && !b.contains("\n[cluster.ec2]"))
+        .collect();
     assert_eq!(toml.len(), 1, "one scenario example in the README");
     toml[0].clone()
+}
+
+#[test]
+fn the_ec2_example_reads_and_plans_eight_instances_within_its_guard() {
+    let block = blocks(&readme(), "toml")
+        .into_iter()
+        .find(|b| b.contains("\n[cluster.ec2]"))
+        .expect("an [cluster.ec2] example");
+    let table = &block[block.find("\n[cluster.ec2]").unwrap() + "\n[cluster.ec2]".len()..];
+    let ec2: harness::scenario::Ec2Spec = toml::from_str(table).unwrap();
+    assert_eq!(ec2.workers, 2);
+    assert!(ec2.reuse.is_none(), "reuse is shown commented out");
+    let mut spec = harness::scenario::ClusterSpec::live();
+    spec.zookeeper = vec!["zk1".into(), "zk2".into(), "zk3".into()];
+    spec.brokers = vec!["kafka1".into(), "kafka2".into(), "kafka3".into()];
+    let plan = harness::cluster::ec2::LaunchPlan::of(&spec, &ec2).unwrap();
+    assert_eq!(plan.instances.len(), 8);
+    assert!(plan.instances.len() <= ec2.max_instances);
+}
+
+#[test]
+fn the_inventory_example_loads_and_places_a_scenario_of_six_nodes() {
+    let inventories: Vec<String> = blocks(&readme(), "toml")
+        .into_iter()
+        .filter(|b| b.contains("workers = ["))
+        .collect();
+    assert_eq!(inventories.len(), 1, "one inventory example in the README");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hosts.toml");
+    std::fs::write(&p, &inventories[0]).unwrap();
+    let inv = harness::cluster::ssh::Inventory::load(&p).unwrap();
+    assert!(inv.key.as_ref().unwrap().ends_with("keys/kmh_ed25519"));
+    assert!(
+        inv.key.as_ref().unwrap().is_absolute(),
+        "relative to the file"
+    );
+    let nodes: Vec<String> = ["zk1", "zk2", "zk3", "kafka1", "kafka2", "kafka3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let placed = inv.place(&nodes, "hosts.toml").unwrap();
+    assert_eq!(placed["kafka3"].to_string(), "10.0.1.23");
+    assert_eq!(placed["zk1"].to_string(), "10.0.1.11");
+    assert_eq!(inv.workers.len(), 2);
+    assert_eq!(inv.env.len(), 1);
 }
 
 #[test]
@@ -51,6 +100,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "RUN" | "ID" => "rolling-restart-1795320141-ab12",
         "SRC" | "DST" | "A" | "B" | "SERVERS" => "127.0.0.1:2181",
         "FILE" => "runs/example/logs/zk-smoke.jsonl",
+        "INVENTORY" => "hosts.toml",
         "PATH" => "/kafka",
         "N" | "MS" | "P" | "K" => "100",
         "BYTES" => "524288",
@@ -143,6 +193,8 @@ fn every_harness_command_in_the_readme_parses() {
             .collect();
         match Cli::try_parse_from(&words) {
             Ok(_) => checked += 1,
+            // `harness --version`: clap answers it instead of parsing on
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => checked += 1,
             // a bare mention (`harness run`, `harness migrate brokers`)
             Err(e)
                 if e.kind() == clap::error::ErrorKind::MissingRequiredArgument
@@ -311,5 +363,47 @@ fn the_report_example_has_every_field_of_report_json() {
     assert!(
         missing.is_empty(),
         "report.json fields the README's example lacks: {missing:?}"
+    );
+}
+
+/// The two commands of "Two commands": the `sh` block's command lines, in order.
+fn two_commands() -> Vec<String> {
+    let block = blocks(&readme(), "sh")
+        .into_iter()
+        .next()
+        .expect("the first sh block is the two commands");
+    block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let commands = two_commands();
+    assert_eq!(commands.len(), 2, "exactly two commands: {commands:?}");
+    let ci =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/run")).unwrap();
+    let last = ci
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .unwrap();
+    // CI bounds it in time (`timeout SECONDS`); the command itself is the user's, word
+    // for word
+    let run = last
+        .strip_prefix("timeout ")
+        .and_then(|rest| rest.split_once(' '))
+        .filter(|(secs, _)| secs.parse::<u32>().is_ok())
+        .map_or(last, |(_, command)| command);
+    assert_eq!(
+        run, commands[1],
+        ".ci/run must end with the README's test command"
+    );
+    assert!(
+        commands[0].contains("harness run scenarios/"),
+        "the first runs a scenario: {}",
+        commands[0]
     );
 }

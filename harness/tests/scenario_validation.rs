@@ -5,7 +5,7 @@ use std::path::Path;
 
 use harness::error::ScenarioError;
 use harness::scenario::{
-    self, Action, Anomaly, Bound, BrokerAction, NetworkAction, NodeAction, Target, ZkAction,
+    self, Action, Anomaly, Bound, BrokerAction, Cut, NetworkAction, NodeAction, Target, ZkAction,
 };
 
 const GOOD: &str = r#"name = "t"
@@ -383,13 +383,57 @@ fn more_docker_worker_containers_than_the_run_network_holds_is_bad_input_before_
 }
 
 #[test]
-fn a_backend_not_built_yet_is_refused_with_the_reason() {
+fn an_unknown_backend_is_refused_with_the_ones_there_are() {
     one_error(
-        &GOOD.replace("kafka = \"3.9\"", "backend = \"ec2\"\nkafka = \"3.9\""),
+        &GOOD.replace("kafka = \"3.9\"", "backend = \"k8s\"\nkafka = \"3.9\""),
         4,
         "cluster.backend",
-        "`ec2` is not available",
-        "\"docker\"",
+        "`k8s` is not available",
+        "\"ec2\"",
+    );
+}
+
+#[test]
+fn the_ec2_table_is_checked_where_it_is() {
+    let ec2 = |table: &str| {
+        GOOD.replace("kafka = \"3.9\"", "backend = \"ec2\"\nkafka = \"3.9\"")
+            .replacen("\n[workload]", &format!("\n{table}\n[workload]"), 1)
+    };
+    one_error_in(&ec2(""), "cluster.ec2", "no [cluster.ec2]", "ami");
+    one_error_in(
+        &ec2("[cluster.ec2]\ninstance_type = \"t3.small\""),
+        "cluster.ec2.ami",
+        "no image to launch",
+        "reuse",
+    );
+    one_error_in(
+        &ec2("[cluster.ec2]\nami = \"ami-1\"\nttl = \"forever\""),
+        "cluster.ec2.ttl",
+        "`forever` is not a duration",
+        "4h",
+    );
+    let ok = scenario::parse(
+        Path::new("f.toml"),
+        &ec2("[cluster.ec2]\nreuse = { tag = \"cluster=temp\" }\nkey = \"k.pem\""),
+    )
+    .unwrap();
+    let e = ok.cluster.ec2.unwrap();
+    assert_eq!(e.reuse.unwrap().tag, "cluster=temp");
+    assert_eq!(
+        e.key.unwrap(),
+        Path::new("k.pem"),
+        "relative to the scenario's directory"
+    );
+    // the table belongs to the ec2 backend only
+    one_error_in(
+        &GOOD.replacen(
+            "\n[workload]",
+            "\n[cluster.ec2]\nami = \"ami-1\"\n[workload]",
+            1,
+        ),
+        "cluster.ec2",
+        "is for backend = \"ec2\"",
+        "backend = \"ec2\"",
     );
 }
 
@@ -493,8 +537,10 @@ fn network_faults_are_parsed() {
             from,
             to,
             both_ways,
+            how,
             fault,
         }) => {
+            assert_eq!(*how, Cut::Drop, "a cut drops unless told otherwise");
             assert_eq!(
                 from,
                 &vec![Target::Leader {
@@ -520,6 +566,19 @@ fn network_faults_are_parsed() {
         Action::Network(NetworkAction::Heal { fault: None })
     ));
     assert_eq!(s.network_steps().len(), 3);
+    let rejecting = scenario::parse(
+        Path::new("f.toml"),
+        &FAULTS.replace("direction = \"one-way\"", "how = \"reject\""),
+    )
+    .unwrap();
+    assert!(matches!(
+        &rejecting.steps[0].action,
+        Action::Network(NetworkAction::Partition {
+            how: Cut::Reject,
+            both_ways: true,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -560,6 +619,12 @@ fn fault_arguments_are_checked() {
         "step[1].direction",
         "`sideways` is not a direction",
         "one-way",
+    );
+    one_error_in(
+        &FAULTS.replace("direction = \"one-way\"", "how = \"refuse\""),
+        "step[1].how",
+        "`refuse` is not a way to cut",
+        "reject",
     );
     let bw = FAULTS.replace(
         "do = \"loss\"\nnode = \"kafka2\"\nprobability = 0.2",
@@ -1102,5 +1167,35 @@ fn retention_shorter_than_the_run_is_warned_of_before_it_starts() {
         w[1].contains("broker log.retention.bytes = 1000"),
         "{}",
         w[1]
+    );
+}
+
+#[test]
+fn a_placement_is_one_of_the_two_there_are() {
+    one_error(
+        &GOOD.replace(
+            "idempotence = true",
+            "idempotence = true\nplacement = \"spread\"",
+        ),
+        15,
+        "workload.placement",
+        "`spread` is not a placement",
+        "\"split\"",
+    );
+    for (word, want) in [
+        ("round-robin", harness::scenario::Placement::RoundRobin),
+        ("split", harness::scenario::Placement::Split),
+    ] {
+        let text = GOOD.replace(
+            "idempotence = true",
+            &format!("idempotence = true\nplacement = \"{word}\""),
+        );
+        let sc = scenario::parse(Path::new("ok.toml"), &text).unwrap();
+        assert_eq!(sc.workload.placement, want);
+    }
+    let sc = scenario::parse(Path::new("ok.toml"), GOOD).unwrap();
+    assert_eq!(
+        sc.workload.placement,
+        harness::scenario::Placement::RoundRobin
     );
 }

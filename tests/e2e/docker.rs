@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use e2e::{
     assert_refused_before_start, cluster_lock, harness_bin, run_dir, run_scenario_on, sh,
-    start_run_with, tagged_processes, u, verdicts, wait_bounded, RunGuard,
+    start_run_with, tagged_processes, u, verdicts, wait_bounded, KillOnDrop, RunGuard,
 };
 use serde_json::Value;
 
@@ -152,15 +152,7 @@ fn a_docker_run_killed_midway_leaves_what_cleanup_removes_and_logs_that_can_be_c
     let child = &mut child.0;
     // wait until the producers have acked records
     let deadline = Instant::now() + Duration::from_secs(240);
-    let acked = |name: &str| -> u64 {
-        std::fs::read_to_string(dir.join("workers").join(format!("{name}.out")))
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| u(&v["acked"]))
-            .unwrap_or(0)
-    };
+    let acked = |name: &str| e2e::last_acked(&dir, name);
     while acked("producer-0") < 2_000 {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         assert!(Instant::now() < deadline, "the producers never got going");
@@ -246,17 +238,6 @@ fn a_docker_run_killed_midway_leaves_what_cleanup_removes_and_logs_that_can_be_c
         u(&report["producers"]["acked"]),
         "no partition was read at the end: every acked record is unverified"
     );
-}
-
-/// A `harness run` child that dies with the test: a failed assertion must not leave it
-/// running beside the next test's cluster.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The 6-hex-digit tag names carry (as `harness` computes it).

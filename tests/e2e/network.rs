@@ -145,22 +145,33 @@ fn a_delayed_leader_costs_latency_and_nothing_else() {
         slow >= 200.0,
         "records to the slow leader waited at least its 200 ms: {slow}"
     );
-    assert!(after < 100.0, "the heal removed the delay: {after}");
-    // slow is not down: no partition stopped acking for a window (1 s) from the delay on,
-    // and no client gave up on a request (no epoch bump or new producer id). A loaded
-    // machine may show a short stall in the warm-up, before any fault (CI saw the first
-    // acks of a fresh cluster take 1.2 s); the report is right to show it, it is not the
-    // slow leader's, and it must stay short.
+    // A record whose path still crossed the delay could not be acked in under 180 ms (200 ms
+    // less the 20 ms jitter), so a median under 150 ms says the heal took the delay away;
+    // the margin below 180 is for a loaded machine (CI measured a 100.1 ms median after the
+    // heal on two busy cores, against ~230 ms while slow).
+    assert!(after < 150.0, "the heal removed the delay: {after}");
+    // slow is not down: no client gave up on a request (no epoch bump or new producer id,
+    // below), no partition lost its leader, and no partition stopped acking for longer
+    // than a slow round trip can explain. Under the delay, acks=all waits for followers
+    // that fetch through it: on two loaded cores CI measured ack p99 2.8 s and one 1.05 s
+    // gap (just over the 1 s window threshold) on the slow leader's partition (the slow
+    // broker is also a follower in every other partition's ISR, which acks=all waits
+    // for). An outage (a session expiring, an election) stops a partition for 6 s and
+    // more; a gap under 3 s is the delay's latency, and the report is right to show it. A loaded machine may also show a short stall in the warm-up, before any
+    // fault (CI saw the first acks of a fresh cluster take 1.2 s); it is not the slow
+    // leader's, and it must stay short.
     let (warmup, windows): (Vec<&Value>, Vec<&Value>) = r["unavailability"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|w| w["kind"] == "produce")
         .partition(|w| w["step"] == "(warmup)");
-    assert!(
-        windows.is_empty(),
-        "a slow leader is not unavailable: {windows:?}"
-    );
+    for w in &windows {
+        assert!(
+            u(&w["duration_ms"]) < 3_000 && w["partition"] != "cluster",
+            "a slow leader is not unavailable: gaps shorter than an outage, never all partitions at once: {windows:?}"
+        );
+    }
     let delay_from = r["steps"]
         .as_array()
         .unwrap()

@@ -5,6 +5,8 @@
 //! The tests need Java 17 and the Kafka distribution (fetched by Maven on first use). When
 //! Java is missing they fail loudly with `NOT RUN:` — never pass.
 
+pub mod moto;
+pub mod ssh_hosts;
 pub mod verdicts;
 
 use std::path::{Path, PathBuf};
@@ -168,6 +170,17 @@ pub fn tagged_process_with(run_id: &str, text: &str) -> Option<u32> {
         .map(|(pid, _)| pid)
 }
 
+/// A child process (a `harness run`) killed and reaped when this drops: a failed assertion
+/// must not leave it running beside the next test's cluster.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `harness run SCENARIO --out DIR`.
 pub fn start_run(scenario: &str, dir: &Path) -> Child {
     start_run_with(scenario, dir, &[])
@@ -175,13 +188,19 @@ pub fn start_run(scenario: &str, dir: &Path) -> Child {
 
 /// Starts `harness run SCENARIO --out DIR ARGS…`.
 pub fn start_run_with(scenario: &str, dir: &Path, args: &[&str]) -> Child {
+    start_run_file(&Path::new("scenarios").join(scenario), dir, args)
+}
+
+/// Starts `harness run FILE --out DIR ARGS…` in the repository (a relative `FILE` is
+/// relative to it).
+pub fn start_run_file(scenario: &Path, dir: &Path, args: &[&str]) -> Child {
     // the run directory is given relative to the working directory, as the README's
     // `harness run` (into `runs/…`) does: nodes run in their own directories, so a
     // relative path that reached them unresolved would break the cluster
     let out = dir.strip_prefix(repo()).unwrap_or(dir);
     Command::new(harness_bin())
         .arg("run")
-        .arg(Path::new("scenarios").join(scenario))
+        .arg(scenario)
         .arg("--out")
         .arg(out)
         .args(args)
@@ -253,10 +272,20 @@ pub fn run_scenario(scenario: &str) -> Outcome {
 
 /// [`run_scenario`] with more `harness run` arguments (e.g. `--backend docker`).
 pub fn run_scenario_on(scenario: &str, args: &[&str]) -> Outcome {
+    run_scenario_file(
+        scenario.trim_end_matches(".toml"),
+        &Path::new("scenarios").join(scenario),
+        args,
+    )
+}
+
+/// [`run_scenario_on`] with a scenario file of the test's own (`name` names its run
+/// directory).
+pub fn run_scenario_file(name: &str, scenario: &Path, args: &[&str]) -> Outcome {
     require_prerequisites();
-    let dir = run_dir(scenario.trim_end_matches(".toml"));
+    let dir = run_dir(name);
     let guard = RunGuard { dir: dir.clone() };
-    let mut child = start_run_with(scenario, &dir, args);
+    let mut child = start_run_file(scenario, &dir, args);
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -368,4 +397,15 @@ pub fn snapshot_before(dir: &Path, step: &str) -> serde_json::Value {
         .find(|e| e["event"] == "snapshot")
         .unwrap_or_else(|| panic!("no snapshot before `{step}`"))["snapshot"]
         .clone()
+}
+
+/// The `acked` count of a worker's last status line (`workers/NAME.out`), 0 before any.
+pub fn last_acked(run_dir: &Path, worker: &str) -> u64 {
+    std::fs::read_to_string(run_dir.join("workers").join(format!("{worker}.out")))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| u(&v["acked"]))
+        .unwrap_or(0)
 }

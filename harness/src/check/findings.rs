@@ -337,6 +337,34 @@ pub struct Findings {
     pub migration_events: Vec<String>,
     /// How long the run took to start, phase by phase.
     pub startup_ms: StartupTimes,
+    /// Other machines' clocks, when workers ran on them.
+    pub clocks: Option<ClockReport>,
+}
+
+/// The worker hosts' clocks as a run measured them (ssh backend with worker hosts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClockReport {
+    /// Each host: its offset at the start and the end, and the error of each.
+    pub hosts: Vec<HostClockReport>,
+    /// Times from different machines are right to within this (the largest error of any
+    /// host's measurement), ms. Every time in this report is on the coordinator's clock.
+    pub error_bound_ms: f64,
+    /// Windows that bound makes uncertain: shorter than twice it, or starting within it of
+    /// a step's start (so the step they are tied to may be the one before).
+    pub uncertain_windows: Vec<String>,
+}
+
+/// One host's clock against the coordinator's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostClockReport {
+    /// The host's address.
+    pub host: String,
+    /// Host clock minus coordinator clock at the start, ms.
+    pub offset_start_ms: f64,
+    /// The same at the end (absent when the run did not get there), ms.
+    pub offset_end_ms: Option<f64>,
+    /// The measurement's error (half the shortest round trip), ms.
+    pub bound_ms: f64,
 }
 
 /// When each point of a run's start-up was reached, ms since the run's start (absent in

@@ -15,10 +15,11 @@ pub mod windows;
 use std::path::Path;
 
 pub use attribution::{Attribution, StepSpan};
-pub use checker::{check, CheckInput, EXAMPLES_KEPT};
+pub use checker::{check, CheckInput, ClockCorrection, EXAMPLES_KEPT};
 pub use findings::{
-    Anomalies, ClientRenewal, ConsumerTotals, DeadWorker, Example, FinalReadTotals, Findings,
-    ProducerSilence, ProducerTotals, StartupTimes, Verdict, Window, WindowKind, WindowSubject,
+    Anomalies, ClientRenewal, ClockReport, ConsumerTotals, DeadWorker, Example, FinalReadTotals,
+    Findings, HostClockReport, ProducerSilence, ProducerTotals, StartupTimes, Verdict, Window,
+    WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;
@@ -45,12 +46,93 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         silence_threshold_ms: silence_threshold_ms(scenario),
         producers_expected: scenario.workload.producers,
         dead_workers: dead_workers(run_dir, &events, record.started_ms),
+        clocks: ClockCorrection::default(),
+    };
+    let clocks = crate::cluster::ssh::clock::Clocks::load(run_dir)?;
+    let input = CheckInput {
+        clocks: clocks
+            .as_ref()
+            .map(|c| clock_correction(run_dir, c, &input.logs))
+            .unwrap_or_default(),
+        ..input
     };
     let mut findings = check(&input)?;
+    if let Some(c) = &clocks {
+        findings.clocks = Some(clock_report(c, &findings));
+    }
     add_smoke(&mut findings, run_dir, &record, &input, scenario)?;
     findings.kafka_metadata = read_metadata_check(run_dir)?;
     add_reassignments(&mut findings, &events, record.started_ms);
     Ok(findings)
+}
+
+/// Which clock each log and each producer instance ran on, from `clocks.json` and the
+/// workers' configs (a worker's producer ids: its first instance id and its instances).
+fn clock_correction(
+    run_dir: &Path,
+    clocks: &crate::cluster::ssh::clock::Clocks,
+    logs: &[std::path::PathBuf],
+) -> ClockCorrection {
+    let mut out = ClockCorrection::default();
+    for log in logs {
+        let Some(worker) = log.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let Some(clock) = clocks.of_worker(&worker) else {
+            continue;
+        };
+        out.by_log.insert(log.clone(), clock.clone());
+        let cfg = std::fs::read_to_string(run_dir.join("workers").join(format!("{worker}.json")))
+            .ok()
+            .and_then(|t| serde_json::from_str::<workers::WorkerConfig>(&t).ok());
+        if let Some(cfg) = cfg.filter(|c| c.role == workers::Role::Produce) {
+            for id in cfg.first_instance_id..cfg.first_instance_id + cfg.instances {
+                out.by_producer.insert(id, clock.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The clocks section of the report: offsets, the bound, and the windows it blurs.
+fn clock_report(clocks: &crate::cluster::ssh::clock::Clocks, f: &Findings) -> ClockReport {
+    let ms = |us: i64| us as f64 / 1000.0;
+    let bound_us = clocks.bound_us();
+    let bound_ms = bound_us.div_ceil(1000);
+    let uncertain_windows = f
+        .unavailability
+        .iter()
+        .filter(|w| {
+            w.duration_ms <= 2 * bound_ms
+                || f.steps
+                    .iter()
+                    .any(|s| w.start_ms.abs_diff(s.start_ms) <= bound_ms)
+        })
+        .map(|w| {
+            format!(
+                "{} {} {} ms at t+{:.3}s (under `{}`)",
+                w.partition,
+                w.kind,
+                w.duration_ms,
+                w.start_ms as f64 / 1000.0,
+                w.step
+            )
+        })
+        .collect();
+    ClockReport {
+        hosts: clocks
+            .hosts
+            .iter()
+            .map(|h| HostClockReport {
+                host: h.host.to_string(),
+                offset_start_ms: ms(h.start.offset_us),
+                offset_end_ms: h.end.map(|e| ms(e.offset_us)),
+                bound_ms: ms(h.bound_us() as i64),
+            })
+            .collect(),
+        error_bound_ms: ms(bound_us as i64),
+        uncertain_windows,
+    }
 }
 
 /// How long a producer instance may make no attempt to send before it counts as silent:

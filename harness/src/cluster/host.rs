@@ -375,3 +375,23 @@ impl WorkerRunner for LocalWorker {
         }
     }
 }
+
+/// Locates the `worker` binary: `$KMH_WORKER_BIN`, else next to the running harness.
+pub fn worker_binary() -> Result<PathBuf, HarnessError> {
+    if let Some(p) = std::env::var_os("KMH_WORKER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or(WorkersError::NoHarnessBinary)?;
+    for cand in [dir.join("worker"), dir.join("../worker")] {
+        if cand.exists() {
+            return Ok(cand);
+        }
+    }
+    Err(HarnessError::Missing {
+        what: format!("no `worker` binary next to {}", exe.display()),
+        hint:
+            "build the whole workspace (`cargo build --release --workspace`), or set KMH_WORKER_BIN"
+                .into(),
+    })
+}

@@ -14,11 +14,13 @@
 pub mod cds;
 pub mod dist;
 pub mod docker;
+pub mod ec2;
 pub mod host;
 mod lifecycle;
 pub mod netns;
 mod node;
 mod scope;
+pub mod ssh;
 
 pub use scope::CleanupScope;
 
@@ -86,6 +88,14 @@ pub struct Cluster {
     events: Vec<ClusterEvent>,
     /// The nodes' class data sharing archives (one may be recorded by this run).
     class_archives: Vec<cds::ClassArchive>,
+    /// The ssh backend's hosts, connected.
+    ssh: Option<ssh::Hosts>,
+    /// The ec2 backend's instances (terminated after the hosts' teardown, or when dropped).
+    ec2: Option<ec2::Fleet>,
+    /// The worker hosts' clocks and which worker ran where (ssh backend with worker hosts).
+    clocks: Option<std::sync::Arc<std::sync::Mutex<ssh::clock::Clocks>>>,
+    /// The run directory.
+    run_dir: std::path::PathBuf,
 }
 
 /// Something the cluster did beyond what it was asked, worth a line in the timeline.
@@ -119,13 +129,17 @@ impl Cluster {
             .cloned()
             .collect();
         let docker = spec.backend == Backend::Docker;
+        // the ec2 backend is the ssh backend on instances it launched
+        let remote = matches!(spec.backend, Backend::Ssh | Backend::Ec2);
+        // SSH hosts delay with their own netem, not through a proxy here
+        let proxied: &[String] = if remote { &[] } else { proxied };
         let use_namespaces = match spec.hosts {
-            _ if docker => false,
+            _ if docker || remote => false,
             HostMode::Namespaces => true,
             HostMode::Loopback => false,
             HostMode::Auto => netns::unavailable_reason().is_none(),
         };
-        if needs_network && !use_namespaces && !docker {
+        if needs_network && !use_namespaces && !docker && !remote {
             let why = netns::unavailable_reason()
                 .unwrap_or_else(|| "the scenario asks for hosts = \"loopback\"".into());
             return Err(HarnessError::Missing {
@@ -138,16 +152,37 @@ impl Cluster {
         } else {
             None
         };
-        let mut network = if let Some(engine) = &engine {
+        let fleet = match (&spec.backend, &spec.ec2) {
+            (Backend::Ec2, Some(e)) => Some(ec2::Fleet::start(spec, e, run_id)?),
+            (Backend::Ec2, None) => {
+                return Err(HarnessError::BadInput(
+                    "backend ec2 needs [cluster.ec2]".into(),
+                ))
+            }
+            _ => None,
+        };
+        let (ssh_hosts, clocks) = if remote {
+            // an error here drops `fleet`: what it launched is terminated
+            let (h, c) = ssh_hosts(run_id, spec, fleet.as_ref(), dist, run_dir, needs_network)?;
+            (Some(h), c)
+        } else {
+            (None, None)
+        };
+        let mut network = if let Some(hosts) = &ssh_hosts {
+            needs_network
+                .then(|| Network::create_ssh(run_id, hosts))
+                .transpose()?
+        } else if let Some(engine) = &engine {
             Some(Network::create_docker(run_id, engine.clone(), &names)?)
         } else if use_namespaces {
             Some(Network::create(run_id, &names)?)
         } else {
             None
         };
-        let ips: Vec<Ipv4Addr> = match &network {
-            Some(net) => names.iter().map(|n| net.hosts[n].addr).collect(),
-            None => allocate_addresses(names.len())?,
+        let ips: Vec<Ipv4Addr> = match (&ssh_hosts, &network) {
+            (Some(h), _) => names.iter().map(|n| h.placement[n]).collect(),
+            (None, Some(net)) => names.iter().map(|n| net.hosts[n].addr).collect(),
+            (None, None) => allocate_addresses(names.len())?,
         };
         let prefix = |n: &str| {
             network
@@ -157,6 +192,14 @@ impl Cluster {
         };
         // the host seam: where each node runs
         let host = |n: &str| -> Box<dyn NodeHost> {
+            if let Some(h) = &ssh_hosts {
+                return Box::new(ssh::host::SshNodeHost {
+                    remote: h.of(n).expect("every node is placed").clone(),
+                    run_dir: h.run_dir(),
+                    dist_home: h.dist_home.clone(),
+                    java: h.inventory.java.clone(),
+                });
+            }
             match (&engine, &network) {
                 (Some(engine), Some(net)) => Box::new(docker::host::ContainerHost {
                     engine: engine.clone(),
@@ -271,6 +314,10 @@ impl Cluster {
             proxies: Vec::new(),
             proxy_commands,
             events: Vec::new(),
+            ssh: ssh_hosts,
+            ec2: fleet,
+            clocks,
+            run_dir: run_dir.to_path_buf(),
         };
         cluster.start_proxies()?;
         Ok(cluster)
@@ -307,7 +354,19 @@ impl Cluster {
         &self,
         binary: std::path::PathBuf,
         discovery: std::path::PathBuf,
+        placement: crate::scenario::Placement,
     ) -> std::sync::Arc<dyn host::WorkerHost> {
+        if let (Some(h), Some(clocks)) = (&self.ssh, &self.clocks) {
+            return std::sync::Arc::new(ssh::host::SshWorkers {
+                hosts: h.worker_hosts(),
+                placement,
+                run_dir: h.run_dir(),
+                binary: h.worker_binary.clone(),
+                discovery,
+                clocks: clocks.clone(),
+                local_run_dir: self.run_dir.clone(),
+            });
+        }
         let containers = self.network.as_ref().and_then(|net| {
             Some(docker::host::ContainerWorkers {
                 engine: net.engine()?.clone(),
@@ -332,6 +391,25 @@ impl Cluster {
             net.host_started(name)?;
         }
         Ok(())
+    }
+
+    /// How many worker hosts the run has (ssh and ec2 backends; 0: workers run here or in
+    /// containers).
+    pub fn worker_host_count(&self) -> usize {
+        match (&self.ssh, &self.clocks) {
+            (Some(h), Some(_)) => h.worker_hosts().len(),
+            _ => 0,
+        }
+    }
+
+    /// The ec2 backend's instances, as run.json records them.
+    pub fn ec2_record(&self) -> Option<ec2::Ec2Record> {
+        self.ec2.as_ref().map(|f| f.record())
+    }
+
+    /// The ssh backend's inventory (`None` on other backends).
+    pub fn ssh_inventory(&self) -> Option<&ssh::Inventory> {
+        self.ssh.as_ref().map(|h| &h.inventory)
     }
 
     /// Every node name.
@@ -535,6 +613,31 @@ impl Cluster {
         if let Some(net) = &mut self.network {
             net.teardown();
         }
+        if let Some(mut hosts) = self.ssh.take() {
+            // the worker hosts' clocks once more, now that the workers have stopped
+            if let Some(clocks) = &self.clocks {
+                let mut c = clocks.lock().unwrap_or_else(|p| p.into_inner());
+                for hc in &mut c.hosts {
+                    if let Some(r) = hosts.by_address.get(&hc.host) {
+                        match ssh::clock::measure(r) {
+                            Ok(sample) => hc.end = Some(sample),
+                            Err(e) => tracing::warn!("the clock of {} at the end: {e}", r.login),
+                        }
+                    }
+                }
+                if let Err(e) = c.save(&self.run_dir) {
+                    tracing::warn!("writing clocks.json: {e}");
+                }
+            }
+            let chain = self.network.as_ref().map(|n| n.chain().to_string());
+            hosts.teardown(chain.as_deref());
+        }
+        // the hosts' logs are back: the instances may go
+        if let Some(mut fleet) = self.ec2.take() {
+            if let Err(e) = fleet.terminate() {
+                tracing::warn!("{e}");
+            }
+        }
         // the nodes have stopped: a class list this run recorded becomes an archive
         for a in &self.class_archives {
             a.finish(&self.run_id);
@@ -546,6 +649,80 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.teardown();
     }
+}
+
+/// The ssh backend's hosts for a run: the inventory loaded and placed, every host
+/// connected and checked, the distribution and the worker binary where they are missing,
+/// and the worker hosts' clocks measured (`clocks.json`).
+#[allow(clippy::type_complexity)]
+fn ssh_hosts(
+    run_id: &str,
+    spec: &ClusterSpec,
+    fleet: Option<&ec2::Fleet>,
+    dist: &Distribution,
+    run_dir: &Path,
+    needs_network: bool,
+) -> Result<
+    (
+        ssh::Hosts,
+        Option<std::sync::Arc<std::sync::Mutex<ssh::clock::Clocks>>>,
+    ),
+    HarnessError,
+> {
+    let (inv, placement, boot) = match (fleet, &spec.ec2) {
+        (Some(fleet), Some(e)) => {
+            // host keys of the run's own: instance addresses are reused with new keys
+            let inv = fleet.inventory(e, run_dir.join("known_hosts"));
+            let placement = inv.nodes.clone();
+            (inv, placement, e.boot_timeout())
+        }
+        _ => {
+            let file = spec.inventory.as_ref().ok_or_else(|| {
+                HarnessError::BadInput(
+                    "backend ssh needs an inventory\n  hint: --hosts FILE, or inventory = \"…\" in [cluster]"
+                        .into(),
+                )
+            })?;
+            let inv = ssh::Inventory::load(file)?;
+            let placement = inv.place(&spec.all_nodes(), &file.display().to_string())?;
+            (inv, placement, std::time::Duration::ZERO)
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut hosts = ssh::Hosts::connect_within(&inv, placement, run_id, boot)?;
+    hosts.preflight(needs_network)?;
+    hosts.install(&dist.home, &host::worker_binary()?)?;
+    let copied: Vec<String> = hosts
+        .copy_secs
+        .iter()
+        .filter(|(_, s)| **s > 0.0)
+        .map(|(a, s)| format!("{a} {s:.1}s"))
+        .collect();
+    eprintln!(
+        "harness: {} ssh host(s) ready in {:.1}s{}",
+        hosts.by_address.len(),
+        started.elapsed().as_secs_f64(),
+        if copied.is_empty() {
+            " (everything already there)".to_string()
+        } else {
+            format!("; copied to {}", copied.join(", "))
+        }
+    );
+    let clocks = if inv.workers.is_empty() {
+        None
+    } else {
+        let mut c = ssh::clock::Clocks::default();
+        for r in hosts.worker_hosts() {
+            c.hosts.push(ssh::clock::HostClock {
+                host: r.address,
+                start: ssh::clock::measure(&r)?,
+                end: None,
+            });
+        }
+        c.save(run_dir)?;
+        Some(std::sync::Arc::new(std::sync::Mutex::new(c)))
+    };
+    Ok((hosts, clocks))
 }
 
 /// `a:2181,b:2181/chroot`.

@@ -148,6 +148,8 @@ pub struct ClusterAdmin {
     timeout: Duration,
     /// Open connections by `host:port`.
     connections: HashMap<String, BrokerConnection>,
+    /// TLS and SASL for every connection.
+    security: super::security::Security,
     /// The last DescribeCluster answer.
     cluster: Option<ClusterDescription>,
 }
@@ -163,14 +165,22 @@ impl ClusterAdmin {
                 .collect(),
             timeout,
             connections: HashMap::new(),
+            security: Default::default(),
             cluster: None,
         }
+    }
+
+    /// The same, every connection with TLS and SASL as `security` says (a secured
+    /// cluster's listener).
+    pub fn with_security(mut self, security: super::security::Security) -> ClusterAdmin {
+        self.security = security;
+        self
     }
 
     /// Sends `req` to `addr`, connecting first when needed; a broken connection is dropped.
     fn call_at<R: Request>(&mut self, addr: &str, req: &R) -> Result<R::Response, AdminError> {
         if !self.connections.contains_key(addr) {
-            let c = BrokerConnection::connect(addr, self.timeout)?;
+            let c = BrokerConnection::connect_secured(addr, self.timeout, &self.security)?;
             self.connections.insert(addr.to_string(), c);
         }
         let conn = self.connections.get_mut(addr).expect("just inserted");
@@ -184,6 +194,16 @@ impl ClusterAdmin {
     /// Sends `req` to any broker that answers: open connections, the bootstrap list, then
     /// every registered broker.
     fn call_any<R: Request>(&mut self, req: &R) -> Result<R::Response, AdminError> {
+        self.call_any_until(req, |_| true)
+    }
+
+    /// [`Self::call_any`], going on to the next broker while an answer is not `good`
+    /// enough; the first answer stands when none is.
+    fn call_any_until<R: Request>(
+        &mut self,
+        req: &R,
+        good: impl Fn(&R::Response) -> bool,
+    ) -> Result<R::Response, AdminError> {
         let mut candidates: Vec<String> = self.connections.keys().cloned().collect();
         candidates.extend(self.bootstrap.iter().cloned());
         if let Some(c) = &self.cluster {
@@ -191,24 +211,33 @@ impl ClusterAdmin {
         }
         let mut seen = std::collections::HashSet::new();
         let mut errors = Vec::new();
+        let mut first = None;
         for addr in candidates {
             if !seen.insert(addr.clone()) {
                 continue;
             }
             match self.call_at(&addr, req) {
-                Ok(r) => return Ok(r),
+                Ok(r) if good(&r) => return Ok(r),
+                Ok(r) => {
+                    first.get_or_insert(r);
+                }
                 Err(e @ (AdminError::Connect { .. } | AdminError::Io { .. })) => {
                     errors.push(e.to_string())
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(AdminError::NoBroker(errors.join("; ")))
+        first.ok_or_else(|| AdminError::NoBroker(errors.join("; ")))
     }
 
     /// Brokers, controller and cluster id (DescribeCluster).
     pub fn describe_cluster(&mut self) -> Result<ClusterDescription, AdminError> {
-        let resp = self.call_any(&DescribeClusterRequest::default())?;
+        // In ZooKeeper mode a broker learns the cluster from the controller's
+        // UpdateMetadata, a moment after it is up: until then it answers with no broker,
+        // not even itself — ask another.
+        let resp = self.call_any_until(&DescribeClusterRequest::default(), |r| {
+            !r.brokers.is_empty()
+        })?;
         if let Some(e) = AdminError::from_code(
             "DescribeCluster",
             resp.error_code,

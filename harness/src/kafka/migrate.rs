@@ -38,6 +38,9 @@ pub struct MigrateOptions {
     pub throttle: Option<u64>,
     /// Longest wait for one topic's move.
     pub topic_timeout: Duration,
+    /// librdkafka properties (TLS, SASL) for a secured cluster; the kafka-protocol admin
+    /// path takes its security from them too.
+    pub client_properties: super::ClientProperties,
 }
 
 /// Progress, one JSON line each.
@@ -154,8 +157,10 @@ pub fn migrate_brokers(
     emit: &mut dyn FnMut(&MigrateEvent),
 ) -> Result<Vec<String>, MigrateError> {
     check_map(&opts.map)?;
-    let admin = Admin::new(bootstrap).map_err(client_err)?;
-    let mut wire = ClusterAdmin::new(bootstrap, Duration::from_secs(30));
+    let admin = Admin::with_properties(bootstrap, &opts.client_properties).map_err(client_err)?;
+    let security =
+        super::security::Security::from_properties(&opts.client_properties).map_err(client_err)?;
+    let mut wire = ClusterAdmin::new(bootstrap, Duration::from_secs(30)).with_security(security);
     let book = &opts.bookkeeping_topic;
     let book_err = |message: String| MigrateError::Bookkeeping {
         topic: book.clone(),
@@ -224,7 +229,8 @@ pub fn migrate_brokers(
         }
     }
 
-    let mut recorded = read_bookkeeping(bootstrap, book, shutdown).map_err(book_err)?;
+    let mut recorded =
+        read_bookkeeping(bootstrap, book, &opts.client_properties, shutdown).map_err(book_err)?;
     emit(&MigrateEvent::Start {
         recorded: recorded.iter().cloned().collect(),
         in_flight: in_flight
@@ -233,7 +239,7 @@ pub fn migrate_brokers(
             .collect(),
         created_bookkeeping: created,
     });
-    let recorder: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    let recorder: ThreadedProducer<DefaultProducerContext> = secured(&opts.client_properties)
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -301,13 +307,23 @@ pub fn migrate_brokers(
     Ok(moved)
 }
 
+/// A client configuration with the given (security) properties set.
+fn secured(properties: &super::ClientProperties) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}
+
 /// Every topic name recorded in the bookkeeping topic, read from the beginning to its end.
 pub fn read_bookkeeping(
     bootstrap: &str,
     topic: &str,
+    client_properties: &super::ClientProperties,
     shutdown: &Shutdown,
 ) -> Result<BTreeSet<String>, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = secured(client_properties)
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "kmh-migrate-bookkeeping")
         .set("enable.auto.commit", "false")

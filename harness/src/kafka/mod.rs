@@ -6,6 +6,7 @@ mod cluster_admin;
 pub mod migrate;
 mod protocol;
 pub mod reassign;
+pub mod security;
 
 pub use cluster_admin::{
     BrokerInfo, ClusterAdmin, ClusterDescription, Election, OngoingReassignment, PartitionError,

@@ -12,9 +12,36 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use thiserror::Error;
+
+use super::security::{Mechanism, Sasl, ScramClient, Security};
+
+/// TLS over `tcp` to `addr`, trusting `security.ca` (or the system's CAs).
+fn tls(
+    addr: &str,
+    tcp: TcpStream,
+    security: &Security,
+) -> Result<openssl::ssl::SslStream<TcpStream>, AdminError> {
+    use openssl::ssl::{SslConnector, SslMethod};
+    let fail = |message: String| AdminError::Protocol {
+        what: format!("TLS to {addr}"),
+        message,
+    };
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| fail(e.to_string()))?;
+    if let Some(ca) = &security.ca {
+        b.set_ca_file(ca)
+            .map_err(|e| fail(format!("ssl.ca.location {}: {e}", ca.display())))?;
+    }
+    let mut config = b.build().configure().map_err(|e| fail(e.to_string()))?;
+    if !security.verify_hostname {
+        config.set_verify_hostname(false);
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    config.connect(host, tcp).map_err(|e| fail(e.to_string()))
+}
 
 /// Why an admin request did not do what was asked.
 #[derive(Debug, Error)]
@@ -122,10 +149,43 @@ impl AdminError {
 /// Kafka's `NOT_CONTROLLER`.
 pub const NOT_CONTROLLER: i16 = 41;
 
+/// The bytes' way to a broker: plain TCP, or TLS over it.
+enum Wire {
+    /// `PLAINTEXT`, `SASL_PLAINTEXT`.
+    Plain(TcpStream),
+    /// `SSL`, `SASL_SSL`.
+    Tls(Box<openssl::ssl::SslStream<TcpStream>>),
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One connection to one broker, with the versions it speaks.
 pub struct BrokerConnection {
     addr: String,
-    stream: TcpStream,
+    stream: Wire,
     correlation: i32,
     /// api key → (min, max) the broker speaks.
     versions: HashMap<i16, (i16, i16)>,
@@ -142,6 +202,16 @@ const CLIENT_ID: &str = "kmh-admin";
 impl BrokerConnection {
     /// Connects to `addr` (`host:port`) and asks which API versions it speaks.
     pub fn connect(addr: &str, timeout: Duration) -> Result<BrokerConnection, AdminError> {
+        Self::connect_secured(addr, timeout, &Security::default())
+    }
+
+    /// Connects to `addr` with TLS and SASL as `security` says, then asks which API
+    /// versions it speaks (before SASL: Kafka answers ApiVersions unauthenticated).
+    pub fn connect_secured(
+        addr: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<BrokerConnection, AdminError> {
         let connect_err = |source| AdminError::Connect {
             addr: addr.to_string(),
             source,
@@ -159,6 +229,11 @@ impl BrokerConnection {
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
+        let stream = if security.tls {
+            Wire::Tls(Box::new(tls(addr, stream, security)?))
+        } else {
+            Wire::Plain(stream)
+        };
         let mut conn = BrokerConnection {
             addr: addr.to_string(),
             stream,
@@ -175,7 +250,55 @@ impl BrokerConnection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(sasl) = &security.sasl {
+            conn.authenticate(sasl)?;
+        }
         Ok(conn)
+    }
+
+    /// SASL: the handshake names the mechanism, then its messages go in SaslAuthenticate
+    /// requests (KIP-152).
+    fn authenticate(&mut self, sasl: &Sasl) -> Result<(), AdminError> {
+        let refused = |message: String| AdminError::Kafka {
+            request: "SaslAuthenticate".into(),
+            code: 58,
+            name: "SaslAuthenticationFailed".into(),
+            message: Some(message),
+        };
+        let hs = self.call(
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name())),
+        )?;
+        if let Some(e) = AdminError::from_code("SaslHandshake", hs.error_code, None) {
+            return Err(e);
+        }
+        let mut round = |bytes: Vec<u8>| -> Result<Vec<u8>, AdminError> {
+            let r =
+                self.call(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes)))?;
+            if let Some(e) =
+                AdminError::from_code("SaslAuthenticate", r.error_code, r.error_message.as_ref())
+            {
+                return Err(e);
+            }
+            Ok(r.auth_bytes.to_vec())
+        };
+        match sasl.mechanism {
+            Mechanism::Plain => {
+                round(format!("\0{}\0{}", sasl.username, sasl.password).into_bytes())?;
+            }
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                let mut scram = ScramClient::new(sasl.mechanism, &sasl.username, &sasl.password);
+                let first = round(scram.client_first().into_bytes())?;
+                let last = scram
+                    .client_final(&String::from_utf8_lossy(&first))
+                    .map_err(refused)?;
+                let server_final = round(last.into_bytes())?;
+                scram
+                    .verify_server_final(&String::from_utf8_lossy(&server_final))
+                    .map_err(refused)?;
+            }
+        }
+        Ok(())
     }
 
     /// `host:port` of the broker.

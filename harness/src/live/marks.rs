@@ -134,3 +134,79 @@ impl MarkFollower {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RunRecord {
+            ec2: None,
+            run_id: "r1".into(),
+            scenario: "watch".into(),
+            started_ms: now_ms() - 10_000,
+            kafka_version: String::new(),
+            backend: "live".into(),
+            bootstrap: "127.0.0.1:9".into(),
+            zookeeper: None,
+            keep_topics: false,
+            ssh: None,
+            hosts: vec![],
+            topics: vec![],
+        };
+        std::fs::write(
+            dir.path().join(crate::rundir::RUN_JSON),
+            serde_json::to_string(&record).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(TIMELINE), "").unwrap();
+        dir
+    }
+
+    fn marks(dir: &Path) -> Vec<String> {
+        crate::rundir::timeline::read(dir)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                TimelineEvent::Mark { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_piped_in_are_marks_in_order_and_blank_lines_are_none() {
+        let dir = watch_dir();
+        let mut follower = MarkFollower::new(dir.path());
+        let n = mark_lines(
+            dir.path(),
+            "stop kafka1\n\n   \nswitch zookeeper.connect  \nstart kafka1".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            marks(dir.path()),
+            ["stop kafka1", "switch zookeeper.connect", "start kafka1"]
+        );
+        let seen: Vec<String> = follower.poll().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(seen, marks(dir.path()), "the watch sees each mark once");
+        assert!(follower.poll().is_empty());
+    }
+
+    #[test]
+    fn a_mark_on_an_ended_run_or_a_bad_line_is_refused() {
+        let dir = watch_dir();
+        let err = mark(dir.path(), &"x".repeat(201)).unwrap_err();
+        assert!(err.to_string().contains("1 to 200 characters"), "{err}");
+        Timeline::open(dir.path())
+            .unwrap()
+            .record(&TimelineEvent::RunEnd {
+                t_ms: now_ms(),
+                outcome: "completed".into(),
+            });
+        let err = mark_lines(dir.path(), "too late\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("has ended"), "{err}");
+        assert!(marks(dir.path()).is_empty());
+    }
+}

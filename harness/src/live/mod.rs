@@ -227,6 +227,7 @@ fn watch_cluster(
         }
     }));
     let record = RunRecord {
+        ec2: None,
         run_id: run_id.to_string(),
         scenario: scenario.name.clone(),
         started_ms,
@@ -235,6 +236,7 @@ fn watch_cluster(
         bootstrap: opts.bootstrap.clone(),
         zookeeper: opts.zookeeper.clone(),
         keep_topics: opts.keep_topics,
+        ssh: None,
         hosts,
         topics: Workload::topic_specs(&scenario),
     };

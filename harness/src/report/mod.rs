@@ -99,6 +99,11 @@ pub struct Report {
     /// When the start-up's points were reached (cluster up, topics ready, workers
     /// ready), ms since the run's start.
     pub startup_ms: crate::check::StartupTimes,
+    /// Workers on other machines (ssh backend): each host's clock against the
+    /// coordinator's, the error bound of the times compared across them, and the windows
+    /// too short or too near a step's start for that bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clocks: Option<crate::check::ClockReport>,
 }
 
 impl Report {
@@ -150,6 +155,7 @@ pub fn build(
         audits: findings.audits,
         migration_events: findings.migration_events,
         startup_ms: findings.startup_ms,
+        clocks: findings.clocks,
     }
 }
 

@@ -217,6 +217,15 @@ pub fn run_scenario_holding(
     }
     let needs_network = !scenario.network_steps().is_empty();
     let proxied = proxied_brokers(scenario);
+    // on ec2 the worker hosts are known before anything is launched: refuse a placement
+    // they cannot give now, not after the instances run
+    if let Some(why) = scenario.cluster.ec2.as_ref().and_then(|e| {
+        (scenario.cluster.backend == Backend::Ec2)
+            .then(|| scenario.workload.placement.unfit(e.workers))
+            .flatten()
+    }) {
+        return Err(HarnessError::BadInput(why));
+    }
     let mut cluster = Cluster::prepare(
         &run_id,
         &scenario.cluster,
@@ -234,6 +243,8 @@ pub fn run_scenario_holding(
         bootstrap: cluster.bootstrap(),
         zookeeper: None,
         keep_topics: false,
+        ssh: cluster.ssh_inventory().cloned(),
+        ec2: cluster.ec2_record(),
         hosts: cluster.hosts(),
         topics: Workload::topic_specs(scenario),
     };
@@ -241,6 +252,15 @@ pub fn run_scenario_holding(
         run_dir.join("run.json"),
         serde_json::to_vec_pretty(&record).map_err(anyhow::Error::from)?,
     )?;
+    // a placement the run's worker hosts cannot give is refused before any node starts
+    // (the worker hosts are known only now: an inventory given with --hosts, instances)
+    if let Some(why) = scenario
+        .workload
+        .placement
+        .unfit(cluster.worker_host_count())
+    {
+        return Err(HarnessError::BadInput(why));
+    }
 
     let result = drive(scenario, run_dir, &run_id, &mut cluster, &mut tl, shutdown);
     if hold && result.is_ok() {
@@ -319,6 +339,7 @@ fn drive(
         cluster.worker_host(
             workload::worker_binary()?,
             workload::discovery_path(run_dir),
+            scenario.workload.placement,
         ),
     )?;
     let w = &scenario.workload;

@@ -67,6 +67,13 @@ pub struct RunRecord {
     /// them too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_topics: bool,
+    /// The ssh backend's inventory (how `harness cleanup` reaches the hosts after a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<crate::cluster::ssh::Inventory>,
+    /// The ec2 backend's instances and region (`harness cleanup` terminates them when the
+    /// run's coordinator is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<crate::cluster::ec2::Ec2Record>,
     /// Every node.
     pub hosts: Vec<HostInfo>,
     /// Workload topics, in log topic-index order.

@@ -7,15 +7,17 @@
 //! problem with file, line, column, field and a hint.
 
 pub mod actions;
+mod ec2;
 mod load;
 mod model;
-mod units;
+pub(crate) mod units;
 mod warnings;
 
 pub use actions::{
-    Action, BrokerAction, ElectionKind, NetworkAction, NodeAction, PaceAction, PlannedPartition,
-    ReassignPlan, ZkAction,
+    Action, BrokerAction, Cut, ElectionKind, NetworkAction, NodeAction, PaceAction,
+    PlannedPartition, ReassignPlan, ZkAction,
 };
+pub use ec2::{Ec2Spec, Reuse};
 pub use load::{line_col, load, load_watch, parse, parse_watch};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};

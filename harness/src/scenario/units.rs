@@ -1,12 +1,12 @@
 //! Values as scenario files and the command line write them: durations (`"250ms"`,
-//! `"10s"`, `"2m"`, or a bare number of milliseconds), byte rates (`"10MB"`, `"5MiB"`), and
+//! `"10s"`, `"2m"`, `"4h"`, or a bare number of milliseconds), byte rates (`"10MB"`, `"5MiB"`), and
 //! the rule every old → new broker map obeys. The loader and the CLI share these, so a
 //! value means the same in both.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// Parses `"250ms"`, `"10s"`, `"1.5s"`, `"2m"`; `None` when malformed.
+/// Parses `"250ms"`, `"10s"`, `"1.5s"`, `"2m"`, `"4h"`; `None` when malformed.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -21,6 +21,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "ms" => n,
         "s" => n * 1000.0,
         "m" | "min" => n * 60_000.0,
+        "h" => n * 3_600_000.0,
         _ => return None,
     };
     Some(Duration::from_micros((ms * 1000.0) as u64))
@@ -88,7 +89,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("40"), Some(Duration::from_millis(40)));
         assert_eq!(parse_duration("ten seconds"), None);
-        assert_eq!(parse_duration("5h"), None);
+        assert_eq!(parse_duration("4h"), Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("5d"), None);
         assert_eq!(parse_duration("-1s"), None);
     }
 }

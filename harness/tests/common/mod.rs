@@ -29,6 +29,8 @@ pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
         zookeeper_config: Default::default(),
         broker_heap_mb: 384,
         zookeeper_heap_mb: 64,
+        inventory: None,
+        ec2: None,
     };
     let mut c = Cluster::prepare(run_id, &spec, &d, dir, false, &[]).unwrap();
     c.start_all(&Shutdown::new()).unwrap();
@@ -69,6 +71,8 @@ pub fn kafka_cluster_with(
         zookeeper_config: Default::default(),
         broker_heap_mb: 384,
         zookeeper_heap_mb: 64,
+        inventory: None,
+        ec2: None,
     };
     let mut c = Cluster::prepare(run_id, &spec, &d, dir, false, &[]).unwrap();
     c.start_all(&Shutdown::new()).unwrap();

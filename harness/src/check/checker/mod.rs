@@ -80,6 +80,63 @@ pub struct CheckInput {
     pub producers_expected: u32,
     /// Worker processes that ended badly, as the run recorded them.
     pub dead_workers: Vec<DeadWorker>,
+    /// Other machines' clocks (workers on SSH hosts): their timestamps are moved onto the
+    /// coordinator's clock before anything is computed from them. Empty: every worker
+    /// ran on the coordinator.
+    pub clocks: ClockCorrection,
+}
+
+/// Moves timestamps taken on other machines onto the coordinator's clock.
+#[derive(Debug, Clone, Default)]
+pub struct ClockCorrection {
+    /// A worker log → the clock of the host its worker ran on (the log's own times).
+    pub by_log: std::collections::HashMap<PathBuf, crate::cluster::ssh::clock::HostClock>,
+    /// A producer instance id → the clock of the host it ran on (its records' send times,
+    /// as consumers and the final read find them in record headers).
+    pub by_producer: std::collections::HashMap<u32, crate::cluster::ssh::clock::HostClock>,
+}
+
+/// µs since epoch of 2001: anything smaller in a time field is not a time (a kind may reuse
+/// the field) and is left as it is.
+const A_TIME_US: u64 = 978_307_200_000_000;
+
+impl ClockCorrection {
+    fn is_empty(&self) -> bool {
+        self.by_log.is_empty() && self.by_producer.is_empty()
+    }
+
+    /// The shift of one log's events: `own` for its own times, and whose clock the send
+    /// times (`ts_a`) are on — its own (a producer) or the producer's (readers).
+    fn for_log<'a>(&'a self, path: &Path, role: Role) -> Option<Shift<'a>> {
+        if self.is_empty() {
+            return None;
+        }
+        Some(Shift {
+            own: self.by_log.get(path),
+            senders: (role != Role::Produce).then_some(&self.by_producer),
+        })
+    }
+}
+
+/// [`ClockCorrection`] for one log.
+struct Shift<'a> {
+    own: Option<&'a crate::cluster::ssh::clock::HostClock>,
+    /// `None`: send times are on the log's own clock.
+    senders: Option<&'a std::collections::HashMap<u32, crate::cluster::ssh::clock::HostClock>>,
+}
+
+impl Shift<'_> {
+    fn apply(&self, e: &mut Event) {
+        let onto = |t: u64, clock: Option<&crate::cluster::ssh::clock::HostClock>| match clock {
+            Some(c) if t >= A_TIME_US => (t as i64 - c.offset_at(t)).max(0) as u64,
+            _ => t,
+        };
+        e.ts_b = onto(e.ts_b, self.own);
+        e.ts_a = match self.senders {
+            None => onto(e.ts_a, self.own),
+            Some(by) => onto(e.ts_a, by.get(&e.producer)),
+        };
+    }
 }
 
 #[derive(Default)]
@@ -275,13 +332,15 @@ const EVENT_BATCH: usize = 8192;
 /// Reads a log into `f`, noting a cut-short tail. Decoding runs on its own thread, a few
 /// batches ahead of `f`: with two cores, reading and checking overlap.
 fn each_event(
-    path: &Path,
+    (path, length, shift): (&Path, u64, Option<Shift<'_>>),
     cut_short: &mut Vec<String>,
     mut f: impl FnMut(&Event),
 ) -> Result<(), HarnessError> {
     let bad =
         |e: &dyn std::fmt::Display| HarnessError::BadInput(format!("{}: {e}", path.display()));
-    let mut r = LogReader::open(path).map_err(|e| bad(&e))?;
+    // no further than the log's length when the check began: every pass over a log that
+    // a live worker still appends to sees the same events
+    let mut r = LogReader::open_upto(path, length).map_err(|e| bad(&e))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
     // emptied batches go back to the decoder: no fresh pages per batch
     let (give_back, take_back) = std::sync::mpsc::channel::<Vec<Event>>();
@@ -299,7 +358,10 @@ fn each_event(
                 }
             }
         });
-        for batch in rx {
+        for mut batch in rx {
+            if let Some(shift) = &shift {
+                batch.iter_mut().for_each(|e| shift.apply(e));
+            }
             batch.iter().for_each(&mut f);
             let _ = give_back.send(batch);
         }
@@ -334,14 +396,26 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     c.findings.anomalies.dead_workers = input.dead_workers.len() as u64;
     c.findings.steps = input.attribution.steps.clone();
 
-    let mut by_role: BTreeMap<u8, Vec<(PathBuf, u32)>> = BTreeMap::new();
+    // (path, flags, length now): every pass reads a log up to the same length
+    let mut by_role: BTreeMap<u8, Vec<(PathBuf, u32, u64)>> = BTreeMap::new();
     for p in &input.logs {
-        let r = LogReader::open(p)
-            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", p.display())))?;
-        by_role
-            .entry(r.header().role.code())
-            .or_default()
-            .push((p.clone(), r.header().flags));
+        let bad =
+            |e: &dyn std::fmt::Display| HarnessError::BadInput(format!("{}: {e}", p.display()));
+        let length = std::fs::metadata(p).map_err(|e| bad(&e))?.len();
+        let r = LogReader::open(p).map_err(|e| bad(&e))?;
+        by_role.entry(r.header().role.code()).or_default().push((
+            p.clone(),
+            r.header().flags,
+            length,
+        ));
+    }
+    fn log<'p, 'c>(
+        input: &'c CheckInput,
+        role: Role,
+        path: &'p Path,
+        length: u64,
+    ) -> (&'p Path, u64, Option<Shift<'c>>) {
+        (path, length, input.clocks.for_log(path, role))
     }
     c.findings.logs_read = input.logs.len() as u64;
     let logs = |role: Role| by_role.get(&role.code()).cloned().unwrap_or_default();
@@ -351,8 +425,8 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     let finals = logs(Role::FinalRead);
     c.findings.final_read.ran = !finals.is_empty();
     let mut last_stored: HashMap<(u32, usize), u64> = HashMap::default();
-    for (path, _) in &finals {
-        each_event(path, &mut cut, |e| {
+    for (path, _, length) in &finals {
+        each_event(log(input, Role::FinalRead, path, *length), &mut cut, |e| {
             c.final_read_event(e, &mut last_stored);
         })?;
     }
@@ -370,8 +444,8 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     // 2. consumers
     let mut position: HashMap<(u32, usize), i64> = HashMap::default();
     c.consumers_ran = !logs(Role::Consume).is_empty();
-    for (path, _) in logs(Role::Consume) {
-        each_event(&path, &mut cut, |e| {
+    for (path, _, length) in logs(Role::Consume) {
+        each_event(log(input, Role::Consume, &path, length), &mut cut, |e| {
             c.consumer_event(e, &mut position);
         })?;
     }
@@ -379,8 +453,8 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     // 3. producers, first pass
     let consumers_end = input.attribution.consumers_end_ms.map(|t| t as u32);
     let producer_logs = logs(Role::Produce);
-    for (path, flags) in &producer_logs {
-        each_event(path, &mut cut, |e| {
+    for (path, flags, length) in &producer_logs {
+        each_event(log(input, Role::Produce, path, *length), &mut cut, |e| {
             let ps = c.producer(e.producer);
             ps.ordered = flags & FLAG_ORDERED != 0;
             ps.idempotent = flags & FLAG_IDEMPOTENT != 0;
@@ -392,8 +466,8 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     // 3b. producers, second pass: attribute and exemplify lost and unexpected records, and
     // find which records were sent before each renewal's drain began
     let mut lost = Vec::new();
-    for (path, _) in &producer_logs {
-        each_event(path, &mut cut, |e| {
+    for (path, _, length) in &producer_logs {
+        each_event(log(input, Role::Produce, path, *length), &mut cut, |e| {
             c.producer_verdict(e, &mut lost);
         })?;
     }

@@ -60,16 +60,17 @@ impl Network {
     }
 
     fn add_policer(&self, ns: &str, rate: &str) -> Result<(), NetworkError> {
+        let dev = self.dev(ns);
         self.in_host(
             ns,
             &[
-                "tc", "qdisc", "replace", "dev", "eth0", "handle", "ffff:", "ingress",
+                "tc", "qdisc", "replace", "dev", &dev, "handle", "ffff:", "ingress",
             ],
         )?;
         self.in_host(
             ns,
             &[
-                "tc", "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "ip", "u32",
+                "tc", "filter", "add", "dev", &dev, "parent", "ffff:", "protocol", "ip", "u32",
                 "match", "u32", "0", "0", "police", "rate", rate, "burst", "32k", "drop",
             ],
         )
@@ -83,29 +84,76 @@ impl Network {
     }
 
     fn add_rule(&mut self, fault: &str, ns: &str, spec: Vec<String>) -> Result<(), HarnessError> {
-        let mut args = vec!["iptables", "-w", "-A", self.chain.as_str()];
-        args.extend(spec.iter().map(String::as_str));
-        if !self.stopped_container(ns) {
-            self.in_host(ns, &args)?;
+        self.add_rules(fault, ns, vec![spec])
+    }
+
+    /// Appends rules to a host's chain in one command (one `docker exec` or SSH session,
+    /// not one per rule: a partition of many peers lands at once, as a firewall change
+    /// does, instead of over seconds), and records them for healing. All or nothing: the
+    /// rules that went in before one failed are taken out again.
+    fn add_rules(
+        &mut self,
+        fault: &str,
+        ns: &str,
+        specs: Vec<Vec<String>>,
+    ) -> Result<(), HarnessError> {
+        if specs.is_empty() {
+            return Ok(());
         }
-        self.faults
-            .entry(fault.to_string())
-            .or_default()
-            .push(Added::Rule {
+        if !self.stopped_container(ns) {
+            let append = |verb: &str, spec: &[String]| {
+                let mut words = vec![
+                    "iptables".to_string(),
+                    "-w".into(),
+                    verb.into(),
+                    self.chain.clone(),
+                ];
+                words.extend(spec.iter().cloned());
+                words
+                    .iter()
+                    .map(|w| crate::cluster::ssh::quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let script = if specs.len() == 1 {
+                append("-A", &specs[0])
+            } else {
+                // each rule undone if a later one fails: `set -e` stops at the failure, the
+                // trap removes what this script added
+                let mut script = String::from("added=0\nundo() {\n");
+                for (i, spec) in specs.iter().enumerate() {
+                    script.push_str(&format!("  [ $added -gt {i} ] && {}\n", append("-D", spec)));
+                }
+                script.push_str("  return 0\n}\ntrap 'undo' EXIT\nset -e\n");
+                for spec in &specs {
+                    script.push_str(&format!("{}\nadded=$((added+1))\n", append("-A", spec)));
+                }
+                // done: nothing to undo
+                script.push_str("added=0\n");
+                script
+            };
+            self.in_host(ns, &["sh", "-c", &script])?;
+        }
+        let added = self.faults.entry(fault.to_string()).or_default();
+        for spec in specs {
+            added.push(Added::Rule {
                 ns: ns.to_string(),
                 spec,
             });
+        }
         Ok(())
     }
 
-    /// Cuts `from` off `to`: both ways, or only packets from `from` to `to` (one way).
-    /// `clients` in a group stands for the workers and the harness (the bridge address).
+    /// Cuts `from` off `to`: both ways, or only packets from `from` to `to` (one way);
+    /// packets dropped, or TCP refused ([`Cut`]). `clients` in a group stands for the
+    /// workers and the harness (the bridge address).
     pub fn partition(
         &mut self,
         fault: &str,
         from: &[String],
         to: &[String],
         both_ways: bool,
+        how: Cut,
     ) -> Result<(), HarnessError> {
         self.check_new_fault(fault)?;
         let peers = |n: &str, net: &Network| -> Result<Vec<String>, HarnessError> {
@@ -115,7 +163,19 @@ impl Network {
                 Ok(vec![format!("{}/32", net.host(n)?.addr)])
             }
         };
-        let tagged = |dir: &str, peer: &str| drop_rule(fault, &[dir, peer]);
+        // a refusing cut is two rules per peer and direction: TCP refused, the rest but
+        // ICMP dropped — the refusals are ICMP, and a cut both ways would drop its own
+        let tagged = |dir: &str, peer: &str| -> Vec<Vec<String>> {
+            match how {
+                Cut::Drop => vec![drop_rule(fault, &[dir, peer])],
+                Cut::Reject => vec![
+                    reject_rule(fault, &[dir, peer, "-p", "tcp"]),
+                    drop_rule(fault, &[dir, peer, "!", "-p", "icmp"]),
+                ],
+            }
+        };
+        // every host's rules, then one command per host
+        let mut by_host: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for a in from {
             for b in to {
                 if a == b {
@@ -125,21 +185,26 @@ impl Network {
                 if a != "clients" {
                     let ns = self.host(a)?.ns.clone();
                     for peer in peers(b, self)? {
-                        self.add_rule(fault, &ns, tagged("-d", &peer))?;
+                        let mut specs = tagged("-d", &peer);
                         if both_ways {
-                            self.add_rule(fault, &ns, tagged("-s", &peer))?;
+                            specs.extend(tagged("-s", &peer));
                         }
+                        by_host.entry(ns.clone()).or_default().extend(specs);
                     }
                 } else {
                     let ns = self.host(b)?.ns.clone();
                     for peer in self.clients.clone() {
-                        self.add_rule(fault, &ns, tagged("-s", &peer))?;
+                        let mut specs = tagged("-s", &peer);
                         if both_ways {
-                            self.add_rule(fault, &ns, tagged("-d", &peer))?;
+                            specs.extend(tagged("-d", &peer));
                         }
+                        by_host.entry(ns.clone()).or_default().extend(specs);
                     }
                 }
             }
+        }
+        for (ns, specs) in by_host {
+            self.add_rules(fault, &ns, specs)?;
         }
         Ok(())
     }
@@ -182,7 +247,8 @@ impl Network {
 
     /// Puts `qdisc` at the root of `eth0` in a host and records it for healing.
     fn qdisc_in(&mut self, fault: &str, ns: &str, qdisc: &[&str]) -> Result<(), HarnessError> {
-        let mut args = vec!["tc", "qdisc", "replace", "dev", "eth0", "root"];
+        let dev = self.dev(ns);
+        let mut args = vec!["tc", "qdisc", "replace", "dev", &dev, "root"];
         args.extend_from_slice(qdisc);
         if !self.stopped_container(ns) {
             self.in_host(ns, &args)?;
@@ -192,7 +258,7 @@ impl Network {
             .or_default()
             .push(Added::Qdisc {
                 ns: Some(ns.to_string()),
-                dev: "eth0".into(),
+                dev: dev.clone(),
                 qdisc: qdisc.iter().map(|s| s.to_string()).collect(),
             });
         Ok(())
@@ -253,10 +319,7 @@ impl Network {
             .shell
             .far_end()
             .ok_or_else(|| HarnessError::Cluster(format!("{node}: no far end to shape")))?;
-        let ends = [
-            (Some(h.ns.clone()), "eth0".to_string()),
-            (None, far.to_string()),
-        ];
+        let ends = [(Some(h.ns.clone()), h.dev.clone()), (None, far.to_string())];
         for (ns, dev) in ends {
             let mut args: Vec<&str> = vec!["tc", "qdisc", "replace", "dev", dev.as_str(), "root"];
             args.extend_from_slice(qdisc);
@@ -315,7 +378,7 @@ impl Network {
                         ns: Some(ns), dev, ..
                     } => self.in_host(ns, &["tc", "qdisc", "del", "dev", dev, "root"]),
                     Added::Policer { ns, .. } => {
-                        self.in_host(ns, &["tc", "qdisc", "del", "dev", "eth0", "ingress"])
+                        self.in_host(ns, &["tc", "qdisc", "del", "dev", &self.dev(ns), "ingress"])
                     }
                     Added::ProxyDelay { control } => crate::fault::proxy::set_delay(control, 0, 0)
                         .map(|()| String::new())
@@ -353,11 +416,21 @@ impl Network {
 /// An iptables rule spec: `matches`, then the fault's comment (what `heal` and people
 /// reading `iptables -S` go by), then DROP.
 fn drop_rule(fault: &str, matches: &[&str]) -> Vec<String> {
+    rule(fault, matches, "DROP")
+}
+
+/// The same, with REJECT: a TCP packet is answered with an ICMP port-unreachable (the
+/// sender's connect fails at once), as seed 000's firewall does.
+fn reject_rule(fault: &str, matches: &[&str]) -> Vec<String> {
+    rule(fault, matches, "REJECT")
+}
+
+fn rule(fault: &str, matches: &[&str], target: &str) -> Vec<String> {
     let comment = format!("fault={fault}");
     matches
         .iter()
         .copied()
-        .chain(["-m", "comment", "--comment", &comment, "-j", "DROP"])
+        .chain(["-m", "comment", "--comment", &comment, "-j", target])
         .map(str::to_string)
         .collect()
 }

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use crate::cluster::docker::Engine;
 use crate::cluster::host::{HostShell, NamespaceShell};
 use crate::error::{HarnessError, NetworkError};
+use crate::scenario::Cut;
 
 /// First host number of worker containers on a Docker run's network (`.128`–`.254`).
 pub const WORKER_HOST_FIRST: u8 = 128;
@@ -122,6 +123,9 @@ pub struct NsHost {
     pub addr: Ipv4Addr,
     /// Where its rules and qdiscs are set (the host seam).
     pub shell: Arc<dyn HostShell>,
+    /// The interface its address is on (`eth0` in a namespace or a container; found on an
+    /// SSH host): where rules match and qdiscs go.
+    pub dev: String,
 }
 
 /// The run's bridge, namespaces and active faults.
@@ -143,6 +147,9 @@ pub struct Network {
     engine: Option<Arc<Engine>>,
     /// What "clients" are: the harness's address, and the worker containers' range.
     clients: Vec<String>,
+    /// The hosts are machines of their own (ssh backend): teardown removes exactly what
+    /// the run added to them, as there is no namespace to delete.
+    remote: bool,
 }
 
 /// Picks a /24 in 10.200.0.0–10.250.255.0 that no interface or route of this machine uses.
@@ -188,6 +195,7 @@ impl Network {
             proxies: BTreeMap::new(),
             engine: None,
             clients: vec![format!("{}/32", Ipv4Addr::new(10, a, b, 1))],
+            remote: false,
         };
         // on any error below, drop() tears down what was made
         net.build(nodes, a, b)?;
@@ -233,6 +241,7 @@ impl Network {
                             engine: engine.clone(),
                             name: crate::cluster::docker::container_name(run_id, n),
                         }),
+                        dev: "eth0".into(),
                     },
                 )
             })
@@ -253,6 +262,7 @@ impl Network {
                 format!("{}/32", Ipv4Addr::new(10, a, b, 1)),
                 format!("{}/25", Ipv4Addr::new(10, a, b, WORKER_HOST_FIRST)),
             ],
+            remote: false,
         })
     }
 
@@ -279,6 +289,88 @@ impl Network {
         self.shell_of(ns)?.exec(args)
     }
 
+    /// The interface of the host whose namespace (or container) is `ns`.
+    pub(super) fn dev(&self, ns: &str) -> String {
+        self.hosts
+            .values()
+            .find(|h| h.ns == ns)
+            .map_or_else(|| "eth0".to_string(), |h| h.dev.clone())
+    }
+
+    /// The ssh backend's hosts as the run's network: each node's own machine, reached
+    /// through its [`SshShell`](crate::cluster::ssh::host::SshShell); the clients are this
+    /// machine (as the hosts see it) and the worker hosts. The run's chain is installed on
+    /// each host, on the interface that holds its address.
+    pub fn create_ssh(
+        run_id: &str,
+        hosts: &crate::cluster::ssh::Hosts,
+    ) -> Result<Network, HarnessError> {
+        let tag = run_tag(run_id);
+        let first = hosts.placement.values().next().copied();
+        // the address this machine talks to the hosts from
+        let me = first
+            .and_then(|a| sh(&["ip", "-o", "-4", "route", "get", &a.to_string()]).ok())
+            .and_then(|out| {
+                let words: Vec<&str> = out.split_whitespace().collect();
+                words
+                    .iter()
+                    .position(|w| *w == "src")
+                    .and_then(|i| words.get(i + 1))
+                    .and_then(|w| w.parse::<Ipv4Addr>().ok())
+            })
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+        let mut clients = vec![format!("{me}/32")];
+        clients.extend(hosts.inventory.workers.iter().map(|a| format!("{a}/32")));
+        clients.dedup();
+        let mut by_node = BTreeMap::new();
+        for (node, addr) in &hosts.placement {
+            let remote = hosts.by_address[addr].clone();
+            let found = remote
+                .sh("ip -o -4 addr show")
+                .map_err(|e| HarnessError::Cluster(e.to_string()))?;
+            let dev = found
+                .lines()
+                .find(|l| l.contains(&format!(" {addr}/")))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(|d| d.split('@').next().unwrap_or(d).to_string())
+                .ok_or_else(|| {
+                    HarnessError::Cluster(format!(
+                        "{}: no interface holds {addr} (`ip -o -4 addr show`); network faults need the node's own address",
+                        remote.login
+                    ))
+                })?;
+            by_node.insert(
+                node.clone(),
+                NsHost {
+                    ns: node.clone(),
+                    veth: String::new(),
+                    addr: *addr,
+                    shell: Arc::new(crate::cluster::ssh::host::SshShell { remote }),
+                    dev,
+                },
+            );
+        }
+        let net = Network {
+            run_id: run_id.to_string(),
+            tag: tag.clone(),
+            bridge: String::new(),
+            gateway: me,
+            chain: format!("KMH-{tag}"),
+            hosts: by_node,
+            faults: BTreeMap::new(),
+            forward_rule: None,
+            torn_down: false,
+            proxies: BTreeMap::new(),
+            engine: None,
+            clients,
+            remote: true,
+        };
+        for h in net.hosts.values() {
+            net.install_chain(&h.ns)?;
+        }
+        Ok(net)
+    }
+
     /// The shell of the host whose namespace (or container) is `ns`.
     fn shell_of(&self, ns: &str) -> Result<&Arc<dyn HostShell>, NetworkError> {
         self.hosts
@@ -290,6 +382,7 @@ impl Network {
 
     /// The run's chain and its jumps, in a host (at every start of a container).
     fn install_chain(&self, ns: &str) -> Result<(), NetworkError> {
+        let dev = self.dev(ns);
         self.in_host(ns, &["iptables", "-w", "-N", &self.chain])?;
         // faults act on the network, not on a node's own loopback traffic
         self.in_host(
@@ -300,7 +393,7 @@ impl Network {
                 "-I",
                 "INPUT",
                 "-i",
-                "eth0",
+                &dev,
                 "-j",
                 &self.chain,
             ],
@@ -313,7 +406,7 @@ impl Network {
                 "-I",
                 "OUTPUT",
                 "-o",
-                "eth0",
+                &dev,
                 "-j",
                 &self.chain,
             ],
@@ -369,6 +462,7 @@ impl Network {
                         ns: ns.clone(),
                         veth: veth.clone(),
                     }),
+                    dev: "eth0".into(),
                 },
             );
             sh(&[
@@ -421,6 +515,29 @@ impl Network {
             return;
         }
         self.torn_down = true;
+        if self.remote {
+            // machines of their own: heal what is in force, then take the chain away
+            if let Err(e) = self.heal(None) {
+                tracing::warn!("healing the faults in force at teardown: {e}");
+            }
+            for h in self.hosts.values() {
+                for (hook, flag) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
+                    let _ = h.shell.exec(&[
+                        "iptables",
+                        "-w",
+                        "-D",
+                        hook,
+                        flag,
+                        &h.dev,
+                        "-j",
+                        &self.chain,
+                    ]);
+                }
+                let _ = h.shell.exec(&["iptables", "-w", "-F", &self.chain]);
+                let _ = h.shell.exec(&["iptables", "-w", "-X", &self.chain]);
+            }
+            return;
+        }
         self.faults.clear();
         if let Some(engine) = &self.engine {
             // containers first (normally gone already): a network with endpoints stays

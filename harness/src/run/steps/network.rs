@@ -18,6 +18,7 @@ impl Executor<'_> {
                 from,
                 to,
                 both_ways,
+                how,
                 fault,
             } => {
                 let from: Vec<String> = from
@@ -37,12 +38,12 @@ impl Executor<'_> {
                         .collect(),
                 };
                 tracing::info!(
-                    "partition `{fault}`: {from:?} {} {to:?}",
+                    "partition `{fault}`: {from:?} {} {to:?} ({how:?})",
                     if *both_ways { "<-/->" } else { "-/->" }
                 );
                 self.cluster
                     .network()?
-                    .partition(fault, &from, &to, *both_ways)
+                    .partition(fault, &from, &to, *both_ways, *how)
             }
             NetworkAction::Heal { fault } => self.cluster.network()?.heal(fault.as_deref()),
             NetworkAction::Loss {

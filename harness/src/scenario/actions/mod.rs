@@ -37,7 +37,7 @@ use super::load::Problems;
 use super::model::{ClusterSpec, Target, Workload};
 
 pub use brokers::{BrokerAction, ElectionKind, PlannedPartition, ReassignPlan};
-pub use network::NetworkAction;
+pub use network::{Cut, NetworkAction};
 pub use nodes::NodeAction;
 pub use pace::PaceAction;
 pub use zookeeper::ZkAction;

@@ -25,6 +25,8 @@ pub enum NetworkAction {
         to: Option<Vec<Target>>,
         /// Both directions, or only packets from `from` to `to`.
         both_ways: bool,
+        /// What the cut does to a packet.
+        how: Cut,
         /// Name `heal` refers to.
         fault: String,
     },
@@ -62,6 +64,23 @@ pub enum NetworkAction {
         /// Name `heal` refers to.
         fault: String,
     },
+}
+
+/// What a partition does to the packets it cuts (`how` in a `partition` step).
+///
+/// The difference is time, and ZooKeeper shows it: a dropped connect waits out its
+/// timeout (ZooKeeper's election connects to each peer with a 5 s `cnxTimeout`, in turn), a
+/// refused one fails at once. Seed 000's mitosis firewall refuses
+/// (`iptables -A … -p tcp -j REJECT`), so its scenario says `how = "reject"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cut {
+    /// Packets vanish (`-j DROP`): a cable pulled, a host gone silent.
+    Drop,
+    /// TCP packets are refused (`-p tcp -j REJECT`, an ICMP port-unreachable back to the
+    /// sender: a connect fails at once); other packets are dropped, but ICMP, which
+    /// carries the refusals, passes.
+    Reject,
 }
 
 impl NetworkAction {
@@ -207,6 +226,7 @@ fn partition(
     let from = args.strings(p, "from");
     let to = args.strings(p, "to");
     let direction = args.string(p, "direction");
+    let how_given = args.string(p, "how");
     let from = args.require(
         p,
         from,
@@ -254,10 +274,24 @@ fn partition(
             true
         }
     };
+    let how = match how_given.as_ref().map(|h| h.get_ref().as_str()) {
+        None | Some("drop") => Cut::Drop,
+        Some("reject") => Cut::Reject,
+        Some(other) => {
+            p.at(
+                how_given.as_ref().map(|h| h.span()).unwrap_or_default(),
+                args.field("how"),
+                format!("`{other}` is not a way to cut"),
+                "how = \"drop\" (default: packets vanish, connects wait out their timeouts) or \"reject\" (TCP is refused at once, as `iptables -j REJECT`)",
+            );
+            Cut::Drop
+        }
+    };
     Some(NetworkAction::Partition {
         from: from_targets,
         to,
         both_ways,
+        how,
         fault,
     })
 }

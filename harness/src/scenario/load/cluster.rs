@@ -35,6 +35,10 @@ pub(crate) struct RawCluster {
     broker_heap_mb: Option<u32>,
     #[serde(default)]
     zookeeper_heap_mb: Option<u32>,
+    #[serde(default)]
+    inventory: Option<Spanned<String>>,
+    #[serde(default)]
+    ec2: Option<Spanned<crate::scenario::Ec2Spec>>,
 }
 
 /// Validates `[cluster]`.
@@ -44,13 +48,15 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
     let backend = match rc.backend.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("local") => Backend::Local,
         Some("docker") => Backend::Docker,
+        Some("ssh") => Backend::Ssh,
+        Some("ec2") => Backend::Ec2,
         Some(other) => {
             let b = rc.backend.as_ref().unwrap();
             p.at(
                 b.span(),
                 "cluster.backend",
                 format!("backend `{other}` is not available in this version"),
-                "use backend = \"local\" or \"docker\" (ec2 and external are planned)",
+                "use backend = \"local\", \"docker\", \"ssh\" or \"ec2\"",
             );
             Backend::Local
         }
@@ -256,7 +262,29 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
             String::new()
         }
     };
+    // an inventory names the ssh backend's hosts; relative to the scenario file
+    let inventory = rc.inventory.as_ref().map(|i| {
+        let rel = std::path::Path::new(i.get_ref());
+        if backend != Backend::Ssh {
+            p.at(
+                i.span(),
+                "cluster.inventory",
+                format!(
+                    "an inventory is for backend = \"ssh\", not `{}`",
+                    backend.name()
+                ),
+                "remove it, or set backend = \"ssh\"",
+            );
+        }
+        p.file
+            .parent()
+            .map(|d| d.join(rel))
+            .unwrap_or_else(|| rel.to_path_buf())
+    });
+    let ec2 = validate_ec2(p, rc, backend, table.clone());
     ClusterSpec {
+        inventory,
+        ec2,
         backend,
         hosts,
         kafka_version,
@@ -275,4 +303,79 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         broker_heap_mb: rc.broker_heap_mb.unwrap_or(384),
         zookeeper_heap_mb: rc.zookeeper_heap_mb.unwrap_or(96),
     }
+}
+
+/// `[cluster.ec2]`: present exactly when backend = "ec2"; an image unless `reuse`; its
+/// durations readable; its key file relative to the scenario.
+fn validate_ec2(
+    p: &mut Problems<'_>,
+    rc: &RawCluster,
+    backend: Backend,
+    table: std::ops::Range<usize>,
+) -> Option<crate::scenario::Ec2Spec> {
+    let Some(raw) = &rc.ec2 else {
+        if backend == Backend::Ec2 {
+            p.at(
+                table,
+                "cluster.ec2",
+                "backend = \"ec2\" and no [cluster.ec2]",
+                "[cluster.ec2] with ami, instance_type, subnet, security_groups, key_name, key and user (README, \"EC2 instances\")",
+            );
+        }
+        return None;
+    };
+    if backend != Backend::Ec2 {
+        p.at(
+            raw.span(),
+            "cluster.ec2",
+            format!(
+                "[cluster.ec2] is for backend = \"ec2\", not `{}`",
+                backend.name()
+            ),
+            "remove it, or set backend = \"ec2\"",
+        );
+    }
+    let mut ec2 = raw.get_ref().clone();
+    if ec2.ami.is_none() && ec2.reuse.is_none() {
+        p.at(
+            raw.span(),
+            "cluster.ec2.ami",
+            "no image to launch",
+            "ami = \"ami-…\" (Java 17+, sshd, iptables), or reuse = { tag = \"Key=Value\" } to take running instances",
+        );
+    }
+    for (field, value) in [("ttl", &ec2.ttl), ("boot_timeout", &ec2.boot_timeout)] {
+        if crate::scenario::units::parse_duration(value).is_none() {
+            p.at(
+                raw.span(),
+                format!("cluster.ec2.{field}"),
+                format!("`{value}` is not a duration"),
+                "a number and a unit: \"90s\", \"10m\", \"4h\"",
+            );
+        }
+    }
+    if ec2.max_instances == 0 {
+        p.at(
+            raw.span(),
+            "cluster.ec2.max_instances",
+            "0 instances allowed",
+            "the guard counts every node and worker host: max_instances = 16",
+        );
+    }
+    if !ec2.dir.starts_with('/') || ec2.dir.contains(['\'', '\n']) {
+        p.at(
+            raw.span(),
+            "cluster.ec2.dir",
+            format!("dir = {:?}: an absolute path without quotes", ec2.dir),
+            "dir = \"/var/tmp/kmh\"",
+        );
+    }
+    if let Some(k) = &mut ec2.key {
+        if k.is_relative() {
+            if let Some(d) = p.file.parent() {
+                *k = d.join(&*k);
+            }
+        }
+    }
+    Some(ec2)
 }

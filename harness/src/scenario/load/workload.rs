@@ -74,6 +74,8 @@ pub(crate) struct RawWorkload {
     drain_timeout: Option<Spanned<String>>,
     #[serde(default)]
     final_read_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    placement: Option<Spanned<String>>,
 }
 
 /// Validates `[workload]` against the cluster.
@@ -349,5 +351,22 @@ pub(super) fn validate(
             "workload.final_read_timeout",
             Duration::from_secs(120),
         ),
+        placement: match rw
+            .placement
+            .as_ref()
+            .map(|v| (v.get_ref().as_str(), v.span()))
+        {
+            None | Some(("round-robin", _)) => Placement::RoundRobin,
+            Some(("split", _)) => Placement::Split,
+            Some((other, span)) => {
+                p.at(
+                    span,
+                    "workload.placement",
+                    format!("`{other}` is not a placement"),
+                    "placement = \"round-robin\" (the default: every worker process on the next worker host) or \"split\" (producers and consumers on different hosts)",
+                );
+                Placement::RoundRobin
+            }
+        },
     }
 }
