@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::{
     assert_refused_before_start, cluster_lock, harness_bin, run_dir, run_scenario_on, sh,
@@ -150,14 +150,7 @@ fn a_docker_run_killed_midway_leaves_what_cleanup_removes_and_logs_that_can_be_c
     let guard = RunGuard { dir: dir.clone() };
     let mut child = KillOnDrop(start_run_with("rolling-restart.toml", &dir, DOCKER));
     let child = &mut child.0;
-    // wait until the producers have acked records
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let acked = |name: &str| e2e::last_acked(&dir, name);
-    while acked("producer-0") < 2_000 {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        assert!(Instant::now() < deadline, "the producers never got going");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    e2e::wait_producing(child, &dir, 2_000, Duration::from_secs(240));
     let id = guard.run_id().expect("run.json");
     let container = |what: &str| format!("kmh-{}-{what}", tag_of(&id));
 
@@ -167,14 +160,7 @@ fn a_docker_run_killed_midway_leaves_what_cleanup_removes_and_logs_that_can_be_c
     let consumer_log = dir.join("logs/consumer-1.log");
     let _ = std::fs::remove_file(&consumer_log);
     sh(&["docker", "kill", &container("consumer-1")]);
-    let copied_by = Instant::now() + Duration::from_secs(20);
-    while !std::fs::metadata(&consumer_log).is_ok_and(|m| m.len() > 128) {
-        assert!(
-            Instant::now() < copied_by,
-            "the dead consumer's log was not copied out"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    e2e::wait_log_back(&consumer_log);
 
     // now the coordinator dies with no chance to tear down
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::moto::{Described, Moto, Realiser, Seeded};
 use e2e::ssh_hosts::SshHosts;
@@ -126,12 +126,7 @@ fn start_midway(scenario: &Path, name: &str) -> (KillOnDrop, RunGuard, String) {
     let dir = run_dir(name);
     let guard = RunGuard { dir: dir.clone() };
     let mut child = KillOnDrop(start_run_file(scenario, &dir, &[]));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while e2e::last_acked(&dir, "producer-0") < 1_000 {
-        assert!(child.0.try_wait().unwrap().is_none(), "the run ended early");
-        assert!(Instant::now() < deadline, "the producers never got going");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    e2e::wait_producing(&mut child.0, &dir, 1_000, Duration::from_secs(300));
     let id = guard.run_id().expect("run.json");
     (child, guard, id)
 }
@@ -405,7 +400,6 @@ print(' '.join(i['InstanceId'] for i in r['Instances']))
     assert!(kept
         .iter()
         .all(|k| all.iter().any(|d| &d.id == k && d.state == "running")));
-    drop(guard);
     world.finish();
 }
 

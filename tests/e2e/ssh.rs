@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::ssh_hosts::{SshHosts, FAKETIME_LIB};
 use e2e::{
@@ -191,13 +191,7 @@ fn an_ssh_run_killed_midway_is_removed_from_its_hosts_by_cleanup_with_its_logs_c
         &["--hosts", &inv],
     ));
     let child = &mut child.0;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let acked = |name: &str| e2e::last_acked(&dir, name);
-    while acked("producer-0") < 2_000 {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        assert!(Instant::now() < deadline, "the producers never got going");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    e2e::wait_producing(child, &dir, 2_000, Duration::from_secs(300));
     let id = guard.run_id().expect("run.json");
     // a worker that dies on its host has its log copied back at once, the run going on
     // (its pid is in its file there: these hosts share this machine's disk)
@@ -213,14 +207,7 @@ fn an_ssh_run_killed_midway_is_removed_from_its_hosts_by_cleanup_with_its_logs_c
         .parse()
         .unwrap();
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let copied_by = Instant::now() + Duration::from_secs(20);
-    while !std::fs::metadata(&consumer_log).is_ok_and(|m| m.len() > 128) {
-        assert!(
-            Instant::now() < copied_by,
-            "the dead consumer's log was not copied back"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    e2e::wait_log_back(&consumer_log);
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     wait_bounded(child, Duration::from_secs(30));
     assert!(

@@ -399,6 +399,31 @@ pub fn snapshot_before(dir: &Path, step: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Waits until the run's first producer has acked `n` records (the cluster is up and the
+/// workload runs); the run must still be going.
+pub fn wait_producing(child: &mut Child, run_dir: &Path, n: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while last_acked(run_dir, "producer-0") < n {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline, "the producers never got going");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits (20 s at most) until a dead worker's log has come back to `log` (more than its
+/// header): a backend copies it at the worker's death while the run goes on.
+pub fn wait_log_back(log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::metadata(log).is_ok_and(|m| m.len() > 128) {
+        assert!(
+            Instant::now() < deadline,
+            "the dead worker's log {} did not come back",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The `acked` count of a worker's last status line (`workers/NAME.out`), 0 before any.
 pub fn last_acked(run_dir: &Path, worker: &str) -> u64 {
     std::fs::read_to_string(run_dir.join("workers").join(format!("{worker}.out")))

@@ -220,22 +220,19 @@ impl Realiser {
             let h = hosts.lock().unwrap();
             h.cidr().trim_end_matches("0/24").to_string()
         };
-        // one line per new instance: `+ADDR`
+        // one line per new instance: its address
         let script = format!(
             r#"
 import boto3, time, sys
 ec2 = boto3.client('ec2', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')
-alive = {{}}
+seen = set()
 while True:
-    new = []
     for r in ec2.describe_instances()['Reservations']:
         for i in r['Instances']:
-            iid, ip, state = i['InstanceId'], i.get('PrivateIpAddress'), i['State']['Name']
-            if state in ('pending', 'running') and ip and iid not in alive:
-                alive[iid] = ip
-                new.append(ip)
-    for ip in new:
-        print('+' + ip, flush=True)
+            iid, ip = i['InstanceId'], i.get('PrivateIpAddress')
+            if i['State']['Name'] in ('pending', 'running') and ip and iid not in seen:
+                seen.add(iid)
+                print(ip, flush=True)
     time.sleep(0.2)
 "#,
             moto.endpoint
@@ -257,21 +254,14 @@ while True:
                 if stopped.load(Ordering::SeqCst) {
                     break;
                 }
-                let line = line.trim();
-                if line.len() < 2 {
-                    continue;
-                }
-                let (sign, ip) = line.split_at(1);
+                let ip = line.trim();
                 if !ip.starts_with(&prefix) {
                     return Err(format!(
                         "moto gave an instance {ip}, outside the test's hosts ({prefix}0/24): not made, never reached"
                     ));
                 }
                 let addr: Ipv4Addr = ip.parse().map_err(|e| format!("{ip}: {e}"))?;
-                let mut h = hosts.lock().unwrap();
-                if sign == "+" {
-                    h.add_host(addr)?;
-                }
+                hosts.lock().unwrap().add_host(addr)?;
             }
             Ok(())
         });

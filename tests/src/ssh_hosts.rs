@@ -26,8 +26,6 @@ pub struct SshHosts {
     tag: String,
     bridge: String,
     made: Vec<Host>,
-    /// Hosts made so far (names are never reused, also after a host is taken down).
-    next: usize,
     forward_rule: Vec<String>,
     subnet: u8,
 }
@@ -40,8 +38,8 @@ struct Host {
 }
 
 impl Host {
-    /// Takes the host away as a terminated machine goes: its sshd, everything running in
-    /// it (a session's shell, a JVM), its link and its namespace.
+    /// Takes the host away: its sshd, everything running in it (a session's shell, a JVM),
+    /// its link and its namespace.
     fn take_down(&mut self) {
         if let Some(c) = &mut self.sshd {
             let _ = c.kill();
@@ -105,7 +103,6 @@ impl SshHosts {
             tag: tag.clone(),
             bridge: format!("kmhs{tag}"),
             made: Vec::new(),
-            next: 0,
             forward_rule: Vec::new(),
             subnet: 0,
         };
@@ -210,8 +207,7 @@ impl SshHosts {
     pub fn add_host(&mut self, addr: Ipv4Addr) -> Result<(), String> {
         let dir = self.dir.clone();
         let d = |f: &str| dir.join(f).display().to_string();
-        let i = self.next;
-        self.next += 1;
+        let i = self.made.len();
         let ns = format!("kmhssh-{}-{i}", self.tag);
         let veth = format!("kmhs{}v{i:02}", self.tag);
         run(&["ip", "netns", "add", &ns])?;
