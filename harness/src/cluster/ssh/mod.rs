@@ -434,9 +434,30 @@ impl Remote {
 
     /// Closes the control master.
     pub fn close(self) {
-        if let Ok(session) = Arc::try_unwrap(self.session) {
-            let _ = self.rt.block_on(session.close());
+        match Arc::try_unwrap(self.session) {
+            Ok(session) => {
+                let _ = self.rt.block_on(session.close());
+            }
+            Err(shared) => Remote::exit_master(&shared),
         }
+    }
+
+    /// Ends the control master whoever still holds this host: `ssh -O exit` on its socket
+    /// (`Session::close` needs the only handle, and node and worker handles outlive the
+    /// teardown). Commands still running on it end with it.
+    pub fn end_master(&self) {
+        Remote::exit_master(&self.session);
+    }
+
+    fn exit_master(session: &Session) {
+        let _ = std::process::Command::new("ssh")
+            .arg("-S")
+            .arg(session.control_socket())
+            .args(["-O", "exit", "kmh-master"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -803,10 +824,10 @@ impl Hosts {
         for remote in self.by_address.values() {
             let _ = remote.run(&remove_script(&self.run_id, &self.run_dir(), chain));
         }
+        // nodes and workers still hold their host (an `Arc` each) until they drop: the
+        // masters are ended on their sockets, not by the last handle
         for (_, remote) in std::mem::take(&mut self.by_address) {
-            if let Ok(r) = Arc::try_unwrap(remote) {
-                r.close();
-            }
+            remote.end_master();
         }
         let _ = std::fs::remove_dir_all(control_dir(&self.run_id));
     }
@@ -823,10 +844,19 @@ impl Drop for Hosts {
     }
 }
 
-/// A `pgrep -f` pattern for the run's tag that the script holding it does not match
-/// itself (`kmh[.]run=ID` matches `kmh.run=ID`, not its own text), so that a `pkill` does
-/// not kill the shell it runs in.
+/// A `pgrep -f` pattern (POSIX ERE) for the run's processes on a host: the tag as a node
+/// (`-Dkmh.run=ID`, `sh run.sh kmh.run=ID`) or a worker (`--tag kmh.run=ID`) carries it,
+/// never after a `/`. Two things it must not match: the script holding it (`kmh[.]run`
+/// is not its own text), so a `pkill` does not kill the shell it runs in; and this run's
+/// own SSH control masters, whose socket paths are `/tmp/kmh.run=ID/…` — on a host that
+/// is also the coordinator (a test's namespaces share one process table) a host-side
+/// `pkill` would end them under the run's feet. They are ended by [`Remote::end_master`].
 fn tag_pattern(run_id: &str) -> String {
+    format!("[^/]{}", tag_word(run_id))
+}
+
+/// The tag as a pattern that does not match its own text.
+fn tag_word(run_id: &str) -> String {
     format!("kmh[.]run={run_id}")
 }
 
@@ -891,7 +921,7 @@ pub fn cleanup(
                 continue;
             }
         };
-        let workers = quote(&format!("--tag {}", tag_pattern(run_id)));
+        let workers = quote(&format!("--tag {}", tag_word(run_id)));
         let _ = remote.run(&format!(
             "pkill -TERM -f -- {workers} 2>/dev/null; i=0; while pgrep -f -- {workers} >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done"
         ));
@@ -936,5 +966,49 @@ pub fn cleanup(
         Ok(done)
     } else {
         Err(SshError::NotReady(failed).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `pgrep -f` would match (POSIX ERE, as grep -E reads it).
+    fn matches(pattern: &str, command_line: &str) -> bool {
+        let mut grep = std::process::Command::new("grep")
+            .args(["-qE", "--", pattern])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("grep");
+        std::io::Write::write_all(grep.stdin.as_mut().unwrap(), command_line.as_bytes()).unwrap();
+        drop(grep.stdin.take());
+        grep.wait().unwrap().success()
+    }
+
+    #[test]
+    fn the_host_side_tag_matches_nodes_and_workers_but_not_the_runs_own_masters() {
+        let p = tag_pattern("r1");
+        for ours in [
+            "java -Xmx512m -Dkmh.run=r1 -cp libs/* kafka.Kafka server.properties",
+            "sh run.sh kmh.run=r1",
+            "/opt/kmh/bin/worker produce --config w.json --tag kmh.run=r1",
+        ] {
+            assert!(matches(&p, ours), "{ours}");
+        }
+        for not_ours in [
+            // the coordinator's control master, on a host that is also the coordinator
+            "ssh -E /tmp/kmh.run=r1/.ssh-connectionAbC/log -S /tmp/kmh.run=r1/.ssh-connectionAbC/master -M -f -N 10.1.0.2",
+            // the removal script itself
+            &remove_script("r1", "/srv/kmh/runs/r1", None),
+            "java -Dkmh.run=r2 kafka.Kafka",
+        ] {
+            assert!(!matches(&p, not_ours), "{not_ours}");
+        }
+        let w = format!("--tag {}", tag_word("r1"));
+        assert!(matches(
+            &w,
+            "worker consume --config c.json --tag kmh.run=r1"
+        ));
+        assert!(!matches(&w, &format!("sh -c pkill -f -- '{w}'")));
     }
 }
