@@ -63,7 +63,7 @@ impl Checker<'_> {
             EventKind::Acked if e.offset >= 0 => {
                 // stored: the ack's offset must hold it (a hole is fine: compaction)
                 let o = e.offset as usize;
-                let held = part.at_offset.get(o).copied();
+                let held = (o < part.at_offset.len()).then(|| part.at_offset.get(o));
                 let past_end = held.is_none() && part.complete;
                 let other = held.is_some_and(|h| h != EMPTY && h != me);
                 if past_end || other {
@@ -126,11 +126,13 @@ impl Checker<'_> {
         for (ti, t) in self.input.topics.iter().enumerate() {
             for p in 0..t.partitions {
                 let gi = self.partition_base[ti] + p as usize;
-                for (o, id) in self.parts[gi].at_offset.iter().enumerate() {
-                    if *id == EMPTY || *id == NOT_OURS {
+                let ids = &self.parts[gi].at_offset;
+                for o in 0..ids.len() {
+                    let id = ids.get(o);
+                    if id == EMPTY || id == NOT_OURS {
                         continue;
                     }
-                    let (producer, seq) = ((*id >> 40) as u32, *id & ((1 << 40) - 1));
+                    let (producer, seq) = ((id >> 40) as u32, id & ((1 << 40) - 1));
                     if self
                         .producers
                         .get(&producer)

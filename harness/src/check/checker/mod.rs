@@ -4,7 +4,8 @@
 //!
 //! Three passes over the logs, in this order:
 //! 1. **final read** — what the cluster durably holds: per partition, the record at every
-//!    offset (8 bytes an offset), per producer the set of stored sequence numbers (roaring);
+//!    offset (a compressed column, ~1 byte an offset: [`column`]), per producer the set of
+//!    stored sequence numbers (a bitmap);
 //!    a sequence stored twice is a duplicate, one stored below an earlier one a reorder.
 //! 2. **consumers** — deliveries: compared offset by offset with the final read
 //!    (inconsistent offsets), per consumer instance and partition for gaps and regressions
@@ -23,6 +24,7 @@
 //! `unverified`. An acked record below its partition's log start offset was removed by
 //! retention or compaction: `expired`, never lost.
 
+mod column;
 mod group;
 mod loss;
 mod seqset;
@@ -207,9 +209,9 @@ struct PartitionData {
     ownership: Vec<(u32, u32, bool)>,
     /// Record id at each offset (final read); EMPTY where nothing of ours was read. Its
     /// length is one past the highest offset the final read reached.
-    at_offset: Vec<u64>,
+    at_offset: column::Ids,
     /// First group delivery (ms since run start) of the record at each offset.
-    first_delivery: Vec<u32>,
+    first_delivery: column::FirstDelivery,
     produce: Activity,
     consume: Activity,
 }
@@ -498,10 +500,7 @@ impl Checker<'_> {
                 }
                 let o = e.offset as usize;
                 let part = &mut self.parts[gi];
-                if part.at_offset.len() <= o {
-                    part.at_offset.resize(o + 1, EMPTY);
-                }
-                let held = part.at_offset[o];
+                let held = part.at_offset.get(o);
                 let this = match e.kind {
                     EventKind::Received => pack(e.producer, e.seq),
                     _ => NOT_OURS,
@@ -524,7 +523,7 @@ impl Checker<'_> {
                 }
                 self.findings.final_read.records += 1;
                 if e.kind != EventKind::Received {
-                    part.at_offset[o] = NOT_OURS;
+                    part.at_offset.set(o, NOT_OURS);
                     let (kind, detail) = if e.kind == EventKind::Foreign {
                         self.findings.anomalies.foreign += 1;
                         ("foreign", "a record no producer of this run wrote")
@@ -535,7 +534,7 @@ impl Checker<'_> {
                     self.example_of(kind, e, e.ts_b, Some(e.offset), detail.into());
                     return;
                 }
-                part.at_offset[o] = pack(e.producer, e.seq);
+                part.at_offset.set(o, pack(e.producer, e.seq));
                 let ps = self.producer(e.producer);
                 if !ps.stored.insert(e.seq) {
                     ps.duplicated.push((e.seq, gi, e.offset));
@@ -614,7 +613,7 @@ impl Checker<'_> {
                         let held = &self.parts[gi].at_offset;
                         let from = ((prev + 1) as usize).min(held.len());
                         let to = (e.offset as usize).min(held.len());
-                        let existing = held[from..to].iter().filter(|x| **x != EMPTY).count();
+                        let existing = (from..to).filter(|o| held.get(*o) != EMPTY).count();
                         if existing > 0 || !self.parts[gi].complete {
                             self.findings.anomalies.poll_gap += 1;
                             self.example("poll_gap", Example { partition: name(), offset: Some(e.offset), producer: e.producer, seq: e.seq, step: step(), detail: format!("consumer {} jumped from offset {prev} to {} without a rebalance", e.instance, e.offset) });
@@ -632,11 +631,11 @@ impl Checker<'_> {
                 // compare with what the final read holds at this offset
                 let id = pack(e.producer, e.seq);
                 let part = &self.parts[gi];
-                let held = part
-                    .at_offset
-                    .get(e.offset as usize)
-                    .copied()
-                    .unwrap_or(EMPTY);
+                let held = if e.offset >= 0 {
+                    part.at_offset.get(e.offset as usize)
+                } else {
+                    EMPTY
+                };
                 let diverged = if held != EMPTY {
                     held != id
                 } else {
@@ -668,11 +667,7 @@ impl Checker<'_> {
                     );
                 } else if held == id {
                     let o = e.offset as usize;
-                    let part = &mut self.parts[gi];
-                    if part.first_delivery.len() <= o {
-                        part.first_delivery.resize(o + 1, u32::MAX);
-                    }
-                    part.first_delivery[o] = part.first_delivery[o].min(recv);
+                    self.parts[gi].first_delivery.update(o, |t| t.min(recv));
                 }
                 let send = self.rel_ms(e.ts_a);
                 if self.producer(e.producer).read.insert(e.seq) {
@@ -750,9 +745,8 @@ impl Checker<'_> {
                     // consume side: stored from the ack until its first delivery
                     if let Some(end) = consumers_end {
                         let o = e.offset as usize;
-                        if e.offset >= 0 && part.at_offset.get(o) == Some(&pack(e.producer, e.seq))
-                        {
-                            let first = part.first_delivery.get(o).copied().unwrap_or(u32::MAX);
+                        if e.offset >= 0 && part.at_offset.get(o) == pack(e.producer, e.seq) {
+                            let first = part.first_delivery.get(o);
                             part.consume.attempt(done, first.min(end).max(done));
                         }
                     }
