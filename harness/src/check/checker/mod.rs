@@ -4,9 +4,9 @@
 //!
 //! Three passes over the logs, in this order:
 //! 1. **final read** — what the cluster durably holds: per partition, the record at every
-//!    offset (a compressed column, ~1 byte an offset: [`column`]), per producer the set of
-//!    stored sequence numbers (a bitmap);
-//!    a sequence stored twice is a duplicate, one stored below an earlier one a reorder.
+//!    offset (a compressed column, ~half a byte an offset: [`column`]), per producer the
+//!    set of stored sequence numbers (a bitmap); a sequence stored twice is a duplicate,
+//!    one stored below an earlier one a reorder.
 //! 2. **consumers** — deliveries: compared offset by offset with the final read
 //!    (inconsistent offsets), per consumer instance and partition for gaps and regressions
 //!    (reset by rebalances), first-delivery times for consume windows and e2e latency.
