@@ -93,7 +93,11 @@ struct NibbleReader<'a> {
 impl NibbleReader<'_> {
     fn get(&mut self) -> u8 {
         let b = self.bytes[self.at / 2];
-        let n = if self.at.is_multiple_of(2) { b & 0x0f } else { b >> 4 };
+        let n = if self.at.is_multiple_of(2) {
+            b & 0x0f
+        } else {
+            b >> 4
+        };
         self.at += 1;
         n
     }
