@@ -2,11 +2,19 @@
 //!
 //! The timeline gives the start of each step and of the phases around them (warmup,
 //! settle, drain, final read). An event at time `t` belongs to the step or phase running at
-//! `t` — except in waiting time: when a phase or a `sleep`/`mark`/`wait-healthy` step is
-//! running and an acting step (stop, kill, restart, …) starts within `grace` after `t`, the
-//! event is that acting step's. Effects of a step are often measured a few milliseconds
-//! *before* its recorded start (the last ack before a kill lands just before the kill is
-//! sent); an acting step that is itself running keeps what happens during it.
+//! `t` — except in waiting time (a phase, a `sleep`/`mark`/`wait-healthy` step, the pause
+//! after a step's end), where the grace reaches to the acting steps (stop, kill, partition,
+//! …) on either side, the next one first:
+//! - an acting step that starts within `grace` after `t` takes the event: effects of a step
+//!   are often measured a few milliseconds *before* its recorded start (the last ack before
+//!   a kill lands just before the kill is sent);
+//! - else an acting step that ended within `grace` before `t` takes it: what the step cut
+//!   short is often measured just *after* its end (requests in flight when a partition's
+//!   firewall rules went in are answered a few ms later, so the last ack before the
+//!   partition's window lands after the step ended and a `sleep` began — and a sleep causes
+//!   nothing).
+//!
+//! An acting step that is itself running keeps what happens during it.
 
 use serde::Serialize;
 
@@ -36,9 +44,8 @@ pub struct StepSpan {
 /// Maps times to the step or phase label running then.
 #[derive(Debug, Clone)]
 pub struct Attribution {
-    /// (start ms since run start, label, passive), sorted by start. Passive entries are
-    /// waiting time: phases and sleep/mark/wait-healthy steps.
-    starts: Vec<(u64, String, bool)>,
+    /// Where each label starts, sorted by start.
+    starts: Vec<LabelStart>,
     grace_ms: u64,
     /// The steps, for the report.
     pub steps: Vec<StepSpan>,
@@ -46,6 +53,40 @@ pub struct Attribution {
     pub consumers_end_ms: Option<u64>,
     /// When the producers were told to stop (start of the drain), ms since run start.
     pub producers_end_ms: Option<u64>,
+}
+
+/// From `at_ms` (since run start) on, `label` runs, until the next entry.
+#[derive(Debug, Clone)]
+struct LabelStart {
+    /// Ms since run start.
+    at_ms: u64,
+    /// The step's name, or a phase's label.
+    label: String,
+    /// What runs from here.
+    kind: LabelKind,
+}
+
+/// Acting or waiting, for the grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelKind {
+    /// An acting step (stop, kill, partition, zk-copy, an operator's mark, …) is running.
+    Acting,
+    /// Waiting: a phase, a sleep/mark/wait-healthy/zk-config step.
+    Waiting,
+    /// Waiting after an acting step's end, under its name until the next step starts.
+    AfterActing,
+}
+
+impl LabelStart {
+    fn new(at_ms: u64, label: String, kind: LabelKind) -> LabelStart {
+        LabelStart { at_ms, label, kind }
+    }
+}
+
+/// Whether a step of this action only waits (or rewrites files that act only at a later
+/// restart), causing nothing itself.
+fn waits(action: &str) -> bool {
+    matches!(action, "sleep" | "mark" | "wait-healthy" | "zk-config")
 }
 
 /// Label of a phase in reports.
@@ -57,7 +98,7 @@ impl Attribution {
     /// Builds from a timeline; `t0_ms` is the run start.
     pub fn from_timeline(events: &[TimelineEvent], t0_ms: u64, grace_ms: u64) -> Attribution {
         let rel = |t: u64| t.saturating_sub(t0_ms);
-        let mut starts = vec![(0, phase_label("setup"), true)];
+        let mut starts = vec![LabelStart::new(0, phase_label("setup"), LabelKind::Waiting)];
         let mut steps: Vec<StepSpan> = Vec::new();
         let mut consumers_end_ms = None;
         let mut producers_end_ms = None;
@@ -65,7 +106,11 @@ impl Attribution {
         for e in events {
             match e {
                 TimelineEvent::Phase { t_ms, name } => {
-                    starts.push((rel(*t_ms), phase_label(name), true));
+                    starts.push(LabelStart::new(
+                        rel(*t_ms),
+                        phase_label(name),
+                        LabelKind::Waiting,
+                    ));
                     if name == "final-read" {
                         consumers_end_ms = Some(rel(*t_ms));
                     }
@@ -79,14 +124,14 @@ impl Attribution {
                     name,
                     action,
                 } => {
-                    starts.push((
+                    starts.push(LabelStart::new(
                         rel(*t_ms),
                         name.clone(),
-                        // waiting, or rewriting files that act only at a later restart
-                        matches!(
-                            action.as_str(),
-                            "sleep" | "mark" | "wait-healthy" | "zk-config"
-                        ),
+                        if waits(action) {
+                            LabelKind::Waiting
+                        } else {
+                            LabelKind::Acting
+                        },
                     ));
                     steps.push(StepSpan {
                         index: *index,
@@ -110,7 +155,15 @@ impl Attribution {
                     if let Some(s) = steps.iter_mut().find(|s| s.index == *index) {
                         // after its end and before the next step (the harness takes a
                         // snapshot), the step's label goes on, as waiting time
-                        starts.push((rel(*t_ms), s.name.clone(), true));
+                        starts.push(LabelStart::new(
+                            rel(*t_ms),
+                            s.name.clone(),
+                            if waits(&s.action) {
+                                LabelKind::Waiting
+                            } else {
+                                LabelKind::AfterActing
+                            },
+                        ));
                         s.end_ms = Some(rel(*t_ms));
                         s.ok = Some(*ok);
                         s.error = error.clone();
@@ -135,8 +188,8 @@ impl Attribution {
             if is_step {
                 continue;
             }
-            starts.push((t, name.clone(), false));
-            starts.push((t + 1, name.clone(), true));
+            starts.push(LabelStart::new(t, name.clone(), LabelKind::Acting));
+            starts.push(LabelStart::new(t + 1, name.clone(), LabelKind::AfterActing));
             steps.push(StepSpan {
                 index: next_index,
                 name,
@@ -150,7 +203,7 @@ impl Attribution {
             next_index += 1;
         }
         steps.sort_by_key(|s| s.start_ms);
-        starts.sort_by_key(|(t, _, _)| *t);
+        starts.sort_by_key(|l| l.at_ms);
         Attribution {
             starts,
             grace_ms,
@@ -164,20 +217,30 @@ impl Attribution {
     pub fn label_at(&self, t_ms: u64) -> &str {
         let i = self
             .starts
-            .partition_point(|(s, _, _)| *s <= t_ms)
+            .partition_point(|l| l.at_ms <= t_ms)
             .saturating_sub(1);
-        let (_, label, passive) = &self.starts[i];
-        if *passive {
-            // the next acting step, if it starts within the grace
-            if let Some((_, next, false)) = self.starts[i + 1..]
-                .iter()
-                .take_while(|(s, _, _)| *s <= t_ms + self.grace_ms)
-                .find(|(_, _, p)| !p)
-            {
-                return next;
-            }
+        let here = &self.starts[i];
+        if here.kind == LabelKind::Acting {
+            return &here.label;
         }
-        label
+        // the next acting step, if it starts within the grace
+        if let Some(next) = self.starts[i + 1..]
+            .iter()
+            .take_while(|l| l.at_ms <= t_ms + self.grace_ms)
+            .find(|l| l.kind == LabelKind::Acting)
+        {
+            return &next.label;
+        }
+        // else the acting step that ended within the grace before
+        if let Some(ended) = self.starts[..=i]
+            .iter()
+            .rev()
+            .take_while(|l| l.at_ms + self.grace_ms >= t_ms)
+            .find(|l| l.kind == LabelKind::AfterActing)
+        {
+            return &ended.label;
+        }
+        &here.label
     }
 
     /// The last acting step (not a phase, not sleep/mark/wait-healthy) that started at or
@@ -186,8 +249,8 @@ impl Attribution {
         self.starts
             .iter()
             .rev()
-            .find(|(s, _, passive)| !passive && *s <= t_ms + self.grace_ms)
-            .map(|(_, l, _)| l.as_str())
+            .find(|l| l.kind == LabelKind::Acting && l.at_ms <= t_ms + self.grace_ms)
+            .map(|l| l.label.as_str())
             .unwrap_or_else(|| self.label_at(t_ms))
     }
 
@@ -326,7 +389,12 @@ mod tests {
         ];
         let b = Attribution::from_timeline(&ev, t0, 500);
         assert_eq!(b.label_at(1200), "stop");
-        assert_eq!(b.label_at(1600), "down");
+        assert_eq!(
+            b.label_at(1600),
+            "stop",
+            "just after `stop` ended, in the sleep that followed: the stop's"
+        );
+        assert_eq!(b.label_at(2100), "down", "beyond the grace after `stop`");
         assert_eq!(
             b.label_at(8700),
             "kill",
@@ -375,5 +443,55 @@ mod tests {
         );
         assert_eq!(c.label_at(5300), "split", "during a config rewrite");
         assert_eq!(c.label_at(6000), "split");
+    }
+
+    /// CI saw this: the last ack on the cut leader's partition came 17 ms after the
+    /// partition step ended, when the sleep under the fault had begun, and the window was
+    /// blamed on the sleep.
+    #[test]
+    fn what_lands_just_after_an_acting_step_ended_is_still_its_own() {
+        let t0 = 1_000_000;
+        let step = |t: u64, i: usize, name: &str, action: &str| TimelineEvent::StepStart {
+            t_ms: t0 + t,
+            index: i,
+            name: name.into(),
+            action: action.into(),
+        };
+        let end = |t: u64, i: usize, name: &str| TimelineEvent::StepEnd {
+            t_ms: t0 + t,
+            index: i,
+            name: name.into(),
+            ok: true,
+            error: None,
+            node: None,
+        };
+        let ev = vec![
+            step(12_800, 0, "isolate the leader", "partition"),
+            end(12_862, 0, "isolate the leader"),
+            step(12_863, 1, "leader is cut off", "sleep"),
+            end(32_863, 1, "leader is cut off"),
+            step(32_864, 2, "heal", "heal"),
+            end(32_900, 2, "heal"),
+            step(32_901, 3, "cluster recovers", "wait-healthy"),
+            end(33_500, 3, "cluster recovers"),
+            step(40_000, 4, "slept", "sleep"),
+            end(41_000, 4, "slept"),
+            step(41_001, 5, "kill", "kill"),
+        ];
+        let a = Attribution::from_timeline(&ev, t0, 500);
+        assert_eq!(a.label_at(12_880), "isolate the leader");
+        assert_eq!(a.label_at(13_362), "isolate the leader", "the grace's edge");
+        assert_eq!(a.label_at(13_363), "leader is cut off");
+        assert_eq!(a.label_at(20_000), "leader is cut off");
+        assert_eq!(
+            a.label_at(32_500),
+            "heal",
+            "before an acting step is its, first"
+        );
+        assert_eq!(a.label_at(33_000), "heal", "after `heal`, in wait-healthy");
+        assert_eq!(a.label_at(33_600), "cluster recovers");
+        // a waiting step's own end gives no grace after it
+        assert_eq!(a.label_at(40_500), "slept");
+        assert_eq!(a.label_at(41_000), "kill");
     }
 }
