@@ -49,6 +49,12 @@ pub enum Command {
         /// ZooKeeper connect strings printed (to try `watch`, `mark` or your own tools on).
         #[arg(long)]
         hold: bool,
+        /// Run the scenario on a KRaft cluster of this Kafka version (4.x, or 3.9 in KRaft
+        /// mode) instead of its ZooKeeper ensemble: three dedicated controllers, the same
+        /// brokers, workload, steps and expectations. Refused when the procedure involves
+        /// ZooKeeper.
+        #[arg(long, value_name = "VERSION")]
+        kraft: Option<String>,
     },
     /// Watch a cluster the harness did not start: run the workload on topics of its own
     /// until Ctrl-C (or SIGTERM, or --duration), then drain, read back, check and report

@@ -37,7 +37,8 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
             backend,
             hosts,
             hold,
-        } => run_cmd(&scenario, out, backend, hosts, hold),
+            kraft,
+        } => run_cmd(&scenario, out, backend, hosts, hold, kraft.as_deref()),
         Command::Watch(args) => watch_cmd(args),
         Command::Mark { text, run, file } => {
             let dir = harness::live::marks::target(run.as_deref())?;
@@ -592,6 +593,7 @@ fn run_cmd(
     backend: Option<BackendArg>,
     hosts: Option<PathBuf>,
     hold: bool,
+    kraft: Option<&str>,
 ) -> Result<Exit, HarnessError> {
     let mut sc = scenario::load(path)?;
     match backend {
@@ -633,7 +635,18 @@ fn run_cmd(
         let inv_data = harness::cluster::ssh::Inventory::load(inv)?;
         inv_data.place(&sc.cluster.all_nodes(), &inv.display().to_string())?;
     }
-    let text = std::fs::read_to_string(path)?;
+    let mut text = std::fs::read_to_string(path)?;
+    if let Some(version) = kraft {
+        // after the backend override: KRaft runs on the local backend only
+        scenario::on_kraft(&mut sc, version)?;
+        // the scenario as run: the file as written, and what the run made of its cluster
+        text = format!(
+            "# run with --kraft {version}: Kafka {} in KRaft mode, controllers {} instead of the ZooKeeper ensemble
+{text}",
+            sc.cluster.kafka_version,
+            sc.cluster.controllers.join(", ")
+        );
+    }
     let run_dir = out.unwrap_or_else(|| {
         let stamp = workers::clock::now_ms() / 1000;
         PathBuf::from("runs").join(format!("{}-{stamp}", sc.name))

@@ -1199,3 +1199,127 @@ fn a_placement_is_one_of_the_two_there_are() {
         harness::scenario::Placement::RoundRobin
     );
 }
+
+/// GOOD as a KRaft cluster of `kafka`, with `cluster` lines instead of the ensemble.
+fn kraft(kafka: &str, cluster: &str) -> String {
+    GOOD.replace("kafka = \"3.9\"", &format!("kafka = \"{kafka}\""))
+        .replace("zookeeper = [\"zk1\", \"zk2\", \"zk3\"]", cluster)
+}
+
+#[test]
+fn a_kraft_cluster_has_controllers_with_ids_apart_from_the_brokers() {
+    let text = kraft(
+        "4.1",
+        "controllers = [\"ctl1\", \"ctl2\", \"kafka3\"]\ncontroller_heap_mb = 200",
+    );
+    let s = scenario::parse(Path::new("good.toml"), &text).unwrap();
+    let c = &s.cluster;
+    assert!(c.is_kraft());
+    assert_eq!(c.kafka_version, "4.1.2");
+    assert!(c.zookeeper.is_empty() && c.ensembles.is_empty());
+    assert_eq!(c.controller_id("ctl1"), Some(101));
+    assert_eq!(c.controller_id("ctl2"), Some(102));
+    // a broker named among the controllers is a combined node with its broker id
+    assert_eq!(c.controller_id("kafka3"), Some(3));
+    assert_eq!(
+        c.all_nodes(),
+        ["ctl1", "ctl2", "kafka1", "kafka2", "kafka3"]
+    );
+    assert_eq!(c.controller_heap_mb, 200);
+    // exact releases, and 3.9 in KRaft mode
+    for (v, exact) in [("4.1.1", "4.1.1"), ("4.4", "4.4.0"), ("3.9", "3.9.1")] {
+        let s = scenario::parse(
+            Path::new("good.toml"),
+            &kraft(v, "controllers = [\"ctl1\"]"),
+        )
+        .unwrap();
+        assert_eq!(s.cluster.kafka_version, exact);
+    }
+    // steps may name a controller like any node
+    let text = kraft("4.1", "controllers = [\"ctl1\"]")
+        .replace("node = \"follower:orders/0\"", "node = \"ctl1\"");
+    scenario::parse(Path::new("good.toml"), &text).unwrap();
+}
+
+#[test]
+fn kafka_4_without_controllers_is_refused_with_the_shape_to_write() {
+    one_error(
+        &GOOD.replace("kafka = \"3.9\"", "kafka = \"4.1\""),
+        5,
+        "cluster.controllers",
+        "Kafka 4.1.2 has no ZooKeeper mode",
+        "controllers = [",
+    );
+    one_error(
+        &GOOD.replace("kafka = \"3.9\"", "kafka = \"5.0\""),
+        4,
+        "cluster.kafka",
+        "Kafka `5.0` is not supported",
+        "4.x release",
+    );
+}
+
+#[test]
+fn a_kraft_cluster_refuses_an_ensemble_other_backends_and_the_zookeeper_smoke_test() {
+    let both = GOOD.replace("brokers = [", "controllers = [\"ctl1\"]\nbrokers = [");
+    one_error(
+        &both,
+        5,
+        "cluster.zookeeper",
+        "both a ZooKeeper ensemble and KRaft controllers",
+        "remove `zookeeper`",
+    );
+    one_error(
+        &kraft("4.1", "controllers = [\"ctl1\"]")
+            .replace("[cluster]\n", "[cluster]\nbackend = \"docker\"\n"),
+        6,
+        "cluster.controllers",
+        "local backend only",
+        "backend = \"local\"",
+    );
+    let errs = errors(&format!(
+        "{}\n[check]\nzookeeper_smoke = true\n",
+        kraft("4.1", "controllers = [\"ctl1\"]")
+    ));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].field, "check.zookeeper_smoke");
+    one_error(
+        &kraft("4.1", "controllers = [\"ctl1\", \"ctl1\"]"),
+        5,
+        "cluster",
+        "node name `ctl1` is used twice",
+        "its own name",
+    );
+    one_error(
+        &kraft("4.1", "controllers = [\"ctl1\"]\ndormant = [\"ctl1\"]"),
+        6,
+        "cluster.dormant",
+        "controller `ctl1` is dormant",
+        "dynamic quorum",
+    );
+}
+
+#[test]
+fn the_active_controller_is_a_target_on_kraft_only() {
+    let kraft_text = kraft("4.1", "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]").replace(
+        "node = \"follower:orders/0\"",
+        "node = \"controller:active\"",
+    );
+    let s = scenario::parse(Path::new("good.toml"), &kraft_text).unwrap();
+    assert!(matches!(
+        &s.steps[0].action,
+        Action::Node(NodeAction::Pause {
+            node: Target::ActiveController
+        })
+    ));
+    one_error(
+        &GOOD.replace(
+            "node = \"follower:orders/0\"",
+            "node = \"controller:active\"",
+        ),
+        19,
+        "step[1].node",
+        "this cluster runs on ZooKeeper",
+        "KRaft cluster",
+    );
+}

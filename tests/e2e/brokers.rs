@@ -10,10 +10,14 @@
 //!   election, controlled shutdown for repair, back;
 //! - drain-and-switch (seed 004): clients switched to the new brokers, old ones drained
 //!   one at a time and stopped.
+//!
+//! Each also runs on a Kafka 4 KRaft cluster (`harness run --kraft 4.1`: three dedicated
+//! controllers instead of the ensemble), with the same assertions plus the quorum's (issue
+//! [7]): reassignment, elections and controlled shutdown go through the KRaft controller.
 
 use std::collections::BTreeSet;
 
-use e2e::{cluster_lock, run_scenario, snapshot_before, u};
+use e2e::{cluster_lock, run_scenario, run_scenario_file, snapshot_before, u, Outcome};
 use serde_json::Value;
 
 fn zero_loss(r: &Value, summary: &str) {
@@ -117,11 +121,81 @@ fn replaced(r: &Value, dir: &std::path::Path) {
     workers_switched(dir);
 }
 
+/// `scenario` on the ZooKeeper cluster it names, or (`kraft`: a Kafka version) on a KRaft
+/// cluster of that version (`harness run --kraft`), whose quorum and metadata are checked.
+fn run(scenario: &str, kraft: Option<&str>) -> Outcome {
+    let Some(version) = kraft else {
+        return run_scenario(scenario);
+    };
+    let name = format!("{}-kraft", scenario.trim_end_matches(".toml"));
+    let o = run_scenario_file(
+        &name,
+        &std::path::Path::new("scenarios").join(scenario),
+        &["--kraft", version],
+    );
+    kraft_cluster(&o);
+    o
+}
+
+/// A converted run really ran on KRaft: Kafka 4, three dedicated controllers (run.json),
+/// a quorum of exactly them with a leader, and a cluster id (the metadata check).
+fn kraft_cluster(o: &Outcome) {
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(o.guard.dir.join("run.json")).unwrap())
+            .unwrap();
+    assert!(
+        run["kafka_version"].as_str().unwrap().starts_with("4."),
+        "{}",
+        run["kafka_version"]
+    );
+    let controllers = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "controller")
+        .count();
+    assert_eq!(controllers, 3, "{}", run["hosts"]);
+    assert!(
+        !run["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "zookeeper"),
+        "{}",
+        run["hosts"]
+    );
+    let m = &o.report["kafka_metadata"];
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+    let voters: Vec<i64> = m["quorum"]["voters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no quorum in the metadata check: {m}"))
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(voters.len(), 3, "{m}");
+    assert!(voters.iter().all(|v| (101..=103).contains(v)), "{m}");
+    assert!(m["quorum"]["leader_id"].as_i64().unwrap() >= 101, "{m}");
+    assert_eq!(m["cluster_id"].as_str().map(str::len), Some(22), "{m}");
+}
+
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn an_interrupted_broker_migration_resumes_from_its_bookkeeping_topic() {
+    broker_replacement(None);
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn an_interrupted_broker_migration_resumes_on_kraft_too() {
+    broker_replacement(Some(KRAFT));
+}
+
+/// The Kafka 4 release the broker procedures are run on in KRaft mode.
+const KRAFT: &str = "4.1";
+
+fn broker_replacement(kraft: Option<&str>) {
     let _one = cluster_lock();
-    let o = run_scenario("broker-replacement-resume.toml");
+    let o = run("broker-replacement-resume.toml", kraft);
     zero_loss(&o.report, &o.summary);
     replaced(&o.report, &o.guard.dir);
     let events: Vec<&str> = o.report["migration_events"]
@@ -164,8 +238,18 @@ fn an_interrupted_broker_migration_resumes_from_its_bookkeeping_topic() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn rf_increase_then_repair_finds_single_replicas_and_loses_nothing() {
+    rf_increase_repair(None);
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn rf_increase_then_repair_loses_nothing_on_kraft_too() {
+    rf_increase_repair(Some(KRAFT));
+}
+
+fn rf_increase_repair(kraft: Option<&str>) {
     let _one = cluster_lock();
-    let o = run_scenario("rf-increase-repair.toml");
+    let o = run("rf-increase-repair.toml", kraft);
     let r = &o.report;
     zero_loss(r, &o.summary);
     // the audit found exactly the single-replica partitions
@@ -212,8 +296,18 @@ fn rf_increase_then_repair_finds_single_replicas_and_loses_nothing() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn drain_and_switch_empties_the_old_brokers_one_by_one_and_loses_nothing() {
+    drain_and_switch(None);
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn drain_and_switch_loses_nothing_on_kraft_too() {
+    drain_and_switch(Some(KRAFT));
+}
+
+fn drain_and_switch(kraft: Option<&str>) {
     let _one = cluster_lock();
-    let o = run_scenario("drain-and-switch.toml");
+    let o = run("drain-and-switch.toml", kraft);
     let r = &o.report;
     zero_loss(r, &o.summary);
     let sections = r["reassignments"].as_array().unwrap();

@@ -1,7 +1,8 @@
 //! The Kafka/ZooKeeper distribution: a directory with `libs/*.jar`.
 //!
 //! `KAFKA_HOME` (an Apache Kafka install) wins when set. Otherwise the harness assembles
-//! one from Maven Central with the pom kept in `docker/kafka-dist.pom.xml`
+//! one from Maven Central with the pom kept in `docker/kafka-dist.pom.xml` (3.9: ZooKeeper
+//! and reload4j) or `docker/kafka4-dist.pom.xml` (4.x: no ZooKeeper, Log4j 2)
 //! (`mvn dependency:copy-dependencies`), cached per version under the user's cache
 //! directory, so a fresh machine needs only a JDK, Maven and a Maven repository.
 
@@ -10,8 +11,19 @@ use std::process::Command;
 
 use crate::error::HarnessError;
 
-/// The pom that turns into a distribution; embedded so the binary works from anywhere.
+/// The poms that turn into a distribution; embedded so the binary works from anywhere.
 const DIST_POM: &str = include_str!("../../../docker/kafka-dist.pom.xml");
+/// Kafka 4.x's: its logging is Log4j 2, and it has no ZooKeeper to bring.
+const DIST4_POM: &str = include_str!("../../../docker/kafka4-dist.pom.xml");
+
+/// The pom for `version`.
+fn pom_for(version: &str) -> &'static str {
+    if version.starts_with("3.") {
+        DIST_POM
+    } else {
+        DIST4_POM
+    }
+}
 
 /// A usable distribution.
 #[derive(Debug, Clone)]
@@ -62,6 +74,23 @@ pub fn require_java() -> Result<(), HarnessError> {
     }
 }
 
+/// What `.complete` holds in a distribution: its version and the checksum of the pom it
+/// was assembled with, so a cached distribution made by an older recipe (a missing
+/// logging binding, say) is assembled again rather than used.
+fn stamp(version: &str) -> String {
+    format!(
+        "{version}\npom crc32 {:08x}\n",
+        crc32fast::hash(pom_for(version).as_bytes())
+    )
+}
+
+/// True when a `.complete` stamp says the distribution was made with today's pom. A bare
+/// version (stamps before the checksum) is accepted for 3.x, whose pom has not changed
+/// since.
+fn made_by_current_pom(made_by: &str, version: &str) -> bool {
+    made_by == stamp(version) || (version.starts_with("3.") && made_by.trim() == version)
+}
+
 /// Finds the distribution for `version`, fetching it with Maven on first use.
 pub fn locate(version: &str) -> Result<Distribution, HarnessError> {
     if let Some(home) = std::env::var_os("KAFKA_HOME") {
@@ -78,7 +107,8 @@ pub fn locate(version: &str) -> Result<Distribution, HarnessError> {
         });
     }
     let home = cache_dir().join(format!("kafka-{version}"));
-    if home.join(".complete").exists() && has_kafka_jars(&home) {
+    let made_by = std::fs::read_to_string(home.join(".complete")).unwrap_or_default();
+    if made_by_current_pom(&made_by, version) && has_kafka_jars(&home) {
         return Ok(Distribution {
             home,
             version: version.to_string(),
@@ -108,7 +138,7 @@ pub fn fetch(version: &str) -> Result<Distribution, HarnessError> {
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(staging.join("libs"))?;
     let pom = staging.join("pom.xml");
-    std::fs::write(&pom, DIST_POM)?;
+    std::fs::write(&pom, pom_for(version))?;
     eprintln!(
         "harness: fetching Kafka {version} and ZooKeeper from Maven into {} (first use only)…",
         home.display()
@@ -139,7 +169,7 @@ pub fn fetch(version: &str) -> Result<Distribution, HarnessError> {
             hint: "check access to a Maven repository (~/.m2/settings.xml for a mirror), or set KAFKA_HOME".into(),
         });
     }
-    std::fs::write(staging.join(".complete"), version)?;
+    std::fs::write(staging.join(".complete"), stamp(version))?;
     let _ = std::fs::remove_dir_all(&home);
     std::fs::rename(&staging, &home)?;
     eprintln!("harness: Kafka {version} ready in {}", home.display());

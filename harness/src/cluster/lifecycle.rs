@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::host::Signal;
 use super::{
-    Cluster, ClusterEvent, NodeKind, DEFAULT_ZK_SESSION_TIMEOUT_MS, KAFKA_PORT, ZK_CHROOT,
-    ZK_CLIENT_PORT,
+    Cluster, ClusterEvent, NodeKind, CONTROLLER_PORT, DEFAULT_ZK_SESSION_TIMEOUT_MS, KAFKA_PORT,
+    ZK_CHROOT, ZK_CLIENT_PORT,
 };
 use crate::error::HarnessError;
 use crate::shutdown::Shutdown;
@@ -18,8 +18,11 @@ impl Cluster {
         // Brokers start with ZooKeeper, not after it: a broker waits for its ensemble on
         // its own (zookeeper.connection.timeout.ms), and the JVMs' start-up — most of a
         // cluster's — overlaps.
+        // A KRaft cluster's controllers and brokers start together too: a broker waits for
+        // the quorum on its own.
         let zookeeper = self.initial_zookeeper();
-        for z in &zookeeper {
+        let controllers: Vec<String> = self.spec.dedicated_controllers().cloned().collect();
+        for z in zookeeper.iter().chain(&controllers) {
             self.spawn_node(z)?;
         }
         let live = self.initial_brokers();
@@ -27,7 +30,7 @@ impl Cluster {
             self.spawn_node(b)?;
         }
         let deadline = Instant::now() + Duration::from_secs(90);
-        for z in &zookeeper {
+        for z in zookeeper.iter().chain(&controllers) {
             let left = deadline.saturating_duration_since(Instant::now());
             self.await_start(z, left.max(Duration::from_secs(1)), shutdown)?;
         }
@@ -173,7 +176,8 @@ impl Cluster {
     }
 
     /// Waits until a node serves: a ZooKeeper node answers `srvr` with a mode, a broker is
-    /// registered in the cluster metadata.
+    /// registered in the cluster metadata, a KRaft controller answers on its listener and
+    /// the quorum's leader counts it caught up (a combined node: both).
     pub fn wait_ready(
         &mut self,
         name: &str,
@@ -181,9 +185,9 @@ impl Cluster {
         shutdown: &Shutdown,
     ) -> Result<(), HarnessError> {
         let deadline = Instant::now() + timeout;
-        let (kind, addr, id) = {
+        let (kind, addr, id, votes) = {
             let n = self.node(name)?;
-            (n.kind, n.address, n.id)
+            (n.kind, n.address, n.id, n.controller)
         };
         loop {
             self.node(name)?.check_alive()?;
@@ -202,7 +206,9 @@ impl Cluster {
                             Duration::from_secs(1),
                         )
                         .is_ok()
+                        && (!votes || self.controller_ready(addr, id))
                 }
+                NodeKind::Controller => self.controller_ready(addr, id),
             };
             if ready {
                 return Ok(());
@@ -214,6 +220,66 @@ impl Cluster {
                 )));
             }
             if shutdown.sleep(Duration::from_millis(100)) {
+                return Err(HarnessError::Interrupted);
+            }
+        }
+    }
+
+    /// True when the KRaft controller `id` at `addr` serves requests on its listener (a
+    /// process that only bound the port does not answer ApiVersions yet) and the quorum's
+    /// leader counts it within [`CAUGHT_UP_SLACK`](crate::kafka::quorum::CAUGHT_UP_SLACK)
+    /// of the high watermark.
+    fn controller_ready(&self, addr: std::net::Ipv4Addr, id: i32) -> bool {
+        crate::kafka::BrokerConnection::connect(
+            &format!("{addr}:{CONTROLLER_PORT}"),
+            Duration::from_secs(1),
+        )
+        .is_ok()
+            && self
+                .quorum()
+                .is_ok_and(|q| q.leader_id >= 0 && q.caught_up(id))
+    }
+
+    /// KRaft's part of the health gate: the quorum has a leader and every running
+    /// controller is caught up. Nothing to wait for in ZooKeeper mode.
+    pub fn wait_quorum(
+        &mut self,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        if !self.spec.is_kraft() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut running = Vec::new();
+            for c in self.spec.controllers.clone() {
+                if self.is_running(&c) {
+                    running.extend(self.spec.controller_id(&c));
+                }
+            }
+            let state = self.quorum();
+            let behind: Vec<i32> = match &state {
+                Ok(q) if q.leader_id >= 0 => running
+                    .iter()
+                    .copied()
+                    .filter(|id| !q.caught_up(*id))
+                    .collect(),
+                _ => running.clone(),
+            };
+            if behind.is_empty() && state.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Cluster(match state {
+                    Ok(q) => format!(
+                        "the controller quorum is not healthy after {timeout:?}: leader {}, controllers {behind:?} not caught up (high watermark {})",
+                        q.leader_id, q.high_watermark
+                    ),
+                    Err(e) => format!("the controller quorum is not healthy after {timeout:?}: {e}"),
+                }));
+            }
+            if shutdown.sleep(Duration::from_millis(200)) {
                 return Err(HarnessError::Interrupted);
             }
         }

@@ -44,6 +44,8 @@ pub use netns::Network;
 pub const ZK_CLIENT_PORT: u16 = 2181;
 /// Kafka listener port on every broker host.
 pub const KAFKA_PORT: u16 = 9092;
+/// The KRaft controller listener's port on every controller host.
+pub const CONTROLLER_PORT: u16 = 9093;
 /// Where a broker behind the delaying proxy listens (loopback of its namespace).
 pub const PROXIED_PORT: u16 = 19092;
 /// The chroot Kafka keeps its metadata under.
@@ -54,7 +56,7 @@ pub const ZK_CHROOT: &str = "/kafka";
 pub struct HostInfo {
     /// Node name.
     pub name: String,
-    /// `zookeeper` or `broker`.
+    /// `zookeeper`, `broker` or `controller` (a dedicated KRaft controller).
     pub kind: String,
     /// The host's address.
     pub address: String,
@@ -96,6 +98,8 @@ pub struct Cluster {
     clocks: Option<std::sync::Arc<std::sync::Mutex<ssh::clock::Clocks>>>,
     /// The run directory.
     run_dir: std::path::PathBuf,
+    /// A KRaft cluster's id, which every node's storage was formatted with.
+    cluster_id: Option<String>,
 }
 
 /// Something the cluster did beyond what it was asked, worth a line in the timeline.
@@ -122,12 +126,7 @@ impl Cluster {
         needs_network: bool,
         proxied: &[String],
     ) -> Result<Cluster, HarnessError> {
-        let names: Vec<String> = spec
-            .zookeeper
-            .iter()
-            .chain(spec.brokers.iter())
-            .cloned()
-            .collect();
+        let names: Vec<String> = spec.all_nodes();
         let docker = spec.backend == Backend::Docker;
         // the ec2 backend is the ssh backend on instances it launched
         let remote = matches!(spec.backend, Backend::Ssh | Backend::Ec2);
@@ -253,24 +252,80 @@ impl Cluster {
             )?;
             nodes.insert(name.clone(), node);
         }
+        let ip_of: BTreeMap<&str, Ipv4Addr> = names
+            .iter()
+            .map(String::as_str)
+            .zip(ips.iter().copied())
+            .collect();
+        // KRaft: the static quorum every node is given, and the dedicated controllers
+        let voters = spec
+            .controllers
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}@{}:{CONTROLLER_PORT}",
+                    spec.controller_id(c).unwrap_or(0),
+                    ip_of[c.as_str()]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        for name in spec.dedicated_controllers() {
+            let node = Node::kraft(
+                run_id,
+                name,
+                spec.controller_id(name).unwrap_or(0),
+                ip_of[name.as_str()],
+                node::KraftRoles {
+                    broker: false,
+                    controller: true,
+                },
+                &voters,
+                spec,
+                dist,
+                &run_dir.join("nodes").join(name),
+                host(name),
+                false,
+            )?;
+            nodes.insert(name.clone(), node);
+        }
         let mut proxy_commands = Vec::new();
         let mut controls = Vec::new();
         for (i, name) in spec.brokers.iter().enumerate() {
             let dir = run_dir.join("nodes").join(name);
-            let ip = ips[spec.zookeeper.len() + i];
+            let ip = ip_of[name.as_str()];
             let behind_proxy = proxied.contains(name);
-            let node = Node::broker(
-                run_id,
-                name,
-                i as i32 + 1,
-                ip,
-                &zk_connect,
-                spec,
-                dist,
-                &dir,
-                host(name),
-                behind_proxy,
-            )?;
+            let node = if spec.is_kraft() {
+                Node::kraft(
+                    run_id,
+                    name,
+                    i as i32 + 1,
+                    ip,
+                    node::KraftRoles {
+                        broker: true,
+                        controller: spec.is_controller(name),
+                    },
+                    &voters,
+                    spec,
+                    dist,
+                    &dir,
+                    host(name),
+                    behind_proxy,
+                )?
+            } else {
+                Node::broker(
+                    run_id,
+                    name,
+                    i as i32 + 1,
+                    ip,
+                    &zk_connect,
+                    spec,
+                    dist,
+                    &dir,
+                    host(name),
+                    behind_proxy,
+                )?
+            };
             if behind_proxy {
                 let control = dir.join("delay.ctl");
                 let mut argv = prefix(name);
@@ -296,7 +351,15 @@ impl Cluster {
         if let Some(net) = &mut network {
             net.proxies.extend(controls);
         }
+        let cluster_id = if spec.is_kraft() {
+            let id = crate::kafka::quorum::random_cluster_id()?;
+            format_storage(&nodes, dist, &id)?;
+            Some(id)
+        } else {
+            None
+        };
         let mut cluster = Cluster {
+            cluster_id,
             class_archives: vec![
                 cds::ClassArchive::of(dist, cds::ZOOKEEPER),
                 cds::ClassArchive::of(dist, cds::BROKER),
@@ -594,6 +657,47 @@ impl Cluster {
             .ok_or_else(|| HarnessError::Cluster(format!("no node `{name}`")))
     }
 
+    /// A KRaft cluster's id (`None` in ZooKeeper mode).
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// `host:port` of every controller's controller listener (KRaft), in the scenario's order.
+    pub fn controller_addresses(&self) -> Vec<String> {
+        self.spec
+            .controllers
+            .iter()
+            .map(|c| format!("{}:{CONTROLLER_PORT}", self.nodes[c].address))
+            .collect()
+    }
+
+    /// The controllers' KRaft node ids, in the scenario's order.
+    pub fn controller_ids(&self) -> Vec<i32> {
+        self.spec
+            .controllers
+            .iter()
+            .filter_map(|c| self.spec.controller_id(c))
+            .collect()
+    }
+
+    /// The node name of a KRaft controller's node id.
+    pub fn controller_name(&self, id: i32) -> Option<String> {
+        self.spec
+            .controllers
+            .iter()
+            .find(|c| self.spec.controller_id(c) == Some(id))
+            .cloned()
+    }
+
+    /// The KRaft quorum as its leader describes it.
+    pub fn quorum(&self) -> Result<crate::kafka::quorum::QuorumState, HarnessError> {
+        crate::kafka::quorum::describe_quorum(
+            &self.controller_addresses(),
+            std::time::Duration::from_secs(3),
+        )
+        .map_err(|e| HarnessError::Cluster(format!("the controller quorum: {e}")))
+    }
+
     /// The node name of a broker id.
     pub fn broker_name(&self, id: i32) -> Option<String> {
         self.spec.broker_name(id).map(str::to_string)
@@ -643,6 +747,53 @@ impl Cluster {
             a.finish(&self.run_id);
         }
     }
+}
+
+/// Formats every KRaft node's log directory with `cluster_id`, the nodes in parallel (each
+/// format is a JVM start, seconds of CPU), before any starts; a failure names the node and
+/// carries the tool's own words.
+fn format_storage(
+    nodes: &BTreeMap<String, Node>,
+    dist: &Distribution,
+    cluster_id: &str,
+) -> Result<(), HarnessError> {
+    let commands: Vec<(String, Vec<String>)> = nodes
+        .values()
+        .filter(|n| n.kind != NodeKind::ZooKeeper)
+        .map(|n| (n.name.clone(), n.format_command(dist, cluster_id)))
+        .collect();
+    let results: Vec<(String, std::io::Result<std::process::Output>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = commands
+            .iter()
+            .map(|(name, argv)| {
+                s.spawn(move || {
+                    (
+                        name.clone(),
+                        std::process::Command::new(&argv[0])
+                            .args(&argv[1..])
+                            .stdin(std::process::Stdio::null())
+                            .output(),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a format thread does not panic"))
+            .collect()
+    });
+    for (name, out) in results {
+        let out = out.map_err(|e| HarnessError::Cluster(format!("formatting {name}: {e}")))?;
+        if !out.status.success() {
+            return Err(HarnessError::Cluster(format!(
+                "formatting the storage of {name} (kafka.tools.StorageTool format) failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Cluster {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::host::{NodeHost, NodeProcess, Signal};
-use super::{Distribution, KAFKA_PORT, ZK_CLIENT_PORT};
+use super::{Distribution, CONTROLLER_PORT, KAFKA_PORT, ZK_CLIENT_PORT};
 use crate::error::HarnessError;
 use crate::scenario::{ClusterSpec, ZkRole};
 
@@ -14,8 +14,11 @@ use crate::scenario::{ClusterSpec, ZkRole};
 pub enum NodeKind {
     /// `org.apache.zookeeper.server.quorum.QuorumPeerMain`.
     ZooKeeper,
-    /// `kafka.Kafka` in ZooKeeper mode.
+    /// `kafka.Kafka` as a broker: in ZooKeeper mode, or in KRaft mode (then, when it is a
+    /// controller too, a combined node).
     Broker,
+    /// `kafka.Kafka` as a dedicated KRaft controller (`process.roles=controller`).
+    Controller,
 }
 
 impl NodeKind {
@@ -24,6 +27,7 @@ impl NodeKind {
         match self {
             NodeKind::ZooKeeper => "zookeeper",
             NodeKind::Broker => "broker",
+            NodeKind::Controller => "controller",
         }
     }
 }
@@ -34,8 +38,11 @@ pub struct Node {
     pub name: String,
     /// What it runs.
     pub kind: NodeKind,
-    /// Broker id or ZooKeeper myid.
+    /// Broker id, KRaft node id or ZooKeeper myid.
     pub id: i32,
+    /// True when it votes in the KRaft controller quorum (a dedicated controller, or a
+    /// combined node).
+    pub controller: bool,
     /// The host address it listens on.
     pub address: Ipv4Addr,
     /// Its directory in the run directory (config, data, logs).
@@ -73,6 +80,11 @@ fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path)
             "-Dlog4j.configuration=file:{}",
             dir.join("log4j.properties").display()
         ),
+        // Kafka 4 logs through Log4j 2 (KIP-653): its own file, beside the 3.x one
+        format!(
+            "-Dlog4j2.configurationFile={}",
+            dir.join("log4j2.properties").display()
+        ),
         format!("-Dkmh.run={run_id}"),
         format!("-Dkmh.node={name}"),
         "-cp".into(),
@@ -81,6 +93,26 @@ fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path)
 }
 
 fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
+    // the same settings for Log4j 2 (Kafka 4.x); 3.9 reads the reload4j file below
+    std::fs::write(
+        dir.join("log4j2.properties"),
+        format!(
+            "status = warn\n\
+             appender.file.type = File\n\
+             appender.file.name = file\n\
+             appender.file.fileName = {}\n\
+             appender.file.append = true\n\
+             appender.file.layout.type = PatternLayout\n\
+             appender.file.layout.pattern = [%d] %p %m (%c)%n\n\
+             rootLogger.level = INFO\n\
+             rootLogger.appenderRef.file.ref = file\n\
+             logger.request.name = kafka.request.logger\n\
+             logger.request.level = WARN\n\
+             logger.cleaner.name = kafka.log.LogCleaner\n\
+             logger.cleaner.level = WARN\n",
+            seen.join("server.log").display()
+        ),
+    )?;
     std::fs::write(
         dir.join("log4j.properties"),
         format!(
@@ -112,7 +144,164 @@ fn properties(
     out
 }
 
+/// What every broker gets, in either mode: small thread pools for a two-core machine,
+/// replication factors the cluster can give (`brokers` of them, at most 3), no automatic
+/// topics, no unclean elections, no time-based retention.
+fn broker_defaults(brokers: usize) -> Vec<(&'static str, String)> {
+    let rf = brokers.min(3);
+    vec![
+        ("num.network.threads", "2".into()),
+        ("num.io.threads", "2".into()),
+        ("num.replica.fetchers", "1".into()),
+        ("background.threads", "2".into()),
+        ("num.partitions", "1".into()),
+        ("default.replication.factor", rf.to_string()),
+        ("offsets.topic.replication.factor", rf.to_string()),
+        ("offsets.topic.num.partitions", "6".into()),
+        ("transaction.state.log.replication.factor", rf.to_string()),
+        ("transaction.state.log.min.isr", rf.min(2).to_string()),
+        ("transaction.state.log.num.partitions", "3".into()),
+        ("group.initial.rebalance.delay.ms", "0".into()),
+        ("auto.create.topics.enable", "false".into()),
+        ("controlled.shutdown.enable", "true".into()),
+        ("unclean.leader.election.enable", "false".into()),
+        ("replica.lag.time.max.ms", "10000".into()),
+        ("log.flush.interval.messages", "9223372036854775807".into()),
+        ("log.retention.hours", "-1".into()),
+        ("log.segment.bytes", "67108864".into()),
+    ]
+}
+
+/// The roles of a KRaft node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KraftRoles {
+    /// It serves clients (`broker` in `process.roles`).
+    pub broker: bool,
+    /// It votes in the controller quorum (`controller` in `process.roles`).
+    pub controller: bool,
+}
+
 impl Node {
+    /// A KRaft node (broker, controller or both) with node id `id`; `voters` is the static
+    /// quorum (`controller.quorum.voters`: `ID@HOST:PORT,…`). Its log directory is
+    /// formatted by [`Node::format`] before its first start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kraft(
+        run_id: &str,
+        name: &str,
+        id: i32,
+        address: Ipv4Addr,
+        roles: KraftRoles,
+        voters: &str,
+        spec: &ClusterSpec,
+        dist: &Distribution,
+        dir: &Path,
+        host: Box<dyn NodeHost>,
+        proxied: bool,
+    ) -> Result<Node, HarnessError> {
+        std::fs::create_dir_all(dir.join("data"))?;
+        let (seen, classpath) = host.view(dir, dist);
+        write_log4j(dir, &seen)?;
+        let process_roles = match (roles.broker, roles.controller) {
+            (true, true) => "broker,controller",
+            (true, false) => "broker",
+            _ => "controller",
+        };
+        let controller_listener = format!("CONTROLLER://{address}:{CONTROLLER_PORT}");
+        let mut listeners = Vec::new();
+        if roles.broker {
+            // behind the delaying proxy the client listener is on the namespace's loopback
+            listeners.push(if proxied {
+                format!("PLAINTEXT://127.0.0.1:{}", super::PROXIED_PORT)
+            } else {
+                format!("PLAINTEXT://{address}:{KAFKA_PORT}")
+            });
+        }
+        if roles.controller {
+            listeners.push(controller_listener);
+        }
+        let mut defaults: Vec<(&str, String)> = vec![
+            ("process.roles", process_roles.into()),
+            ("node.id", id.to_string()),
+            ("controller.quorum.voters", voters.to_string()),
+            ("controller.listener.names", "CONTROLLER".into()),
+            ("listeners", listeners.join(",")),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".into(),
+            ),
+            ("log.dirs", seen.join("data").display().to_string()),
+        ];
+        if roles.broker {
+            defaults.push((
+                "advertised.listeners",
+                format!("PLAINTEXT://{address}:{KAFKA_PORT}"),
+            ));
+            defaults.push(("inter.broker.listener.name", "PLAINTEXT".into()));
+            defaults.extend(broker_defaults(spec.brokers.len()));
+        }
+        let own: std::collections::BTreeMap<String, String> = spec
+            .broker_config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace("{address}", &address.to_string())))
+            .collect();
+        std::fs::write(dir.join("server.properties"), properties(&defaults, &own))?;
+        let heap = if roles.broker {
+            spec.broker_heap_mb
+        } else {
+            spec.controller_heap_mb
+        };
+        let mut jvm = jvm_args(run_id, name, heap, &classpath, &seen);
+        if super::cds::shareable(dir, &seen, &classpath, dist) {
+            jvm.extend(super::cds::ClassArchive::of(dist, super::cds::BROKER).jvm_flags(run_id));
+        }
+        jvm.push("kafka.Kafka".into());
+        jvm.push(seen.join("server.properties").display().to_string());
+        let process = host.process(run_id, name, address, jvm)?;
+        Ok(Node {
+            name: name.into(),
+            kind: if roles.broker {
+                NodeKind::Broker
+            } else {
+                NodeKind::Controller
+            },
+            id,
+            controller: roles.controller,
+            address,
+            dir: dir.into(),
+            process,
+            zk_static: None,
+        })
+    }
+
+    /// The command that formats this KRaft node's log directory with `cluster_id`
+    /// (`kafka.tools.StorageTool format`, as `kafka-storage.sh format` runs it), to run on
+    /// this machine before the node's first start. Static quorum: the voters come from
+    /// `controller.quorum.voters` in its `server.properties`.
+    pub fn format_command(&self, dist: &Distribution, cluster_id: &str) -> Vec<String> {
+        vec![
+            "java".into(),
+            "-Xmx256m".into(),
+            "-XX:TieredStopAtLevel=1".into(),
+            format!(
+                "-Dlog4j.configuration=file:{}",
+                self.dir.join("log4j.properties").display()
+            ),
+            format!(
+                "-Dlog4j2.configurationFile={}",
+                self.dir.join("log4j2.properties").display()
+            ),
+            "-cp".into(),
+            dist.classpath(),
+            "kafka.tools.StorageTool".into(),
+            "format".into(),
+            "-t".into(),
+            cluster_id.into(),
+            "-c".into(),
+            self.dir.join("server.properties").display().to_string(),
+        ]
+    }
+
     /// A ZooKeeper node (its own myid is `id`) whose `zoo.cfg` lists `members`.
     #[allow(clippy::too_many_arguments)]
     pub fn zookeeper(
@@ -164,6 +353,7 @@ impl Node {
             name: name.into(),
             kind: NodeKind::ZooKeeper,
             id,
+            controller: false,
             address,
             dir: dir.into(),
             process,
@@ -253,8 +443,7 @@ impl Node {
         } else {
             format!("PLAINTEXT://{address}:{KAFKA_PORT}")
         };
-        let rf = n.min(3);
-        let defaults: Vec<(&str, String)> = vec![
+        let mut defaults: Vec<(&str, String)> = vec![
             ("broker.id", id.to_string()),
             ("listeners", listener),
             (
@@ -268,26 +457,8 @@ impl Node {
             ),
             ("zookeeper.connection.timeout.ms", "15000".into()),
             ("log.dirs", seen.join("data").display().to_string()),
-            ("num.network.threads", "2".into()),
-            ("num.io.threads", "2".into()),
-            ("num.replica.fetchers", "1".into()),
-            ("background.threads", "2".into()),
-            ("num.partitions", "1".into()),
-            ("default.replication.factor", rf.to_string()),
-            ("offsets.topic.replication.factor", rf.to_string()),
-            ("offsets.topic.num.partitions", "6".into()),
-            ("transaction.state.log.replication.factor", rf.to_string()),
-            ("transaction.state.log.min.isr", rf.min(2).to_string()),
-            ("transaction.state.log.num.partitions", "3".into()),
-            ("group.initial.rebalance.delay.ms", "0".into()),
-            ("auto.create.topics.enable", "false".into()),
-            ("controlled.shutdown.enable", "true".into()),
-            ("unclean.leader.election.enable", "false".into()),
-            ("replica.lag.time.max.ms", "10000".into()),
-            ("log.flush.interval.messages", "9223372036854775807".into()),
-            ("log.retention.hours", "-1".into()),
-            ("log.segment.bytes", "67108864".into()),
         ];
+        defaults.extend(broker_defaults(n));
         // `{address}` in a value is this broker's address: a second listener (SASL_SSL, say)
         // is per broker, as the default one is
         let own: std::collections::BTreeMap<String, String> = spec
@@ -308,6 +479,7 @@ impl Node {
             name: name.into(),
             kind: NodeKind::Broker,
             id,
+            controller: false,
             address,
             dir: dir.into(),
             process,

@@ -5,6 +5,7 @@
 mod cluster_admin;
 pub mod migrate;
 mod protocol;
+pub mod quorum;
 pub mod reassign;
 pub mod security;
 

@@ -166,12 +166,15 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         if m.intact() {
             s.push_str(&format!(
                 "kafka metadata in {}: intact ({} topics, {} partitions, controller {})\n",
-                m.zookeeper, m.topics, m.partitions, m.controller
+                m.source(),
+                m.topics,
+                m.partitions,
+                m.controller
             ));
         } else {
             s.push_str(&format!(
                 "kafka metadata in {}: {}\n",
-                m.zookeeper,
+                m.source(),
                 m.error
                     .clone()
                     .unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))

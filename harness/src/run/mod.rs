@@ -265,11 +265,18 @@ pub fn run_scenario_holding(
     let result = drive(scenario, run_dir, &run_id, &mut cluster, &mut tl, shutdown);
     if hold && result.is_ok() {
         let until = Shutdown::next_signal();
+        let metadata = if scenario.cluster.is_kraft() {
+            format!("controllers  {}", cluster.controller_addresses().join(","))
+        } else {
+            format!(
+                "zookeeper  {}{}",
+                cluster.zookeeper_connect(),
+                cluster::ZK_CHROOT
+            )
+        };
         eprintln!(
-            "harness: holding the cluster of run {run_id} until Ctrl-C:\n  bootstrap  {}\n  zookeeper  {}{}",
+            "harness: holding the cluster of run {run_id} until Ctrl-C:\n  bootstrap  {}\n  {metadata}",
             cluster.bootstrap(),
-            cluster.zookeeper_connect(),
-            cluster::ZK_CHROOT
         );
         while !until.sleep(Duration::from_secs(1)) {}
         eprintln!("harness: tearing the cluster down");
@@ -295,11 +302,21 @@ fn drive(
     tl: &mut Timeline,
     shutdown: &Shutdown,
 ) -> Result<(), HarnessError> {
-    eprintln!(
-        "harness: starting {} ZooKeeper node(s) and {} broker(s)…",
-        scenario.cluster.zookeeper.len(),
-        scenario.cluster.brokers.len()
-    );
+    let c = &scenario.cluster;
+    if c.is_kraft() {
+        eprintln!(
+            "harness: starting {} KRaft controller(s) and {} broker(s) (Kafka {})…",
+            c.controllers.len(),
+            c.brokers.len(),
+            c.kafka_version
+        );
+    } else {
+        eprintln!(
+            "harness: starting {} ZooKeeper node(s) and {} broker(s)…",
+            c.zookeeper.len(),
+            c.brokers.len()
+        );
+    }
     cluster.start_all(shutdown)?;
     let ready = |tl: &mut Timeline, what: &str| {
         tl.record(&TimelineEvent::Ready {
@@ -414,7 +431,7 @@ fn drive(
     let ids = cluster.running_broker_ids();
     final_read(&mut workload, tl, cluster.admin()?, &ids, &topics, shutdown)?;
     if scenario.check.kafka_metadata {
-        check_kafka_metadata(cluster, run_dir);
+        check_kafka_metadata(cluster, run_dir, &topics);
     }
     Ok(())
 }
@@ -493,13 +510,69 @@ fn record_failed_worker(tl: &mut Timeline, failed: workload::FailedWorker) {
 
 /// Compares Kafka's znodes in the ensemble the brokers use with what the brokers report,
 /// into `metadata-check.json` (the checker reads it; a failure to check is recorded too).
-fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path) {
+fn check_kafka_metadata(cluster: &mut Cluster, run_dir: &Path, topics: &[&str]) {
+    if let Some(cluster_id) = cluster.cluster_id().map(str::to_string) {
+        record_metadata_check(
+            run_dir,
+            Ok(kraft_metadata_check(cluster, cluster_id, topics)),
+        );
+        return;
+    }
     let result = (|| -> Result<_, HarnessError> {
         let servers = cluster.kafka_zookeeper()?;
         let connect = cluster.zookeeper_servers(&servers);
         kafka_metadata_check(&connect, cluster::ZK_CHROOT, cluster.admin()?)
     })();
     record_metadata_check(run_dir, result);
+}
+
+/// A KRaft cluster's metadata check ([`crate::kafka::quorum::check`]): the quorum's
+/// leader and voters, every running broker caught up on the metadata log and serving the
+/// same cluster id, brokers and topics as the others.
+fn kraft_metadata_check(
+    cluster: &mut Cluster,
+    cluster_id: String,
+    topics: &[&str],
+) -> crate::zk::metadata::MetadataCheck {
+    let running = cluster.running_broker_ids();
+    let brokers: Vec<(i32, String)> = running
+        .iter()
+        .filter_map(|id| {
+            let name = cluster.broker_name(*id)?;
+            Some((*id, cluster.broker_addresses(&[name])))
+        })
+        .collect();
+    let mut voters: Vec<i32> = cluster.controller_ids();
+    voters.sort_unstable();
+    let expected = crate::kafka::quorum::Expected {
+        cluster_id: cluster_id.clone(),
+        controllers: cluster.controller_addresses(),
+        voters,
+        brokers,
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+    };
+    let (differences, quorum) = crate::kafka::quorum::check(&expected, 10);
+    let (topics, partitions) = cluster
+        .admin()
+        .ok()
+        .and_then(|a| a.snapshot(Duration::from_secs(5)).ok())
+        .map(|s| {
+            let mut names: Vec<&str> = s.partitions.iter().map(|p| p.topic.as_str()).collect();
+            names.dedup();
+            (names.len() as u64, s.partitions.len() as u64)
+        })
+        .unwrap_or_default();
+    crate::zk::metadata::MetadataCheck {
+        topics,
+        partitions,
+        registered_brokers: running,
+        controller: quorum.as_ref().map_or(-1, |q| q.leader_id),
+        differences,
+        controllers: expected.controllers.join(","),
+        cluster_id: Some(cluster_id),
+        quorum,
+        ..Default::default()
+    }
 }
 
 /// Kafka's znodes under `chroot` of the ensemble at `connect` against what the brokers
@@ -530,11 +603,16 @@ pub(crate) fn record_metadata_check(
         error: Some(e.to_string()),
         ..Default::default()
     });
+    let source = if result.controllers.is_empty() {
+        "in ZooKeeper"
+    } else {
+        "in the KRaft quorum"
+    };
     if result.intact() {
-        eprintln!("harness: Kafka's metadata in ZooKeeper matches the brokers");
+        eprintln!("harness: Kafka's metadata {source} matches the brokers");
     } else {
         eprintln!(
-            "harness: Kafka's metadata in ZooKeeper differs: {}",
+            "harness: Kafka's metadata {source} differs: {}",
             result
                 .error
                 .clone()

@@ -8,6 +8,7 @@
 
 pub mod actions;
 mod ec2;
+mod kraft;
 mod load;
 mod model;
 pub(crate) mod units;
@@ -18,6 +19,7 @@ pub use actions::{
     PlannedPartition, ReassignPlan, ZkAction,
 };
 pub use ec2::{Ec2Spec, Reuse};
+pub use kraft::on_kraft;
 pub use load::{line_col, load, load_watch, parse, parse_watch};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};

@@ -99,6 +99,11 @@ pub struct ClusterSpec {
     pub kafka_ensemble: String,
     /// Broker node names; broker `i` (0-based) gets `broker.id = i + 1`.
     pub brokers: Vec<String>,
+    /// KRaft controller node names (empty: ZooKeeper mode). A name also in `brokers` is a
+    /// combined node (`process.roles=broker,controller`, its broker id); a dedicated
+    /// controller `i` (0-based in this list) gets `node.id = 100 + i + 1`, so controller
+    /// ids never collide with broker ids and read as controllers in logs.
+    pub controllers: Vec<String>,
     /// Broker properties applied on top of the harness's defaults.
     pub broker_config: BTreeMap<String, String>,
     /// ZooKeeper properties applied on top of the harness's defaults.
@@ -107,6 +112,8 @@ pub struct ClusterSpec {
     pub broker_heap_mb: u32,
     /// ZooKeeper JVM heap, MiB.
     pub zookeeper_heap_mb: u32,
+    /// A dedicated KRaft controller's JVM heap, MiB (a combined node has the broker's).
+    pub controller_heap_mb: u32,
     /// The ssh backend's inventory file (`inventory = "…"`, relative to the scenario file;
     /// `--hosts` on the command line).
     pub inventory: Option<std::path::PathBuf>,
@@ -127,23 +134,50 @@ impl ClusterSpec {
             ensembles: [("zookeeper".to_string(), Vec::new())].into(),
             kafka_ensemble: "zookeeper".into(),
             brokers: Vec::new(),
+            controllers: Vec::new(),
             broker_config: BTreeMap::new(),
             zookeeper_config: BTreeMap::new(),
             broker_heap_mb: 0,
             zookeeper_heap_mb: 0,
+            controller_heap_mb: 0,
             inventory: None,
             ec2: None,
         }
     }
 
-    /// Every node, in the order hosts are given to them: the ZooKeeper nodes, then the
-    /// brokers (dormant ones among them).
+    /// Every node, in the order hosts are given to them: the ZooKeeper nodes, the
+    /// dedicated KRaft controllers, then the brokers (dormant ones among them).
     pub fn all_nodes(&self) -> Vec<String> {
         self.zookeeper
             .iter()
+            .chain(self.dedicated_controllers())
             .chain(&self.brokers)
             .cloned()
             .collect()
+    }
+
+    /// True when the cluster runs in KRaft mode (it has controllers).
+    pub fn is_kraft(&self) -> bool {
+        !self.controllers.is_empty()
+    }
+
+    /// The controllers that are not brokers too.
+    pub fn dedicated_controllers(&self) -> impl Iterator<Item = &String> {
+        self.controllers
+            .iter()
+            .filter(|c| !self.brokers.contains(c))
+    }
+
+    /// True when `node` is a KRaft controller (dedicated or combined).
+    pub fn is_controller(&self, node: &str) -> bool {
+        self.controllers.iter().any(|c| c == node)
+    }
+
+    /// The KRaft `node.id` of a controller: its broker id when combined, else
+    /// `100 + position + 1`.
+    pub fn controller_id(&self, node: &str) -> Option<i32> {
+        let i = self.controllers.iter().position(|c| c == node)?;
+        Some(self.broker_id(node).unwrap_or(100 + i as i32 + 1))
     }
 
     /// The broker id of a broker node name.
@@ -305,6 +339,8 @@ pub enum Target {
         /// Partition.
         partition: i32,
     },
+    /// The active KRaft controller (the quorum's leader) when the step starts.
+    ActiveController,
     /// The node an earlier step bound with `bind = "NAME"`.
     Bound(String),
     /// The workers and the harness (in a `partition` group only).
@@ -317,6 +353,7 @@ impl std::fmt::Display for Target {
             Target::Node(n) => write!(f, "{n}"),
             Target::Leader { topic, partition } => write!(f, "leader:{topic}/{partition}"),
             Target::Follower { topic, partition } => write!(f, "follower:{topic}/{partition}"),
+            Target::ActiveController => write!(f, "controller:active"),
             Target::Bound(b) => write!(f, "@{b}"),
             Target::Clients => write!(f, "clients"),
         }

@@ -32,9 +32,29 @@ pub struct MetadataCheck {
     /// When the check itself could not run: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A KRaft cluster's check: the controllers asked (`host:port,…` of their listeners);
+    /// `zookeeper` is empty then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub controllers: String,
+    /// A KRaft cluster's check: the cluster id every node was formatted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// A KRaft cluster's check: the quorum as its leader described it at the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<crate::kafka::quorum::QuorumState>,
 }
 
 impl MetadataCheck {
+    /// Where the metadata was read, in words: the ZooKeeper servers and chroot, or the
+    /// KRaft quorum's controllers.
+    pub fn source(&self) -> String {
+        if self.controllers.is_empty() {
+            self.zookeeper.clone()
+        } else {
+            format!("the KRaft quorum ({})", self.controllers)
+        }
+    }
+
     /// True when the check ran and found nothing.
     pub fn intact(&self) -> bool {
         self.error.is_none() && self.differences.is_empty()

@@ -29,6 +29,8 @@ pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
         zookeeper_config: Default::default(),
         broker_heap_mb: 384,
         zookeeper_heap_mb: 64,
+        controller_heap_mb: 256,
+        controllers: Vec::new(),
         inventory: None,
         ec2: None,
     };
@@ -71,6 +73,8 @@ pub fn kafka_cluster_with(
         zookeeper_config: Default::default(),
         broker_heap_mb: 384,
         zookeeper_heap_mb: 64,
+        controller_heap_mb: 256,
+        controllers: Vec::new(),
         inventory: None,
         ec2: None,
     };

@@ -189,6 +189,15 @@ impl<'a> Executor<'a> {
                 .get(b)
                 .cloned()
                 .ok_or_else(|| StepError::Unbound(b.clone()))?),
+            Target::ActiveController => {
+                let q = self.cluster.quorum()?;
+                self.cluster.controller_name(q.leader_id).ok_or_else(|| {
+                    HarnessError::Cluster(format!(
+                        "the quorum's leader is node {}, which is no controller of this cluster",
+                        q.leader_id
+                    ))
+                })
+            }
             Target::Leader { topic, partition } => {
                 let p = part(topic, *partition)?;
                 if p.leader < 0 {
@@ -260,8 +269,14 @@ impl<'a> Executor<'a> {
             .build()?)
     }
 
-    /// The Kafka health gate: every workload partition has its full ISR.
+    /// The Kafka health gate: every workload partition has its full ISR — and, on a KRaft
+    /// cluster, the controller quorum has a leader with every running controller caught up.
     fn wait_healthy(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let started = std::time::Instant::now();
+        self.cluster.wait_quorum(timeout, self.shutdown)?;
+        let timeout = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
         let ids = self.cluster.running_broker_ids();
         let topics: Vec<&str> = self
             .scenario
@@ -294,7 +309,8 @@ impl<'a> Executor<'a> {
             if wait {
                 self.cluster
                     .start_many(std::slice::from_ref(node), timeout, self.shutdown)?;
-                // a broker's gate also wants every partition back in sync
+                // a broker's gate also wants every partition back in sync, a
+                // controller's the quorum caught up (it is: start_many waited for it)
                 if self.cluster.kind(node) == Some(crate::cluster::NodeKind::Broker) {
                     self.wait_healthy(timeout)?;
                 }

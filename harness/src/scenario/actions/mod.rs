@@ -143,16 +143,15 @@ pub(crate) struct Procedure<'c> {
 impl<'c> Procedure<'c> {
     fn new(cluster: &'c ClusterSpec, workload: &'c Workload) -> Self {
         let state = cluster
-            .zookeeper
-            .iter()
-            .chain(cluster.brokers.iter())
+            .all_nodes()
+            .into_iter()
             .map(|n| {
-                let st = if cluster.dormant.contains(n) {
+                let st = if cluster.dormant.contains(&n) {
                     NodeState::Stopped
                 } else {
                     NodeState::Running
                 };
-                (n.clone(), st)
+                (n, st)
             })
             .collect();
         Procedure {
@@ -459,7 +458,9 @@ fn expand_names(
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for e in v.get_ref() {
-        let expanded = if cluster.is_zookeeper(e) || brokers && cluster.broker_id(e).is_some() {
+        let expanded = if cluster.is_zookeeper(e)
+            || brokers && (cluster.broker_id(e).is_some() || cluster.is_controller(e))
+        {
             vec![e.clone()]
         } else if let Some(members) = cluster.ensembles.get(e) {
             members.clone()
@@ -475,8 +476,9 @@ fn expand_names(
                 (
                     "not a node or ensemble of this cluster",
                     format!(
-                        "brokers: {}; ZooKeeper: {zookeeper}; ensembles: {ensembles}",
-                        cluster.brokers.join(", ")
+                        "brokers: {}; controllers: {}; ZooKeeper: {zookeeper}; ensembles: {ensembles}",
+                        cluster.brokers.join(", "),
+                        cluster.controllers.join(", ")
                     ),
                 )
             } else {
@@ -564,6 +566,17 @@ pub(crate) fn resolve_target(
         partition_ref(rest, p).map(|(topic, partition)| Target::Leader { topic, partition })
     } else if let Some(rest) = text.strip_prefix("follower:") {
         partition_ref(rest, p).map(|(topic, partition)| Target::Follower { topic, partition })
+    } else if text == "controller:active" {
+        if !cluster.is_kraft() {
+            p.at(
+                v.span(),
+                field,
+                "`controller:active` is the KRaft quorum's leader, and this cluster runs on ZooKeeper",
+                "name a controller of a KRaft cluster (controllers = [...]), or a node",
+            );
+            return None;
+        }
+        Some(Target::ActiveController)
     } else if let Some(b) = text.strip_prefix('@') {
         if procedure.state.contains_key(&format!("@{b}")) {
             Some(Target::Bound(b.to_string()))
@@ -576,21 +589,16 @@ pub(crate) fn resolve_target(
             );
             None
         }
-    } else if cluster.zookeeper.contains(text) || cluster.brokers.contains(text) {
+    } else if cluster.all_nodes().iter().any(|n| n == text) {
         Some(Target::Node(text.clone()))
     } else {
-        let all: Vec<&str> = cluster
-            .zookeeper
-            .iter()
-            .chain(cluster.brokers.iter())
-            .map(String::as_str)
-            .collect();
+        let all = cluster.all_nodes();
         p.at(
             v.span(),
             field,
             format!("unknown host `{text}`"),
             format!(
-                "nodes of this cluster: {}; or leader:TOPIC/P, follower:TOPIC/P, @BOUND",
+                "nodes of this cluster: {}; or leader:TOPIC/P, follower:TOPIC/P, controller:active (KRaft), @BOUND",
                 all.join(", ")
             ),
         );

@@ -125,7 +125,7 @@ impl NodeAction {
 }
 
 const NODE_HINT: &str =
-    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"@BOUND\"";
+    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"controller:active\" (KRaft), \"@BOUND\"";
 
 /// Parses a node lifecycle step.
 pub(super) fn parse(

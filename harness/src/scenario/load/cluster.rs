@@ -28,6 +28,8 @@ pub(crate) struct RawCluster {
     #[serde(default)]
     brokers: Option<Spanned<Vec<String>>>,
     #[serde(default)]
+    controllers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
     broker_config: BTreeMap<String, toml::Value>,
     #[serde(default)]
     zookeeper_config: BTreeMap<String, toml::Value>,
@@ -35,6 +37,8 @@ pub(crate) struct RawCluster {
     broker_heap_mb: Option<u32>,
     #[serde(default)]
     zookeeper_heap_mb: Option<u32>,
+    #[serde(default)]
+    controller_heap_mb: Option<u32>,
     #[serde(default)]
     inventory: Option<Spanned<String>>,
     #[serde(default)]
@@ -68,29 +72,81 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         "kafka = \"3.9\"",
     );
     let kafka_version = match kafka.map(|k| (k, k.get_ref().as_str())) {
-        None | Some((_, "3.9" | "3.9.1")) => "3.9.1".to_string(),
-        Some((k, v)) => {
-            p.at(
-                k.span(),
-                "cluster.kafka",
-                format!("Kafka `{v}` is not supported"),
-                "use kafka = \"3.9\" (3.9.1, ZooKeeper mode)",
-            );
-            "3.9.1".to_string()
-        }
+        None => "3.9.1".to_string(),
+        Some((k, v)) => match kafka_release(v) {
+            Some(exact) => exact,
+            None => {
+                p.at(
+                    k.span(),
+                    "cluster.kafka",
+                    format!("Kafka `{v}` is not supported"),
+                    "use kafka = \"3.9\" (3.9.1: ZooKeeper or KRaft mode) or a 4.x release: \"4.0\" … \"4.4\" (newest patch) or an exact one like \"4.1.1\" (KRaft only)",
+                );
+                "3.9.1".to_string()
+            }
+        },
     };
-    let zookeeper_list = p.required(
-        rc.zookeeper.as_ref(),
-        table.clone(),
-        "cluster.zookeeper",
-        "zookeeper = [\"zk1\", \"zk2\", \"zk3\"]",
-    );
+    let kafka4 = !kafka_version.starts_with("3.");
+    let controller_list = rc.controllers.as_ref();
+    let controllers = controller_list
+        .map(|c| c.get_ref().clone())
+        .unwrap_or_default();
+    let controllers_span = controller_list.map(|c| c.span()).unwrap_or(table.clone());
+    // ZooKeeper mode needs an ensemble, KRaft mode a controller quorum; a cluster with both
+    // is the ZooKeeper→KRaft migration, which is not built yet
+    let zookeeper_list = if controller_list.is_some() {
+        if let Some(z) = &rc.zookeeper {
+            p.at(
+                z.span(),
+                "cluster.zookeeper",
+                "both a ZooKeeper ensemble and KRaft controllers",
+                "a KRaft cluster has no ZooKeeper: remove `zookeeper` (the ZooKeeper→KRaft migration, with both, is not supported yet)",
+            );
+        }
+        None
+    } else if kafka4 {
+        p.at(
+            rc.zookeeper.as_ref().map(|z| z.span()).unwrap_or(table.clone()),
+            "cluster.controllers",
+            format!("Kafka {kafka_version} has no ZooKeeper mode and this cluster names no controllers"),
+            "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"] (dedicated), or broker names for combined nodes; no `zookeeper`",
+        );
+        None
+    } else {
+        p.required(
+            rc.zookeeper.as_ref(),
+            table.clone(),
+            "cluster.zookeeper",
+            "zookeeper = [\"zk1\", \"zk2\", \"zk3\"] (ZooKeeper mode), or controllers = [\"ctl1\", \"ctl2\", \"ctl3\"] (KRaft)",
+        )
+    };
     let broker_list = p.required(
         rc.brokers.as_ref(),
         table.clone(),
         "cluster.brokers",
         "brokers = [\"kafka1\", \"kafka2\", \"kafka3\"]",
     );
+    if controller_list.is_some() {
+        if controllers.is_empty() {
+            p.at(
+                controllers_span.clone(),
+                "cluster.controllers",
+                "no controllers",
+                "a KRaft quorum needs at least one controller; three is the production shape",
+            );
+        }
+        if backend != Backend::Local {
+            p.at(
+                controllers_span.clone(),
+                "cluster.controllers",
+                format!(
+                    "KRaft clusters run on the local backend only in this version, not `{}`",
+                    backend.name()
+                ),
+                "use backend = \"local\" (loopback or namespace hosts)",
+            );
+        }
+    }
     let zookeeper = zookeeper_list
         .map(|z| z.get_ref().clone())
         .unwrap_or_default();
@@ -117,6 +173,12 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
     for (n, span) in zookeeper
         .iter()
         .map(|n| (n, zookeeper_span.clone()))
+        .chain(
+            controllers
+                .iter()
+                .filter(|c| !brokers.contains(c))
+                .map(|n| (n, controllers_span.clone())),
+        )
         .chain(brokers.iter().map(|n| (n, brokers_span.clone())))
     {
         if !seen.insert(n.clone()) {
@@ -124,7 +186,7 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
                 span.clone(),
                 "cluster",
                 format!("node name `{n}` is used twice"),
-                "every ZooKeeper node and broker needs its own name",
+                "every ZooKeeper node, controller and broker needs its own name (a broker listed among the controllers is one combined node)",
             );
         }
         if n.is_empty()
@@ -157,7 +219,14 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         .unwrap_or_default();
     if let Some(d) = &rc.dormant {
         for n in d.get_ref() {
-            if !zookeeper.contains(n) && !brokers.contains(n) {
+            if controllers.contains(n) {
+                p.at(
+                    d.span(),
+                    "cluster.dormant",
+                    format!("controller `{n}` is dormant"),
+                    "every controller of the static quorum starts with the cluster (a dormant controller needs a dynamic quorum, KIP-853, not supported yet)",
+                );
+            } else if !zookeeper.contains(n) && !brokers.contains(n) {
                 p.at(
                     d.span(),
                     "cluster.dormant",
@@ -178,7 +247,7 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
                 "the workload needs running brokers at the start; new brokers a step adds are dormant, the old ones are not",
             );
         }
-        if zookeeper.iter().all(|z| d.get_ref().contains(z)) {
+        if !zookeeper.is_empty() && zookeeper.iter().all(|z| d.get_ref().contains(z)) {
             p.at(
                 d.span(),
                 "cluster.dormant",
@@ -188,6 +257,8 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         }
     }
     let ensembles: BTreeMap<String, Vec<String>> = match &rc.ensembles {
+        // a KRaft cluster has no ensemble
+        None if zookeeper.is_empty() && !controllers.is_empty() => BTreeMap::new(),
         None => BTreeMap::from([("zookeeper".to_string(), zookeeper.clone())]),
         Some(e) => {
             let mut owner: HashMap<&str, &str> = HashMap::new();
@@ -251,7 +322,7 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
             }
             k.get_ref().clone()
         }
-        None if ensembles.len() == 1 => ensembles.keys().next().cloned().unwrap_or_default(),
+        None if ensembles.len() <= 1 => ensembles.keys().next().cloned().unwrap_or_default(),
         None => {
             p.at(
                 zookeeper_span.clone(),
@@ -293,6 +364,7 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         ensembles,
         kafka_ensemble,
         brokers: brokers.clone(),
+        controllers,
         broker_config: config_map(p, &rc.broker_config, table.clone(), "cluster.broker_config"),
         zookeeper_config: config_map(
             p,
@@ -302,7 +374,32 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         ),
         broker_heap_mb: rc.broker_heap_mb.unwrap_or(384),
         zookeeper_heap_mb: rc.zookeeper_heap_mb.unwrap_or(96),
+        controller_heap_mb: rc.controller_heap_mb.unwrap_or(256),
     }
+}
+
+/// The exact release a `kafka = "…"` names: a minor version means its newest patch
+/// release on Maven Central (as of this version of the harness); an exact 3.9.x or 4.x.y
+/// release is taken as written.
+pub(crate) fn kafka_release(v: &str) -> Option<String> {
+    let exact = match v {
+        "3.9" => "3.9.1",
+        "4.0" => "4.0.2",
+        "4.1" => "4.1.2",
+        "4.2" => "4.2.2",
+        "4.3" => "4.3.2",
+        "4.4" => "4.4.0",
+        _ => {
+            let parts: Vec<&str> = v.split('.').collect();
+            let numeric = parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let known = matches!(parts.first(), Some(&"4")) || parts.get(..2) == Some(&["3", "9"]);
+            return (numeric && known).then(|| v.to_string());
+        }
+    };
+    Some(exact.to_string())
 }
 
 /// `[cluster.ec2]`: present exactly when backend = "ec2"; an image unless `reuse`; its

@@ -6,6 +6,7 @@
 //! are optional to serde and checked here, so a missing one is reported with the rest.
 
 mod cluster;
+pub(crate) use cluster::kafka_release;
 mod expect;
 mod workload;
 
@@ -297,6 +298,7 @@ fn parse_as(path: &Path, text: &str, live: bool) -> Result<Scenario, ScenarioErr
         )
         .map(|raw_cluster| cluster::validate(&mut p, &raw_cluster))
     };
+    let check_span = whole.clone();
     let raw_workload = p.required(
         raw.workload,
         whole,
@@ -313,6 +315,14 @@ fn parse_as(path: &Path, text: &str, live: bool) -> Result<Scenario, ScenarioErr
 
     // --- check and expect
     let check = expect::check_settings(&mut p, raw.check.as_ref(), live);
+    if check.zookeeper_smoke && cluster.is_kraft() {
+        p.at(
+            check_span.clone(),
+            "check.zookeeper_smoke",
+            "a ZooKeeper smoke test on a KRaft cluster (it has no ZooKeeper)",
+            "remove zookeeper_smoke; the quorum's health is in the metadata check",
+        );
+    }
     let expect = expect::validate(
         &mut p,
         raw.expect.as_ref(),

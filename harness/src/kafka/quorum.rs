@@ -1,0 +1,442 @@
+//! The KRaft controller quorum: its state as DescribeQuorum gives it, and the end-of-run
+//! metadata check of a KRaft cluster.
+//!
+//! In KRaft the cluster's metadata is a replicated log, `__cluster_metadata`, whose voters
+//! are the controllers and whose observers are the brokers. "The metadata survived" then
+//! means: the quorum has a leader and exactly the voters the cluster was given; every
+//! running broker has replicated the log up to the quorum's high watermark; and every
+//! broker, asked directly (a Metadata request to that broker, not to whichever broker a
+//! client library picks), serves the same cluster id, the same brokers and the same topics
+//! — by topic id too, which a forked log would not share — with the same assignments,
+//! leaders and ISRs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    describe_quorum_request::{PartitionData, TopicData},
+    DescribeQuorumRequest, MetadataRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use serde::{Deserialize, Serialize};
+
+use super::protocol::{AdminError, BrokerConnection};
+
+/// The metadata log's topic.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// How far (records) a replica of the metadata log may trail the high watermark and still
+/// count as caught up: the controllers append a no-op record every 500 ms
+/// (`metadata.max.idle.interval.ms`), so an exact match would race with them.
+pub const CAUGHT_UP_SLACK: i64 = 20;
+
+/// The quorum as its leader describes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct QuorumState {
+    /// The leader's node id (-1: none).
+    pub leader_id: i32,
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// The metadata log's high watermark.
+    pub high_watermark: i64,
+    /// The voters (controllers) and how far each has replicated.
+    pub voters: Vec<ReplicaProgress>,
+    /// The observers (brokers) and how far each has replicated.
+    pub observers: Vec<ReplicaProgress>,
+}
+
+/// One replica of the metadata log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaProgress {
+    /// Its node id.
+    pub id: i32,
+    /// Its log end offset as the leader last heard it (-1: unknown).
+    pub log_end_offset: i64,
+    /// When it was last caught up, ms since the epoch on the leader's clock (-1: unknown).
+    pub last_caught_up_ms: i64,
+}
+
+impl QuorumState {
+    /// The voters' ids, sorted.
+    pub fn voter_ids(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self.voters.iter().map(|r| r.id).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// How many records replica `id` (voter or observer) trails the high watermark by;
+    /// `None` when the leader does not know it.
+    pub fn lag(&self, id: i32) -> Option<i64> {
+        self.voters
+            .iter()
+            .chain(&self.observers)
+            .find(|r| r.id == id && r.log_end_offset >= 0)
+            .map(|r| (self.high_watermark - r.log_end_offset).max(0))
+    }
+
+    /// True when replica `id` is within [`CAUGHT_UP_SLACK`] of the high watermark.
+    pub fn caught_up(&self, id: i32) -> bool {
+        self.lag(id).is_some_and(|l| l <= CAUGHT_UP_SLACK)
+    }
+}
+
+/// Asks each of `controllers` (`host:port` of their controller listeners) in turn for the
+/// quorum's state; the leader answers (a follower says NOT_LEADER_OR_FOLLOWER).
+pub fn describe_quorum(
+    controllers: &[String],
+    timeout: Duration,
+) -> Result<QuorumState, AdminError> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let mut last = AdminError::NoBroker("no controller to ask".into());
+    for addr in controllers {
+        let response =
+            match BrokerConnection::connect(addr, timeout).and_then(|mut c| c.call(&request)) {
+                Ok(r) => r,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+        if let Some(e) = AdminError::from_code(
+            "DescribeQuorum",
+            response.error_code,
+            response.error_message.as_ref(),
+        ) {
+            last = e;
+            continue;
+        }
+        let Some(p) = response.topics.first().and_then(|t| t.partitions.first()) else {
+            last = AdminError::Protocol {
+                what: format!("DescribeQuorum to {addr}"),
+                message: "no partition in the answer".into(),
+            };
+            continue;
+        };
+        if let Some(e) =
+            AdminError::from_code("DescribeQuorum", p.error_code, p.error_message.as_ref())
+        {
+            last = e;
+            continue;
+        }
+        let progress = |r: &kafka_protocol::messages::describe_quorum_response::ReplicaState| {
+            ReplicaProgress {
+                id: r.replica_id.0,
+                log_end_offset: r.log_end_offset,
+                last_caught_up_ms: r.last_caught_up_timestamp,
+            }
+        };
+        return Ok(QuorumState {
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: p.current_voters.iter().map(progress).collect(),
+            observers: p.observers.iter().map(progress).collect(),
+        });
+    }
+    Err(last)
+}
+
+/// A partition as a broker serves it: leader, replicas, ISR (sorted).
+pub type PartitionView = (i32, Vec<i32>, Vec<i32>);
+
+/// A topic as a broker serves it: its id and its partitions.
+pub type TopicView = (String, BTreeMap<i32, PartitionView>);
+
+/// One broker's own metadata, as it answers a Metadata request for every topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerView {
+    /// The cluster id it serves.
+    pub cluster_id: Option<String>,
+    /// The brokers it lists (registered and not fenced), sorted.
+    pub brokers: Vec<i32>,
+    /// Per topic: its id and per partition (leader, replicas, sorted ISR).
+    pub topics: BTreeMap<String, TopicView>,
+}
+
+/// Asks the broker at `addr` itself for its metadata.
+pub fn broker_view(addr: &str, timeout: Duration) -> Result<BrokerView, AdminError> {
+    let mut c = BrokerConnection::connect(addr, timeout)?;
+    let r = c.call(&MetadataRequest::default().with_topics(None))?;
+    let mut brokers: Vec<i32> = r.brokers.iter().map(|b| b.node_id.0).collect();
+    brokers.sort_unstable();
+    let ids =
+        |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let topics = r
+        .topics
+        .iter()
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.0.to_string();
+            let parts = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut isr = ids(&p.isr_nodes);
+                    isr.sort_unstable();
+                    (
+                        p.partition_index,
+                        (p.leader_id.0, ids(&p.replica_nodes), isr),
+                    )
+                })
+                .collect();
+            Some((name, (t.topic_id.to_string(), parts)))
+        })
+        .collect();
+    Ok(BrokerView {
+        cluster_id: r.cluster_id.as_ref().map(|s| s.to_string()),
+        brokers,
+        topics,
+    })
+}
+
+/// What the KRaft metadata check compares against: the cluster as the harness made it.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// The cluster id every node was formatted with.
+    pub cluster_id: String,
+    /// The controllers' listener addresses (`host:port`), to ask for the quorum.
+    pub controllers: Vec<String>,
+    /// The voters the quorum must have: the controllers' node ids, sorted.
+    pub voters: Vec<i32>,
+    /// The running brokers: id and `host:port`.
+    pub brokers: Vec<(i32, String)>,
+    /// Topics that must exist (the workload's).
+    pub topics: Vec<String>,
+}
+
+/// The differences between the cluster and `expected`, in words (empty: intact), and
+/// the quorum's state when it could be read.
+pub fn compare(expected: &Expected, timeout: Duration) -> (Vec<String>, Option<QuorumState>) {
+    let mut d = Vec::new();
+    let quorum = match describe_quorum(&expected.controllers, timeout) {
+        Ok(q) => Some(q),
+        Err(e) => {
+            d.push(format!(
+                "no controller answers DescribeQuorum as leader: {e}"
+            ));
+            None
+        }
+    };
+    if let Some(q) = &quorum {
+        if q.leader_id < 0 {
+            d.push("the quorum has no leader".into());
+        }
+        if q.voter_ids() != expected.voters {
+            d.push(format!(
+                "the quorum's voters are {:?}, the cluster's controllers {:?}",
+                q.voter_ids(),
+                expected.voters
+            ));
+        }
+        for (id, _) in &expected.brokers {
+            match q.lag(*id) {
+                None => d.push(format!(
+                    "broker {id} is not an observer of the metadata log (the leader has not heard from it)"
+                )),
+                Some(l) if l > CAUGHT_UP_SLACK => d.push(format!(
+                    "broker {id} trails the metadata log's high watermark {} by {l} records",
+                    q.high_watermark
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    let running: Vec<i32> = expected.brokers.iter().map(|(id, _)| *id).collect();
+    let mut reference: Option<(i32, BrokerView)> = None;
+    for (id, addr) in &expected.brokers {
+        let view = match broker_view(addr, timeout) {
+            Ok(v) => v,
+            Err(e) => {
+                d.push(format!("broker {id} does not answer Metadata: {e}"));
+                continue;
+            }
+        };
+        if view.cluster_id.as_deref() != Some(expected.cluster_id.as_str()) {
+            d.push(format!(
+                "broker {id} serves cluster id {:?}, the cluster was formatted with {}",
+                view.cluster_id, expected.cluster_id
+            ));
+        }
+        if view.brokers != running {
+            d.push(format!(
+                "broker {id} lists brokers {:?}, the running ones are {running:?}",
+                view.brokers
+            ));
+        }
+        for t in &expected.topics {
+            if !view.topics.contains_key(t) {
+                d.push(format!("broker {id} does not know topic `{t}`"));
+            }
+        }
+        match &reference {
+            None => reference = Some((*id, view)),
+            Some((first, r)) => d.extend(view_differences(*first, r, *id, &view)),
+        }
+    }
+    (d, quorum)
+}
+
+/// How broker `id`'s topics differ from broker `first`'s.
+fn view_differences(first: i32, a: &BrokerView, id: i32, b: &BrokerView) -> Vec<String> {
+    let mut d = Vec::new();
+    let names: BTreeSet<&String> = a.topics.keys().chain(b.topics.keys()).collect();
+    for name in names {
+        match (a.topics.get(name), b.topics.get(name)) {
+            (Some(_), None) => d.push(format!(
+                "topic `{name}`: broker {first} has it, broker {id} not"
+            )),
+            (None, Some(_)) => d.push(format!(
+                "topic `{name}`: broker {id} has it, broker {first} not"
+            )),
+            (Some((ida, pa)), Some((idb, pb))) => {
+                if ida != idb {
+                    d.push(format!(
+                        "topic `{name}`: id {ida} on broker {first}, {idb} on broker {id}"
+                    ));
+                }
+                let parts: BTreeSet<&i32> = pa.keys().chain(pb.keys()).collect();
+                for p in parts {
+                    let (x, y) = (pa.get(p), pb.get(p));
+                    if x != y {
+                        d.push(format!(
+                            "{name}/{p}: (leader, replicas, ISR) {x:?} on broker {first}, {y:?} on broker {id}"
+                        ));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    d
+}
+
+/// Runs [`compare`] until it finds nothing or `attempts` are spent, 2 s apart (leaders,
+/// ISRs and the observers' offsets move; a difference must persist to count).
+pub fn check(expected: &Expected, attempts: u32) -> (Vec<String>, Option<QuorumState>) {
+    let mut last = (Vec::new(), None);
+    for attempt in 0..attempts.max(1) {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        last = compare(expected, Duration::from_secs(5));
+        if last.0.is_empty() {
+            break;
+        }
+    }
+    last
+}
+
+/// A new cluster id: 16 random bytes in URL-safe base64 without padding, as
+/// `kafka-storage random-uuid` prints one.
+pub fn random_cluster_id() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_id_is_22_url_safe_characters_and_new_each_time() {
+        let a = random_cluster_id().unwrap();
+        assert_eq!(a.len(), 22, "{a}");
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{a}"
+        );
+        assert_ne!(a, random_cluster_id().unwrap());
+    }
+
+    #[test]
+    fn lag_is_counted_from_the_high_watermark_for_voters_and_observers() {
+        let q = QuorumState {
+            leader_id: 101,
+            leader_epoch: 3,
+            high_watermark: 500,
+            voters: vec![
+                ReplicaProgress {
+                    id: 101,
+                    log_end_offset: 500,
+                    last_caught_up_ms: 1,
+                },
+                ReplicaProgress {
+                    id: 102,
+                    log_end_offset: 400,
+                    last_caught_up_ms: 1,
+                },
+            ],
+            observers: vec![ReplicaProgress {
+                id: 1,
+                log_end_offset: 490,
+                last_caught_up_ms: 1,
+            }],
+        };
+        assert_eq!(q.voter_ids(), vec![101, 102]);
+        assert!(q.caught_up(101));
+        assert!(!q.caught_up(102));
+        assert_eq!(q.lag(102), Some(100));
+        assert!(q.caught_up(1));
+        assert_eq!(q.lag(7), None);
+    }
+
+    #[test]
+    fn a_quorum_or_a_broker_that_does_not_answer_is_a_difference() {
+        // port 1 on loopback: refused at once
+        let expected = Expected {
+            cluster_id: "c".into(),
+            controllers: vec!["127.0.0.1:1".into()],
+            voters: vec![101],
+            brokers: vec![(1, "127.0.0.1:1".into())],
+            topics: vec!["orders".into()],
+        };
+        let (d, quorum) = compare(&expected, Duration::from_millis(500));
+        assert!(quorum.is_none());
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with("no controller answers DescribeQuorum"),
+            "{d:?}"
+        );
+        assert!(
+            d[1].starts_with("broker 1 does not answer Metadata"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn brokers_that_disagree_on_a_topic_id_or_an_isr_are_named() {
+        let view = |topic_id: &str, isr: Vec<i32>| BrokerView {
+            cluster_id: Some("c".into()),
+            brokers: vec![1, 2],
+            topics: [(
+                "orders".to_string(),
+                (topic_id.to_string(), [(0, (1, vec![1, 2], isr))].into()),
+            )]
+            .into(),
+        };
+        assert!(view_differences(1, &view("x", vec![1, 2]), 2, &view("x", vec![1, 2])).is_empty());
+        let d = view_differences(1, &view("x", vec![1, 2]), 2, &view("y", vec![1]));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].contains("id x on broker 1, y on broker 2"), "{d:?}");
+        assert!(d[1].starts_with("orders/0"), "{d:?}");
+    }
+}
