@@ -28,15 +28,37 @@ fn blocks(text: &str, lang: &str) -> Vec<String> {
     out
 }
 
-/// The scenario example of the README (the one TOML block with a `[cluster]` table; the
-/// other is the ssh backend's inventory).
+/// The scenario example of the README (the one TOML block with a `[cluster]` table that is
+/// neither the EC2 one nor the KRaft one; another is the ssh backend's inventory).
 fn example() -> String {
     let toml: Vec<String> = blocks(&readme(), "toml")
         .into_iter()
-        .filter(|b| b.contains("[cluster]") && !b.contains("\n[cluster.ec2]"))
+        .filter(|b| {
+            b.contains("[cluster]")
+                && !b.contains("\n[cluster.ec2]")
+                && !b.contains("\ncontrollers = ")
+        })
         .collect();
     assert_eq!(toml.len(), 1, "one scenario example in the README");
     toml[0].clone()
+}
+
+#[test]
+fn the_kraft_example_validates_as_it_is_described() {
+    let block = blocks(&readme(), "toml")
+        .into_iter()
+        .find(|b| b.contains("\ncontrollers = "))
+        .expect("a KRaft [cluster] example");
+    let text = format!(
+        "name = \"k\"\n{block}\n[workload]\ntopics = [{{ name = \"orders\", partitions = 6, replication = 3, min_insync = 2 }}]\nproducers = 1\nconsumers = 1\nrate = 10\nacks = \"all\"\nidempotence = true\n"
+    );
+    let s = harness::scenario::parse(std::path::Path::new("README.md"), &text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let c = &s.cluster;
+    assert!(c.is_kraft());
+    assert_eq!(c.kafka_version, "4.1.2", "the comment says so");
+    assert_eq!(c.controller_id("ctl1"), Some(101), "the comment says so");
+    assert_eq!(c.controller_heap_mb, 256);
 }
 
 #[test]
@@ -105,6 +127,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "N" | "MS" | "P" | "K" => "100",
         "BYTES" => "524288",
         "V" => "3.9.1",
+        "VERSION" => "4.1",
         "IMAGE" => "eclipse-temurin:17-jre",
         "T" => "migration-bookkeeping",
         "H:P,…" => "127.0.0.1:9092",
