@@ -562,10 +562,17 @@ fn kraft_metadata_check(
             (names.len() as u64, s.partitions.len() as u64)
         })
         .unwrap_or_default();
+    // registered with the quorum and not fenced, as the first broker that answers lists them
+    let registered = expected
+        .brokers
+        .iter()
+        .find_map(|(_, addr)| crate::kafka::quorum::broker_view(addr, Duration::from_secs(5)).ok())
+        .map(|v| v.brokers)
+        .unwrap_or_default();
     crate::zk::metadata::MetadataCheck {
         topics,
         partitions,
-        registered_brokers: running,
+        registered_brokers: registered,
         controller: quorum.as_ref().map_or(-1, |q| q.leader_id),
         differences,
         controllers: expected.controllers.join(","),

@@ -23,7 +23,8 @@ pub struct MetadataCheck {
     pub topics: u64,
     /// Partitions compared.
     pub partitions: u64,
-    /// Brokers registered in ZooKeeper.
+    /// Brokers registered in ZooKeeper (KRaft: registered with the quorum and not fenced,
+    /// as the brokers' metadata lists them).
     pub registered_brokers: Vec<i32>,
     /// The controller's broker id in ZooKeeper (-1: none).
     pub controller: i32,
