@@ -1323,3 +1323,48 @@ fn the_active_controller_is_a_target_on_kraft_only() {
         "KRaft cluster",
     );
 }
+
+#[test]
+fn node_config_takes_kafka_nodes_and_a_change() {
+    let step = |body: &str| {
+        GOOD.replace(
+            "[[step]]\nname = \"pause\"",
+            &format!("[[step]]\nname = \"cfg\"\ndo = \"node-config\"\n{body}\n\n[[step]]\nname = \"pause\""),
+        )
+    };
+    let s = scenario::parse(
+        Path::new("good.toml"),
+        &step("nodes = [\"kafka1\"]\nset = { \"num.io.threads\" = 4, \"x.y\" = \"z\" }\nremove = [\"log.segment.bytes\"]"),
+    )
+    .unwrap();
+    match &s.steps[0].action {
+        Action::Node(NodeAction::NodeConfig { nodes, set, remove }) => {
+            assert_eq!(nodes, &["kafka1"]);
+            assert_eq!(set["num.io.threads"], "4");
+            assert_eq!(set["x.y"], "z");
+            assert_eq!(remove, &["log.segment.bytes"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    one_error(
+        &step("nodes = [\"zk1\"]\nset = { \"a\" = 1 }"),
+        19,
+        "step[1].nodes",
+        "`zk1` is a ZooKeeper node",
+        "zk-config",
+    );
+    one_error(
+        &step("nodes = [\"kafka1\"]"),
+        18,
+        "step[1].set",
+        "changes nothing",
+        "remove = [",
+    );
+    one_error(
+        &step("nodes = [\"kafka1\"]\nset = { \"a\" = 1 }\nremove = [\"a\"]"),
+        18,
+        "step[1].remove",
+        "`a` is both set and removed",
+        "one of",
+    );
+}

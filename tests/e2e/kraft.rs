@@ -32,12 +32,35 @@ fn a_kraft_cluster_rolled_controllers_first_loses_nothing_and_keeps_its_quorum()
     e2e::verdicts::safe_procedure(&o);
     let r = &o.report;
     let steps = r["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 2, "{}", r["steps"]);
+    assert_eq!(steps.len(), 3, "{}", r["steps"]);
     assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
-    // every node started twice: with the cluster, and once in its roll
+    // every node started twice: with the cluster, and once in its roll — the second time
+    // with the configuration `node-config` wrote (Kafka prints its config at each start)
     let dir = &o.guard.dir;
     for node in ["ctl1", "ctl2", "ctl3", "kafka1", "kafka2", "kafka3"] {
         assert_eq!(starts(dir, node), 2, "{node}");
+        let first_and_last = |key: &str| {
+            let log =
+                std::fs::read_to_string(dir.join("nodes").join(node).join("server.log")).unwrap();
+            let values: Vec<String> = log
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("\t{key} = ")))
+                .map(str::to_string)
+                .collect();
+            assert!(!values.is_empty(), "{node}: no `{key}` in its config dumps");
+            (values[0].clone(), values[values.len() - 1].clone())
+        };
+        let (before, after) = first_and_last("num.network.threads");
+        assert_ne!(before, "4", "{node}: set before the step?");
+        assert_eq!(after, "4", "{node}: `set` not in effect after its restart");
+        if node.starts_with("kafka") {
+            // removed: from the harness's 64 MiB back to Kafka's own 1 GiB
+            assert_eq!(
+                first_and_last("log.segment.bytes"),
+                ("67108864".to_string(), "1073741824".to_string()),
+                "{node}: `remove` not in effect after its restart"
+            );
+        }
     }
     // the active controller was among those restarted: a later election took over
     let elections: usize = ["ctl1", "ctl2", "ctl3"]

@@ -86,7 +86,10 @@ impl LabelStart {
 /// Whether a step of this action only waits (or rewrites files that act only at a later
 /// restart), causing nothing itself.
 fn waits(action: &str) -> bool {
-    matches!(action, "sleep" | "mark" | "wait-healthy" | "zk-config")
+    matches!(
+        action,
+        "sleep" | "mark" | "wait-healthy" | "zk-config" | "node-config"
+    )
 }
 
 /// Label of a phase in reports.

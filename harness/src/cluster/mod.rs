@@ -680,6 +680,34 @@ impl Cluster {
             .collect()
     }
 
+    /// Rewrites Kafka nodes' `server.properties`: `set` (with `{address}` as each node's
+    /// address) and `remove`; effective at each node's next start.
+    pub fn configure(
+        &self,
+        nodes: &[String],
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), HarnessError> {
+        for name in nodes {
+            let node = self
+                .nodes
+                .get(name)
+                .ok_or_else(|| HarnessError::Cluster(format!("no node `{name}`")))?;
+            if node.kind == NodeKind::ZooKeeper {
+                return Err(HarnessError::Cluster(format!(
+                    "{name} is a ZooKeeper node: its configuration is zoo.cfg"
+                )));
+            }
+            for k in remove {
+                node.remove_property(k)?;
+            }
+            for (k, v) in set {
+                node.set_broker_property(k, &v.replace("{address}", &node.address.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The node name of a KRaft controller's node id.
     pub fn controller_name(&self, id: i32) -> Option<String> {
         self.spec

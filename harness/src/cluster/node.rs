@@ -418,6 +418,19 @@ impl Node {
         Ok(())
     }
 
+    /// Removes one property from a Kafka node's `server.properties` (takes effect at its
+    /// next start); nothing when it is not there.
+    pub fn remove_property(&self, key: &str) -> Result<(), HarnessError> {
+        let path = self.dir.join("server.properties");
+        let text = std::fs::read_to_string(&path)?;
+        let out: Vec<&str> = text
+            .lines()
+            .filter(|l| l.split_once('=').is_none_or(|(k, _)| k.trim() != key))
+            .collect();
+        std::fs::write(&path, out.join("\n") + "\n")?;
+        Ok(())
+    }
+
     /// A broker in ZooKeeper mode.
     #[allow(clippy::too_many_arguments)]
     pub fn broker(

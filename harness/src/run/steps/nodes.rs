@@ -46,6 +46,9 @@ impl Executor<'_> {
                 timeout,
                 wait,
             } => self.rolling_restart(nodes, *interval, *timeout, *wait),
+            NodeAction::NodeConfig { nodes, set, remove } => {
+                self.cluster.configure(nodes, set, remove)
+            }
             NodeAction::WaitHealthy { zookeeper, timeout } => {
                 let deadline = Instant::now() + *timeout;
                 let left = || {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use toml::Spanned;
 
 use super::{node_list, resolve_target, zk_list, Action, NodeState, Procedure, StepArgs};
 use crate::scenario::load::Problems;
@@ -19,6 +20,7 @@ pub const KEYWORDS: &[&str] = &[
     "restart",
     "rolling-restart",
     "wait-healthy",
+    "node-config",
 ];
 
 /// A node lifecycle action.
@@ -86,6 +88,17 @@ pub enum NodeAction {
         /// runbook that says "one at a time, at least 10 s apart" is often run.
         wait: bool,
     },
+    /// Rewrite Kafka nodes' `server.properties` (brokers and KRaft controllers): set and
+    /// remove properties. No restart — it takes effect at each node's next start, as an
+    /// operator's config change does before a roll.
+    NodeConfig {
+        /// Brokers and controllers whose configuration changes.
+        nodes: Vec<String>,
+        /// Properties set (added or replaced); `{address}` is each node's address.
+        set: std::collections::BTreeMap<String, String>,
+        /// Properties removed (the harness's default, if it had one, goes too).
+        remove: Vec<String>,
+    },
     /// Wait until every partition has its full ISR, and the given ZooKeeper nodes serve.
     WaitHealthy {
         /// ZooKeeper nodes that must serve (none: only the Kafka gate).
@@ -107,6 +120,7 @@ impl NodeAction {
             NodeAction::Resume { .. } => "resume",
             NodeAction::RollingRestart { .. } => "rolling-restart",
             NodeAction::WaitHealthy { .. } => "wait-healthy",
+            NodeAction::NodeConfig { .. } => "node-config",
         }
     }
 
@@ -138,6 +152,7 @@ pub(super) fn parse(
         "start" | "restart" if args.has("nodes") => group(args, procedure, p),
         "rolling-restart" => rolling_restart(args, procedure, p),
         "wait-healthy" => wait_healthy(args, procedure, p),
+        "node-config" => node_config(args, procedure, p),
         _ => single(args, procedure, p),
     };
     action.map(Action::Node)
@@ -299,6 +314,77 @@ fn rolling_restart(
         interval,
         timeout,
         wait,
+    })
+}
+
+/// `node-config`: `nodes` (Kafka nodes: brokers, controllers), `set` and/or `remove`.
+fn node_config(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<NodeAction> {
+    let list = args.strings(p, "nodes");
+    let set: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>> = args.get(
+        p,
+        "set",
+        "a table of properties, e.g. { \"num.io.threads\" = \"4\" }",
+    );
+    let remove = args.strings(p, "remove");
+    let list = args.require(p, list, "nodes", "nodes = [\"kafka1\", \"kafka2\"]")?;
+    let nodes = node_list(p, &list, &args.field("nodes"), procedure.cluster);
+    let cluster = procedure.cluster;
+    for n in &nodes {
+        if cluster.is_zookeeper(n) {
+            p.at(
+                list.span(),
+                args.field("nodes"),
+                format!("`{n}` is a ZooKeeper node"),
+                "node-config rewrites Kafka nodes' server.properties; zk-config rewrites zoo.cfg",
+            );
+        }
+    }
+    let mut props = std::collections::BTreeMap::new();
+    if let Some(set) = &set {
+        for (k, v) in set.get_ref() {
+            let value = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                _ => {
+                    p.at(
+                        set.span(),
+                        format!("{}.{k}", args.field("set")),
+                        "not a property value",
+                        "a string, number or boolean: \"num.io.threads\" = 4",
+                    );
+                    continue;
+                }
+            };
+            props.insert(k.clone(), value);
+        }
+    }
+    let remove: Vec<String> = remove.map(|r| r.into_inner()).unwrap_or_default();
+    if props.is_empty() && remove.is_empty() {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("set"),
+            "`node-config` changes nothing",
+            "set = { \"num.io.threads\" = \"4\" } and/or remove = [\"log.retention.hours\"]",
+        );
+    }
+    if let Some(k) = remove.iter().find(|k| props.contains_key(*k)) {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("remove"),
+            format!("`{k}` is both set and removed"),
+            "keep it in one of `set` and `remove`",
+        );
+    }
+    Some(NodeAction::NodeConfig {
+        nodes,
+        set: props,
+        remove,
     })
 }
 
