@@ -65,7 +65,23 @@ pub struct ZkMember {
     pub role: ZkRole,
 }
 
+/// The logging configuration flags: the reload4j file (3.9) and the Log4j 2 one (Kafka 4
+/// logs through Log4j 2, KIP-653), both written by [`write_log4j`] in `dir`.
+fn log_flags(dir: &Path) -> [String; 2] {
+    [
+        format!(
+            "-Dlog4j.configuration=file:{}",
+            dir.join("log4j.properties").display()
+        ),
+        format!(
+            "-Dlog4j2.configurationFile={}",
+            dir.join("log4j2.properties").display()
+        ),
+    ]
+}
+
 fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path) -> Vec<String> {
+    let [log4j, log4j2] = log_flags(dir);
     vec![
         "java".into(),
         format!("-Xms{heap_mb}m"),
@@ -76,15 +92,8 @@ fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path)
         "-XX:-UsePerfData".into(),
         "-Djava.awt.headless=true".into(),
         "-Djava.net.preferIPv4Stack=true".into(),
-        format!(
-            "-Dlog4j.configuration=file:{}",
-            dir.join("log4j.properties").display()
-        ),
-        // Kafka 4 logs through Log4j 2 (KIP-653): its own file, beside the 3.x one
-        format!(
-            "-Dlog4j2.configurationFile={}",
-            dir.join("log4j2.properties").display()
-        ),
+        log4j,
+        log4j2,
         format!("-Dkmh.run={run_id}"),
         format!("-Dkmh.node={name}"),
         "-cp".into(),
@@ -279,18 +288,13 @@ impl Node {
     /// this machine before the node's first start. Static quorum: the voters come from
     /// `controller.quorum.voters` in its `server.properties`.
     pub fn format_command(&self, dist: &Distribution, cluster_id: &str) -> Vec<String> {
+        let [log4j, log4j2] = log_flags(&self.dir);
         vec![
             "java".into(),
             "-Xmx256m".into(),
             "-XX:TieredStopAtLevel=1".into(),
-            format!(
-                "-Dlog4j.configuration=file:{}",
-                self.dir.join("log4j.properties").display()
-            ),
-            format!(
-                "-Dlog4j2.configurationFile={}",
-                self.dir.join("log4j2.properties").display()
-            ),
+            log4j,
+            log4j2,
             "-cp".into(),
             dist.classpath(),
             "kafka.tools.StorageTool".into(),

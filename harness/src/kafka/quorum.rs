@@ -205,9 +205,19 @@ pub struct Expected {
     pub topics: Vec<String>,
 }
 
-/// The differences between the cluster and `expected`, in words (empty: intact), and
-/// the quorum's state when it could be read.
-pub fn compare(expected: &Expected, timeout: Duration) -> (Vec<String>, Option<QuorumState>) {
+/// What one comparison found.
+#[derive(Debug, Clone, Default)]
+pub struct Comparison {
+    /// The differences between the cluster and the expectation, in words (empty: intact).
+    pub differences: Vec<String>,
+    /// The quorum's state, when it could be read.
+    pub quorum: Option<QuorumState>,
+    /// The brokers registered and not fenced, as the first broker that answered lists them.
+    pub registered: Vec<i32>,
+}
+
+/// Compares the cluster with `expected`.
+pub fn compare(expected: &Expected, timeout: Duration) -> Comparison {
     let mut d = Vec::new();
     let quorum = match describe_quorum(&expected.controllers, timeout) {
         Ok(q) => Some(q),
@@ -274,7 +284,11 @@ pub fn compare(expected: &Expected, timeout: Duration) -> (Vec<String>, Option<Q
             Some((first, r)) => d.extend(view_differences(*first, r, *id, &view)),
         }
     }
-    (d, quorum)
+    Comparison {
+        differences: d,
+        quorum,
+        registered: reference.map(|(_, v)| v.brokers).unwrap_or_default(),
+    }
 }
 
 /// How broker `id`'s topics differ from broker `first`'s.
@@ -313,14 +327,14 @@ fn view_differences(first: i32, a: &BrokerView, id: i32, b: &BrokerView) -> Vec<
 
 /// Runs [`compare`] until it finds nothing or `attempts` are spent, 2 s apart (leaders,
 /// ISRs and the observers' offsets move; a difference must persist to count).
-pub fn check(expected: &Expected, attempts: u32) -> (Vec<String>, Option<QuorumState>) {
-    let mut last = (Vec::new(), None);
+pub fn check(expected: &Expected, attempts: u32) -> Comparison {
+    let mut last = Comparison::default();
     for attempt in 0..attempts.max(1) {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(2));
         }
         last = compare(expected, Duration::from_secs(5));
-        if last.0.is_empty() {
+        if last.differences.is_empty() {
             break;
         }
     }
@@ -330,25 +344,12 @@ pub fn check(expected: &Expected, attempts: u32) -> (Vec<String>, Option<QuorumS
 /// A new cluster id: 16 random bytes in URL-safe base64 without padding, as
 /// `kafka-storage random-uuid` prints one.
 pub fn random_cluster_id() -> std::io::Result<String> {
-    use std::io::Read;
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(22);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    Ok(out)
+    openssl::rand::rand_bytes(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(openssl::base64::encode_block(&bytes)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_"))
 }
 
 #[cfg(test)]
@@ -409,8 +410,9 @@ mod tests {
             brokers: vec![(1, "127.0.0.1:1".into())],
             topics: vec!["orders".into()],
         };
-        let (d, quorum) = compare(&expected, Duration::from_millis(500));
-        assert!(quorum.is_none());
+        let c = compare(&expected, Duration::from_millis(500));
+        let d = c.differences;
+        assert!(c.quorum.is_none() && c.registered.is_empty());
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(
             d[0].starts_with("no controller answers DescribeQuorum"),

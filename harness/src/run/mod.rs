@@ -551,7 +551,7 @@ fn kraft_metadata_check(
         brokers,
         topics: topics.iter().map(|t| t.to_string()).collect(),
     };
-    let (differences, quorum) = crate::kafka::quorum::check(&expected, 10);
+    let found = crate::kafka::quorum::check(&expected, 10);
     let (topics, partitions) = cluster
         .admin()
         .ok()
@@ -562,22 +562,15 @@ fn kraft_metadata_check(
             (names.len() as u64, s.partitions.len() as u64)
         })
         .unwrap_or_default();
-    // registered with the quorum and not fenced, as the first broker that answers lists them
-    let registered = expected
-        .brokers
-        .iter()
-        .find_map(|(_, addr)| crate::kafka::quorum::broker_view(addr, Duration::from_secs(5)).ok())
-        .map(|v| v.brokers)
-        .unwrap_or_default();
     crate::zk::metadata::MetadataCheck {
         topics,
         partitions,
-        registered_brokers: registered,
-        controller: quorum.as_ref().map_or(-1, |q| q.leader_id),
-        differences,
+        registered_brokers: found.registered,
+        controller: found.quorum.as_ref().map_or(-1, |q| q.leader_id),
+        differences: found.differences,
         controllers: expected.controllers.join(","),
         cluster_id: Some(cluster_id),
-        quorum,
+        quorum: found.quorum,
         ..Default::default()
     }
 }

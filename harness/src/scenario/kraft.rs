@@ -129,14 +129,34 @@ mod tests {
     }
 
     #[test]
-    fn a_procedure_that_involves_zookeeper_is_refused_with_the_step_that_does() {
+    fn a_procedure_that_involves_zookeeper_is_refused_with_what_ties_it() {
         let mut s = scenario("zk-mitosis.toml");
         let e = on_kraft(&mut s, "4.1").unwrap_err().to_string();
         assert!(
             e.contains("zk-mitosis.toml") && e.contains("--kraft 4.1"),
             "{e}"
         );
-        assert!(e.contains("step `") || e.contains("smoke test"), "{e}");
+        assert!(e.contains("smoke test"), "{e}");
+        // without the smoke test, its first ZooKeeper step is named
+        s.check.zookeeper_smoke = false;
+        let e = on_kraft(&mut s, "4.1").unwrap_err().to_string();
+        assert!(e.contains("is a ZooKeeper action"), "{e}");
+        // a node step that names a ZooKeeper node, found in the step's serialized form
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../scenarios/rolling-restart.toml"),
+        )
+        .unwrap()
+        .replace(
+            "nodes = [\"kafka1\", \"kafka2\", \"kafka3\"]",
+            "nodes = [\"kafka1\", \"zk2\"]",
+        );
+        let mut s = crate::scenario::parse(std::path::Path::new("r.toml"), &text).unwrap();
+        let e = on_kraft(&mut s, "4.1").unwrap_err().to_string();
+        assert!(
+            e.contains("step `roll the brokers` names ZooKeeper's `zk2`"),
+            "{e}"
+        );
         let mut s = scenario("rolling-restart.toml");
         let e = on_kraft(&mut s, "5.0").unwrap_err().to_string();
         assert!(e.contains("`5.0` is not supported"), "{e}");

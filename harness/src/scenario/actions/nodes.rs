@@ -7,7 +7,7 @@ use serde::Serialize;
 use toml::Spanned;
 
 use super::{node_list, resolve_target, zk_list, Action, NodeState, Procedure, StepArgs};
-use crate::scenario::load::Problems;
+use crate::scenario::load::{config_map, Problems};
 use crate::scenario::Target;
 
 /// The keywords of this family.
@@ -343,27 +343,9 @@ fn node_config(
             );
         }
     }
-    let mut props = std::collections::BTreeMap::new();
-    if let Some(set) = &set {
-        for (k, v) in set.get_ref() {
-            let value = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                _ => {
-                    p.at(
-                        set.span(),
-                        format!("{}.{k}", args.field("set")),
-                        "not a property value",
-                        "a string, number or boolean: \"num.io.threads\" = 4",
-                    );
-                    continue;
-                }
-            };
-            props.insert(k.clone(), value);
-        }
-    }
+    let props = set
+        .map(|set| config_map(p, set.get_ref(), set.span(), &args.field("set")))
+        .unwrap_or_default();
     let remove: Vec<String> = remove.map(|r| r.into_inner()).unwrap_or_default();
     if props.is_empty() && remove.is_empty() {
         p.at(
