@@ -62,6 +62,26 @@ fn the_kraft_example_validates_as_it_is_described() {
 }
 
 #[test]
+fn the_migration_example_validates_as_it_is_described() {
+    let block = blocks(&readme(), "toml")
+        .into_iter()
+        .find(|b| b.contains("\nzookeeper = ") && b.contains("\ncontrollers = "))
+        .expect("a ZooKeeper→KRaft migration [cluster] example");
+    let text = format!(
+        "name = \"m\"\n{block}\n[workload]\ntopics = [{{ name = \"orders\", partitions = 6, replication = 3, min_insync = 2 }}]\nproducers = 1\nconsumers = 1\nrate = 10\nacks = \"all\"\nidempotence = true\n"
+    );
+    let s = harness::scenario::parse(std::path::Path::new("README.md"), &text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let c = &s.cluster;
+    assert!(c.is_migration() && !c.is_kraft());
+    assert_eq!(c.kafka_version, "3.9.1");
+    assert!(
+        c.controllers.iter().all(|n| c.dormant.contains(n)),
+        "they join by the migration"
+    );
+}
+
+#[test]
 fn the_ec2_example_reads_and_plans_eight_instances_within_its_guard() {
     let block = blocks(&readme(), "toml")
         .into_iter()

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use harness::error::ScenarioError;
 use harness::scenario::{
-    self, Action, Anomaly, Bound, BrokerAction, Cut, NetworkAction, NodeAction, Target, ZkAction,
+    self, Action, Anomaly, Bound, BrokerAction, ClusterIdSource, Cut, KraftAction, NetworkAction,
+    NodeAction, Target, ZkAction,
 };
 
 const GOOD: &str = r#"name = "t"
@@ -1261,13 +1262,14 @@ fn kafka_4_without_controllers_is_refused_with_the_shape_to_write() {
 
 #[test]
 fn a_kraft_cluster_refuses_an_ensemble_other_backends_and_the_zookeeper_smoke_test() {
+    // both on Kafka 4: there is no ZooKeeper to migrate from
     let both = GOOD.replace("brokers = [", "controllers = [\"ctl1\"]\nbrokers = [");
     one_error(
-        &both,
+        &both.replace("kafka = \"3.9\"", "kafka = \"4.1\""),
         5,
         "cluster.zookeeper",
-        "both a ZooKeeper ensemble and KRaft controllers",
-        "remove `zookeeper`",
+        "has no ZooKeeper mode",
+        "kafka = \"3.9\" for the migration",
     );
     one_error(
         &kraft("4.1", "controllers = [\"ctl1\"]")
@@ -1367,4 +1369,192 @@ fn node_config_takes_kafka_nodes_and_a_change() {
         "`a` is both set and removed",
         "one of",
     );
+}
+
+/// GOOD as a ZooKeeper→KRaft migration: the ensemble, and dormant controllers; `steps`
+/// replace GOOD's steps.
+fn migration(cluster_extra: &str, steps: &str) -> String {
+    let head = GOOD[..GOOD.find("[[step]]").unwrap()].replace(
+        "brokers = [",
+        &format!("controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]\n{cluster_extra}brokers = ["),
+    );
+    format!("{head}{steps}")
+}
+
+const FORMAT_AND_START: &str = r#"[[step]]
+name = "format"
+do = "format-storage"
+nodes = ["ctl1", "ctl2", "ctl3"]
+cluster_id = "zookeeper"
+
+[[step]]
+name = "start"
+do = "start"
+nodes = ["ctl1", "ctl2", "ctl3"]
+
+[[step]]
+name = "brokers into migration mode"
+do = "node-config"
+nodes = ["kafka1", "kafka2", "kafka3"]
+set = { "zookeeper.metadata.migration.enable" = true, "controller.quorum.voters" = "{voters}", "node.id" = "{id}" }
+
+[[step]]
+name = "wait"
+do = "wait-migration"
+timeout = "60s"
+
+[[step]]
+name = "decommission"
+do = "stop"
+nodes = ["zk1", "zk2", "zk3"]
+"#;
+
+#[test]
+fn a_migration_cluster_has_dormant_controllers_formatted_by_a_step() {
+    let dormant = "dormant = [\"ctl1\", \"ctl2\", \"ctl3\"]\n";
+    let s = scenario::parse(
+        Path::new("good.toml"),
+        &migration(dormant, FORMAT_AND_START),
+    )
+    .unwrap();
+    let c = &s.cluster;
+    assert!(c.is_migration() && !c.is_kraft() && c.has_controllers());
+    assert_eq!(c.kafka_version, "3.9.1");
+    assert_eq!(c.controller_id("ctl1"), Some(101));
+    assert!(matches!(
+        &s.steps[0].action,
+        Action::Kraft(KraftAction::FormatStorage { nodes, cluster_id: ClusterIdSource::Zookeeper }) if nodes.len() == 3
+    ));
+    assert!(matches!(
+        &s.steps[3].action,
+        Action::Kraft(KraftAction::WaitMigration { .. })
+    ));
+    assert!(
+        matches!(&s.steps[4].action, Action::Node(NodeAction::StopAll { nodes }) if nodes.len() == 3)
+    );
+    // controllers that start with the cluster could not carry the brokers' cluster id (the
+    // steps that format and start them are then refused too)
+    let errs = errors(&migration("", FORMAT_AND_START));
+    assert_eq!(
+        (errs[0].line, errs[0].field.as_str()),
+        (6, "cluster.dormant"),
+        "{errs:#?}"
+    );
+    assert!(errs[0]
+        .message
+        .contains("controller `ctl1` of a ZooKeeper→KRaft migration is not dormant"));
+    assert!(
+        errs[0]
+            .hint
+            .contains("dormant = [\"ctl1\", \"ctl2\", \"ctl3\"]"),
+        "{}",
+        errs[0].hint
+    );
+    // Kafka migrates to dedicated controllers only
+    one_error(
+        &migration(dormant, FORMAT_AND_START)
+            .replace(
+                "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]",
+                "controllers = [\"ctl1\", \"ctl2\", \"ctl3\", \"kafka1\"]",
+            )
+            .replace(
+                "dormant = [\"ctl1\", \"ctl2\", \"ctl3\"]",
+                "dormant = [\"ctl1\", \"ctl2\", \"ctl3\", \"kafka1\"]",
+            ),
+        6,
+        "cluster.controllers",
+        "broker `kafka1` is among the controllers",
+        "dedicated controllers only",
+    );
+}
+
+#[test]
+fn a_migration_controller_starts_only_formatted_and_the_migration_steps_need_a_migration() {
+    let dormant = "dormant = [\"ctl1\", \"ctl2\", \"ctl3\"]\n";
+    // started before its format
+    let unformatted = FORMAT_AND_START.replacen(
+        "nodes = [\"ctl1\", \"ctl2\", \"ctl3\"]\ncluster_id",
+        "nodes = [\"ctl1\", \"ctl2\"]\ncluster_id",
+        1,
+    );
+    one_error(
+        &migration(dormant, &unformatted),
+        27,
+        "step[2].nodes",
+        "`ctl3` would start with unformatted storage",
+        "format-storage",
+    );
+    // formatted twice, a broker formatted, a cluster id that is not one
+    let errs = errors(&migration(
+        dormant,
+        &FORMAT_AND_START.replace(
+            "cluster_id = \"zookeeper\"",
+            "cluster_id = \"not-an-id\"",
+        ).replacen("[[step]]\nname = \"start\"", "[[step]]\nname = \"again\"\ndo = \"format-storage\"\nnodes = [\"ctl1\", \"kafka1\"]\n\n[[step]]\nname = \"start\"", 1),
+    ));
+    let said: Vec<String> = errs
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("step[1].cluster_id: `not-an-id` is not a cluster id")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|m| m.contains("step[2].nodes: `ctl1` is formatted already")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|m| m.contains("step[2].nodes: `kafka1` is not a dedicated controller")),
+        "{said:#?}"
+    );
+    // waiting for a migration with no controller running
+    let no_start = FORMAT_AND_START.replace(
+        "do = \"start\"\nnodes = [\"ctl1\", \"ctl2\", \"ctl3\"]",
+        "do = \"mark\"",
+    );
+    let errs = errors(&migration(dormant, &no_start));
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "step[4].do" && e.message.contains("no controller runs")),
+        "{errs:#?}"
+    );
+    // format-storage on a cluster that is not a migration
+    let errs = errors(
+        &kraft("4.1", "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]")
+            .replace(
+                "do = \"pause\"\nnode = \"follower:orders/0\"\nbind = \"f\"",
+                "do = \"format-storage\"\nnodes = [\"ctl1\"]",
+            )
+            .replace("do = \"resume\"\nnode = \"@f\"", "do = \"mark\""),
+    );
+    assert!(
+        errs.iter().any(
+            |e| e.message.contains("belongs to a ZooKeeper→KRaft migration")
+                && e.hint.contains("formatted with the cluster")
+        ),
+        "{errs:#?}"
+    );
+    // a node-config placeholder that does not exist, and {voters} without controllers
+    let errs = errors(&GOOD.replace(
+        "do = \"pause\"\nnode = \"follower:orders/0\"\nbind = \"f\"",
+        "do = \"node-config\"\nnodes = [\"kafka1\"]\nset = { \"a\" = \"{node}\", \"b\" = \"{voters}\" }",
+    ).replace("do = \"resume\"\nnode = \"@f\"", "do = \"mark\""));
+    let said: Vec<String> = errs
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    assert!(
+        said.iter().any(|m| m.contains("step[1].set.a: `{node}`")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|m| m.contains("step[1].set.b: `{voters}` names the KRaft controllers")),
+        "{said:#?}"
+    );
+    assert_eq!(said.len(), 2, "{said:#?}");
 }

@@ -4,7 +4,9 @@
 //! elected a new leader when its leader went, and the end-of-run metadata check (quorum vs
 //! brokers) must find the cluster intact. `kraft-controller-failover` SIGKILLs whichever
 //! controller leads (`controller:active`) and starts it again: another must take over and the
-//! clients must not notice. The broker procedures on KRaft are in brokers.rs.
+//! clients must not notice. `zk-to-kraft` migrates a 3.9 ZooKeeper cluster to KRaft by its
+//! runbook and must end on KRaft with nothing lost; `zk-to-kraft-finalize-early`, the wrong
+//! order, must be flagged. The broker procedures on KRaft are in brokers.rs.
 
 use e2e::{cluster_lock, run_scenario, u};
 
@@ -125,4 +127,185 @@ fn killing_the_active_controller_hands_the_quorum_over_without_the_clients_notic
         Some(3),
         "{m}"
     );
+}
+
+/// A `key = value` line of a node's storage `meta.properties`.
+fn meta(dir: &std::path::Path, node: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(dir.join("nodes").join(node).join("data/meta.properties"))
+        .unwrap_or_else(|e| panic!("{node}'s meta.properties: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{node}: no {key} in {text}"))
+        .to_string()
+}
+
+/// The values of `key` in a node's configuration dumps (Kafka prints one at each start).
+fn config_dumps(dir: &std::path::Path, node: &str, key: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("\t{key} = ")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The clients' windows (not the ZooKeeper smoke test's) blamed on step `name`.
+fn windows_in<'a>(r: &'a serde_json::Value, name: &str) -> Vec<&'a serde_json::Value> {
+    r["unavailability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["step"] == name && w["kind"] != "zookeeper" && w["kind"] != "ensemble")
+        .collect()
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_zookeeper_to_kraft_migration_in_runbook_order_loses_nothing_and_ends_on_kraft() {
+    let _one = cluster_lock();
+    let o = run_scenario("zk-to-kraft.toml");
+    e2e::verdicts::safe_procedure(&o);
+    let r = &o.report;
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 13, "{}", r["steps"]);
+    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    let dir = &o.guard.dir;
+    // the controllers carry the id the ZooKeeper-mode brokers wrote (their meta.properties)
+    let cluster_id = meta(dir, "kafka1", "cluster.id");
+    for c in ["ctl1", "ctl2", "ctl3"] {
+        assert_eq!(meta(dir, c, "cluster.id"), cluster_id, "{c}");
+        assert_eq!(
+            config_dumps(dir, c, "zookeeper.metadata.migration.enable")[0],
+            "true",
+            "{c}"
+        );
+    }
+    let events = r["migration_events"].to_string();
+    assert!(
+        events.contains("read from ZooKeeper's /cluster/id"),
+        "{events}"
+    );
+    assert!(
+        events.contains("metadata migrated from ZooKeeper (dual-write)"),
+        "{events}"
+    );
+    // each broker ran three ways: ZooKeeper mode, migration mode, KRaft mode
+    for b in ["kafka1", "kafka2", "kafka3"] {
+        assert_eq!(
+            config_dumps(dir, b, "zookeeper.metadata.migration.enable"),
+            ["false", "true", "false"],
+            "{b}"
+        );
+        assert_eq!(
+            config_dumps(dir, b, "process.roles"),
+            ["[]", "[]", "[broker]"],
+            "{b}"
+        );
+    }
+    // the end is a KRaft cluster: every broker follows the metadata log, with ZooKeeper gone
+    let m = &r["kafka_metadata"];
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(m["cluster_id"], cluster_id.as_str(), "{m}");
+    let mut observers: Vec<i64> = m["quorum"]["observers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    observers.sort_unstable();
+    assert_eq!(observers, [1, 2, 3], "{m}");
+    assert_eq!(m["registered_brokers"], serde_json::json!([1, 2, 3]), "{m}");
+    // the topic configs, quotas, SCRAM users and ACLs made on ZooKeeper, read back from
+    // the KRaft brokers: all there (and the verdict judged it)
+    let m = &r["metadata_survival"];
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+    assert_eq!(
+        m["created"]["acls"].as_array().map(Vec::len),
+        Some(6),
+        "{m}"
+    );
+    assert_eq!(
+        m["created"]["quotas"].as_array().map(Vec::len),
+        Some(3),
+        "{m}"
+    );
+    assert_eq!(m["found"], m["created"], "{m}");
+    assert_eq!(
+        e2e::verdicts::expectation(r, "metadata_survival")["ok"],
+        true
+    );
+    // finalizing and dropping ZooKeeper cost the clients nothing worth a window
+    for step in [
+        "finalize: roll the controllers",
+        "decommission ZooKeeper",
+        "run without ZooKeeper",
+    ] {
+        for w in windows_in(r, step) {
+            assert!(u(&w["duration_ms"]) <= 3_000, "{step}: {w}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn finalizing_the_migration_before_the_brokers_leave_zookeeper_stalls_them_and_is_flagged() {
+    let _one = cluster_lock();
+    let o = run_scenario("zk-to-kraft-finalize-early.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 1, "{}", o.summary);
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(
+        e2e::verdicts::expectation(r, "max_unavailable_ms")["ok"],
+        false
+    );
+    assert_eq!(
+        u(&r["anomalies"]["lost"]),
+        0,
+        "a stall, not a loss: {}",
+        r["anomalies"]
+    );
+    // the procedure up to the brokers' roll into KRaft mode went as written
+    let steps = r["steps"].as_array().unwrap();
+    assert!(steps[..7].iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    // the controllers finalized on their own say-so, with ZooKeeper-mode brokers running
+    let dir = &o.guard.dir;
+    let finalized = ["ctl1", "ctl2", "ctl3"].iter().any(|c| {
+        std::fs::read_to_string(dir.join("nodes").join(c).join("server.log"))
+            .unwrap()
+            .contains("Completing the ZK migration since this controller was configured with 'zookeeper.metadata.migration.enable' set to 'false'")
+    });
+    assert!(
+        finalized,
+        "no controller completed the migration at its restart"
+    );
+    // the cost shows when leaders move off the orphaned brokers, not before
+    let roll = "roll the brokers into KRaft mode";
+    let stalls: Vec<u64> = windows_in(r, roll)
+        .iter()
+        .map(|w| u(&w["duration_ms"]))
+        .collect();
+    assert!(
+        stalls.iter().any(|d| *d > 10_000),
+        "{stalls:?}: {}",
+        r["unavailability"]
+    );
+    for step in [
+        "roll the brokers into migration mode",
+        "finalize too early: roll the controllers",
+    ] {
+        for w in windows_in(r, step) {
+            assert!(u(&w["duration_ms"]) <= 10_000, "{step}: {w}");
+        }
+    }
+    // Two outcomes were seen here: the stalls end once every broker runs on KRaft, or the
+    // roll's health gate never passes — a broker left on ZooKeeper serves other leaders
+    // than the KRaft brokers, for good. Then the metadata check must say so, and why.
+    let roll_ok = steps.iter().find(|s| s["name"] == roll).unwrap()["ok"] == true;
+    if !roll_ok {
+        let d = r["kafka_metadata"]["differences"].to_string();
+        assert!(d.contains("the migration was finalized under them"), "{d}");
+        assert!(d.contains("(leader, replicas, ISR)"), "{d}");
+    }
 }

@@ -326,6 +326,8 @@ pub struct Findings {
     pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
     pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
+    /// The end-of-run check of what a `create-metadata` step created (when one did).
+    pub metadata_survival: Option<crate::kafka::survival::SurvivalCheck>,
     /// Split brains the smoke test saw inside an ensemble (kind `split A/B`: A did not
     /// see B's writes).
     pub zookeeper_splits: Vec<Window>,

@@ -62,6 +62,7 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
     }
     add_smoke(&mut findings, run_dir, &record, &input, scenario)?;
     findings.kafka_metadata = read_metadata_check(run_dir)?;
+    findings.metadata_survival = read_json(&run_dir.join(rundir::METADATA_SURVIVAL))?;
     add_reassignments(&mut findings, &events, record.started_ms);
     Ok(findings)
 }
@@ -333,8 +334,12 @@ pub const SPLIT_STALE_MS: u64 = 5_000;
 fn read_metadata_check(
     run_dir: &Path,
 ) -> Result<Option<crate::zk::metadata::MetadataCheck>, HarnessError> {
-    let path = run_dir.join(rundir::METADATA_CHECK);
-    match std::fs::read(&path) {
+    read_json(&run_dir.join(rundir::METADATA_CHECK))
+}
+
+/// A JSON file of the run directory the harness wrote, `None` when absent.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, HarnessError> {
+    match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| HarnessError::BadInput(format!("{}: {e}", path.display()))),

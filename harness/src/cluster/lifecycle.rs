@@ -21,7 +21,12 @@ impl Cluster {
         // A KRaft cluster's controllers and brokers start together too: a broker waits for
         // the quorum on its own.
         let zookeeper = self.initial_zookeeper();
-        let controllers: Vec<String> = self.spec.dedicated_controllers().cloned().collect();
+        let controllers: Vec<String> = self
+            .spec
+            .dedicated_controllers()
+            .filter(|c| !self.spec.dormant.contains(c))
+            .cloned()
+            .collect();
         for z in zookeeper.iter().chain(&controllers) {
             self.spawn_node(z)?;
         }
@@ -145,6 +150,15 @@ impl Cluster {
         Duration::from_millis(ms)
     }
 
+    /// Records something a step did to a node that the timeline should say.
+    pub fn note(&mut self, node: &str, what: String) {
+        self.events.push(ClusterEvent {
+            t_ms: workers::clock::now_ms(),
+            node: node.to_string(),
+            what,
+        });
+    }
+
     /// What the cluster did on its own since the last call (oldest first).
     pub fn take_events(&mut self) -> Vec<ClusterEvent> {
         std::mem::take(&mut self.events)
@@ -247,7 +261,8 @@ impl Cluster {
         timeout: Duration,
         shutdown: &Shutdown,
     ) -> Result<(), HarnessError> {
-        if !self.spec.is_kraft() {
+        // (a migration's controllers: from their format on)
+        if !self.spec.has_controllers() || self.cluster_id.is_none() {
             return Ok(());
         }
         let deadline = Instant::now() + timeout;

@@ -98,8 +98,11 @@ pub struct Cluster {
     clocks: Option<std::sync::Arc<std::sync::Mutex<ssh::clock::Clocks>>>,
     /// The run directory.
     run_dir: std::path::PathBuf,
-    /// A KRaft cluster's id, which every node's storage was formatted with.
+    /// A KRaft cluster's id, which every node's storage was formatted with (a migration's:
+    /// once its controllers are formatted).
     cluster_id: Option<String>,
+    /// The Kafka distribution the nodes run (the storage tool is in it).
+    dist: Distribution,
 }
 
 /// Something the cluster did beyond what it was asked, worth a line in the timeline.
@@ -286,6 +289,7 @@ impl Cluster {
                 &run_dir.join("nodes").join(name),
                 host(name),
                 false,
+                spec.is_migration().then_some(zk_connect.as_str()),
             )?;
             nodes.insert(name.clone(), node);
         }
@@ -311,6 +315,7 @@ impl Cluster {
                     &dir,
                     host(name),
                     behind_proxy,
+                    None,
                 )?
             } else {
                 Node::broker(
@@ -353,13 +358,14 @@ impl Cluster {
         }
         let cluster_id = if spec.is_kraft() {
             let id = crate::kafka::quorum::random_cluster_id()?;
-            format_storage(&nodes, dist, &id)?;
+            format_storage(nodes.values(), dist, &id)?;
             Some(id)
         } else {
             None
         };
         let mut cluster = Cluster {
             cluster_id,
+            dist: dist.clone(),
             class_archives: vec![
                 cds::ClassArchive::of(dist, cds::ZOOKEEPER),
                 cds::ClassArchive::of(dist, cds::BROKER),
@@ -680,8 +686,25 @@ impl Cluster {
             .collect()
     }
 
-    /// Rewrites Kafka nodes' `server.properties`: `set` (with `{address}` as each node's
-    /// address) and `remove`; effective at each node's next start.
+    /// `controller.quorum.voters` of the cluster's controllers: `ID@HOST:PORT,…`.
+    pub fn quorum_voters(&self) -> String {
+        self.spec
+            .controllers
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}@{}:{CONTROLLER_PORT}",
+                    self.spec.controller_id(c).unwrap_or(0),
+                    self.nodes[c].address
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Rewrites Kafka nodes' `server.properties`: `set` and `remove`; effective at each
+    /// node's next start. In a value, `{address}` is the node's address, `{id}` its broker
+    /// or node id, `{voters}` the controllers' quorum (`controller.quorum.voters`).
     pub fn configure(
         &self,
         nodes: &[String],
@@ -702,10 +725,75 @@ impl Cluster {
                 node.remove_property(k)?;
             }
             for (k, v) in set {
-                node.set_broker_property(k, &v.replace("{address}", &node.address.to_string()))?;
+                let value = v
+                    .replace("{address}", &node.address.to_string())
+                    .replace("{id}", &node.id.to_string())
+                    .replace("{voters}", &self.quorum_voters());
+                node.set_broker_property(k, &value)?;
             }
         }
         Ok(())
+    }
+
+    /// Formats stopped KRaft nodes' storage with `cluster_id` (a migration's controllers,
+    /// which carry the id the ZooKeeper-mode brokers use); from now on the cluster's id.
+    pub fn format(&mut self, names: &[String], cluster_id: &str) -> Result<(), HarnessError> {
+        if let Some(other) = self.cluster_id.as_deref().filter(|c| *c != cluster_id) {
+            return Err(HarnessError::Cluster(format!(
+                "the cluster's nodes are formatted with cluster id {other}, not {cluster_id}"
+            )));
+        }
+        for n in names {
+            if self.is_running(n) {
+                return Err(HarnessError::Cluster(format!(
+                    "{n} is running: its storage is formatted before its first start"
+                )));
+            }
+        }
+        let chosen: Vec<&Node> = names.iter().filter_map(|n| self.nodes.get(n)).collect();
+        format_storage(chosen.into_iter(), &self.dist, cluster_id)?;
+        self.cluster_id = Some(cluster_id.to_string());
+        Ok(())
+    }
+
+    /// The cluster id the ZooKeeper-mode brokers wrote into ZooKeeper (`/cluster/id` under
+    /// Kafka's chroot, in the ensemble the brokers use).
+    pub fn zookeeper_cluster_id(&self) -> Result<String, HarnessError> {
+        let connect = self.zookeeper_servers(&self.kafka_zookeeper()?);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(crate::zk::migration::cluster_id(&connect, ZK_CHROOT))
+            .map_err(|e| HarnessError::Cluster(format!("the cluster id in ZooKeeper: {e}")))
+    }
+
+    /// The ZooKeeper→KRaft migration's state as the controllers recorded it in ZooKeeper
+    /// (`/migration` under Kafka's chroot; `None` while there is none).
+    pub fn migration_state(
+        &self,
+    ) -> Result<Option<crate::zk::migration::MigrationZnode>, HarnessError> {
+        let connect = self.zookeeper_servers(&self.kafka_zookeeper()?);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(crate::zk::migration::state(&connect, ZK_CHROOT))
+            .map_err(|e| HarnessError::Cluster(format!("the migration state in ZooKeeper: {e}")))
+    }
+
+    /// True when broker `name`'s process runs in KRaft mode (its configuration at its last
+    /// start had `process.roles`).
+    pub fn runs_kraft(&self, name: &str) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.kraft_at_start())
+    }
+
+    /// The running controllers that run in migration mode (they serve ZooKeeper-mode
+    /// brokers and write every change to ZooKeeper too).
+    pub fn migrating_controllers(&mut self) -> Vec<String> {
+        let names: Vec<String> = self.spec.controllers.clone();
+        names
+            .into_iter()
+            .filter(|c| self.is_running(c) && self.nodes[c].migrating_at_start())
+            .collect()
     }
 
     /// The node name of a KRaft controller's node id.
@@ -780,13 +868,12 @@ impl Cluster {
 /// Formats every KRaft node's log directory with `cluster_id`, the nodes in parallel (each
 /// format is a JVM start, seconds of CPU), before any starts; a failure names the node and
 /// carries the tool's own words.
-fn format_storage(
-    nodes: &BTreeMap<String, Node>,
+fn format_storage<'n>(
+    nodes: impl Iterator<Item = &'n Node>,
     dist: &Distribution,
     cluster_id: &str,
 ) -> Result<(), HarnessError> {
     let commands: Vec<(String, Vec<String>)> = nodes
-        .values()
         .filter(|n| n.kind != NodeKind::ZooKeeper)
         .map(|n| (n.name.clone(), n.format_command(dist, cluster_id)))
         .collect();

@@ -52,6 +52,9 @@ pub struct Node {
     /// A ZooKeeper node's `zoo.cfg` without its server list, and whether dynamic reconfig
     /// is on (then server lines carry the client address).
     zk_static: Option<(String, bool)>,
+    /// A Kafka node: its `server.properties` at its last start (what its process runs
+    /// with; a migration's nodes change mode at restarts).
+    config_at_start: std::collections::BTreeMap<String, String>,
 }
 
 /// One server line of a ZooKeeper membership.
@@ -193,7 +196,9 @@ pub struct KraftRoles {
 impl Node {
     /// A KRaft node (broker, controller or both) with node id `id`; `voters` is the static
     /// quorum (`controller.quorum.voters`: `ID@HOST:PORT,…`). Its log directory is
-    /// formatted by [`Node::format`] before its first start.
+    /// formatted ([`Node::format_command`]) before its first start. With `migration` (the
+    /// ZooKeeper connect string of a ZooKeeper→KRaft migration) a controller is in
+    /// migration mode: `zookeeper.metadata.migration.enable`, and the brokers' ZooKeeper.
     #[allow(clippy::too_many_arguments)]
     pub fn kraft(
         run_id: &str,
@@ -207,6 +212,7 @@ impl Node {
         dir: &Path,
         host: Box<dyn NodeHost>,
         proxied: bool,
+        migration: Option<&str>,
     ) -> Result<Node, HarnessError> {
         std::fs::create_dir_all(dir.join("data"))?;
         let (seen, classpath) = host.view(dir, dist);
@@ -241,6 +247,17 @@ impl Node {
             ),
             ("log.dirs", seen.join("data").display().to_string()),
         ];
+        if let Some(zk_connect) = migration {
+            // Kafka's migration guide: the controller reads and writes the brokers'
+            // ZooKeeper, and talks to the ZooKeeper-mode brokers on their listener
+            defaults.push(("zookeeper.metadata.migration.enable", "true".into()));
+            defaults.push(("zookeeper.connect", zk_connect.to_string()));
+            defaults.push((
+                "zookeeper.session.timeout.ms",
+                super::DEFAULT_ZK_SESSION_TIMEOUT_MS.to_string(),
+            ));
+            defaults.push(("inter.broker.listener.name", "PLAINTEXT".into()));
+        }
         if roles.broker {
             defaults.push((
                 "advertised.listeners",
@@ -280,6 +297,7 @@ impl Node {
             dir: dir.into(),
             process,
             zk_static: None,
+            config_at_start: Default::default(),
         })
     }
 
@@ -362,6 +380,7 @@ impl Node {
             dir: dir.into(),
             process,
             zk_static: Some((properties(&defaults, &spec.zookeeper_config), reconfig)),
+            config_at_start: Default::default(),
         };
         node.write_zoo_cfg(members)?;
         Ok(node)
@@ -501,6 +520,7 @@ impl Node {
             dir: dir.into(),
             process,
             zk_static: None,
+            config_at_start: Default::default(),
         })
     }
 
@@ -512,7 +532,29 @@ impl Node {
                 self.name
             )));
         }
+        if self.kind != NodeKind::ZooKeeper {
+            self.config_at_start = std::fs::read_to_string(self.dir.join("server.properties"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+        }
         self.process.start(&self.dir)
+    }
+
+    /// A Kafka node: true when it runs (or last ran) in KRaft mode (`process.roles`).
+    pub fn kraft_at_start(&self) -> bool {
+        self.config_at_start.contains_key("process.roles")
+    }
+
+    /// A Kafka node: true when it runs (or last ran) in ZooKeeper→KRaft migration mode
+    /// (`zookeeper.metadata.migration.enable=true`).
+    pub fn migrating_at_start(&self) -> bool {
+        self.config_at_start
+            .get("zookeeper.metadata.migration.enable")
+            .is_some_and(|v| v == "true")
     }
 
     /// True while the process runs (paused counts as running).

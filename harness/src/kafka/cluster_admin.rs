@@ -193,7 +193,7 @@ impl ClusterAdmin {
 
     /// Sends `req` to any broker that answers: open connections, the bootstrap list, then
     /// every registered broker.
-    fn call_any<R: Request>(&mut self, req: &R) -> Result<R::Response, AdminError> {
+    pub(super) fn call_any<R: Request>(&mut self, req: &R) -> Result<R::Response, AdminError> {
         self.call_any_until(req, |_| true)
     }
 
@@ -305,7 +305,7 @@ impl ClusterAdmin {
     /// Sends `req` to the controller; `top_error` extracts the response's top-level error
     /// code. On `NOT_CONTROLLER` or a broken connection the controller is looked up again
     /// (at most five times, a second apart).
-    fn call_controller<R: Request>(
+    pub(super) fn call_controller<R: Request>(
         &mut self,
         req: &R,
         top_error: impl Fn(&R::Response) -> i16,

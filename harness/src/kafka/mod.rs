@@ -8,6 +8,7 @@ mod protocol;
 pub mod quorum;
 pub mod reassign;
 pub mod security;
+pub mod survival;
 
 pub use cluster_admin::{
     BrokerInfo, ClusterAdmin, ClusterDescription, Election, OngoingReassignment, PartitionError,

@@ -139,6 +139,20 @@ pub struct ScramClient {
     proof_state: Option<(Vec<u8>, String)>,
 }
 
+/// RFC 5802's SaltedPassword: PBKDF2 with the mechanism's HMAC (the client proves it in
+/// an exchange; `AlterUserScramCredentials` takes it to create a credential).
+pub fn salted_password(
+    digest: MessageDigest,
+    password: &str,
+    salt: &[u8],
+    iterations: usize,
+) -> Result<Vec<u8>, String> {
+    let mut salted = vec![0u8; digest.size()];
+    openssl::pkcs5::pbkdf2_hmac(password.as_bytes(), salt, iterations, digest, &mut salted)
+        .map_err(|e| e.to_string())?;
+    Ok(salted)
+}
+
 fn hmac(digest: MessageDigest, key: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
     let key = PKey::hmac(key).map_err(|e| e.to_string())?;
     let mut s = Signer::new(digest, &key).map_err(|e| e.to_string())?;
@@ -198,15 +212,7 @@ impl ScramClient {
         let iterations: usize = field("i=")?
             .parse()
             .map_err(|e| format!("the server's SCRAM iteration count: {e}"))?;
-        let mut salted = vec![0u8; self.digest.size()];
-        openssl::pkcs5::pbkdf2_hmac(
-            self.password.as_bytes(),
-            &salt,
-            iterations,
-            self.digest,
-            &mut salted,
-        )
-        .map_err(|e| e.to_string())?;
+        let salted = salted_password(self.digest, &self.password, &salt, iterations)?;
         let client_key = hmac(self.digest, &salted, b"Client Key")?;
         let stored_key =
             openssl::hash::hash(self.digest, &client_key).map_err(|e| e.to_string())?;

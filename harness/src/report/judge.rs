@@ -266,6 +266,41 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             ok,
         });
     }
+    if e.metadata_survival_intact {
+        let (actual, ok) = match &findings.metadata_survival {
+            None => (
+                "not checked (the run ended before the end-of-run check, or the step failed)"
+                    .to_string(),
+                false,
+            ),
+            Some(m) if m.error.is_some() => (
+                format!("check failed: {}", m.error.as_deref().unwrap_or("")),
+                false,
+            ),
+            Some(m) if m.differences.is_empty() => ("every item as created".to_string(), true),
+            Some(m) => (
+                format!(
+                    "{} difference(s): {}",
+                    m.differences.len(),
+                    m.differences
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                false,
+            ),
+        };
+        out.push(ExpectationResult {
+            name: "metadata_survival".into(),
+            expected:
+                "the topic configs, quotas, SCRAM users and ACLs `create-metadata` made, unchanged"
+                    .into(),
+            actual,
+            ok,
+        });
+    }
     // Every step must have run and succeeded: a failed step is a procedure the cluster
     // did not survive (or a harness problem the step error names).
     let ran: Vec<&StepSpan> = findings.steps.iter().collect();

@@ -87,6 +87,10 @@ pub struct Report {
     pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
     pub kafka_metadata: Option<crate::zk::metadata::MetadataCheck>,
+    /// Topic configs, quotas, SCRAM users and ACLs a `create-metadata` step made, read back
+    /// at the end (when a step made them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_survival: Option<crate::kafka::survival::SurvivalCheck>,
     /// Split brains inside a ZooKeeper ensemble, as the smoke test saw them.
     pub zookeeper_splits: Vec<Window>,
     /// Reassignments: per step (per topic for a broker migration), bytes moved, how long
@@ -150,6 +154,7 @@ pub fn build(
         logs_cut_short: findings.logs_cut_short,
         zookeeper: findings.zookeeper,
         kafka_metadata: findings.kafka_metadata,
+        metadata_survival: findings.metadata_survival,
         zookeeper_splits: findings.zookeeper_splits,
         reassignments: findings.reassignments,
         audits: findings.audits,

@@ -184,6 +184,29 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             }
         }
     }
+    if let Some(m) = &report.metadata_survival {
+        let c = &m.created;
+        let items = format!(
+            "{} topic config(s), {} quota(s), {} SCRAM user(s), {} ACL(s)",
+            c.topic_configs.values().map(|v| v.len()).sum::<usize>(),
+            c.quotas.len(),
+            c.scram.len(),
+            c.acls.len()
+        );
+        match (&m.error, m.differences.is_empty()) {
+            (Some(e), _) => s.push_str(&format!("metadata survival ({items}): not checked: {e}\n")),
+            (None, true) => s.push_str(&format!("metadata survival: {items}, all intact\n")),
+            (None, false) => {
+                s.push_str(&format!(
+                    "metadata survival ({items}): {} difference(s)\n",
+                    m.differences.len()
+                ));
+                for d in m.differences.iter().take(10) {
+                    s.push_str(&format!("  {d}\n"));
+                }
+            }
+        }
+    }
     for a in &report.audits {
         s.push_str(&format!(
             "audit `{}`: {} partition(s) with fewer than {} replicas or under min ISR{}\n",

@@ -265,7 +265,7 @@ pub fn run_scenario_holding(
     let result = drive(scenario, run_dir, &run_id, &mut cluster, &mut tl, shutdown);
     if hold && result.is_ok() {
         let until = Shutdown::next_signal();
-        let metadata = if scenario.cluster.is_kraft() {
+        let metadata = if cluster.cluster_id().is_some() {
             format!("controllers  {}", cluster.controller_addresses().join(","))
         } else {
             format!(
@@ -309,6 +309,13 @@ fn drive(
             c.controllers.len(),
             c.brokers.len(),
             c.kafka_version
+        );
+    } else if c.is_migration() {
+        eprintln!(
+            "harness: starting {} ZooKeeper node(s) and {} broker(s); {} KRaft controller(s) join by the migration's steps…",
+            c.zookeeper.len(),
+            c.brokers.len(),
+            c.controllers.len()
         );
     } else {
         eprintln!(
@@ -433,7 +440,62 @@ fn drive(
     if scenario.check.kafka_metadata {
         check_kafka_metadata(cluster, run_dir, &topics);
     }
+    check_metadata_survival(cluster, run_dir);
     Ok(())
+}
+
+/// Reads back what a `create-metadata` step created (when one did) and compares, into
+/// `metadata-survival.json`; a failure to read is recorded too.
+fn check_metadata_survival(cluster: &mut Cluster, run_dir: &Path) {
+    use crate::kafka::survival::{compare, MetadataSet, SurvivalCheck};
+    let Ok(bytes) = std::fs::read(run_dir.join(rundir::METADATA_CREATED)) else {
+        return;
+    };
+    let created: MetadataSet = match serde_json::from_slice(&bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("{}: {e}", rundir::METADATA_CREATED);
+            return;
+        }
+    };
+    let mut admin = crate::kafka::ClusterAdmin::new(&cluster.bootstrap(), Duration::from_secs(30));
+    let mut check = SurvivalCheck {
+        created: created.clone(),
+        ..Default::default()
+    };
+    // a broker just restarted may not have replayed the last records yet: a difference
+    // must persist over a few reads to count
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        match admin.read_metadata(&created) {
+            Ok(found) => {
+                check.differences = compare(&created, &found);
+                check.found = Some(found);
+                check.error = None;
+                if check.differences.is_empty() {
+                    break;
+                }
+            }
+            Err(e) => check.error = Some(format!("reading it back: {e}")),
+        }
+    }
+    if check.intact() {
+        eprintln!("harness: the metadata `create-metadata` made is all there");
+    } else {
+        eprintln!(
+            "harness: the metadata `create-metadata` made did not survive: {}",
+            check
+                .error
+                .clone()
+                .unwrap_or_else(|| check.differences.join("; "))
+        );
+    }
+    let path = run_dir.join(rundir::METADATA_SURVIVAL);
+    if let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(&check).unwrap_or_default()) {
+        tracing::warn!("writing {}: {e}", path.display());
+    }
 }
 
 /// The drain: producers stop first and settle what is in flight (up to their delivery
@@ -544,14 +606,36 @@ fn kraft_metadata_check(
         .collect();
     let mut voters: Vec<i32> = cluster.controller_ids();
     voters.sort_unstable();
+    let observers: Vec<i32> = running
+        .iter()
+        .copied()
+        .filter(|id| {
+            cluster
+                .broker_name(*id)
+                .is_some_and(|name| cluster.runs_kraft(&name))
+        })
+        .collect();
     let expected = crate::kafka::quorum::Expected {
         cluster_id: cluster_id.clone(),
         controllers: cluster.controller_addresses(),
         voters,
         brokers,
+        observers,
         topics: topics.iter().map(|t| t.to_string()).collect(),
     };
-    let found = crate::kafka::quorum::check(&expected, 10);
+    let mut found = crate::kafka::quorum::check(&expected, 10);
+    // a migration's broker still on ZooKeeper is served by controllers in migration mode;
+    // with none (finalized too early) it gets no metadata from anyone
+    let zk_mode: Vec<i32> = running
+        .iter()
+        .copied()
+        .filter(|id| !expected.observers.contains(id))
+        .collect();
+    if !zk_mode.is_empty() && cluster.migrating_controllers().is_empty() {
+        found.differences.push(format!(
+            "brokers {zk_mode:?} run in ZooKeeper mode and no controller runs in migration mode: the migration was finalized under them, and no controller sends them metadata"
+        ));
+    }
     let (topics, partitions) = cluster
         .admin()
         .ok()

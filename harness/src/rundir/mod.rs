@@ -35,6 +35,10 @@ pub const WORKERS: &str = "workers";
 pub const SMOKE_LOG: &str = "logs/zk-smoke.jsonl";
 /// The end-of-run check of Kafka's metadata in ZooKeeper.
 pub const METADATA_CHECK: &str = "metadata-check.json";
+/// What a `create-metadata` step created (topic configs, quotas, SCRAM users, ACLs).
+pub const METADATA_CREATED: &str = "metadata-created.json";
+/// The end-of-run check that what `create-metadata` created is all there.
+pub const METADATA_SURVIVAL: &str = "metadata-survival.json";
 /// The findings and the verdict.
 pub const REPORT_JSON: &str = "report.json";
 /// One test case per expectation.

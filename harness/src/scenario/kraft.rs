@@ -35,6 +35,12 @@ pub fn on_kraft(scenario: &mut Scenario, version: &str) -> Result<(), HarnessErr
             "set kafka = \"…\" in the scenario instead",
         );
     }
+    if c.is_migration() {
+        return refuse(
+            "the scenario is a ZooKeeper→KRaft migration: its cluster starts on ZooKeeper".into(),
+            "run it as written",
+        );
+    }
     if c.backend != Backend::Local {
         return refuse(
             format!(

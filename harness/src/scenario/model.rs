@@ -156,8 +156,19 @@ impl ClusterSpec {
             .collect()
     }
 
-    /// True when the cluster runs in KRaft mode (it has controllers).
+    /// True when the cluster starts in KRaft mode (controllers and no ZooKeeper).
     pub fn is_kraft(&self) -> bool {
+        !self.controllers.is_empty() && self.zookeeper.is_empty()
+    }
+
+    /// True when the cluster is a ZooKeeper→KRaft migration: it starts on ZooKeeper, and
+    /// its (dedicated, dormant) controllers join by steps.
+    pub fn is_migration(&self) -> bool {
+        !self.controllers.is_empty() && !self.zookeeper.is_empty()
+    }
+
+    /// True when the cluster has KRaft controllers (from the start, or by the migration).
+    pub fn has_controllers(&self) -> bool {
         !self.controllers.is_empty()
     }
 
@@ -554,6 +565,9 @@ pub struct Expect {
     pub ensembles: std::collections::BTreeMap<String, EnsembleExpect>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper must find no difference.
     pub kafka_metadata_intact: bool,
+    /// What a `create-metadata` step created must all be there at the end, unchanged (set
+    /// when the procedure has one).
+    pub metadata_survival_intact: bool,
 }
 
 impl Expect {

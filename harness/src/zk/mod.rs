@@ -1,9 +1,11 @@
 //! ZooKeeper operations: the four-letter-word status commands (`srvr`, `mntr`), the
 //! readiness check of every ZooKeeper node; and [`tree`], subtree copy and diff between
 //! ensembles (`harness zk copy`, `harness zk diff`); [`reconfig`], dynamic reconfiguration;
-//! [`smoke`], the smoke test; [`metadata`], the end-of-run check of Kafka's znodes.
+//! [`smoke`], the smoke test; [`metadata`], the end-of-run check of Kafka's znodes;
+//! [`migration`], what a ZooKeeper→KRaft migration reads and leaves there.
 
 pub mod metadata;
+pub mod migration;
 pub mod reconfig;
 pub mod smoke;
 pub mod tree;

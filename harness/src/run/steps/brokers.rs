@@ -28,6 +28,7 @@ impl Executor<'_> {
             } => self.reassign(step, plan, *throttle, *timeout),
             BrokerAction::ElectLeaders { election, topics } => self.elect(*election, topics),
             BrokerAction::Audit { min_replicas } => self.audit(step, *min_replicas),
+            BrokerAction::CreateMetadata { acls } => self.create_metadata(*acls),
             BrokerAction::SwitchBootstrap { brokers, timeout } => {
                 let bootstrap = self.cluster.broker_addresses(brokers);
                 let board = self
@@ -415,5 +416,42 @@ impl Executor<'_> {
             }
             return Ok(());
         }
+    }
+
+    /// Creates the standard set of metadata (a topic with config overrides, quotas, SCRAM
+    /// users, ACLs) and records it in the run directory for the end-of-run check.
+    fn create_metadata(&mut self, acls: bool) -> Result<(), HarnessError> {
+        use crate::kafka::survival::{MetadataSet, TOPIC};
+        let set = MetadataSet::standard(acls);
+        let running = self.cluster.running_broker_ids().len().max(1) as u32;
+        let topic = crate::scenario::Topic {
+            name: TOPIC.into(),
+            partitions: 1,
+            replication: running.min(3),
+            min_insync: 1,
+            config: set.topic_configs[TOPIC].clone(),
+        };
+        self.cluster
+            .admin()?
+            .create_topics(&[topic])
+            .map_err(|e| StepError::kafka("create-metadata: its topic", e))?;
+        self.wire()
+            .create_metadata(&set)
+            .map_err(|e| StepError::kafka("create-metadata", e))?;
+        if let Some(dir) = &self.run_dir {
+            let path = dir.join(crate::rundir::METADATA_CREATED);
+            std::fs::write(&path, serde_json::to_vec_pretty(&set).unwrap_or_default())?;
+        }
+        self.cluster.note(
+            "cluster",
+            format!(
+                "created: topic `{TOPIC}` with {} config overrides, {} client quotas, {} SCRAM user(s), {} ACLs",
+                set.topic_configs[TOPIC].len(),
+                set.quotas.len(),
+                set.scram.len(),
+                set.acls.len()
+            ),
+        );
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! still happen, and the failed step appears in the report.
 
 mod brokers;
+mod kraft;
 mod network;
 mod nodes;
 mod pace;
@@ -237,6 +238,7 @@ impl<'a> Executor<'a> {
             Action::Network(a) => (None, self.network(a, snapshot)),
             Action::ZooKeeper(a) => (None, self.zookeeper(a)),
             Action::Broker(a) => (None, self.broker(&step.name, a)),
+            Action::Kraft(a) => (None, self.kraft(a)),
             Action::Pace(a) => (None, self.pace(&step.name, a)),
         }
     }

@@ -37,6 +37,9 @@ impl Executor<'_> {
         }
         let r = match action {
             NodeAction::StartAll { nodes, timeout } => self.cluster.start_many(nodes, *timeout, sd),
+            NodeAction::StopAll { nodes } => nodes
+                .iter()
+                .try_for_each(|n| self.cluster.stop(n, Duration::from_secs(120))),
             NodeAction::RestartAll { nodes, timeout } => {
                 self.cluster.restart_many(nodes, *timeout, sd)
             }

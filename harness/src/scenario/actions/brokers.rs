@@ -20,6 +20,7 @@ pub const KEYWORDS: &[&str] = &[
     "audit",
     "switch-bootstrap",
     "migrate-brokers",
+    "create-metadata",
 ];
 
 /// A broker migration action.
@@ -50,6 +51,13 @@ pub enum BrokerAction {
         election: ElectionKind,
         /// Topic name patterns.
         topics: Vec<String>,
+    },
+    /// Create the metadata a migration must carry beyond topics (topic config overrides,
+    /// client quotas, SCRAM users; ACLs with `acls`), to be read back and compared at the
+    /// end of the run ([`crate::kafka::survival`]).
+    CreateMetadata {
+        /// ACLs too (the brokers need an authorizer).
+        acls: bool,
     },
     /// List partitions with fewer replicas than `min_replicas` or an ISR under their
     /// `min.insync.replicas`, into the report.
@@ -94,6 +102,7 @@ impl BrokerAction {
             BrokerAction::Reassign { .. } => "reassign",
             BrokerAction::ElectLeaders { .. } => "elect-leaders",
             BrokerAction::Audit { .. } => "audit",
+            BrokerAction::CreateMetadata { .. } => "create-metadata",
             BrokerAction::SwitchBootstrap { .. } => "switch-bootstrap",
             BrokerAction::MigrateBrokers { .. } => "migrate-brokers",
         }
@@ -171,7 +180,7 @@ pub(super) fn parse(
         "migrate-brokers" => 900,
         _ => 600,
     };
-    let timeout = if matches!(kw.as_str(), "elect-leaders" | "audit") {
+    let timeout = if matches!(kw.as_str(), "elect-leaders" | "audit" | "create-metadata") {
         Duration::ZERO
     } else {
         args.duration(p, "timeout", Duration::from_secs(default_timeout))
@@ -283,6 +292,37 @@ pub(super) fn parse(
             BrokerAction::ElectLeaders {
                 election,
                 topics: topics.map(|t| t.into_inner()).unwrap_or_default(),
+            }
+        }
+        "create-metadata" => {
+            let acls = args.flag(p, "acls");
+            let cluster = procedure.cluster;
+            if let Some(a) = acls.as_ref().filter(|a| *a.get_ref()) {
+                let anonymous_super = cluster
+                    .broker_config
+                    .get("super.users")
+                    .is_some_and(|u| u.split(';').any(|u| u.trim() == "User:ANONYMOUS"));
+                if !cluster.broker_config.contains_key("authorizer.class.name") || !anonymous_super
+                {
+                    p.at(
+                        a.span(),
+                        args.field("acls"),
+                        "ACLs need an authorizer on the brokers, and the harness's own (ANONYMOUS) requests a super user",
+                        "broker_config = { \"authorizer.class.name\" = \"kafka.security.authorizer.AclAuthorizer\", \"allow.everyone.if.no.acl.found\" = \"true\", \"super.users\" = \"User:ANONYMOUS\" } (ZooKeeper mode; KRaft: org.apache.kafka.metadata.authorizer.StandardAuthorizer)",
+                    );
+                }
+            }
+            if procedure.created_metadata {
+                p.at(
+                    args.keyword_span.clone(),
+                    args.field("do"),
+                    "the metadata is created already by an earlier step",
+                    "one `create-metadata` step per run",
+                );
+            }
+            procedure.created_metadata = true;
+            BrokerAction::CreateMetadata {
+                acls: acls.is_some_and(|a| a.into_inner()),
             }
         }
         "audit" => {

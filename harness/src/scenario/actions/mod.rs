@@ -8,7 +8,8 @@
 //! | nodes | start, stop, kill, pause, resume, restart, rolling-restart, wait-healthy | [`nodes`] |
 //! | network | partition, heal, loss, bandwidth, delay | [`network`] |
 //! | zookeeper | zk-config, zk-reconfig, zk-connect, zk-copy | [`zookeeper`] |
-//! | brokers | add-brokers, reassign, drain, elect-leaders, audit, switch-bootstrap, migrate-brokers | [`brokers`] |
+//! | brokers | add-brokers, reassign, drain, elect-leaders, audit, switch-bootstrap, migrate-brokers, create-metadata | [`brokers`] |
+//! | kraft | format-storage, wait-migration | [`kraft`] |
 //! | pace | sleep, mark | [`pace`] |
 //!
 //! Adding an action: its variant and parser in the family file (and the keyword in the
@@ -20,6 +21,7 @@
 //! active faults, so that impossible orders are refused before anything starts.
 
 pub mod brokers;
+pub mod kraft;
 pub mod network;
 pub mod nodes;
 pub mod pace;
@@ -37,6 +39,7 @@ use super::load::Problems;
 use super::model::{ClusterSpec, Target, Workload};
 
 pub use brokers::{BrokerAction, ElectionKind, PlannedPartition, ReassignPlan};
+pub use kraft::{ClusterIdSource, KraftAction};
 pub use network::{Cut, NetworkAction};
 pub use nodes::NodeAction;
 pub use pace::PaceAction;
@@ -54,6 +57,8 @@ pub enum Action {
     ZooKeeper(ZkAction),
     /// Kafka brokers: new brokers, reassignments, elections, audits, client bootstrap.
     Broker(BrokerAction),
+    /// KRaft: controllers' storage, the ZooKeeper→KRaft migration's state.
+    Kraft(KraftAction),
     /// Waiting and marking the timeline.
     Pace(PaceAction),
 }
@@ -66,6 +71,7 @@ impl Action {
             Action::Network(a) => a.keyword(),
             Action::ZooKeeper(a) => a.keyword(),
             Action::Broker(a) => a.keyword(),
+            Action::Kraft(a) => a.keyword(),
             Action::Pace(a) => a.keyword(),
         }
     }
@@ -98,6 +104,10 @@ const FAMILIES: &[Family] = &[
     Family {
         keywords: brokers::KEYWORDS,
         parse: brokers::parse,
+    },
+    Family {
+        keywords: kraft::KEYWORDS,
+        parse: kraft::parse,
     },
     Family {
         keywords: pace::KEYWORDS,
@@ -138,6 +148,11 @@ pub(crate) struct Procedure<'c> {
     pub state: HashMap<String, NodeState>,
     pub faults: HashSet<String>,
     pub names: HashSet<String>,
+    /// The controllers whose storage is not formatted yet (a migration's, until its
+    /// `format-storage` step): they cannot start.
+    pub unformatted: HashSet<String>,
+    /// A `create-metadata` step came before.
+    pub created_metadata: bool,
 }
 
 impl<'c> Procedure<'c> {
@@ -160,6 +175,24 @@ impl<'c> Procedure<'c> {
             state,
             faults: HashSet::new(),
             names: HashSet::new(),
+            unformatted: if cluster.is_migration() {
+                cluster.controllers.iter().cloned().collect()
+            } else {
+                HashSet::new()
+            },
+            created_metadata: false,
+        }
+    }
+
+    /// Reports a start of `n` while its storage is not formatted.
+    pub fn check_formatted(&self, p: &mut Problems<'_>, n: &str, span: Range<usize>, field: &str) {
+        if self.unformatted.contains(n) {
+            p.at(
+                span,
+                field,
+                format!("`{n}` would start with unformatted storage"),
+                "a `format-storage` step (cluster_id = \"zookeeper\") before the controller's first start",
+            );
         }
     }
 
@@ -567,7 +600,7 @@ pub(crate) fn resolve_target(
     } else if let Some(rest) = text.strip_prefix("follower:") {
         partition_ref(rest, p).map(|(topic, partition)| Target::Follower { topic, partition })
     } else if text == "controller:active" {
-        if !cluster.is_kraft() {
+        if !cluster.has_controllers() {
             p.at(
                 v.span(),
                 field,

@@ -1,5 +1,5 @@
-//! Node lifecycle: `start`, `stop`, `kill`, `pause`, `resume`, `restart` (one node, or a
-//! group with `nodes`), `rolling-restart`, `wait-healthy`.
+//! Node lifecycle: `start`, `stop`, `restart` (one node, or a group with `nodes`), `kill`,
+//! `pause`, `resume`, `rolling-restart`, `wait-healthy`, `node-config`.
 
 use std::time::Duration;
 
@@ -48,6 +48,11 @@ pub enum NodeAction {
         nodes: Vec<String>,
         /// Longest wait for all to be ready.
         timeout: Duration,
+    },
+    /// Stop several nodes gracefully, one after the other (a decommissioned ensemble).
+    StopAll {
+        /// The nodes.
+        nodes: Vec<String>,
     },
     /// Stop a node gracefully (SIGTERM: a broker's controlled shutdown) and wait for exit.
     Stop {
@@ -114,7 +119,7 @@ impl NodeAction {
         match self {
             NodeAction::Start { .. } | NodeAction::StartAll { .. } => "start",
             NodeAction::RestartAll { .. } | NodeAction::Restart { .. } => "restart",
-            NodeAction::Stop { .. } => "stop",
+            NodeAction::Stop { .. } | NodeAction::StopAll { .. } => "stop",
             NodeAction::Kill { .. } => "kill",
             NodeAction::Pause { .. } => "pause",
             NodeAction::Resume { .. } => "resume",
@@ -149,7 +154,7 @@ pub(super) fn parse(
 ) -> Option<Action> {
     let kw = args.keyword.clone();
     let action = match kw.as_str() {
-        "start" | "restart" if args.has("nodes") => group(args, procedure, p),
+        "start" | "restart" | "stop" if args.has("nodes") => group(args, procedure, p),
         "rolling-restart" => rolling_restart(args, procedure, p),
         "wait-healthy" => wait_healthy(args, procedure, p),
         "node-config" => node_config(args, procedure, p),
@@ -197,6 +202,9 @@ fn single(
                 "check the order of the steps (start after stop/kill, resume after pause)",
             );
         }
+        if matches!(kw.as_str(), "start" | "restart") {
+            procedure.check_formatted(p, key, node.span(), &field);
+        }
         procedure.state.insert(key.clone(), next);
     }
     if let Some(b) = &bind {
@@ -234,7 +242,7 @@ fn single(
     })
 }
 
-/// `start`/`restart` with `nodes`: the group forms together.
+/// `start`/`restart`/`stop` with `nodes`: the group forms (or goes) together.
 fn group(
     args: &mut StepArgs,
     procedure: &mut Procedure<'_>,
@@ -242,13 +250,13 @@ fn group(
 ) -> Option<NodeAction> {
     let kw = args.keyword.clone();
     let list = args.strings(p, "nodes")?;
-    let timeout = args.duration(p, "timeout", Duration::from_secs(120));
+    let timeout = (kw != "stop").then(|| args.duration(p, "timeout", Duration::from_secs(120)));
     let nodes = node_list(p, &list, &args.field("nodes"), procedure.cluster);
     // a group restart also starts the group's stopped (dormant) members
-    let allowed: &[NodeState] = if kw == "start" {
-        &[NodeState::Stopped]
-    } else {
-        &[NodeState::Running, NodeState::Stopped]
+    let allowed: &[NodeState] = match kw.as_str() {
+        "start" => &[NodeState::Stopped],
+        "stop" => &[NodeState::Running, NodeState::Paused],
+        _ => &[NodeState::Running, NodeState::Stopped],
     };
     for n in &nodes {
         let cur = procedure
@@ -264,12 +272,18 @@ fn group(
                 "check the order of the steps (start after stop/kill or a dormant node)",
             );
         }
+        if kw == "stop" {
+            procedure.state.insert(n.clone(), NodeState::Stopped);
+            continue;
+        }
+        procedure.check_formatted(p, n, list.span(), &args.field("nodes"));
         procedure.state.insert(n.clone(), NodeState::Running);
     }
-    Some(if kw == "start" {
-        NodeAction::StartAll { nodes, timeout }
-    } else {
-        NodeAction::RestartAll { nodes, timeout }
+    let timeout = timeout.unwrap_or_default();
+    Some(match kw.as_str() {
+        "start" => NodeAction::StartAll { nodes, timeout },
+        "stop" => NodeAction::StopAll { nodes },
+        _ => NodeAction::RestartAll { nodes, timeout },
     })
 }
 
@@ -303,6 +317,7 @@ fn rolling_restart(
                     ),
                     _ => {}
                 }
+                procedure.check_formatted(p, n, list.span(), &args.field("nodes"));
                 // a stopped ZooKeeper node (dormant) is started by the roll
                 procedure.state.insert(n.clone(), NodeState::Running);
             }
@@ -355,6 +370,23 @@ fn node_config(
             "set = { \"num.io.threads\" = \"4\" } and/or remove = [\"log.retention.hours\"]",
         );
     }
+    for (k, v) in &props {
+        if let Some(bad) = unknown_placeholder(v) {
+            p.at(
+                args.keyword_span.clone(),
+                args.field(&format!("set.{k}")),
+                format!("`{bad}` in `{v}` is not a placeholder node-config knows"),
+                "{address} (the node's address), {id} (its broker or node id), {voters} (the controllers' controller.quorum.voters)",
+            );
+        } else if v.contains("{voters}") && !cluster.has_controllers() {
+            p.at(
+                args.keyword_span.clone(),
+                args.field(&format!("set.{k}")),
+                "`{voters}` names the KRaft controllers, and this cluster has none",
+                "name controllers in [cluster] (a migration: zookeeper and dormant controllers on 3.9)",
+            );
+        }
+    }
     if let Some(k) = remove.iter().find(|k| props.contains_key(*k)) {
         p.at(
             args.keyword_span.clone(),
@@ -395,4 +427,34 @@ fn wait_healthy(
         }
     };
     Some(NodeAction::WaitHealthy { zookeeper, timeout })
+}
+
+/// The first `{…}` in `value` that is not one of node-config's placeholders.
+fn unknown_placeholder(value: &str) -> Option<&str> {
+    let mut rest = value;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else {
+            return None;
+        };
+        let token = &after[..=close];
+        if !matches!(token, "{address}" | "{id}" | "{voters}") {
+            return Some(token);
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::unknown_placeholder;
+
+    #[test]
+    fn node_config_knows_three_placeholders() {
+        assert_eq!(unknown_placeholder("{id}@{address}:9093"), None);
+        assert_eq!(unknown_placeholder("{voters}"), None);
+        assert_eq!(unknown_placeholder("plain"), None);
+        assert_eq!(unknown_placeholder("{id}-{node}"), Some("{node}"));
+    }
 }

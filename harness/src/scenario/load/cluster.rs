@@ -93,16 +93,20 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         .unwrap_or_default();
     let controllers_span = controller_list.map(|c| c.span()).unwrap_or(table.clone());
     // ZooKeeper mode needs an ensemble, KRaft mode a controller quorum; a cluster with both
-    // is the ZooKeeper→KRaft migration, which is not built yet
-    let zookeeper_list = if controller_list.is_some() {
-        if let Some(z) = &rc.zookeeper {
+    // is a ZooKeeper→KRaft migration: Kafka 3.9 brokers on ZooKeeper, and controllers that
+    // join by the migration (dormant until a step formats and starts them)
+    let migration = controller_list.is_some() && rc.zookeeper.is_some();
+    let zookeeper_list = if migration {
+        if kafka4 {
             p.at(
-                z.span(),
+                rc.zookeeper.as_ref().map(|z| z.span()).unwrap_or(table.clone()),
                 "cluster.zookeeper",
-                "both a ZooKeeper ensemble and KRaft controllers",
-                "a KRaft cluster has no ZooKeeper: remove `zookeeper` (the ZooKeeper→KRaft migration, with both, is not supported yet)",
+                format!("Kafka {kafka_version} has no ZooKeeper mode: a cluster with both a ZooKeeper ensemble and controllers is a ZooKeeper→KRaft migration, which runs on 3.9"),
+                "kafka = \"3.9\" for the migration (then `upgrade` onto 4.x), or no `zookeeper` for a KRaft cluster",
             );
         }
+        rc.zookeeper.as_ref()
+    } else if controller_list.is_some() {
         None
     } else if kafka4 {
         p.at(
@@ -217,9 +221,34 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         .as_ref()
         .map(|d| d.get_ref().clone())
         .unwrap_or_default();
+    if migration && !kafka4 {
+        // Kafka migrates to dedicated controllers only, and they can be formatted only
+        // with the cluster id the brokers wrote into ZooKeeper: they start by steps
+        if let Some(c) = controllers.iter().find(|c| brokers.contains(c)) {
+            p.at(
+                controllers_span.clone(),
+                "cluster.controllers",
+                format!("broker `{c}` is among the controllers of a ZooKeeper→KRaft migration"),
+                "Kafka migrates to dedicated controllers only: give the controllers names of their own",
+            );
+        }
+        if let Some(c) = controllers.iter().find(|c| !dormant.contains(c)) {
+            p.at(
+                rc.dormant.as_ref().map(|d| d.span()).unwrap_or(controllers_span.clone()),
+                "cluster.dormant",
+                format!("controller `{c}` of a ZooKeeper→KRaft migration is not dormant"),
+                format!(
+                    "the controllers join by the migration: dormant = [{}], then steps `format-storage` (cluster_id = \"zookeeper\") and `start`",
+                    controllers.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
     if let Some(d) = &rc.dormant {
         for n in d.get_ref() {
-            if controllers.contains(n) {
+            if controllers.contains(n) && migration {
+                // the migration's controllers, above
+            } else if controllers.contains(n) {
                 p.at(
                     d.span(),
                     "cluster.dormant",

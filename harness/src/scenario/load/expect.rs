@@ -295,6 +295,7 @@ pub(super) fn validate(
                     true
                 }
             },
+            metadata_survival_intact: false,
         };
     if re
         .kafka_metadata

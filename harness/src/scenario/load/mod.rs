@@ -323,7 +323,7 @@ fn parse_as(path: &Path, text: &str, live: bool) -> Result<Scenario, ScenarioErr
             "remove zookeeper_smoke; the quorum's health is in the metadata check",
         );
     }
-    let expect = expect::validate(
+    let mut expect = expect::validate(
         &mut p,
         raw.expect.as_ref(),
         &check,
@@ -331,6 +331,13 @@ fn parse_as(path: &Path, text: &str, live: bool) -> Result<Scenario, ScenarioErr
         &workload,
         &parsed.names,
     );
+    // what a `create-metadata` step made must be there at the end
+    expect.metadata_survival_intact = parsed.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            super::Action::Broker(super::BrokerAction::CreateMetadata { .. })
+        )
+    });
 
     if !p.list.is_empty() {
         return Err(p.into_errors());
