@@ -336,7 +336,7 @@ impl ClusterAdmin {
     }
 
     /// Reads back what the cluster holds of the items in `created`: the same topics' config
-    /// overrides (those set on the topic itself), every quota of the same entities, the
+    /// overrides of the same keys (set on the topic itself), every quota of the same entities, the
     /// same users' SCRAM credentials, and every ACL of the same principals.
     pub fn read_metadata(&mut self, created: &MetadataSet) -> Result<MetadataSet, AdminError> {
         let mut found = MetadataSet::default();
@@ -357,11 +357,14 @@ impl ClusterAdmin {
                     continue; // UNKNOWN_TOPIC_OR_PARTITION: the topic is gone
                 }
                 check("DescribeConfigs", r.error_code, r.error_message.as_ref())?;
-                // config_source 1: TOPIC_CONFIG, an override on the topic itself
+                // config_source 1: TOPIC_CONFIG, an override on the topic itself; only the
+                // keys created (the topic's creation adds min.insync.replicas of its own)
+                let wanted = created.topic_configs.get(r.resource_name.as_str());
                 let overrides: BTreeMap<String, String> = r
                     .configs
                     .iter()
                     .filter(|c| c.config_source == 1)
+                    .filter(|c| wanted.is_some_and(|w| w.contains_key(c.name.as_str())))
                     .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                     .collect();
                 found
