@@ -249,12 +249,7 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                     "{} difference(s) in {}: {}",
                     m.differences.len(),
                     m.zookeeper,
-                    m.differences
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    first_five(&m.differences)
                 ),
                 false,
             ),
@@ -282,12 +277,7 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                 format!(
                     "{} difference(s): {}",
                     m.differences.len(),
-                    m.differences
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    first_five(&m.differences)
                 ),
                 false,
             ),
@@ -350,6 +340,11 @@ pub fn max_partition_window(f: &Findings) -> u64 {
         .map(|w| w.duration_ms)
         .max()
         .unwrap_or(0)
+}
+
+/// The first five differences an end-of-run check found, `; `-separated.
+fn first_five(d: &[String]) -> String {
+    d.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
 }
 
 #[cfg(test)]
