@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use harness::kafka::reassign::{self, ReassignOptions};
-use harness::kafka::{Admin, ClusterAdmin, Election, PartitionMove};
+use harness::kafka::{Admin, ClusterAdmin, Election, GroupCatchUp, PartitionMove};
 use harness::Shutdown;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -85,6 +85,8 @@ fn admin_requests_on_a_real_cluster() {
     );
     assert!([1, 2, 3].contains(&d.controller), "{d:?}");
     assert!(!d.cluster_id.is_empty());
+
+    group_catch_up(&admin, &bootstrap, &cluster.bootstrap(), &sd);
 
     // a partition on broker 1 alone, with ~6 MB in it
     admin
@@ -314,4 +316,84 @@ fn admin_requests_on_a_real_cluster() {
     let sizes: BTreeMap<(String, i32), i64> = wire.replica_sizes(4).unwrap();
     assert!(sizes[&("moving".to_string(), 0)] >= 5_000_000);
     cluster.teardown();
+}
+
+/// The drain's early end ([`GroupCatchUp`]): caught up only once the group's committed
+/// offsets reach every partition's end offset read after the writes; an empty partition
+/// needs no commit; unknown ends are never caught up.
+fn group_catch_up(admin: &Admin, bootstrap: &str, coordinator_view: &str, sd: &Shutdown) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    admin
+        .create_topics(&[harness::scenario::Topic {
+            name: "lagging".into(),
+            partitions: 3,
+            replication: 3,
+            min_insync: 2,
+            config: Default::default(),
+        }])
+        .unwrap();
+    admin
+        .wait_healthy(&[1, 2, 3], &["lagging"], Duration::from_secs(60), sd)
+        .unwrap();
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    for partition in [0, 1] {
+        for i in 0..10 {
+            let key = i.to_string();
+            p.send(
+                BaseRecord::to("lagging")
+                    .partition(partition)
+                    .key(&key)
+                    .payload("x"),
+            )
+            .unwrap();
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let topics = [("lagging".to_string(), 3u32)];
+    let mut lag = GroupCatchUp::new(
+        coordinator_view,
+        &Default::default(),
+        "kmh-lagging",
+        &topics,
+    )
+    .unwrap();
+    assert!(
+        !lag.caught_up(Duration::from_secs(5)),
+        "caught up before the end offsets were read"
+    );
+    lag.read_ends(Duration::from_secs(5));
+    assert!(
+        !lag.caught_up(Duration::from_secs(5)),
+        "nothing committed yet"
+    );
+    // the group's commits, as its consumers' auto-commit makes them
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kmh-lagging")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let commit = |offsets: &[(i32, i64)]| {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, at) in offsets {
+            tpl.add_partition_offset("lagging", *partition, Offset::Offset(*at))
+                .unwrap();
+        }
+        committer.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    commit(&[(0, 10), (1, 9)]);
+    assert!(
+        !lag.caught_up(Duration::from_secs(5)),
+        "one record of partition 1 not read yet"
+    );
+    commit(&[(1, 10)]);
+    assert!(
+        lag.caught_up(Duration::from_secs(5)),
+        "every end offset committed (partition 2 is empty)"
+    );
 }

@@ -1558,3 +1558,74 @@ fn a_migration_controller_starts_only_formatted_and_the_migration_steps_need_a_m
     );
     assert_eq!(said.len(), 2, "{said:#?}");
 }
+
+#[test]
+fn a_kraft_upgrade_is_parsed_and_its_mistakes_are_named() {
+    let step = |s: &str, cluster: &str| {
+        kraft("3.9", cluster)
+            .replace(
+                "do = \"pause\"\nnode = \"follower:orders/0\"\nbind = \"f\"",
+                s,
+            )
+            .replace("do = \"resume\"\nnode = \"@f\"", "do = \"mark\"")
+    };
+    let ctl = "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]";
+    // the shipped upgrade: both verbs, the release resolved to its newest patch
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/kraft-upgrade-39-to-41.toml");
+    let sc = scenario::load(&path).unwrap();
+    assert_eq!(sc.upgrade_releases(), ["4.1.2", "4.1.2"]);
+    // a release the harness does not run, a ZooKeeper-free cluster's nodes only
+    let errs = errors(&step(
+        "do = \"kafka-version\"\nnodes = [\"ctl1\"]\nkafka = \"5.0\"",
+        ctl,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "step[1].kafka"
+                && e.message.contains("`5.0` is not a Kafka release")),
+        "{errs:#?}"
+    );
+    // a metadata version that is none
+    let errs = errors(&step(
+        "do = \"update-features\"\nmetadata_version = \"latest\"",
+        ctl,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "step[1].metadata_version" && e.hint.contains("4.1-IV1")),
+        "{errs:#?}"
+    );
+    // not on a ZooKeeper cluster (migrate first), nor on another backend
+    let errs = errors(
+        &GOOD
+            .replace(
+                "do = \"pause\"\nnode = \"follower:orders/0\"\nbind = \"f\"",
+                "do = \"kafka-version\"\nnodes = [\"kafka1\"]\nkafka = \"4.1\"",
+            )
+            .replace("do = \"resume\"\nnode = \"@f\"", "do = \"mark\""),
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("upgrades a KRaft cluster")
+                && e.hint.contains("migrate it first")),
+        "{errs:#?}"
+    );
+    let errs = errors(
+        &step("do = \"update-features\"\nmetadata_version = \"4.1\"", ctl)
+            .replace("[cluster]\n", "[cluster]\nbackend = \"docker\"\n"),
+    );
+    assert!(
+        errs.iter().any(|e| e
+            .message
+            .contains("runs on the local backend only, not `docker`")),
+        "{errs:#?}"
+    );
+    // a good step is accepted
+    let text = step(
+        "do = \"kafka-version\"\nnodes = [\"ctl1\", \"kafka2\"]\nkafka = \"4.1.1\"",
+        ctl,
+    );
+    let sc = scenario::parse(Path::new("good.toml"), &text).unwrap();
+    assert_eq!(sc.upgrade_releases(), ["4.1.1"]);
+}

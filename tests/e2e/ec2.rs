@@ -20,8 +20,8 @@ use std::time::Duration;
 use e2e::moto::{Described, Moto, Realiser, Seeded};
 use e2e::ssh_hosts::SshHosts;
 use e2e::{
-    cluster_lock, harness_bin, run_dir, run_scenario_file, start_run_file, tagged_processes,
-    verdicts, wait_bounded, KillOnDrop, RunGuard,
+    cluster_lock_exclusive, harness_bin, run_dir, run_scenario_file, start_run_file,
+    tagged_processes, verdicts, wait_bounded, KillOnDrop, RunGuard,
 };
 use serde_json::Value;
 
@@ -134,7 +134,7 @@ fn start_midway(scenario: &Path, name: &str) -> (KillOnDrop, RunGuard, String) {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_them() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // sets this process's AWS environment
     let mut world = World::new();
     let scenario = world.scenario("rolling-restart.toml", 2, "");
     // producers and consumers on different worker instances
@@ -237,7 +237,7 @@ fn rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn the_partition_scenario_on_launched_instances_gives_the_local_verdict() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // sets this process's AWS environment
     let mut world = World::new();
     let scenario = world.scenario("partition-leader.toml", 2, "");
     let o = run_scenario_file("ec2-partition-leader", &scenario, &[]);
@@ -257,7 +257,7 @@ fn the_partition_scenario_on_launched_instances_gives_the_local_verdict() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn ctrl_c_terminates_the_launched_instances() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // sets this process's AWS environment
     let mut world = World::new();
     let scenario = world.scenario("rolling-restart.toml", 1, "");
     let (mut child, _guard, id) = start_midway(&scenario, "ec2-interrupted");
@@ -284,7 +284,7 @@ fn ctrl_c_terminates_the_launched_instances() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_killed_coordinators_instances_and_expired_ones_are_reaped_by_cleanup_ec2() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // sets this process's AWS environment
     let mut world = World::new();
     // two instances of other runs, launched by hand: one past its expiry, one not
     let (expired, current) = (utc("-1 hour"), utc("+1 hour"));
@@ -345,7 +345,7 @@ print(launch('someone-elses-old-run', '{expired}'), launch('someone-elses-run', 
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn instances_found_by_tag_are_used_and_never_terminated_not_even_on_ctrl_c() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // sets this process's AWS environment
     let mut world = World::new();
     // seed 000's tagged temporary cluster: six instances someone keeps running
     let out = world.moto.python(&format!(

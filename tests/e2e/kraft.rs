@@ -6,9 +6,11 @@
 //! controller leads (`controller:active`) and starts it again: another must take over and the
 //! clients must not notice. `zk-to-kraft` migrates a 3.9 ZooKeeper cluster to KRaft by its
 //! runbook and must end on KRaft with nothing lost; `zk-to-kraft-finalize-early`, the wrong
-//! order, must be flagged. The broker procedures on KRaft are in brokers.rs.
+//! order, must be flagged. `kraft-upgrade-39-to-41` rolls a 3.9 KRaft cluster onto 4.1 and
+//! raises its metadata version: every node must end on 4.1 with nothing lost. The broker
+//! procedures on KRaft are in brokers.rs.
 
-use e2e::{cluster_lock, run_scenario, u};
+use e2e::{cluster_lock, cluster_lock_exclusive, run_scenario, u};
 
 /// How many leader elections a controller's log says it won.
 fn elections_won(dir: &std::path::Path, node: &str) -> usize {
@@ -93,7 +95,7 @@ fn a_kraft_cluster_rolled_controllers_first_loses_nothing_and_keeps_its_quorum()
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn killing_the_active_controller_hands_the_quorum_over_without_the_clients_noticing() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     let o = run_scenario("kraft-controller-failover.toml");
     e2e::verdicts::safe_procedure(&o);
     let r = &o.report;
@@ -162,7 +164,7 @@ fn windows_in<'a>(r: &'a serde_json::Value, name: &str) -> Vec<&'a serde_json::V
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn the_zookeeper_to_kraft_migration_in_runbook_order_loses_nothing_and_ends_on_kraft() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     let o = run_scenario("zk-to-kraft.toml");
     e2e::verdicts::safe_procedure(&o);
     let r = &o.report;
@@ -251,7 +253,7 @@ fn the_zookeeper_to_kraft_migration_in_runbook_order_loses_nothing_and_ends_on_k
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn finalizing_the_migration_before_the_brokers_leave_zookeeper_stalls_them_and_is_flagged() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     let o = run_scenario("zk-to-kraft-finalize-early.toml");
     let r = &o.report;
     assert_eq!(o.code, 1, "{}", o.summary);
@@ -308,4 +310,89 @@ fn finalizing_the_migration_before_the_brokers_leave_zookeeper_stalls_them_and_i
         assert!(d.contains("the migration was finalized under them"), "{d}");
         assert!(d.contains("(leader, replicas, ISR)"), "{d}");
     }
+}
+
+/// The Kafka versions a node's log says it started with, in order (`AppInfoParser`'s
+/// "Kafka version: X" as each start begins; a client inside the node may add one, so
+/// repeats in a row count once).
+fn versions_started(dir: &std::path::Path, node: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
+        .unwrap_or_else(|e| panic!("{node}'s server.log: {e}"));
+    let mut out: Vec<String> = Vec::new();
+    for v in log
+        .lines()
+        .filter_map(|l| l.split_once("Kafka version: "))
+        .filter_map(|(_, v)| v.split_whitespace().next().map(str::to_string))
+    {
+        if out.last() != Some(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_kraft_cluster_upgraded_from_3_9_to_4_1_in_the_notes_order_loses_nothing_and_ends_on_4_1() {
+    let _one = cluster_lock();
+    let o = run_scenario("kraft-upgrade-39-to-41.toml");
+    e2e::verdicts::safe_procedure(&o);
+    let r = &o.report;
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5, "{}", r["steps"]);
+    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    let dir = &o.guard.dir;
+    // every node ran 3.9.1 with the cluster and 4.1.2 after its roll: two starts each
+    for n in ["ctl1", "ctl2", "ctl3", "kafka1", "kafka2", "kafka3"] {
+        assert_eq!(versions_started(dir, n), ["3.9.1", "4.1.2"], "{n}");
+        assert_eq!(starts(dir, n), 2, "{n}");
+    }
+    // the switches and the finalized level, as the timeline has them
+    let events = r["migration_events"].to_string();
+    assert_eq!(
+        events.matches("binaries: Kafka 3.9.1 → 4.1.2").count(),
+        6,
+        "{events}"
+    );
+    assert!(
+        events.contains("metadata.version 3.9-IV0 → 4.1-IV1"),
+        "{events}"
+    );
+    // the quorum and the brokers agree at the end (the KRaft metadata check)
+    let m = &r["kafka_metadata"];
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+    assert!(m["error"].is_null(), "{m}");
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn raising_the_metadata_version_before_the_brokers_run_4_1_is_refused_and_fails_the_run() {
+    let _one = cluster_lock();
+    let o = run_scenario("kraft-upgrade-finalize-early.toml");
+    let r = &o.report;
+    assert_eq!(o.code, 1, "{}", o.summary);
+    assert_eq!(r["verdict"], "fail", "{}", o.summary);
+    // the refused step, in Kafka's words, naming a 3.9 broker and its highest level
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{}", r["steps"]);
+    assert!(steps[..2].iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    let refused = steps[2]["error"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("Invalid update version 27 for feature metadata.version")
+            && refused.contains("only supports versions 1-21"),
+        "{}",
+        steps[2]
+    );
+    let failed: Vec<String> = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ok"] == false)
+        .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(failed, ["steps"], "{}", r["expectations"]);
+    // nothing was lost meanwhile, and the cluster is whole on its old level
+    assert_eq!(u(&r["anomalies"]["lost"]), 0, "{}", o.summary);
+    let m = &r["kafka_metadata"];
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use e2e::verdicts;
 use e2e::{
-    assert_nothing_left, assert_refused_before_start, cluster_lock, harness_bin, repo,
-    require_prerequisites, require_root, run_dir, run_scenario, sh, start_run, u, RunGuard,
+    assert_nothing_left, assert_refused_before_start, cluster_lock, cluster_lock_exclusive,
+    harness_bin, repo, require_prerequisites, require_root, run_dir, run_scenario, sh, start_run,
+    u, RunGuard,
 };
 use serde_json::Value;
 
@@ -128,7 +129,7 @@ fn without_root_a_scenario_with_network_faults_is_refused_before_it_starts() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_delayed_leader_costs_latency_and_nothing_else() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     require_root();
     let o = run_scenario("slow-leader.toml");
     let r = &o.report;

@@ -3,7 +3,7 @@
 //! librdkafka bump its producer epoch for real; and a topic whose retention deletes records
 //! during the run (expired, not lost).
 
-use e2e::{cluster_lock, run_scenario, snapshot_before, u};
+use e2e::{cluster_lock, cluster_lock_exclusive, run_scenario, snapshot_before, u};
 use serde_json::Value;
 
 #[test]
@@ -17,7 +17,7 @@ fn a_rolling_restart_under_load_loses_nothing() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn stopping_the_broker_of_an_rf1_topic_opens_windows_on_exactly_its_partitions() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     let o = run_scenario("rf1-broker-stop.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);
@@ -128,7 +128,7 @@ fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn a_leader_frozen_past_the_delivery_timeout_makes_the_clients_bump_their_epoch_and_explains_every_duplicate(
 ) {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     let o = run_scenario("frozen-leader.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);

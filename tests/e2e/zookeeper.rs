@@ -8,7 +8,9 @@
 //!   quorum lost at the split.
 
 use e2e::verdicts::{self, expectation, windows};
-use e2e::{assert_nothing_left, cluster_lock, require_root, run_scenario, u};
+use e2e::{
+    assert_nothing_left, cluster_lock, cluster_lock_exclusive, require_root, run_scenario, u,
+};
 use serde_json::Value;
 
 #[test]
@@ -24,7 +26,7 @@ fn zk_mitosis_moves_kafka_to_the_target_ensemble_and_loses_nothing() {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn federating_all_three_targets_splits_the_source_ensemble_and_fails() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     require_root();
     let o = run_scenario("zk-mitosis-all-targets.toml");
     let r = &o.report;
@@ -78,7 +80,7 @@ fn zk_addresses(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn block_and_copy_moves_kafka_with_a_measured_downtime_and_loses_nothing() {
-    let _one = cluster_lock();
+    let _all = cluster_lock_exclusive(); // tight timing: alone
     let o = run_scenario("zk-block-and-copy.toml");
     let r = &o.report;
     assert_eq!(o.code, 0, "{}", o.summary);

@@ -13,36 +13,124 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// One cluster at a time on this machine (two cores), across every test binary and every
-/// thread: an exclusive lock on a file in the temporary directory, held for the guard's
-/// life. The harness's own cluster tests (`harness/tests/`) take the same lock, so a
-/// developer running two test binaries at once still gets one cluster at a time; the lock
-/// goes with the process, also when a test panics or is killed.
+/// How many clusters the tests run at once on this machine: `KMH_TEST_CLUSTERS`, else 1.
+///
+/// Why one on this 2-core machine (measured, 2026-12): one scenario run already keeps both
+/// cores ~75 % busy (brokers 105-130 % of a core, the producers 10-47 %: `rolling-restart`
+/// at 50 and 250 records/s per producer), and two runs side by side took 268 s for what
+/// takes 199 s one after the other (`broker-replacement-resume` on ZooKeeper and KRaft).
+/// On a bigger machine `KMH_TEST_CLUSTERS=2` runs two at once; a test whose verdict or
+/// assertions rest on tight timing (windows of a few seconds, latency), or that changes its
+/// process's environment, still runs alone ([`cluster_lock_exclusive`]).
+pub fn cluster_slots() -> usize {
+    std::env::var("KMH_TEST_CLUSTERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// One of the [`cluster_slots`] slots, across every test binary and every thread: an
+/// exclusive lock on one slot's file in the temporary directory, held for the guard's life.
+/// The harness's own cluster tests (`harness/tests/`) take the same slots, so a developer
+/// running two test binaries at once still gets no more clusters than slots; the lock goes
+/// with the process, also when a test panics or is killed.
 pub fn cluster_lock() -> ClusterLock {
-    let path = std::env::temp_dir().join("kmh-cluster-tests.lock");
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| {
+    Slots::here().shared()
+}
+
+/// Every cluster slot: for a test whose verdict or assertions rest on tight timing, or
+/// that changes this process's environment — it runs with no other cluster beside it.
+pub fn cluster_lock_exclusive() -> ClusterLock {
+    Slots::here().exclusive()
+}
+
+/// Holds cluster slots ([`cluster_lock`], [`cluster_lock_exclusive`]) until dropped.
+pub struct ClusterLock {
+    _files: Vec<std::fs::File>,
+}
+
+/// `n` cluster slots as lock files in `dir` (flock: per open file, so threads of one
+/// process exclude each other too), and a gate file.
+struct Slots {
+    dir: PathBuf,
+    n: usize,
+}
+
+impl Slots {
+    /// This machine's slots.
+    fn here() -> Slots {
+        Slots {
+            dir: std::env::temp_dir(),
+            n: cluster_slots(),
+        }
+    }
+
+    /// The lock file of slot `i` (`None`: the gate). Slot 0 keeps the name of the one-slot
+    /// lock it replaced.
+    fn file(&self, i: Option<usize>) -> (PathBuf, std::fs::File) {
+        let name = match i {
+            None => "kmh-cluster-tests.gate.lock".to_string(),
+            Some(0) => "kmh-cluster-tests.lock".to_string(),
+            Some(i) => format!("kmh-cluster-tests.{i}.lock"),
+        };
+        let path = self.dir.join(name);
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "NOT RUN: cannot open the cluster lock {}: {e}",
+                    path.display()
+                )
+            });
+        (path, file)
+    }
+
+    /// Takes a lock file, waiting for it.
+    fn take(&self, i: Option<usize>) -> std::fs::File {
+        let (path, file) = self.file(i);
+        file.lock().unwrap_or_else(|e| {
             panic!(
-                "NOT RUN: cannot open the cluster lock {}: {e}",
+                "NOT RUN: cannot take the cluster lock {}: {e}",
                 path.display()
             )
         });
-    file.lock().unwrap_or_else(|e| {
-        panic!(
-            "NOT RUN: cannot take the cluster lock {}: {e}",
-            path.display()
-        )
-    });
-    ClusterLock { _file: file }
-}
+        file
+    }
 
-/// Holds the one-cluster-at-a-time lock ([`cluster_lock`]) until dropped.
-pub struct ClusterLock {
-    _file: std::fs::File,
+    /// Any one free slot. A test waiting for a slot holds none (it tries each in turn, then
+    /// waits), so it never blocks an exclusive test that holds some; it passes the gate
+    /// first, which an exclusive test holds while it waits — no shared test starts then.
+    fn shared(&self) -> ClusterLock {
+        loop {
+            let gate = self.take(None);
+            for i in 0..self.n {
+                let (path, file) = self.file(Some(i));
+                match file.try_lock() {
+                    Ok(()) => return ClusterLock { _files: vec![file] },
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => panic!(
+                        "NOT RUN: cannot take the cluster lock {}: {e}",
+                        path.display()
+                    ),
+                }
+            }
+            drop(gate);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Every slot, in order (two exclusive tests never hold one each), holding the gate
+    /// while it waits: the running shared tests end, no new one starts.
+    fn exclusive(&self) -> ClusterLock {
+        let gate = self.take(None);
+        let files = (0..self.n).map(|i| self.take(Some(i))).collect();
+        drop(gate);
+        ClusterLock { _files: files }
+    }
 }
 
 /// Why a test is in the slow tier: the reason given to `#[ignore]` on every test that
@@ -433,4 +521,76 @@ pub fn last_acked(run_dir: &Path, worker: &str) -> u64 {
         .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|v| u(&v["acked"]))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Whether `f` returns within `limit` (run on a thread; a blocked one is left behind
+    /// and ends with the test process).
+    fn within<T: Send + 'static>(
+        limit: Duration,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(limit).ok()
+    }
+
+    #[test]
+    fn two_slots_hold_two_clusters_and_an_exclusive_test_waits_for_both() {
+        let dir = tempfile_dir();
+        let slots = |n| Slots {
+            dir: dir.clone(),
+            n,
+        };
+        let a = slots(2).shared();
+        let b = within(Duration::from_secs(5), {
+            let s = slots(2);
+            move || s.shared()
+        })
+        .expect("a second slot is free");
+        let s = slots(2);
+        let waiting = std::thread::spawn(move || s.exclusive());
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!waiting.is_finished(), "exclusive while two slots are held");
+        // the exclusive test holds the gate: a third shared test waits too, even with a
+        // slot free
+        drop(a);
+        let third = {
+            let s = slots(2);
+            std::thread::spawn(move || s.shared())
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!waiting.is_finished(), "exclusive while one slot is held");
+        drop(b);
+        let all = waiting.join().unwrap();
+        assert!(
+            !third.is_finished(),
+            "a shared test beside an exclusive one"
+        );
+        drop(all);
+        drop(third.join().unwrap());
+        // one slot: a second shared test waits
+        let one = slots(1).shared();
+        assert!(
+            within(Duration::from_millis(600), {
+                let s = slots(1);
+                move || s.shared()
+            })
+            .is_none(),
+            "two clusters on one slot"
+        );
+        drop(one);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kmh-slot-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 }

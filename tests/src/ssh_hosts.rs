@@ -89,9 +89,13 @@ impl SshHosts {
                 "NOT RUN: no {tool} (apt-get install {pkg})"
             );
         }
+        // two tests of one binary may make hosts at once (two cluster slots): the tag, the
+        // directory and the subnet's seed differ per set, not only per process
+        static SETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let set = SETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
-        let tag = format!("{:04x}", pid & 0xffff);
-        let dir = std::env::temp_dir().join(format!("kmh-ssh-hosts-{pid}-{}", nodes + workers));
+        let tag = format!("{:04x}", pid.wrapping_mul(16).wrapping_add(set) & 0xffff);
+        let dir = std::env::temp_dir().join(format!("kmh-ssh-hosts-{pid}-{set}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut hosts = SshHosts {
@@ -161,7 +165,7 @@ impl SshHosts {
         // a /24 no route of this machine uses
         let routes =
             run(&["ip", "-4", "route", "show", "table", "all"])? + &run(&["ip", "-4", "addr"])?;
-        let seed = std::process::id();
+        let seed = u32::from_str_radix(&self.tag, 16).unwrap_or(0);
         let b = (0..250u32)
             .map(|i| ((seed + i * 37) % 250) as u8)
             .find(|b| !routes.contains(&format!("10.251.{b}.")))

@@ -81,6 +81,18 @@ pub trait NodeProcess: Send {
     fn save_logs(&self, dir: &Path);
     /// Kills it and removes what the host kept of it (its logs saved first).
     fn dispose(&mut self, dir: &Path);
+    /// Runs the distribution `to` instead of `from` from its next start (a rolling
+    /// upgrade). Only where the harness makes the command line on this machine; a
+    /// container's or a remote host's binaries are fixed when it is made.
+    fn switch_distribution(
+        &mut self,
+        _from: &Distribution,
+        _to: &Distribution,
+    ) -> Result<(), HarnessError> {
+        Err(HarnessError::Cluster(
+            "this backend's nodes keep the binaries they were made with".into(),
+        ))
+    }
 }
 
 /// Runs commands in a host's network context: where its firewall rules and qdiscs live.
@@ -206,6 +218,33 @@ impl NodeProcess for LocalProcess {
 
     fn dispose(&mut self, _dir: &Path) {
         let _ = self.kill();
+    }
+    fn switch_distribution(
+        &mut self,
+        from: &Distribution,
+        to: &Distribution,
+    ) -> Result<(), HarnessError> {
+        let (old, new) = (
+            from.home.display().to_string(),
+            to.home.display().to_string(),
+        );
+        let mut command: Vec<String> = self
+            .command
+            .iter()
+            // the old release's class archive (mapped or being recorded) is not the new one's
+            .filter(|a| {
+                !a.starts_with("-XX:SharedArchiveFile=")
+                    && !a.starts_with("-XX:DumpLoadedClassList=")
+            })
+            .map(|a| a.replace(&old, &new))
+            .collect();
+        // the new release's archive when one was made (mapped only: never recorded mid-run)
+        let archive = super::cds::ClassArchive::of(to, super::cds::BROKER).archive;
+        if let (true, Some(cp)) = (archive.exists(), command.iter().position(|a| a == "-cp")) {
+            command.insert(cp, format!("-XX:SharedArchiveFile={}", archive.display()));
+        }
+        self.command = command;
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ pub mod netns;
 mod node;
 mod scope;
 pub mod ssh;
+mod upgrade;
 
 pub use scope::CleanupScope;
 
@@ -103,6 +104,8 @@ pub struct Cluster {
     cluster_id: Option<String>,
     /// The Kafka distribution the nodes run (the storage tool is in it).
     dist: Distribution,
+    /// The nodes switched to another release by `kafka-version` (the others run `dist`).
+    node_dists: BTreeMap<String, Distribution>,
 }
 
 /// Something the cluster did beyond what it was asked, worth a line in the timeline.
@@ -366,6 +369,7 @@ impl Cluster {
         let mut cluster = Cluster {
             cluster_id,
             dist: dist.clone(),
+            node_dists: BTreeMap::new(),
             class_archives: vec![
                 cds::ClassArchive::of(dist, cds::ZOOKEEPER),
                 cds::ClassArchive::of(dist, cds::BROKER),

@@ -83,6 +83,23 @@ fn log_flags(dir: &Path) -> [String; 2] {
     ]
 }
 
+/// The JVM flags of a Kafka tool run on this machine (`StorageTool`, `FeatureCommand`): a
+/// small heap, no C2, and the brokers' class archive when one was made — the tool loads a
+/// subset of the same classes from the same classpath (measured: a format's 1.1 s of CPU
+/// becomes 0.55 s; six at once on two cores). Mapped only, never recorded from a tool's
+/// short life.
+pub(super) fn tool_jvm_flags(dist: &Distribution) -> Vec<String> {
+    let mut flags = vec![
+        "-Xmx256m".to_string(),
+        "-XX:TieredStopAtLevel=1".to_string(),
+    ];
+    let archive = super::cds::ClassArchive::of(dist, super::cds::BROKER).archive;
+    if archive.exists() {
+        flags.push(format!("-XX:SharedArchiveFile={}", archive.display()));
+    }
+    flags
+}
+
 fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path) -> Vec<String> {
     let [log4j, log4j2] = log_flags(dir);
     vec![
@@ -307,10 +324,9 @@ impl Node {
     /// `controller.quorum.voters` in its `server.properties`.
     pub fn format_command(&self, dist: &Distribution, cluster_id: &str) -> Vec<String> {
         let [log4j, log4j2] = log_flags(&self.dir);
-        vec![
-            "java".into(),
-            "-Xmx256m".into(),
-            "-XX:TieredStopAtLevel=1".into(),
+        let mut argv = vec!["java".to_string()];
+        argv.extend(tool_jvm_flags(dist));
+        argv.extend([
             log4j,
             log4j2,
             "-cp".into(),
@@ -321,7 +337,8 @@ impl Node {
             cluster_id.into(),
             "-c".into(),
             self.dir.join("server.properties").display().to_string(),
-        ]
+        ]);
+        argv
     }
 
     /// A ZooKeeper node (its own myid is `id`) whose `zoo.cfg` lists `members`.
@@ -522,6 +539,16 @@ impl Node {
             zk_static: None,
             config_at_start: Default::default(),
         })
+    }
+
+    /// Runs the distribution `to` instead of `from` from the next start (see
+    /// [`super::host::NodeProcess::switch_distribution`]).
+    pub(super) fn switch_distribution(
+        &mut self,
+        from: &Distribution,
+        to: &Distribution,
+    ) -> Result<(), HarnessError> {
+        self.process.switch_distribution(from, to)
     }
 
     /// Starts the node's process on its host.

@@ -3,6 +3,7 @@
 //! the Kafka protocol itself, the requests librdkafka lacks ([`ClusterAdmin`]).
 
 mod cluster_admin;
+mod lag;
 pub mod migrate;
 mod protocol;
 pub mod quorum;
@@ -14,6 +15,7 @@ pub use cluster_admin::{
     BrokerInfo, ClusterAdmin, ClusterDescription, Election, OngoingReassignment, PartitionError,
     PartitionMove, Throttle, THROTTLE_RATE_CONFIGS,
 };
+pub use lag::GroupCatchUp;
 pub use protocol::{AdminError, BrokerConnection};
 
 use std::time::{Duration, Instant};

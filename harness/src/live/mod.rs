@@ -375,7 +375,7 @@ fn watch_cluster(
     };
     *current.lock().unwrap() = "drain".into();
     view.finish();
-    let interrupted = runner::drain(&mut workers.0, tl, w, &finishing, false);
+    let interrupted = runner::drain(&mut workers.0, tl, w, &finishing, false, &opts.bootstrap);
     if let Some(p) = progress {
         p.stop();
     }

@@ -201,6 +201,9 @@ pub fn run_scenario_holding(
 
     cluster::dist::require_java()?;
     let dist = cluster::dist::locate(&scenario.cluster.kafka_version)?;
+    for release in scenario.upgrade_releases() {
+        cluster::dist::locate(release)?;
+    }
     if scenario.cluster.backend == Backend::Docker {
         let engine = crate::cluster::docker::Engine::connect()?;
         let images = crate::cluster::docker::images::ensure_for_run(
@@ -428,7 +431,14 @@ fn drive(
     }
 
     *current.lock().unwrap() = "drain".into();
-    let interrupted = drain(&mut workload, tl, w, shutdown, interrupted);
+    let interrupted = drain(
+        &mut workload,
+        tl,
+        w,
+        shutdown,
+        interrupted,
+        &cluster.bootstrap(),
+    );
     progress.stop();
     drop(smoke);
     if interrupted || shutdown.requested() {
@@ -499,15 +509,18 @@ fn check_metadata_survival(cluster: &mut Cluster, run_dir: &Path) {
 }
 
 /// The drain: producers stop first and settle what is in flight (up to their delivery
-/// timeout and a margin); consumers then get until they stop making progress (or the drain
-/// timeout); both are stopped. `interrupted` (or a stop asked for meanwhile) skips the
-/// consumers' wait. Returns whether the run was interrupted.
+/// timeout and a margin); consumers then get until their group has committed every
+/// partition's end offset (`catch_up`, asked of the cluster at `bootstrap`: the
+/// coordinator's view), or else until they stop making progress, or the drain timeout;
+/// both are stopped. `interrupted` (or a stop asked for meanwhile) skips the consumers'
+/// wait. Returns whether the run was interrupted.
 pub(crate) fn drain(
     workload: &mut Workload,
     tl: &mut Timeline,
     w: &crate::scenario::Workload,
     shutdown: &Shutdown,
     mut interrupted: bool,
+    bootstrap: &str,
 ) -> bool {
     tl.record(&TimelineEvent::Phase {
         t_ms: now_ms(),
@@ -520,16 +533,36 @@ pub(crate) fn drain(
     }
     if w.consumers > 0 && !interrupted {
         let deadline = std::time::Instant::now() + w.drain_timeout;
+        // the producers have stopped: the end offsets are final (see kafka::GroupCatchUp)
+        let catch_up = workload
+            .group_catch_up(bootstrap)
+            .map(|mut c| {
+                c.read_ends(Duration::from_secs(2));
+                c
+            })
+            .map_err(|e| tracing::warn!("the drain cannot ask the group's offsets: {e}"))
+            .ok();
         let mut last = workload.status(Role::Consume).received;
         let mut still = 0;
+        let mut tick = 0u32;
         while std::time::Instant::now() < deadline && still < 4 {
-            if shutdown.sleep(Duration::from_secs(1)) {
+            if catch_up
+                .as_ref()
+                .is_some_and(|c| c.caught_up(Duration::from_secs(2)))
+            {
+                break;
+            }
+            if shutdown.sleep(Duration::from_millis(250)) {
                 interrupted = true;
                 break;
             }
-            let now = workload.status(Role::Consume).received;
-            still = if now == last { still + 1 } else { 0 };
-            last = now;
+            tick += 1;
+            if tick.is_multiple_of(4) {
+                // once a second, as the consumers print their counts
+                let now = workload.status(Role::Consume).received;
+                still = if now == last { still + 1 } else { 0 };
+                last = now;
+            }
         }
     }
     for failed in workload.stop(Role::Consume, Duration::from_secs(30)) {

@@ -281,12 +281,35 @@ impl Workload {
                 .join(format!("{}-{index}.log", role_name(role))),
             producer: w.producer.clone(),
             consumer: ConsumerSettings {
-                group_id: format!("kmh-{}", self.run_id),
+                group_id: self.group_id(),
                 session_timeout_ms: w.consumer_session_timeout_ms,
             },
             final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
             client_overrides: self.client_properties.clone(),
         }
+    }
+
+    /// The consumers' group, as the drain follows it ([`crate::kafka::GroupCatchUp`]) from
+    /// the coordinator, through `bootstrap` (the coordinator's view of the cluster).
+    pub fn group_catch_up(&self, bootstrap: &str) -> anyhow::Result<crate::kafka::GroupCatchUp> {
+        let topics: Vec<(String, u32)> = self
+            .scenario
+            .workload
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions))
+            .collect();
+        crate::kafka::GroupCatchUp::new(
+            bootstrap,
+            &self.client_properties,
+            &self.group_id(),
+            &topics,
+        )
+    }
+
+    /// The consumers' group id.
+    fn group_id(&self) -> String {
+        format!("kmh-{}", self.run_id)
     }
 
     fn spawn(&mut self, cfg: WorkerConfig) -> Result<(), HarnessError> {

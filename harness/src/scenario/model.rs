@@ -379,6 +379,21 @@ impl Scenario {
             .filter(|s| s.action.is_network_fault())
             .collect()
     }
+
+    /// The Kafka releases `kafka-version` steps switch nodes to (fetched before the run
+    /// starts, never in the middle of it).
+    pub fn upgrade_releases(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                crate::scenario::Action::Kraft(crate::scenario::KraftAction::KafkaVersion {
+                    kafka,
+                    ..
+                }) => Some(kafka.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// One step of the procedure.

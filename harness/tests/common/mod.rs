@@ -7,7 +7,7 @@ use harness::scenario::{Backend, ClusterSpec, HostMode};
 use harness::Shutdown;
 
 #[allow(unused_imports)]
-pub use e2e::cluster_lock;
+pub use e2e::{cluster_lock, cluster_lock_exclusive};
 
 #[allow(dead_code)]
 /// Starts a ZooKeeper-only cluster of `nodes` (one ensemble) on loopback addresses, its

@@ -1,4 +1,4 @@
-//! KRaft steps: `format-storage` and `wait-migration`.
+//! KRaft steps: `format-storage`, `wait-migration`, `kafka-version` and `update-features`.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,10 @@ impl Executor<'_> {
                     );
                 }
                 Ok(())
+            }
+            KraftAction::KafkaVersion { nodes, kafka } => self.cluster.switch_version(nodes, kafka),
+            KraftAction::UpdateFeatures { metadata_version } => {
+                self.cluster.update_metadata_version(metadata_version)
             }
             KraftAction::WaitMigration { timeout } => {
                 let deadline = Instant::now() + *timeout;

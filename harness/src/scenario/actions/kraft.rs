@@ -1,9 +1,12 @@
 //! KRaft: `format-storage` (a controller's log directory, before its first start) and
-//! `wait-migration` (the ZooKeeper→KRaft metadata migration done: dual-write).
+//! `wait-migration` (the ZooKeeper→KRaft metadata migration done: dual-write); for a
+//! KRaft cluster's upgrade, `kafka-version` (the binaries a node runs from its next start)
+//! and `update-features` (`kafka-features upgrade --metadata`: the finalized
+//! `metadata.version`).
 //!
-//! The migration itself is written as its runbook is — `node-config` steps that put each
-//! node's configuration into the next phase and `rolling-restart`s that apply them; these
-//! two are the runbook's remaining primitives.
+//! The migration and the upgrade are written as their runbooks are — `node-config` and
+//! `kafka-version` steps put each node into the next phase and `rolling-restart`s apply
+//! them; these are the runbooks' remaining primitives.
 
 use std::time::Duration;
 
@@ -13,7 +16,12 @@ use super::{node_list, Action, NodeState, Procedure, StepArgs};
 use crate::scenario::load::Problems;
 
 /// The keywords of this family.
-pub const KEYWORDS: &[&str] = &["format-storage", "wait-migration"];
+pub const KEYWORDS: &[&str] = &[
+    "format-storage",
+    "wait-migration",
+    "kafka-version",
+    "update-features",
+];
 
 /// Where a `format-storage` step takes the cluster id from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +53,21 @@ pub enum KraftAction {
         /// Longest wait.
         timeout: Duration,
     },
+    /// The Kafka release nodes run from their next start (a rolling upgrade's first half:
+    /// the binaries; `rolling-restart` applies it). Their configuration and data stay.
+    KafkaVersion {
+        /// The nodes.
+        nodes: Vec<String>,
+        /// The exact release (`4.1` → `4.1.2`), fetched before the run starts.
+        kafka: String,
+    },
+    /// The upgrade's second half, once every node runs the new release: raise the
+    /// cluster's finalized `metadata.version` with the distribution's own tool
+    /// (`kafka-features --bootstrap-server … upgrade --metadata V`).
+    UpdateFeatures {
+        /// The metadata version (`4.1`, or an exact `4.1-IV1`).
+        metadata_version: String,
+    },
 }
 
 impl KraftAction {
@@ -53,6 +76,8 @@ impl KraftAction {
         match self {
             KraftAction::FormatStorage { .. } => "format-storage",
             KraftAction::WaitMigration { .. } => "wait-migration",
+            KraftAction::KafkaVersion { .. } => "kafka-version",
+            KraftAction::UpdateFeatures { .. } => "update-features",
         }
     }
 }
@@ -71,6 +96,9 @@ pub(super) fn parse(
     p: &mut Problems<'_>,
 ) -> Option<Action> {
     let cluster = procedure.cluster;
+    if matches!(args.keyword.as_str(), "kafka-version" | "update-features") {
+        return parse_upgrade(args, procedure, p);
+    }
     if !cluster.is_migration() {
         p.at(
             args.keyword_span.clone(),
@@ -151,9 +179,112 @@ pub(super) fn parse(
     Some(Action::Kraft(action))
 }
 
+/// True for a metadata version as `kafka-features` takes it: `4.1` or `4.1-IV1`.
+fn is_metadata_version(s: &str) -> bool {
+    let (release, iv) = match s.split_once("-IV") {
+        Some((r, iv)) => (r, Some(iv)),
+        None => (s, None),
+    };
+    let parts: Vec<&str> = release.split('.').collect();
+    parts.len() == 2
+        && parts
+            .iter()
+            .chain(iv.as_slice())
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `kafka-version` and `update-features`: a KRaft cluster's rolling upgrade, on nodes of
+/// this machine (local processes or namespaces: the distributions are in its cache).
+fn parse_upgrade(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<Action> {
+    let cluster = procedure.cluster;
+    if !cluster.is_kraft() {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("do"),
+            format!("`{}` upgrades a KRaft cluster, and this cluster is not one", args.keyword),
+            "a KRaft cluster names `controllers` and no `zookeeper` (a ZooKeeper-mode broker cannot run Kafka 4: migrate it first)",
+        );
+    }
+    if cluster.backend != crate::scenario::Backend::Local {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("do"),
+            format!(
+                "`{}` runs on the local backend only, not `{}`",
+                args.keyword,
+                cluster.backend.name()
+            ),
+            "backend = \"local\" (processes or namespaces of this machine); a container's or a remote host's binaries are fixed when it is made",
+        );
+    }
+    let action = if args.keyword == "kafka-version" {
+        let list = args.strings(p, "nodes");
+        let kafka = args.string(p, "kafka");
+        let list = args.require(p, list, "nodes", "nodes = [\"ctl1\", \"kafka1\"]")?;
+        let kafka = args.require(p, kafka, "kafka", "kafka = \"4.1\"")?;
+        let nodes = node_list(p, &list, &args.field("nodes"), cluster);
+        for n in &nodes {
+            if cluster.zookeeper.contains(n) {
+                p.at(
+                    list.span(),
+                    args.field("nodes"),
+                    format!("`{n}` is a ZooKeeper node"),
+                    "kafka-version changes the binaries of controllers and brokers",
+                );
+            }
+        }
+        let Some(release) = crate::scenario::load::kafka_release(kafka.get_ref()) else {
+            p.at(
+                kafka.span(),
+                args.field("kafka"),
+                format!(
+                    "`{}` is not a Kafka release the harness runs",
+                    kafka.get_ref()
+                ),
+                "kafka = \"3.9\", \"4.0\" … \"4.4\", or an exact 3.9.x / 4.x.y release",
+            );
+            return None;
+        };
+        KraftAction::KafkaVersion {
+            nodes,
+            kafka: release,
+        }
+    } else {
+        let v = args.string(p, "metadata_version");
+        let v = args.require(p, v, "metadata_version", "metadata_version = \"4.1\"")?;
+        if !is_metadata_version(v.get_ref()) {
+            p.at(
+                v.span(),
+                args.field("metadata_version"),
+                format!("`{}` is not a metadata version", v.get_ref()),
+                "a release (`4.1`) or an exact level (`4.1-IV1`), as `kafka-features upgrade --metadata` takes it",
+            );
+        }
+        KraftAction::UpdateFeatures {
+            metadata_version: v.into_inner(),
+        }
+    };
+    Some(Action::Kraft(action))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_uuid_text;
+    use super::{is_metadata_version, is_uuid_text};
+
+    #[test]
+    fn a_metadata_version_is_a_release_or_an_exact_level() {
+        assert!(is_metadata_version("4.1"));
+        assert!(is_metadata_version("4.1-IV1"));
+        assert!(is_metadata_version("3.9-IV0"));
+        assert!(!is_metadata_version("4"));
+        assert!(!is_metadata_version("4.1.2"));
+        assert!(!is_metadata_version("4.1-IV"));
+        assert!(!is_metadata_version("latest"));
+    }
 
     #[test]
     fn a_cluster_id_is_22_characters_of_base64url() {

@@ -434,9 +434,7 @@ fn unknown_placeholder(value: &str) -> Option<&str> {
     let mut rest = value;
     while let Some(open) = rest.find('{') {
         let after = &rest[open..];
-        let Some(close) = after.find('}') else {
-            return None;
-        };
+        let close = after.find('}')?;
         let token = &after[..=close];
         if !matches!(token, "{address}" | "{id}" | "{voters}") {
             return Some(token);
