@@ -81,9 +81,11 @@ impl Cluster {
 
     /// Waits until a node just spawned is ready. A broker SIGKILLed and started again at
     /// once finds its old ZooKeeper session still holding `/brokers/ids/N` and exits
-    /// (`NodeExistsException` at startup) until the session expires; like an operator's
-    /// supervisor (systemd `Restart=`), the start is tried again after that refusal, for
-    /// at most twice the session timeout (plus a margin) — and the wait is recorded.
+    /// (`NodeExistsException` at startup) until the session expires; a KRaft controller may
+    /// be stopped by Kafka's fault handler while completing its activation
+    /// ([`super::node::Node::activation_fault`]). Like an operator's supervisor (systemd
+    /// `Restart=`), the start is tried again after such an exit, for at most twice the
+    /// session timeout (plus a margin) — and the exits are recorded in the timeline.
     fn await_start(
         &mut self,
         name: &str,
@@ -91,50 +93,57 @@ impl Cluster {
         shutdown: &Shutdown,
     ) -> Result<(), HarnessError> {
         let deadline = Instant::now() + timeout;
-        let mut refused: Option<(Instant, u32)> = None;
+        // the first refusal's time, how many, and why (what the supervisor saw)
+        let mut refused: Option<(Instant, u32, String)> = None;
         loop {
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_secs(1));
             let ready = self.wait_ready(name, left, shutdown);
-            let (id, refusal) = {
+            let why = {
                 let n = self.node(name)?;
-                (n.id, ready.is_err() && n.registration_refused())
+                if ready.is_err() && n.registration_refused() {
+                    Some(format!(
+                        "its killed process's ZooKeeper session still held {ZK_CHROOT}/brokers/ids/{} (NodeExists); started again until the session expired",
+                        n.id
+                    ))
+                } else if ready.is_err() && n.activation_fault() {
+                    Some("Kafka's fault handler stopped it while completing its activation (it lost the quorum's leadership mid-activation and found an empty log at metadata.version 3.0-IV1, which a migration refuses); started again, as a supervisor would".to_string())
+                } else {
+                    None
+                }
             };
-            let registration = format!(
-                "its killed process's ZooKeeper session still held {ZK_CHROOT}/brokers/ids/{id} (NodeExists)"
-            );
-            match ready {
-                Ok(()) => {
-                    if let Some((since, tries)) = refused {
+            match (ready, why) {
+                (Ok(()), _) => {
+                    if let Some((since, tries, why)) = refused {
                         self.events.push(ClusterEvent {
                             t_ms: workers::clock::now_ms(),
                             node: name.to_string(),
                             what: format!(
-                                "start refused {tries} time(s): {registration}; started again until the session expired, ready {:.1} s after the first refusal",
+                                "start refused {tries} time(s): {why}; ready {:.1} s after the first refusal",
                                 since.elapsed().as_secs_f64()
                             ),
                         });
                     }
                     return Ok(());
                 }
-                Err(e) if refusal => {
-                    let (since, tries) = refused.get_or_insert((Instant::now(), 0));
+                (Err(e), Some(why)) => {
+                    let (since, tries, first) = refused.get_or_insert((Instant::now(), 0, why));
                     *tries += 1;
                     let limit = self.session_timeout() * 2 + Duration::from_secs(5);
                     if since.elapsed() > limit || Instant::now() >= deadline {
                         return Err(HarnessError::Cluster(format!(
-                            "{name}: start refused {tries} time(s) over {:.1} s: {registration}; the session did not expire: {e}",
+                            "{name}: start refused {tries} time(s) over {:.1} s: {first}; it did not come up: {e}",
                             since.elapsed().as_secs_f64()
                         )));
                     }
-                    tracing::info!("{name}: start refused, {registration}; starting again");
+                    tracing::info!("{name}: start refused ({first}); starting again");
                     if shutdown.sleep(Duration::from_millis(500)) {
                         return Err(HarnessError::Interrupted);
                     }
                     self.spawn_node(name)?;
                 }
-                Err(e) => return Err(e),
+                (Err(e), None) => return Err(e),
             }
         }
     }

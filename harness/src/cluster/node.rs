@@ -83,6 +83,17 @@ fn log_flags(dir: &Path) -> [String; 2] {
     ]
 }
 
+/// [`Node::activation_fault`] in a controller's `server.log`: since its process last
+/// started (each Kafka JVM's first line registers its Log4j MBean — the storage format's
+/// too), Kafka's fault handler ended it while it completed its activation.
+fn activation_fault_in(log: &str) -> bool {
+    let since = log
+        .rfind("Registered kafka:type=kafka.Log4jController MBean")
+        .unwrap_or(0);
+    log[since..]
+        .contains("Encountered fatal fault: exception while completing controller activation")
+}
+
 /// The JVM flags of a Kafka tool run on this machine (`StorageTool`, `FeatureCommand`): a
 /// small heap, no C2, and the brokers' class archive when one was made — the tool loads a
 /// subset of the same classes from the same classpath (measured: a format's 1.1 s of CPU
@@ -608,6 +619,20 @@ impl Node {
         log[last_start..].contains("NodeExistsException")
     }
 
+    /// True when a KRaft controller's process was stopped by Kafka's own fault handler while
+    /// completing its activation as the quorum's leader, since its last start. Seen on 3.9.1
+    /// in a migration (once in about eight runs): three controllers started at once, one loses the
+    /// leadership mid-activation, reverts to an empty log — metadata.version 3.0-IV1 — and
+    /// its check that a migration needs metadata transactions (KAFKA-17457) then ends the
+    /// process. Kafka leaves the restart to a supervisor.
+    pub fn activation_fault(&self) -> bool {
+        if self.kind != NodeKind::Controller {
+            return false;
+        }
+        std::fs::read_to_string(self.dir.join("server.log"))
+            .is_ok_and(|log| activation_fault_in(&log))
+    }
+
     /// An error naming the node's logs (brought into its directory) once the process has
     /// exited.
     pub fn check_alive(&mut self) -> Result<(), HarnessError> {
@@ -665,5 +690,23 @@ impl Node {
     /// Kills the node and removes what its host kept of it (logs saved first).
     pub fn dispose(&mut self) {
         self.process.dispose(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod activation_tests {
+    use super::activation_fault_in;
+
+    /// From a 3.9.1 migration run (zk-to-kraft, 2026-12-03), shortened.
+    const FAULT: &str = "[16:00:35] INFO Registered kafka:type=kafka.Log4jController MBean (kafka.utils.Log4jControllerRegistration$)\n[16:00:36] INFO [ControllerServer id=103] Starting controller\n[16:00:42] INFO [QuorumController id=103] completeActivation[2]: event failed with NotLeaderException (treated as NotControllerException) at epoch 2\n[16:00:44] ERROR Encountered fatal fault: exception while completing controller activation (org.apache.kafka.server.fault.ProcessTerminatingFaultHandler)\njava.lang.RuntimeException: Should not have ZK migrations enabled on a cluster running metadata.version 3.0-IV1\n";
+
+    #[test]
+    fn the_fault_counts_only_since_the_last_start() {
+        assert!(activation_fault_in(FAULT));
+        let restarted = format!("{FAULT}[16:00:46] INFO Registered kafka:type=kafka.Log4jController MBean (kafka.utils.Log4jControllerRegistration$)\n");
+        assert!(!activation_fault_in(&restarted));
+        assert!(!activation_fault_in(
+            "[x] INFO Registered kafka:type=kafka.Log4jController MBean\n[y] INFO Kafka Server started\n"
+        ));
     }
 }

@@ -510,8 +510,9 @@ fn check_metadata_survival(cluster: &mut Cluster, run_dir: &Path) {
 
 /// The drain: producers stop first and settle what is in flight (up to their delivery
 /// timeout and a margin); consumers then get until their group has committed every
-/// partition's end offset (`catch_up`, asked of the cluster at `bootstrap`: the
-/// coordinator's view), or else until they stop making progress, or the drain timeout;
+/// partition's end offset ([`crate::kafka::GroupCatchUp`], asked of the cluster at
+/// `bootstrap`: the coordinator's view), or else until they stop making progress, or the
+/// drain timeout;
 /// both are stopped. `interrupted` (or a stop asked for meanwhile) skips the consumers'
 /// wait. Returns whether the run was interrupted.
 pub(crate) fn drain(
