@@ -354,7 +354,10 @@ fn group_catch_up(admin: &Admin, bootstrap: &str, coordinator_view: &str, sd: &S
         }
     }
     p.flush(Duration::from_secs(30)).unwrap();
-    let topics = [("lagging".to_string(), 3u32)];
+    let topics = [workers::config::TopicSpec {
+        name: "lagging".into(),
+        partitions: 3,
+    }];
     let mut lag = GroupCatchUp::new(
         coordinator_view,
         &Default::default(),

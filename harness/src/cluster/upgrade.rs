@@ -42,10 +42,7 @@ impl Cluster {
                 }
                 continue;
             }
-            let node = self
-                .nodes
-                .get_mut(n)
-                .ok_or_else(|| HarnessError::Cluster(format!("no node `{n}`")))?;
+            let node = self.node(n)?;
             if node.kind == NodeKind::ZooKeeper {
                 return Err(HarnessError::Cluster(format!(
                     "{n} is a ZooKeeper node: its binaries do not change"

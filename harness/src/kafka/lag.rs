@@ -30,12 +30,12 @@ pub struct GroupCatchUp {
 
 impl GroupCatchUp {
     /// A client for `group` on `bootstrap` (with the run's client properties), for the
-    /// `topics` (name, partition count). Connects lazily.
+    /// workers' `topics`. Connects lazily.
     pub fn new(
         bootstrap: &str,
         properties: &ClientProperties,
         group: &str,
-        topics: &[(String, u32)],
+        topics: &[workers::config::TopicSpec],
     ) -> anyhow::Result<GroupCatchUp> {
         let mut c = rdkafka::ClientConfig::new();
         for (k, v) in properties {
@@ -50,7 +50,7 @@ impl GroupCatchUp {
             ends: BTreeMap::new(),
             partitions: topics
                 .iter()
-                .flat_map(|(t, n)| (0..*n as i32).map(move |p| (t.clone(), p)))
+                .flat_map(|t| (0..t.partitions as i32).map(move |p| (t.name.clone(), p)))
                 .collect(),
         })
     }

@@ -292,18 +292,11 @@ impl Workload {
     /// The consumers' group, as the drain follows it ([`crate::kafka::GroupCatchUp`]) from
     /// the coordinator, through `bootstrap` (the coordinator's view of the cluster).
     pub fn group_catch_up(&self, bootstrap: &str) -> anyhow::Result<crate::kafka::GroupCatchUp> {
-        let topics: Vec<(String, u32)> = self
-            .scenario
-            .workload
-            .topics
-            .iter()
-            .map(|t| (t.name.clone(), t.partitions))
-            .collect();
         crate::kafka::GroupCatchUp::new(
             bootstrap,
             &self.client_properties,
             &self.group_id(),
-            &topics,
+            &Self::topic_specs(&self.scenario),
         )
     }
 
