@@ -20,6 +20,7 @@ fn spec(broker_config: &[(&str, &str)]) -> ClusterSpec {
         brokers: vec!["kafka1".into(), "kafka2".into()],
         // one dedicated controller, one combined node
         controllers: vec!["ctl1".into(), "kafka2".into()],
+        dynamic_quorum: false,
         broker_config: broker_config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -128,4 +129,58 @@ fn a_storage_format_that_fails_names_the_node_and_carries_the_tools_words() {
         err.contains("/proc/kmh-no-such-dir"),
         "the tool's own words: {err}"
     );
+}
+
+/// The 16 bytes of a Kafka `Uuid` in its text form (base64url, no padding).
+fn uuid_bytes(text: &str) -> Vec<u8> {
+    let std_b64 = text.replace('-', "+").replace('_', "/") + "==";
+    openssl::base64::decode_block(&std_b64).unwrap()
+}
+
+#[test]
+fn a_dynamic_quorum_writes_its_first_voters_into_their_storage_and_points_every_node_at_all_controllers(
+) {
+    let d = dist::locate("4.1.2")
+        .unwrap_or_else(|e| panic!("NOT RUN: no Kafka 4.1.2 distribution: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(&[]);
+    // two dedicated controllers, the second dormant (it joins by add-controller)
+    spec.controllers = vec!["ctl1".into(), "ctl2".into()];
+    spec.dormant = vec!["ctl2".into()];
+    spec.dynamic_quorum = true;
+    let _cluster = Cluster::prepare("kraft-dynamic-test", &spec, &d, dir.path(), false, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = |n: &str, f: &str| dir.path().join("nodes").join(n).join(f);
+    // every node finds the quorum through all controllers, the dormant one too
+    let servers = properties(&path("ctl1", "server.properties"))
+        ["controller.quorum.bootstrap.servers"]
+        .clone();
+    assert_eq!(servers.split(',').count(), 2, "{servers}");
+    assert!(
+        servers.split(',').all(|s| s.ends_with(":9093")),
+        "{servers}"
+    );
+    for n in ["ctl1", "ctl2", "kafka1", "kafka2"] {
+        let p = properties(&path(n, "server.properties"));
+        assert_eq!(p["controller.quorum.bootstrap.servers"], servers, "{n}");
+        assert!(!p.contains_key("controller.quorum.voters"), "{n}");
+    }
+    // the first voter's storage holds the voter set (a checkpoint with its log directory's
+    // id in it); the dormant controller's and the brokers' hold none
+    let voters_checkpoint = "data/__cluster_metadata-0/00000000000000000000-0000000000.checkpoint";
+    let ctl1_dir = properties(&path("ctl1", "data/meta.properties"))["directory.id"].clone();
+    let checkpoint = std::fs::read(path("ctl1", voters_checkpoint))
+        .unwrap_or_else(|e| panic!("ctl1's voter set: {e}"));
+    let id = uuid_bytes(&ctl1_dir);
+    assert!(
+        checkpoint.windows(16).any(|w| w == id.as_slice()),
+        "ctl1's directory id {ctl1_dir} is not in its voter set"
+    );
+    for n in ["ctl2", "kafka1"] {
+        assert!(!path(n, voters_checkpoint).exists(), "{n} has a voter set");
+        // formatted all the same, with a log directory id of its own
+        let meta = properties(&path(n, "data/meta.properties"));
+        assert_eq!(meta["cluster.id"], _cluster.cluster_id().unwrap(), "{n}");
+        assert_ne!(meta["directory.id"], ctl1_dir, "{n}");
+    }
 }

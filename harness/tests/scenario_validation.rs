@@ -1297,7 +1297,7 @@ fn a_kraft_cluster_refuses_an_ensemble_other_backends_and_the_zookeeper_smoke_te
         6,
         "cluster.dormant",
         "controller `ctl1` is dormant",
-        "dynamic quorum",
+        "quorum = \"dynamic\" (KIP-853)",
     );
 }
 
@@ -1628,4 +1628,118 @@ fn a_kraft_upgrade_is_parsed_and_its_mistakes_are_named() {
     );
     let sc = scenario::parse(Path::new("good.toml"), &text).unwrap();
     assert_eq!(sc.upgrade_releases(), ["4.1.1"]);
+}
+
+#[test]
+fn a_dynamic_quorum_and_its_voter_changes_are_parsed_and_their_mistakes_are_named() {
+    let step = |s: &str, cluster: &str| {
+        kraft("4.1", cluster)
+            .replace(
+                "do = \"pause\"\nnode = \"follower:orders/0\"\nbind = \"f\"",
+                s,
+            )
+            .replace("do = \"resume\"\nnode = \"@f\"", "do = \"mark\"")
+    };
+    let dynamic = "controllers = [\"ctl1\", \"ctl2\", \"ctl3\", \"ctl4\"]\nquorum = \"dynamic\"\ndormant = [\"ctl4\"]";
+    // the shipped replacement: a dynamic quorum with a dormant fourth controller
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/kraft-controller-replacement.toml");
+    let sc = scenario::load(&path).unwrap();
+    assert!(sc.cluster.dynamic_quorum);
+    assert_eq!(sc.cluster.dormant, ["ctl4"]);
+    // a dormant controller of a static quorum points at quorum = "dynamic"
+    let errs = errors(&step(
+        "do = \"mark\"",
+        "controllers = [\"ctl1\", \"ctl2\", \"ctl3\", \"ctl4\"]\ndormant = [\"ctl4\"]",
+    ));
+    assert!(
+        errs.iter().any(|e| e.field == "cluster.dormant"
+            && e.message.contains("controller `ctl4` is dormant")
+            && e.hint.contains("quorum = \"dynamic\"")),
+        "{errs:#?}"
+    );
+    // voter changes on a static quorum
+    let errs = errors(&step(
+        "do = \"add-controller\"\nnode = \"ctl3\"",
+        "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("this cluster's quorum is static")
+                && e.hint.contains("KIP-853")),
+        "{errs:#?}"
+    );
+    // adding a controller that has not started, or one that is a voter already
+    let errs = errors(&step("do = \"add-controller\"\nnode = \"ctl4\"", dynamic));
+    assert!(
+        errs.iter().any(|e| e.field == "step[1].node"
+            && e.message.contains("`ctl4` is not running at this point")),
+        "{errs:#?}"
+    );
+    let errs = errors(&step("do = \"add-controller\"\nnode = \"ctl2\"", dynamic));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("`ctl2` is a voter already")),
+        "{errs:#?}"
+    );
+    // removing one that is no voter, or the last voter; a broker is no controller
+    let errs = errors(&step(
+        "do = \"remove-controller\"\nnode = \"ctl4\"",
+        dynamic,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("`ctl4` is not a voter at this point")),
+        "{errs:#?}"
+    );
+    let errs = errors(&step(
+        "do = \"remove-controller\"\nnode = \"ctl1\"",
+        "controllers = [\"ctl1\"]\nquorum = \"dynamic\"",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("would leave the quorum without a voter")),
+        "{errs:#?}"
+    );
+    let errs = errors(&step(
+        "do = \"remove-controller\"\nnode = \"kafka1\"",
+        dynamic,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("`kafka1` is not a dedicated controller")),
+        "{errs:#?}"
+    );
+    // a quorum kind that is none; a dynamic quorum without controllers; all dormant
+    let errs = errors(&step(
+        "do = \"mark\"",
+        "controllers = [\"ctl1\"]\nquorum = \"elastic\"",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "cluster.quorum"
+                && e.message.contains("`elastic` is not a quorum kind")),
+        "{errs:#?}"
+    );
+    let errs = errors(&GOOD.replace("[cluster]\n", "[cluster]\nquorum = \"dynamic\"\n"));
+    assert!(
+        errs.iter().any(|e| e.field == "cluster.quorum"),
+        "{errs:#?}"
+    );
+    let errs = errors(&step(
+        "do = \"mark\"",
+        "controllers = [\"ctl1\"]\nquorum = \"dynamic\"\ndormant = [\"ctl1\"]",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("every controller is dormant")),
+        "{errs:#?}"
+    );
+    // the runbook's order is accepted: start, add, remove, stop
+    let text = step(
+        "do = \"start\"\nnode = \"ctl4\"\n\n[[step]]\nname = \"add\"\ndo = \"add-controller\"\nnode = \"ctl4\"\n\n[[step]]\nname = \"remove\"\ndo = \"remove-controller\"\nnode = \"ctl1\"\n\n[[step]]\nname = \"stop\"\ndo = \"stop\"\nnode = \"ctl1\"",
+        dynamic,
+    );
+    let sc = scenario::parse(Path::new("good.toml"), &text).unwrap();
+    assert_eq!(sc.steps.len(), 5);
 }

@@ -7,8 +7,11 @@
 //! clients must not notice. `zk-to-kraft` migrates a 3.9 ZooKeeper cluster to KRaft by its
 //! runbook and must end on KRaft with nothing lost; `zk-to-kraft-finalize-early`, the wrong
 //! order, must be flagged. `kraft-upgrade-39-to-41` rolls a 3.9 KRaft cluster onto 4.1 and
-//! raises its metadata version: every node must end on 4.1 with nothing lost. The broker
-//! procedures on KRaft are in brokers.rs.
+//! raises its metadata version: every node must end on 4.1 with nothing lost.
+//! `kraft-controller-replacement` replaces a controller of a dynamic quorum (KIP-853) under
+//! load: the new one must join as an observer, become a voter, the old one leave, and the
+//! quorum at the end must be exactly the new voter set. The broker procedures on KRaft are
+//! in brokers.rs.
 
 use e2e::{cluster_lock, cluster_lock_exclusive, run_scenario, u};
 
@@ -395,4 +398,77 @@ fn raising_the_metadata_version_before_the_brokers_run_4_1_is_refused_and_fails_
     assert_eq!(u(&r["anomalies"]["lost"]), 0, "{}", o.summary);
     let m = &r["kafka_metadata"];
     assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_controller_replaced_through_a_dynamic_quorum_leaves_the_new_voter_set_and_loses_nothing() {
+    let _all = cluster_lock_exclusive(); // tight timing (3 s windows): alone
+    let o = run_scenario("kraft-controller-replacement.toml");
+    e2e::verdicts::safe_procedure(&o);
+    let r = &o.report;
+    let dir = &o.guard.dir;
+    let steps = r["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    // every node was pointed at the quorum by its bootstrap servers, not a voter list
+    for n in ["ctl1", "ctl4", "kafka1"] {
+        let props =
+            std::fs::read_to_string(dir.join("nodes").join(n).join("server.properties")).unwrap();
+        assert!(
+            props.contains("controller.quorum.bootstrap.servers=")
+                && !props.contains("controller.quorum.voters="),
+            "{n}: {props}"
+        );
+    }
+    // the timeline's two changes name the log directories the format gave the nodes
+    let timeline = std::fs::read_to_string(dir.join("timeline.jsonl")).unwrap();
+    let event = |node: &str, what: &str| {
+        timeline
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| {
+                e["event"] == "node"
+                    && e["node"] == node
+                    && e["what"].as_str().is_some_and(|w| w.starts_with(what))
+            })
+            .unwrap_or_else(|| panic!("no `{what}` event for {node}:\n{timeline}"))["what"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let added = event("ctl4", "added to the quorum's voters");
+    assert!(
+        added.contains(&meta(dir, "ctl4", "directory.id")),
+        "{added}"
+    );
+    assert!(added.contains("voters now [101, 102, 103, 104]"), "{added}");
+    let removed = event("ctl1", "removed from the quorum's voters");
+    assert!(
+        removed.contains(&meta(dir, "ctl1", "directory.id")),
+        "{removed}"
+    );
+    assert!(removed.contains("voters now [102, 103, 104]"), "{removed}");
+    // the new controller started once, after the cluster (it was dormant), the old once
+    assert_eq!(starts(dir, "ctl4"), 1);
+    assert_eq!(starts(dir, "ctl1"), 1);
+    // the quorum at the end is the new voter set, with a leader, and the check found the
+    // brokers' metadata equal to it
+    let m = &r["kafka_metadata"];
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+    let mut voters: Vec<i64> = m["quorum"]["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    voters.sort_unstable();
+    assert_eq!(voters, [102, 103, 104], "{m}");
+    assert!(
+        [102, 103, 104].contains(&m["quorum"]["leader_id"].as_i64().unwrap()),
+        "{m}"
+    );
+    // no client window over the bound
+    for w in r["unavailability"].as_array().unwrap() {
+        assert!(u(&w["duration_ms"]) <= 3_000, "{w}");
+    }
 }

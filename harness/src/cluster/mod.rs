@@ -22,6 +22,7 @@ mod node;
 mod scope;
 pub mod ssh;
 mod upgrade;
+mod voters;
 
 pub use scope::CleanupScope;
 
@@ -102,6 +103,11 @@ pub struct Cluster {
     /// A KRaft cluster's id, which every node's storage was formatted with (a migration's:
     /// once its controllers are formatted).
     cluster_id: Option<String>,
+    /// The controllers the quorum has as voters: a static quorum's, or a dynamic one's
+    /// first voters as `add-controller` and `remove-controller` changed them.
+    voters: Vec<String>,
+    /// How the nodes find the quorum and were formatted.
+    quorum: node::QuorumConfig,
     /// The Kafka distribution the nodes run (the storage tool is in it).
     dist: Distribution,
     /// The nodes switched to another release by `kafka-version` (the others run `dist`).
@@ -263,19 +269,54 @@ impl Cluster {
             .map(String::as_str)
             .zip(ips.iter().copied())
             .collect();
-        // KRaft: the static quorum every node is given, and the dedicated controllers
-        let voters = spec
-            .controllers
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}@{}:{CONTROLLER_PORT}",
+        // KRaft: how every node finds the quorum, and the dedicated controllers
+        let controller_endpoint = |c: &String| format!("{}:{CONTROLLER_PORT}", ip_of[c.as_str()]);
+        let quorum = if spec.dynamic_quorum {
+            // the first voters: the controllers that start with the cluster, each with the
+            // id its log directory gets at the format
+            let initial: Vec<&String> = spec
+                .controllers
+                .iter()
+                .filter(|c| !spec.dormant.contains(c))
+                .collect();
+            let mut listed = Vec::new();
+            for c in &initial {
+                listed.push(format!(
+                    "{}@{}:{}",
                     spec.controller_id(c).unwrap_or(0),
-                    ip_of[c.as_str()]
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
+                    controller_endpoint(c),
+                    crate::kafka::quorum::random_cluster_id()?
+                ));
+            }
+            node::QuorumConfig::Dynamic {
+                bootstrap_servers: spec
+                    .controllers
+                    .iter()
+                    .map(controller_endpoint)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                initial_controllers: listed.join(","),
+                initial_ids: initial
+                    .iter()
+                    .filter_map(|c| spec.controller_id(c))
+                    .collect(),
+            }
+        } else {
+            node::QuorumConfig::Static {
+                voters: spec
+                    .controllers
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}@{}",
+                            spec.controller_id(c).unwrap_or(0),
+                            controller_endpoint(c)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }
+        };
         for name in spec.dedicated_controllers() {
             let node = Node::kraft(
                 run_id,
@@ -286,7 +327,7 @@ impl Cluster {
                     broker: false,
                     controller: true,
                 },
-                &voters,
+                &quorum,
                 spec,
                 dist,
                 &run_dir.join("nodes").join(name),
@@ -312,7 +353,7 @@ impl Cluster {
                         broker: true,
                         controller: spec.is_controller(name),
                     },
-                    &voters,
+                    &quorum,
                     spec,
                     dist,
                     &dir,
@@ -361,13 +402,24 @@ impl Cluster {
         }
         let cluster_id = if spec.is_kraft() {
             let id = crate::kafka::quorum::random_cluster_id()?;
-            format_storage(nodes.values(), dist, &id)?;
+            format_storage(nodes.values(), dist, &id, &quorum)?;
             Some(id)
         } else {
             None
         };
+        let voters = if spec.dynamic_quorum {
+            spec.controllers
+                .iter()
+                .filter(|c| !spec.dormant.contains(c))
+                .cloned()
+                .collect()
+        } else {
+            spec.controllers.clone()
+        };
         let mut cluster = Cluster {
             cluster_id,
+            voters,
+            quorum,
             dist: dist.clone(),
             node_dists: BTreeMap::new(),
             class_archives: vec![
@@ -681,15 +733,6 @@ impl Cluster {
             .collect()
     }
 
-    /// The controllers' KRaft node ids, in the scenario's order.
-    pub fn controller_ids(&self) -> Vec<i32> {
-        self.spec
-            .controllers
-            .iter()
-            .filter_map(|c| self.spec.controller_id(c))
-            .collect()
-    }
-
     /// `controller.quorum.voters` of the cluster's controllers: `ID@HOST:PORT,…`.
     pub fn quorum_voters(&self) -> String {
         self.spec
@@ -755,7 +798,7 @@ impl Cluster {
             }
         }
         let chosen: Vec<&Node> = names.iter().filter_map(|n| self.nodes.get(n)).collect();
-        format_storage(chosen.into_iter(), &self.dist, cluster_id)?;
+        format_storage(chosen.into_iter(), &self.dist, cluster_id, &self.quorum)?;
         self.cluster_id = Some(cluster_id.to_string());
         Ok(())
     }
@@ -876,10 +919,14 @@ fn format_storage<'n>(
     nodes: impl Iterator<Item = &'n Node>,
     dist: &Distribution,
     cluster_id: &str,
+    quorum: &node::QuorumConfig,
 ) -> Result<(), HarnessError> {
     let commands: Vec<(String, Vec<String>)> = nodes
         .filter(|n| n.kind != NodeKind::ZooKeeper)
-        .map(|n| (n.name.clone(), n.format_command(dist, cluster_id)))
+        .map(|n| {
+            let args = quorum.format_args(n.id, n.controller);
+            (n.name.clone(), n.format_command(dist, cluster_id, &args))
+        })
         .collect();
     let results: Vec<(String, std::io::Result<std::process::Output>)> = std::thread::scope(|s| {
         let handles: Vec<_> = commands

@@ -212,6 +212,61 @@ fn broker_defaults(brokers: usize) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// How a KRaft node finds the controller quorum, and how its storage is formatted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuorumConfig {
+    /// A static quorum: `controller.quorum.voters` (`ID@HOST:PORT,…`), the same on every
+    /// node; the voters never change.
+    Static {
+        /// `controller.quorum.voters`.
+        voters: String,
+    },
+    /// A dynamic quorum (KIP-853): `controller.quorum.bootstrap.servers` (`HOST:PORT,…`:
+    /// every controller, the dormant ones too, so a node still finds the quorum after its
+    /// first voters are gone); the first voters are written into the initial controllers'
+    /// storage at the format (`--initial-controllers ID@HOST:PORT:DIRECTORY,…`), every
+    /// other node is formatted with `--no-initial-controllers`.
+    Dynamic {
+        /// `controller.quorum.bootstrap.servers`.
+        bootstrap_servers: String,
+        /// `--initial-controllers`: the first voters with their log directories' ids.
+        initial_controllers: String,
+        /// The node ids among them.
+        initial_ids: Vec<i32>,
+    },
+}
+
+impl QuorumConfig {
+    /// The `server.properties` line that points a node at the quorum.
+    fn property(&self) -> (&'static str, String) {
+        match self {
+            QuorumConfig::Static { voters } => ("controller.quorum.voters", voters.clone()),
+            QuorumConfig::Dynamic {
+                bootstrap_servers, ..
+            } => (
+                "controller.quorum.bootstrap.servers",
+                bootstrap_servers.clone(),
+            ),
+        }
+    }
+
+    /// The format's quorum arguments for node `id`: none for a static quorum (the tool
+    /// reads the voters from `server.properties`).
+    pub fn format_args(&self, id: i32, controller: bool) -> Vec<String> {
+        match self {
+            QuorumConfig::Static { .. } => Vec::new(),
+            QuorumConfig::Dynamic {
+                initial_controllers,
+                initial_ids,
+                ..
+            } if controller && initial_ids.contains(&id) => {
+                vec!["--initial-controllers".into(), initial_controllers.clone()]
+            }
+            QuorumConfig::Dynamic { .. } => vec!["--no-initial-controllers".into()],
+        }
+    }
+}
+
 /// The roles of a KRaft node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KraftRoles {
@@ -222,8 +277,8 @@ pub struct KraftRoles {
 }
 
 impl Node {
-    /// A KRaft node (broker, controller or both) with node id `id`; `voters` is the static
-    /// quorum (`controller.quorum.voters`: `ID@HOST:PORT,…`). Its log directory is
+    /// A KRaft node (broker, controller or both) with node id `id`; `quorum` says how it
+    /// finds the controller quorum. Its log directory is
     /// formatted ([`Node::format_command`]) before its first start. With `migration` (the
     /// ZooKeeper connect string of a ZooKeeper→KRaft migration) a controller is in
     /// migration mode: `zookeeper.metadata.migration.enable`, and the brokers' ZooKeeper.
@@ -234,7 +289,7 @@ impl Node {
         id: i32,
         address: Ipv4Addr,
         roles: KraftRoles,
-        voters: &str,
+        quorum: &QuorumConfig,
         spec: &ClusterSpec,
         dist: &Distribution,
         dir: &Path,
@@ -266,7 +321,7 @@ impl Node {
         let mut defaults: Vec<(&str, String)> = vec![
             ("process.roles", process_roles.into()),
             ("node.id", id.to_string()),
-            ("controller.quorum.voters", voters.to_string()),
+            quorum.property(),
             ("controller.listener.names", "CONTROLLER".into()),
             ("listeners", listeners.join(",")),
             (
@@ -331,9 +386,15 @@ impl Node {
 
     /// The command that formats this KRaft node's log directory with `cluster_id`
     /// (`kafka.tools.StorageTool format`, as `kafka-storage.sh format` runs it), to run on
-    /// this machine before the node's first start. Static quorum: the voters come from
-    /// `controller.quorum.voters` in its `server.properties`.
-    pub fn format_command(&self, dist: &Distribution, cluster_id: &str) -> Vec<String> {
+    /// this machine before the node's first start; `quorum_args` are
+    /// [`QuorumConfig::format_args`] (none for a static quorum: the voters come from
+    /// `controller.quorum.voters` in its `server.properties`).
+    pub fn format_command(
+        &self,
+        dist: &Distribution,
+        cluster_id: &str,
+        quorum_args: &[String],
+    ) -> Vec<String> {
         let [log4j, log4j2] = log_flags(&self.dir);
         let mut argv = vec!["java".to_string()];
         argv.extend(tool_jvm_flags(dist));
@@ -349,6 +410,7 @@ impl Node {
             "-c".into(),
             self.dir.join("server.properties").display().to_string(),
         ]);
+        argv.extend(quorum_args.iter().cloned());
         argv
     }
 

@@ -54,6 +54,10 @@ pub struct ReplicaProgress {
     pub log_end_offset: i64,
     /// When it was last caught up, ms since the epoch on the leader's clock (-1: unknown).
     pub last_caught_up_ms: i64,
+    /// The id of its metadata log directory (KIP-853; base64url, empty when the quorum
+    /// does not say: a static quorum, or DescribeQuorum before v2).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub directory_id: String,
 }
 
 impl QuorumState {
@@ -125,6 +129,11 @@ pub fn describe_quorum(
                 id: r.replica_id.0,
                 log_end_offset: r.log_end_offset,
                 last_caught_up_ms: r.last_caught_up_timestamp,
+                directory_id: if r.replica_directory_id.is_nil() {
+                    String::new()
+                } else {
+                    uuid_text(&r.replica_directory_id)
+                },
             }
         };
         return Ok(QuorumState {
@@ -345,6 +354,114 @@ pub fn check(expected: &Expected, attempts: u32) -> Comparison {
     last
 }
 
+/// A Kafka `Uuid` as Kafka writes it: base64url of its 16 bytes, no padding.
+fn uuid_text(id: &uuid::Uuid) -> String {
+    openssl::base64::encode_block(id.as_bytes())
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+/// The `Uuid` of its text form ([`uuid_text`]); `None` when it is not one.
+fn uuid_of_text(text: &str) -> Option<uuid::Uuid> {
+    let std_b64 = text.replace('-', "+").replace('_', "/") + "==";
+    let bytes = openssl::base64::decode_block(&std_b64).ok()?;
+    Some(uuid::Uuid::from_bytes(bytes.try_into().ok()?))
+}
+
+/// A change of a dynamic quorum's voters (KIP-853), as the quorum's leader is asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoterChange {
+    /// AddRaftVoter: the controller `id`, its log directory and its controller listener.
+    Add {
+        /// Its node id.
+        id: i32,
+        /// Its metadata log directory's id (as DescribeQuorum lists the observer).
+        directory_id: String,
+        /// Its controller listener's host.
+        host: String,
+        /// Its controller listener's port.
+        port: u16,
+    },
+    /// RemoveRaftVoter: the voter `id` with that log directory.
+    Remove {
+        /// Its node id.
+        id: i32,
+        /// Its metadata log directory's id.
+        directory_id: String,
+    },
+}
+
+/// Asks the quorum's leader — each of `controllers` in turn, a follower answering
+/// NOT_LEADER_OR_FOLLOWER — for one voter change. The leader answers once the new voter
+/// set is committed to the metadata log (or with why not: another change in progress, a
+/// voter not caught up, a quorum not on `kraft.version` 1).
+pub fn change_voters(
+    controllers: &[String],
+    cluster_id: &str,
+    change: &VoterChange,
+    timeout: Duration,
+) -> Result<(), AdminError> {
+    use kafka_protocol::messages::{
+        add_raft_voter_request::Listener, AddRaftVoterRequest, RemoveRaftVoterRequest,
+    };
+    let directory = |d: &str| {
+        uuid_of_text(d).ok_or_else(|| AdminError::Protocol {
+            what: "a voter change".into(),
+            message: format!("`{d}` is not a log directory id"),
+        })
+    };
+    let cluster = Some(StrBytes::from_string(cluster_id.to_string()));
+    let mut last = AdminError::NoBroker("no controller to ask".into());
+    for addr in controllers {
+        let mut conn = match BrokerConnection::connect(addr, timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        let answer = match change {
+            VoterChange::Add {
+                id,
+                directory_id,
+                host,
+                port,
+            } => conn
+                .call(
+                    &AddRaftVoterRequest::default()
+                        .with_cluster_id(cluster.clone())
+                        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+                        .with_voter_id(*id)
+                        .with_voter_directory_id(directory(directory_id)?)
+                        .with_listeners(vec![Listener::default()
+                            .with_name(StrBytes::from_static_str("CONTROLLER"))
+                            .with_host(StrBytes::from_string(host.clone()))
+                            .with_port(*port)]),
+                )
+                .map(|r| ("AddRaftVoter", r.error_code, r.error_message)),
+            VoterChange::Remove { id, directory_id } => conn
+                .call(
+                    &RemoveRaftVoterRequest::default()
+                        .with_cluster_id(cluster.clone())
+                        .with_voter_id(*id)
+                        .with_voter_directory_id(directory(directory_id)?),
+                )
+                .map(|r| ("RemoveRaftVoter", r.error_code, r.error_message)),
+        };
+        match answer {
+            Ok((api, code, message)) => match AdminError::from_code(api, code, message.as_ref()) {
+                None => return Ok(()),
+                // NOT_LEADER_OR_FOLLOWER: ask the next controller
+                Some(e) if code == 6 => last = e,
+                Some(e) => return Err(e),
+            },
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// A new cluster id: 16 random bytes in URL-safe base64 without padding, as
 /// `kafka-storage random-uuid` prints one.
 pub fn random_cluster_id() -> std::io::Result<String> {
@@ -359,6 +476,18 @@ pub fn random_cluster_id() -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_directory_id_reads_back_as_the_uuid_it_names() {
+        let text = random_cluster_id().unwrap();
+        let id = uuid_of_text(&text).unwrap();
+        assert_eq!(uuid_text(&id), text);
+        // Kafka's own rendering of a known Uuid (Uuid.toString: base64url, no padding)
+        let known = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        assert_eq!(uuid_text(&known), "ASNFZ4mrze_-3LqYdlQyEA");
+        assert_eq!(uuid_of_text("ASNFZ4mrze_-3LqYdlQyEA"), Some(known));
+        assert_eq!(uuid_of_text("zookeeper"), None);
+    }
 
     #[test]
     fn a_cluster_id_is_22_url_safe_characters_and_new_each_time() {
@@ -383,17 +512,20 @@ mod tests {
                     id: 101,
                     log_end_offset: 500,
                     last_caught_up_ms: 1,
+                    directory_id: String::new(),
                 },
                 ReplicaProgress {
                     id: 102,
                     log_end_offset: 400,
                     last_caught_up_ms: 1,
+                    directory_id: String::new(),
                 },
             ],
             observers: vec![ReplicaProgress {
                 id: 1,
                 log_end_offset: 490,
                 last_caught_up_ms: 1,
+                directory_id: String::new(),
             }],
         };
         assert_eq!(q.voter_ids(), vec![101, 102]);

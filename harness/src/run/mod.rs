@@ -638,8 +638,7 @@ fn kraft_metadata_check(
             Some((*id, cluster.broker_addresses(&[name])))
         })
         .collect();
-    let mut voters: Vec<i32> = cluster.controller_ids();
-    voters.sort_unstable();
+    let voters: Vec<i32> = cluster.voter_ids();
     let observers: Vec<i32> = running
         .iter()
         .copied()

@@ -104,6 +104,11 @@ pub struct ClusterSpec {
     /// controller `i` (0-based in this list) gets `node.id = 100 + i + 1`, so controller
     /// ids never collide with broker ids and read as controllers in logs.
     pub controllers: Vec<String>,
+    /// A dynamic KRaft quorum (KIP-853, `quorum = "dynamic"`): the nodes find the quorum
+    /// through `controller.quorum.bootstrap.servers`, the controllers that start with the
+    /// cluster are its first voters (`--initial-controllers`), and a dormant controller
+    /// joins by steps (`add-controller`). False: the static `controller.quorum.voters`.
+    pub dynamic_quorum: bool,
     /// Broker properties applied on top of the harness's defaults.
     pub broker_config: BTreeMap<String, String>,
     /// ZooKeeper properties applied on top of the harness's defaults.
@@ -135,6 +140,7 @@ impl ClusterSpec {
             kafka_ensemble: "zookeeper".into(),
             brokers: Vec::new(),
             controllers: Vec::new(),
+            dynamic_quorum: false,
             broker_config: BTreeMap::new(),
             zookeeper_config: BTreeMap::new(),
             broker_heap_mb: 0,

@@ -31,6 +31,7 @@ pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
         zookeeper_heap_mb: 64,
         controller_heap_mb: 256,
         controllers: Vec::new(),
+        dynamic_quorum: false,
         inventory: None,
         ec2: None,
     };
@@ -75,6 +76,7 @@ pub fn kafka_cluster_with(
         zookeeper_heap_mb: 64,
         controller_heap_mb: 256,
         controllers: Vec::new(),
+        dynamic_quorum: false,
         inventory: None,
         ec2: None,
     };

@@ -1,4 +1,5 @@
-//! KRaft steps: `format-storage`, `wait-migration`, `kafka-version` and `update-features`.
+//! KRaft steps: `format-storage`, `wait-migration`, `kafka-version`, `update-features`,
+//! `add-controller` and `remove-controller`.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,13 @@ impl Executor<'_> {
             KraftAction::KafkaVersion { nodes, kafka } => self.cluster.switch_version(nodes, kafka),
             KraftAction::UpdateFeatures { metadata_version } => {
                 self.cluster.update_metadata_version(metadata_version)
+            }
+            KraftAction::AddController { node, timeout } => {
+                self.cluster.add_controller(node, *timeout, self.shutdown)
+            }
+            KraftAction::RemoveController { node, timeout } => {
+                self.cluster
+                    .remove_controller(node, *timeout, self.shutdown)
             }
             KraftAction::WaitMigration { timeout } => {
                 let deadline = Instant::now() + *timeout;

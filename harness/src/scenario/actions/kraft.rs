@@ -21,6 +21,8 @@ pub const KEYWORDS: &[&str] = &[
     "wait-migration",
     "kafka-version",
     "update-features",
+    "add-controller",
+    "remove-controller",
 ];
 
 /// Where a `format-storage` step takes the cluster id from.
@@ -68,6 +70,22 @@ pub enum KraftAction {
         /// The metadata version (`4.1`, or an exact `4.1-IV1`).
         metadata_version: String,
     },
+    /// A dynamic quorum: make a running controller (an observer of the metadata log) a
+    /// voter once it has caught up (AddRaftVoter), and wait until the quorum lists it.
+    AddController {
+        /// The controller.
+        node: String,
+        /// Longest wait: catching up, the change, the quorum listing it.
+        timeout: Duration,
+    },
+    /// A dynamic quorum: take a voter out of it (RemoveRaftVoter); the node keeps running
+    /// until a `stop` step.
+    RemoveController {
+        /// The controller.
+        node: String,
+        /// Longest wait.
+        timeout: Duration,
+    },
 }
 
 impl KraftAction {
@@ -78,6 +96,8 @@ impl KraftAction {
             KraftAction::WaitMigration { .. } => "wait-migration",
             KraftAction::KafkaVersion { .. } => "kafka-version",
             KraftAction::UpdateFeatures { .. } => "update-features",
+            KraftAction::AddController { .. } => "add-controller",
+            KraftAction::RemoveController { .. } => "remove-controller",
         }
     }
 }
@@ -98,6 +118,12 @@ pub(super) fn parse(
     let cluster = procedure.cluster;
     if matches!(args.keyword.as_str(), "kafka-version" | "update-features") {
         return parse_upgrade(args, procedure, p);
+    }
+    if matches!(
+        args.keyword.as_str(),
+        "add-controller" | "remove-controller"
+    ) {
+        return parse_voter_change(args, procedure, p);
     }
     if !cluster.is_migration() {
         p.at(
@@ -269,6 +295,79 @@ fn parse_upgrade(
         }
     };
     Some(Action::Kraft(action))
+}
+
+/// `add-controller` and `remove-controller`: a dynamic quorum's voters, one at a time.
+fn parse_voter_change(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<Action> {
+    let cluster = procedure.cluster;
+    let add = args.keyword == "add-controller";
+    let node = args.string(p, "node");
+    let timeout = args.duration(p, "timeout", Duration::from_secs(120));
+    if !cluster.dynamic_quorum {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("do"),
+            format!("`{}` changes a dynamic quorum's voters, and this cluster's quorum is static", args.keyword),
+            "quorum = \"dynamic\" in [cluster] (KIP-853; Kafka 3.9 or 4.x, KRaft), with the new controller among `controllers` and `dormant`",
+        );
+    }
+    let node = args.require(p, node, "node", "node = \"ctl4\"")?;
+    let name = node.get_ref().clone();
+    if !cluster.is_controller(&name) || cluster.broker_id(&name).is_some() {
+        p.at(
+            node.span(),
+            args.field("node"),
+            format!("`{name}` is not a dedicated controller"),
+            format!("controllers: {}", cluster.controllers.join(", ")),
+        );
+        return None;
+    }
+    if add {
+        if !procedure.running(&name) {
+            p.at(
+                node.span(),
+                args.field("node"),
+                format!("`{name}` is not running at this point"),
+                "start it first (a `start` step): it catches up as an observer of the metadata log, then becomes a voter",
+            );
+        }
+        if !procedure.voters.insert(name.clone()) {
+            p.at(
+                node.span(),
+                args.field("node"),
+                format!("`{name}` is a voter already at this point"),
+                "add a controller that is not a voter: a dormant one, started by a step, or one removed before",
+            );
+        }
+        Some(Action::Kraft(KraftAction::AddController {
+            node: name,
+            timeout,
+        }))
+    } else {
+        if !procedure.voters.remove(&name) {
+            p.at(
+                node.span(),
+                args.field("node"),
+                format!("`{name}` is not a voter at this point"),
+                "remove one of the quorum's voters (the controllers that start with the cluster, or one added by `add-controller`)",
+            );
+        } else if procedure.voters.is_empty() {
+            p.at(
+                node.span(),
+                args.field("node"),
+                format!("removing `{name}` would leave the quorum without a voter"),
+                "add the new controller first (`add-controller`), then remove the old one",
+            );
+        }
+        Some(Action::Kraft(KraftAction::RemoveController {
+            node: name,
+            timeout,
+        }))
+    }
 }
 
 #[cfg(test)]

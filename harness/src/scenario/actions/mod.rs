@@ -153,6 +153,8 @@ pub(crate) struct Procedure<'c> {
     pub unformatted: HashSet<String>,
     /// A `create-metadata` step came before.
     pub created_metadata: bool,
+    /// The quorum's voters at this point (a dynamic quorum's change by steps).
+    pub voters: HashSet<String>,
 }
 
 impl<'c> Procedure<'c> {
@@ -181,6 +183,12 @@ impl<'c> Procedure<'c> {
                 HashSet::new()
             },
             created_metadata: false,
+            voters: cluster
+                .controllers
+                .iter()
+                .filter(|c| !cluster.dynamic_quorum || !cluster.dormant.contains(c))
+                .cloned()
+                .collect(),
         }
     }
 

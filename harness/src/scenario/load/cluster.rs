@@ -30,6 +30,8 @@ pub(crate) struct RawCluster {
     #[serde(default)]
     controllers: Option<Spanned<Vec<String>>>,
     #[serde(default)]
+    quorum: Option<Spanned<String>>,
+    #[serde(default)]
     broker_config: BTreeMap<String, toml::Value>,
     #[serde(default)]
     zookeeper_config: BTreeMap<String, toml::Value>,
@@ -244,16 +246,52 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
             );
         }
     }
+    let dynamic_quorum = match rc.quorum.as_ref().map(|q| (q, q.get_ref().as_str())) {
+        None | Some((_, "static")) => false,
+        Some((q, "dynamic")) => {
+            if migration || controllers.is_empty() {
+                p.at(
+                    q.span(),
+                    "cluster.quorum",
+                    "a dynamic quorum is a KRaft cluster's",
+                    if migration {
+                        "a ZooKeeper→KRaft migration runs on a static quorum (Kafka does not migrate to a dynamic one): remove `quorum`"
+                    } else {
+                        "name the KRaft controllers (controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]) and no `zookeeper`"
+                    },
+                );
+            }
+            true
+        }
+        Some((q, other)) => {
+            p.at(
+                q.span(),
+                "cluster.quorum",
+                format!("`{other}` is not a quorum kind"),
+                "quorum = \"static\" (controller.quorum.voters, the default) or \"dynamic\" (KIP-853: controllers added and removed by steps)",
+            );
+            false
+        }
+    };
     if let Some(d) = &rc.dormant {
         for n in d.get_ref() {
             if controllers.contains(n) && migration {
                 // the migration's controllers, above
+            } else if controllers.contains(n) && dynamic_quorum {
+                if brokers.contains(n) {
+                    p.at(
+                        d.span(),
+                        "cluster.dormant",
+                        format!("combined node `{n}` is dormant"),
+                        "a controller that joins the quorum by `add-controller` is a dedicated one: give it a name of its own",
+                    );
+                }
             } else if controllers.contains(n) {
                 p.at(
                     d.span(),
                     "cluster.dormant",
                     format!("controller `{n}` is dormant"),
-                    "every controller of the static quorum starts with the cluster (a dormant controller needs a dynamic quorum, KIP-853, not supported yet)",
+                    "every controller of a static quorum starts with the cluster; one that joins later needs quorum = \"dynamic\" (KIP-853) and an `add-controller` step",
                 );
             } else if !zookeeper.contains(n) && !brokers.contains(n) {
                 p.at(
@@ -267,6 +305,14 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
                     ),
                 );
             }
+        }
+        if dynamic_quorum && controllers.iter().all(|c| d.get_ref().contains(c)) {
+            p.at(
+                d.span(),
+                "cluster.dormant",
+                "every controller is dormant",
+                "the controllers that start with the cluster are the quorum's first voters: keep at least one running",
+            );
         }
         if !brokers.is_empty() && brokers.iter().all(|b| d.get_ref().contains(b)) {
             p.at(
@@ -394,6 +440,7 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         kafka_ensemble,
         brokers: brokers.clone(),
         controllers,
+        dynamic_quorum,
         broker_config: config_map(p, &rc.broker_config, table.clone(), "cluster.broker_config"),
         zookeeper_config: config_map(
             p,
