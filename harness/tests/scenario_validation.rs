@@ -5,8 +5,8 @@ use std::path::Path;
 
 use harness::error::ScenarioError;
 use harness::scenario::{
-    self, Action, Anomaly, Bound, BrokerAction, ClusterIdSource, Cut, KraftAction, NetworkAction,
-    NodeAction, Target, ZkAction,
+    self, Action, Anomaly, Bound, BrokerAction, ClusterIdSource, Cut, FeatureTarget, KraftAction,
+    NetworkAction, NodeAction, Target, ZkAction,
 };
 
 const GOOD: &str = r#"name = "t"
@@ -1596,6 +1596,41 @@ fn a_kraft_upgrade_is_parsed_and_its_mistakes_are_named() {
             .any(|e| e.field == "step[1].metadata_version" && e.hint.contains("4.1-IV1")),
         "{errs:#?}"
     );
+    // a release version that is none; both kinds at once; neither
+    let errs = errors(&step(
+        "do = \"update-features\"\nrelease_version = \"4.1.2\"",
+        ctl,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "step[1].release_version" && e.message.contains("`4.1.2`")),
+        "{errs:#?}"
+    );
+    let errs = errors(&step(
+        "do = \"update-features\"\nmetadata_version = \"4.1\"\nrelease_version = \"4.1\"",
+        ctl,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("not both") && e.hint.contains("kraft.version")),
+        "{errs:#?}"
+    );
+    let errs = errors(&step("do = \"update-features\"", ctl));
+    assert!(
+        errs.iter().any(|e| e
+            .message
+            .contains("needs `metadata_version` or `release_version`")),
+        "{errs:#?}"
+    );
+    let text = step("do = \"update-features\"\nrelease_version = \"4.1\"", ctl);
+    let sc = scenario::parse(Path::new("good.toml"), &text).unwrap();
+    assert!(
+        matches!(&sc.steps[0].action, Action::Kraft(KraftAction::UpdateFeatures {
+            to: FeatureTarget::Release(v)
+        }) if v == "4.1"),
+        "{:?}",
+        sc.steps[0].action
+    );
     // not on a ZooKeeper cluster (migrate first), nor on another backend
     let errs = errors(
         &GOOD
@@ -1742,4 +1777,31 @@ fn a_dynamic_quorum_and_its_voter_changes_are_parsed_and_their_mistakes_are_name
     );
     let sc = scenario::parse(Path::new("good.toml"), &text).unwrap();
     assert_eq!(sc.steps.len(), 5);
+}
+
+/// `upgrade-39-to-4` is `zk-to-kraft` followed by the upgrade onto 4.1: the same cluster,
+/// workload, checks and expectations, and zk-to-kraft's steps as its first ones, word for
+/// word. The e2e suite runs the migration once, through upgrade-39-to-4, and checks what
+/// zk-to-kraft promises at the migration's steps; this keeps the two files from drifting.
+#[test]
+fn the_upgrade_from_3_9_to_4_begins_with_zk_to_kraft_as_written() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let read = |f: &str| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    let migration = read("zk-to-kraft.toml");
+    let chain = read("upgrade-39-to-4.toml");
+    for table in ["cluster", "workload", "check", "expect"] {
+        assert_eq!(migration[table], chain[table], "[{table}] differs");
+    }
+    let steps = |t: &toml::Table| t["step"].as_array().unwrap().clone();
+    let (migration, chain) = (steps(&migration), steps(&chain));
+    assert!(chain.len() > migration.len());
+    assert_eq!(chain[..migration.len()], migration[..]);
+    assert!(chain[migration.len()..].iter().all(|s| [
+        "kafka-version",
+        "rolling-restart",
+        "update-features"
+    ]
+    .contains(&s["do"].as_str().unwrap())));
 }

@@ -4,10 +4,12 @@
 //! elected a new leader when its leader went, and the end-of-run metadata check (quorum vs
 //! brokers) must find the cluster intact. `kraft-controller-failover` SIGKILLs whichever
 //! controller leads (`controller:active`) and starts it again: another must take over and the
-//! clients must not notice. `zk-to-kraft` migrates a 3.9 ZooKeeper cluster to KRaft by its
-//! runbook and must end on KRaft with nothing lost; `zk-to-kraft-finalize-early`, the wrong
-//! order, must be flagged. `kraft-upgrade-39-to-41` rolls a 3.9 KRaft cluster onto 4.1 and
-//! raises its metadata version: every node must end on 4.1 with nothing lost.
+//! clients must not notice. `upgrade-39-to-4` is the whole road off ZooKeeper: `zk-to-kraft`
+//! (its first steps, word for word) migrates a 3.9 ZooKeeper cluster to KRaft by its runbook,
+//! then every node rolls onto 4.1 and the features are raised; checked at the migration's
+//! steps and at the end, nothing may be lost. `zk-to-kraft-finalize-early`, the wrong order,
+//! must be flagged. `kraft-upgrade-39-to-41` rolls a 3.9 KRaft cluster onto 4.1 and raises
+//! its metadata version: every node must end on 4.1 with nothing lost.
 //! `kraft-controller-replacement` replaces a controller of a dynamic quorum (KIP-853) under
 //! load: the new one must join as an observer, become a voter, the old one leave, and the
 //! quorum at the end must be exactly the new voter set. The broker procedures on KRaft are
@@ -23,11 +25,17 @@ fn elections_won(dir: &std::path::Path, node: &str) -> usize {
         .count()
 }
 
-/// How many times a node's log says its process finished starting.
+/// How many times a node's log says its process finished starting: "Kafka Server started"
+/// in KRaft mode, "[KafkaServer id=N] started" in ZooKeeper (and migration) mode.
 fn starts(dir: &std::path::Path, node: &str) -> usize {
-    std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
-        .unwrap_or_else(|e| panic!("{node}'s server.log (Log4j 2 writes it): {e}"))
-        .matches("Kafka Server started")
+    let log = std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
+        .unwrap_or_else(|e| panic!("{node}'s server.log (Log4j 2 writes it): {e}"));
+    log.lines()
+        .filter(|l| {
+            l.contains("Kafka Server started")
+                || (l.contains("[KafkaServer id=")
+                    && l.contains("] started (kafka.server.KafkaServer)"))
+        })
         .count()
 }
 
@@ -164,54 +172,15 @@ fn windows_in<'a>(r: &'a serde_json::Value, name: &str) -> Vec<&'a serde_json::V
         .collect()
 }
 
-#[test]
-#[ignore = "slow tier: real clusters, namespaces or containers"]
-fn the_zookeeper_to_kraft_migration_in_runbook_order_loses_nothing_and_ends_on_kraft() {
-    let _all = cluster_lock_exclusive(); // tight timing: alone
-    let o = run_scenario("zk-to-kraft.toml");
-    e2e::verdicts::safe_procedure(&o);
-    let r = &o.report;
-    let steps = r["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 13, "{}", r["steps"]);
-    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
-    let dir = &o.guard.dir;
-    // the controllers carry the id the ZooKeeper-mode brokers wrote (their meta.properties)
-    let cluster_id = meta(dir, "kafka1", "cluster.id");
-    for c in ["ctl1", "ctl2", "ctl3"] {
-        assert_eq!(meta(dir, c, "cluster.id"), cluster_id, "{c}");
-        assert_eq!(
-            config_dumps(dir, c, "zookeeper.metadata.migration.enable")[0],
-            "true",
-            "{c}"
-        );
-    }
-    let events = r["migration_events"].to_string();
-    assert!(
-        events.contains("read from ZooKeeper's /cluster/id"),
-        "{events}"
-    );
-    assert!(
-        events.contains("metadata migrated from ZooKeeper (dual-write)"),
-        "{events}"
-    );
-    // each broker ran three ways: ZooKeeper mode, migration mode, KRaft mode
-    for b in ["kafka1", "kafka2", "kafka3"] {
-        assert_eq!(
-            config_dumps(dir, b, "zookeeper.metadata.migration.enable"),
-            ["false", "true", "false"],
-            "{b}"
-        );
-        assert_eq!(
-            config_dumps(dir, b, "process.roles"),
-            ["[]", "[]", "[broker]"],
-            "{b}"
-        );
-    }
-    // the end is a KRaft cluster: every broker follows the metadata log, with ZooKeeper gone
+/// The end of a ZooKeeper→KRaft migration: every broker follows the metadata log of a
+/// quorum with the brokers' own cluster id, and the topic configs, quotas, SCRAM users and
+/// ACLs made on ZooKeeper, read back from the KRaft brokers, are all there (and the verdict
+/// judged it).
+fn ended_on_kraft_with_the_metadata(r: &serde_json::Value, cluster_id: &str) {
     let m = &r["kafka_metadata"];
     assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
     assert!(m["error"].is_null(), "{m}");
-    assert_eq!(m["cluster_id"], cluster_id.as_str(), "{m}");
+    assert_eq!(m["cluster_id"], cluster_id, "{m}");
     let mut observers: Vec<i64> = m["quorum"]["observers"]
         .as_array()
         .unwrap()
@@ -221,8 +190,6 @@ fn the_zookeeper_to_kraft_migration_in_runbook_order_loses_nothing_and_ends_on_k
     observers.sort_unstable();
     assert_eq!(observers, [1, 2, 3], "{m}");
     assert_eq!(m["registered_brokers"], serde_json::json!([1, 2, 3]), "{m}");
-    // the topic configs, quotas, SCRAM users and ACLs made on ZooKeeper, read back from
-    // the KRaft brokers: all there (and the verdict judged it)
     let m = &r["metadata_survival"];
     assert!(m["error"].is_null(), "{m}");
     assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
@@ -241,16 +208,6 @@ fn the_zookeeper_to_kraft_migration_in_runbook_order_loses_nothing_and_ends_on_k
         e2e::verdicts::expectation(r, "metadata_survival")["ok"],
         true
     );
-    // finalizing and dropping ZooKeeper cost the clients nothing worth a window
-    for step in [
-        "finalize: roll the controllers",
-        "decommission ZooKeeper",
-        "run without ZooKeeper",
-    ] {
-        for w in windows_in(r, step) {
-            assert!(u(&w["duration_ms"]) <= 3_000, "{step}: {w}");
-        }
-    }
 }
 
 #[test]
@@ -469,6 +426,96 @@ fn a_controller_replaced_through_a_dynamic_quorum_leaves_the_new_voter_set_and_l
     );
     // no client window over the bound
     for w in r["unavailability"].as_array().unwrap() {
+        assert!(u(&w["duration_ms"]) <= 3_000, "{w}");
+    }
+}
+
+/// `zk-to-kraft` is run here, as the first 13 steps of `upgrade-39-to-4` (the validation
+/// test `the_upgrade_from_3_9_to_4_begins_with_zk_to_kraft_as_written` holds the two files
+/// to the same cluster, workload, expectations and steps): one migration, checked at its
+/// own steps and again after the upgrade onto 4.1.
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_zookeeper_cluster_migrated_to_kraft_then_upgraded_to_4_1_loses_nothing_and_ends_on_4_1() {
+    let _all = cluster_lock_exclusive(); // tight timing: alone
+    let o = run_scenario("upgrade-39-to-4.toml");
+    e2e::verdicts::safe_procedure(&o);
+    let r = &o.report;
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 18, "{}", r["steps"]);
+    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    let dir = &o.guard.dir;
+    // zk-to-kraft: the controllers carry the id the ZooKeeper-mode brokers wrote (their
+    // meta.properties) and started in migration mode; the metadata migrated
+    let cluster_id = meta(dir, "kafka1", "cluster.id");
+    for c in ["ctl1", "ctl2", "ctl3"] {
+        assert_eq!(meta(dir, c, "cluster.id"), cluster_id, "{c}");
+        assert_eq!(
+            config_dumps(dir, c, "zookeeper.metadata.migration.enable")[0],
+            "true",
+            "{c}"
+        );
+    }
+    let events = r["migration_events"].to_string();
+    assert!(
+        events.contains("read from ZooKeeper's /cluster/id"),
+        "{events}"
+    );
+    assert!(
+        events.contains("metadata migrated from ZooKeeper (dual-write)"),
+        "{events}"
+    );
+    // each broker ran four ways: ZooKeeper mode, migration mode, KRaft mode, and on 4.1
+    for b in ["kafka1", "kafka2", "kafka3"] {
+        assert_eq!(
+            config_dumps(dir, b, "zookeeper.metadata.migration.enable"),
+            ["false", "true", "false"],
+            "{b}"
+        );
+        // one dump per start; 4.1 prints another when raising the features republishes
+        // the cluster's dynamic configuration
+        let roles = config_dumps(dir, b, "process.roles");
+        assert!(roles.len() >= 4, "{b}: {roles:?}");
+        assert_eq!(roles[..4], ["[]", "[]", "[broker]", "[broker]"], "{b}");
+        assert!(roles[4..].iter().all(|r| r == "[broker]"), "{b}: {roles:?}");
+        assert_eq!(versions_started(dir, b), ["3.9.1", "4.1.2"], "{b}");
+        assert_eq!(starts(dir, b), 4, "{b}");
+    }
+    // finalizing and dropping ZooKeeper cost the clients nothing worth a window
+    for step in [
+        "finalize: roll the controllers",
+        "decommission ZooKeeper",
+        "run without ZooKeeper",
+    ] {
+        for w in windows_in(r, step) {
+            assert!(u(&w["duration_ms"]) <= 3_000, "{step}: {w}");
+        }
+    }
+    // the upgrade: a controller started at the migration, its finalize and on 4.1; every
+    // node's binaries switched once
+    for c in ["ctl1", "ctl2", "ctl3"] {
+        assert_eq!(versions_started(dir, c), ["3.9.1", "4.1.2"], "{c}");
+        assert_eq!(starts(dir, c), 3, "{c}");
+    }
+    assert_eq!(
+        events.matches("binaries: Kafka 3.9.1 → 4.1.2").count(),
+        6,
+        "{events}"
+    );
+    // the migration left metadata.version 3.9-IV0 (the brokers' inter.broker.protocol.version);
+    // the upgrade's last step raised it with the tool's --release-version, as the upgrade
+    // notes say — and with it kraft.version, which turns the static quorum into a dynamic
+    // one (KAFKA-21426): the report names every feature the step changed
+    assert!(
+        events.contains("metadata.version 3.9-IV0 → 4.1-IV1")
+            && events.contains("kraft.version 0 → 1")
+            && events.contains("upgrade --release-version 4.1"),
+        "{events}"
+    );
+    // the end is a KRaft cluster on 4.1 that kept every piece of metadata made on ZooKeeper
+    ended_on_kraft_with_the_metadata(r, &cluster_id);
+    // rolling the controllers onto 4.1 cost the clients nothing worth a window
+    for w in windows_in(r, "roll the controllers onto 4.1") {
         assert!(u(&w["duration_ms"]) <= 3_000, "{w}");
     }
 }

@@ -633,15 +633,21 @@ impl Node {
             )));
         }
         if self.kind != NodeKind::ZooKeeper {
-            self.config_at_start = std::fs::read_to_string(self.dir.join("server.properties"))
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| !l.trim_start().starts_with('#'))
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect();
+            self.config_at_start = self.config_for_next_start();
         }
         self.process.start(&self.dir)
+    }
+
+    /// A Kafka node: the `server.properties` its next start will read (steps may have
+    /// rewritten it since the last one).
+    pub fn config_for_next_start(&self) -> std::collections::BTreeMap<String, String> {
+        std::fs::read_to_string(self.dir.join("server.properties"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
     }
 
     /// A Kafka node: true when it runs (or last ran) in KRaft mode (`process.roles`).

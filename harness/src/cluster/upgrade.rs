@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 use super::{dist, Cluster, Distribution, NodeKind};
 use crate::error::HarnessError;
+use crate::scenario::FeatureTarget;
 
 /// `major.minor.patch` of a release, for "which is newer" (unknown parts count as 0).
 fn release_order(version: &str) -> Vec<u32> {
@@ -42,10 +43,27 @@ impl Cluster {
                 }
                 continue;
             }
+            let migration = self.spec.is_migration();
             let node = self.node(n)?;
             if node.kind == NodeKind::ZooKeeper {
                 return Err(HarnessError::Cluster(format!(
                     "{n} is a ZooKeeper node: its binaries do not change"
+                )));
+            }
+            // after a ZooKeeper→KRaft migration: only a node whose next start is in KRaft
+            // mode, off ZooKeeper, may move to a release (4.x) that has no ZooKeeper mode
+            let next = node.config_for_next_start();
+            if migration
+                && release_order(&to.version) >= release_order("4.0")
+                && (!next.contains_key("process.roles")
+                    || next.contains_key("zookeeper.connect")
+                    || next
+                        .get("zookeeper.metadata.migration.enable")
+                        .is_some_and(|v| v == "true"))
+            {
+                return Err(HarnessError::Cluster(format!(
+                    "{n} would start Kafka {} in ZooKeeper or migration mode, which Kafka 4 does not have: finish the migration first (its configuration for the next start must have process.roles and no zookeeper.connect or zookeeper.metadata.migration.enable)",
+                    to.version
                 )));
             }
             node.switch_distribution(&from, &to)?;
@@ -119,13 +137,16 @@ impl Cluster {
         })
     }
 
-    /// Raises the finalized `metadata.version` to `version` (`kafka-features upgrade
-    /// --metadata`) and records the level before and after; the controller refuses a level
-    /// a running node does not support, and that refusal is the step's error.
-    pub fn update_metadata_version(&mut self, version: &str) -> Result<(), HarnessError> {
-        let before = self.metadata_version()?;
-        let said = self.kafka_features(&["upgrade", "--metadata", version])?;
-        let after = self.metadata_version()?;
+    /// Raises finalized features (`kafka-features upgrade --metadata V` or
+    /// `--release-version V`) and records every feature whose level changed, with
+    /// `metadata.version` always named; the controller refuses a level a running node does
+    /// not support, and that refusal is the step's error.
+    pub fn update_features(&mut self, to: &FeatureTarget) -> Result<(), HarnessError> {
+        let before = finalized_levels(&self.kafka_features(&["describe"])?);
+        let mut args = vec!["upgrade"];
+        args.extend(to.tool_args());
+        let said = self.kafka_features(&args)?;
+        let after = finalized_levels(&self.kafka_features(&["describe"])?);
         let on = self
             .spec
             .dedicated_controllers()
@@ -136,7 +157,9 @@ impl Cluster {
         self.note(
             &on,
             format!(
-                "metadata.version {before} → {after} (kafka-features upgrade --metadata {version}: {})",
+                "{} (kafka-features upgrade {}: {})",
+                feature_changes(&before, &after),
+                args[1..].join(" "),
                 said.lines()
                     .rfind(|l| !l.trim().is_empty())
                     .unwrap_or("")
@@ -145,6 +168,38 @@ impl Cluster {
         );
         Ok(())
     }
+}
+
+/// Every feature's `FinalizedVersionLevel` in `kafka-features describe` output, by name.
+fn finalized_levels(describe: &str) -> std::collections::BTreeMap<String, String> {
+    describe
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let name = words.windows(2).find(|w| w[0] == "Feature:")?[1];
+            Some((name.to_string(), finalized_level(l, name)?))
+        })
+        .collect()
+}
+
+/// "metadata.version 3.9-IV0 → 4.1-IV1, kraft.version 0 → 1": each feature that changed
+/// (one absent before counts as 0), and metadata.version even when it did not.
+fn feature_changes(
+    before: &std::collections::BTreeMap<String, String>,
+    after: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut names: Vec<&String> = after.keys().collect();
+    // metadata.version first: the level the upgrade notes speak of
+    names.sort_by_key(|n| (n.as_str() != "metadata.version", n.as_str()));
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let was = before.get(n).map(String::as_str).unwrap_or("0");
+            let now = &after[n];
+            (was != now || n == "metadata.version").then(|| format!("{n} {was} → {now}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `FinalizedVersionLevel` of `feature` in `kafka-features describe` output
@@ -169,7 +224,7 @@ fn finalized_level(describe: &str, feature: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{finalized_level, release_order};
+    use super::{feature_changes, finalized_level, finalized_levels, release_order};
 
     #[test]
     fn the_finalized_level_is_read_from_describe() {
@@ -180,6 +235,20 @@ mod tests {
         );
         assert_eq!(finalized_level(out, "kraft.version").as_deref(), Some("0"));
         assert_eq!(finalized_level(out, "group.version"), None);
+    }
+
+    #[test]
+    fn an_upgrade_names_each_feature_it_changed_and_the_metadata_version() {
+        let before = finalized_levels("Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\tEpoch: 7\nFeature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.1-IV1\tFinalizedVersionLevel: 3.9-IV0\tEpoch: 7\n");
+        let after = finalized_levels("Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1\tEpoch: 9\nFeature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\tEpoch: 9\nFeature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.1-IV1\tFinalizedVersionLevel: 4.1-IV1\tEpoch: 9\n");
+        assert_eq!(
+            feature_changes(&before, &after),
+            "metadata.version 3.9-IV0 → 4.1-IV1, group.version 0 → 1"
+        );
+        assert_eq!(
+            feature_changes(&after, &after),
+            "metadata.version 4.1-IV1 → 4.1-IV1"
+        );
     }
 
     #[test]

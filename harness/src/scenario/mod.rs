@@ -15,8 +15,8 @@ pub(crate) mod units;
 mod warnings;
 
 pub use actions::{
-    Action, BrokerAction, ClusterIdSource, Cut, ElectionKind, KraftAction, NetworkAction,
-    NodeAction, PaceAction, PlannedPartition, ReassignPlan, ZkAction,
+    Action, BrokerAction, ClusterIdSource, Cut, ElectionKind, FeatureTarget, KraftAction,
+    NetworkAction, NodeAction, PaceAction, PlannedPartition, ReassignPlan, ZkAction,
 };
 pub use ec2::{Ec2Spec, Reuse};
 pub use kraft::on_kraft;

@@ -29,9 +29,7 @@ impl Executor<'_> {
                 Ok(())
             }
             KraftAction::KafkaVersion { nodes, kafka } => self.cluster.switch_version(nodes, kafka),
-            KraftAction::UpdateFeatures { metadata_version } => {
-                self.cluster.update_metadata_version(metadata_version)
-            }
+            KraftAction::UpdateFeatures { to } => self.cluster.update_features(to),
             KraftAction::AddController { node, timeout } => {
                 self.cluster.add_controller(node, *timeout, self.shutdown)
             }

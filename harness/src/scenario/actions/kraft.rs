@@ -64,11 +64,12 @@ pub enum KraftAction {
         kafka: String,
     },
     /// The upgrade's second half, once every node runs the new release: raise the
-    /// cluster's finalized `metadata.version` with the distribution's own tool
-    /// (`kafka-features --bootstrap-server … upgrade --metadata V`).
+    /// cluster's finalized features with the distribution's own tool (`kafka-features
+    /// --bootstrap-server … upgrade --metadata V`, or `--release-version V`).
     UpdateFeatures {
-        /// The metadata version (`4.1`, or an exact `4.1-IV1`).
-        metadata_version: String,
+        /// Which features, to which level.
+        #[serde(flatten)]
+        to: FeatureTarget,
     },
     /// A dynamic quorum: make a running controller (an observer of the metadata log) a
     /// voter once it has caught up (AddRaftVoter), and wait until the quorum lists it.
@@ -205,6 +206,30 @@ pub(super) fn parse(
     Some(Action::Kraft(action))
 }
 
+/// What `update-features` raises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum FeatureTarget {
+    /// `metadata_version = "4.1"`: `metadata.version` alone (`upgrade --metadata`, which
+    /// 4.x's tool calls deprecated but still runs).
+    #[serde(rename = "metadata_version")]
+    Metadata(String),
+    /// `release_version = "4.1"`: every feature to the release's default level (`upgrade
+    /// --release-version`, what 4.x's upgrade notes say to run). On a static quorum this
+    /// includes `kraft.version` 0 → 1 where the release supports it (KAFKA-21426).
+    #[serde(rename = "release_version")]
+    Release(String),
+}
+
+impl FeatureTarget {
+    /// The `kafka-features upgrade` arguments.
+    pub fn tool_args(&self) -> [&str; 2] {
+        match self {
+            FeatureTarget::Metadata(v) => ["--metadata", v],
+            FeatureTarget::Release(v) => ["--release-version", v],
+        }
+    }
+}
+
 /// True for a metadata version as `kafka-features` takes it: `4.1` or `4.1-IV1`.
 fn is_metadata_version(s: &str) -> bool {
     let (release, iv) = match s.split_once("-IV") {
@@ -227,12 +252,14 @@ fn parse_upgrade(
     p: &mut Problems<'_>,
 ) -> Option<Action> {
     let cluster = procedure.cluster;
-    if !cluster.is_kraft() {
+    // a migration's cluster is upgraded once it runs on KRaft: each node's mode at that
+    // point is known only when the run gets there (`kafka-version` checks it then)
+    if !cluster.has_controllers() {
         p.at(
             args.keyword_span.clone(),
             args.field("do"),
             format!("`{}` upgrades a KRaft cluster, and this cluster is not one", args.keyword),
-            "a KRaft cluster names `controllers` and no `zookeeper` (a ZooKeeper-mode broker cannot run Kafka 4: migrate it first)",
+            "a KRaft cluster names `controllers` (a ZooKeeper-mode broker cannot run Kafka 4: migrate it first — a migration's cluster names `zookeeper` and dormant `controllers`)",
         );
     }
     if cluster.backend != crate::scenario::Backend::Local {
@@ -280,18 +307,41 @@ fn parse_upgrade(
             kafka: release,
         }
     } else {
-        let v = args.string(p, "metadata_version");
-        let v = args.require(p, v, "metadata_version", "metadata_version = \"4.1\"")?;
+        let metadata = args.string(p, "metadata_version");
+        let release = args.string(p, "release_version");
+        let (key, v) = match (metadata, release) {
+            (Some(m), None) => ("metadata_version", m),
+            (None, Some(r)) => ("release_version", r),
+            (m, r) => {
+                let both = m.is_some() && r.is_some();
+                p.at(
+                    args.keyword_span.clone(),
+                    args.field("do"),
+                    if both {
+                        "`update-features` takes `metadata_version` or `release_version`, not both"
+                    } else {
+                        "`update-features` needs `metadata_version` or `release_version`"
+                    }
+                    .to_string(),
+                    "metadata_version = \"4.1\" raises metadata.version alone; release_version = \"4.1\" every feature (kraft.version too)",
+                );
+                return None;
+            }
+        };
         if !is_metadata_version(v.get_ref()) {
             p.at(
                 v.span(),
-                args.field("metadata_version"),
+                args.field(key),
                 format!("`{}` is not a metadata version", v.get_ref()),
-                "a release (`4.1`) or an exact level (`4.1-IV1`), as `kafka-features upgrade --metadata` takes it",
+                "a release (`4.1`) or an exact level (`4.1-IV1`), as `kafka-features upgrade` takes it",
             );
         }
         KraftAction::UpdateFeatures {
-            metadata_version: v.into_inner(),
+            to: if key == "metadata_version" {
+                FeatureTarget::Metadata(v.into_inner())
+            } else {
+                FeatureTarget::Release(v.into_inner())
+            },
         }
     };
     Some(Action::Kraft(action))

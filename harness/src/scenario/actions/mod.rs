@@ -39,7 +39,7 @@ use super::load::Problems;
 use super::model::{ClusterSpec, Target, Workload};
 
 pub use brokers::{BrokerAction, ElectionKind, PlannedPartition, ReassignPlan};
-pub use kraft::{ClusterIdSource, KraftAction};
+pub use kraft::{ClusterIdSource, FeatureTarget, KraftAction};
 pub use network::{Cut, NetworkAction};
 pub use nodes::NodeAction;
 pub use pace::PaceAction;
