@@ -604,6 +604,15 @@ fn run_cmd(
         None if hosts.is_some() => sc.cluster.backend = scenario::Backend::Ssh,
         None => {}
     }
+    if backend.is_some() {
+        if let Some(why) = scenario::backend_override_refusal(&sc) {
+            return Err(HarnessError::BadInput(format!(
+                "{}: --backend {}: {why}\n  hint: drop --backend, or run the scenario as written",
+                path.display(),
+                sc.cluster.backend.name()
+            )));
+        }
+    }
     if let Some(h) = hosts {
         if sc.cluster.backend != scenario::Backend::Ssh {
             return Err(HarnessError::BadInput(format!(
@@ -637,7 +646,7 @@ fn run_cmd(
     }
     let mut text = std::fs::read_to_string(path)?;
     if let Some(version) = kraft {
-        // after the backend override: KRaft runs on the local backend only
+        // after the backend override (refused above where KRaft cannot follow)
         scenario::on_kraft(&mut sc, version)?;
         // the scenario as run: the file as written, and what the run made of its cluster
         text = format!(

@@ -497,6 +497,53 @@ fn the_cli_exits_2_on_bad_input() {
     assert!(err.contains("did you mean `pause`?"), "{err}");
 }
 
+/// `--backend` cannot move a scenario where its KRaft parts do not run: refused (exit 2)
+/// before anything starts, naming the flag and why.
+#[test]
+fn the_cli_refuses_a_backend_override_the_kraft_parts_cannot_follow() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for (file, backend, why) in [
+        (
+            "zk-to-kraft.toml",
+            "docker",
+            "a ZooKeeper→KRaft migration runs on the local backend only",
+        ),
+        (
+            "kraft-controller-replacement.toml",
+            "docker",
+            "a dynamic quorum runs on the local backend only",
+        ),
+        (
+            "kraft-upgrade-39-to-41.toml",
+            "docker",
+            "changes a node's binaries, which only the local backend can",
+        ),
+        (
+            "kraft-controller-replacement.toml",
+            "ec2",
+            "a dynamic quorum runs on the local backend only in this version, not `ec2`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("run");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("run")
+            .arg(scenarios.join(file))
+            .args(["--backend", backend, "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(&format!("--backend {backend}: ")) && err.contains(why),
+            "{file}: {err}"
+        );
+        assert!(err.contains("hint: drop --backend"), "{file}: {err}");
+        assert!(!out_dir.exists(), "{file}: nothing is started or written");
+    }
+}
+
 const FAULTS: &str = r#"name = "f"
 
 [cluster]
@@ -1271,14 +1318,36 @@ fn a_kraft_cluster_refuses_an_ensemble_other_backends_and_the_zookeeper_smoke_te
         "has no ZooKeeper mode",
         "kafka = \"3.9\" for the migration",
     );
+    // KRaft in containers: a static quorum is accepted; a dynamic one and a migration are
+    // refused there (built and tested on the local backend only)
+    let docker = |t: String| t.replace("[cluster]\n", "[cluster]\nbackend = \"docker\"\n");
+    scenario::parse(
+        Path::new("good.toml"),
+        &docker(kraft("4.1", "controllers = [\"ctl1\"]")),
+    )
+    .unwrap();
     one_error(
-        &kraft("4.1", "controllers = [\"ctl1\"]")
-            .replace("[cluster]\n", "[cluster]\nbackend = \"docker\"\n"),
+        &docker(kraft(
+            "4.1",
+            "controllers = [\"ctl1\"]\nquorum = \"dynamic\"",
+        )),
         6,
         "cluster.controllers",
-        "local backend only",
+        "a dynamic quorum runs on the local backend only in this version, not `docker`",
         "backend = \"local\"",
     );
+    let migration = GOOD.replace(
+        "brokers = [",
+        "controllers = [\"ctl1\"]\ndormant = [\"ctl1\"]\nbrokers = [",
+    );
+    let errs = errors(&docker(migration.clone()));
+    assert!(
+        errs.iter().any(|e| e.field == "cluster.controllers"
+            && e.message
+                .contains("a ZooKeeper→KRaft migration runs on the local backend only")),
+        "{errs:#?}"
+    );
+    scenario::parse(Path::new("good.toml"), &migration).unwrap();
     let errs = errors(&format!(
         "{}\n[check]\nzookeeper_smoke = true\n",
         kraft("4.1", "controllers = [\"ctl1\"]")

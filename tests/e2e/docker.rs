@@ -5,6 +5,9 @@
 //! `harness cleanup` removes, after copying the workers' logs out so the run can still be
 //! checked; a worker container that dies has its log copied out at once.
 //!
+//! `kraft-rolling-restart` runs there too (Kafka 4.1 in KRaft mode, the same checks as on
+//! the local backend).
+//!
 //! They need a Docker engine (`DOCKER_HOST`, or the local socket): without one they fail
 //! with `NOT RUN:`, never pass. `.ci/run` installs and starts one and builds the images.
 
@@ -118,6 +121,24 @@ fn rolling_restart_on_docker_gives_the_local_verdict() {
     let o = run_scenario_on("rolling-restart.toml", DOCKER);
     verdicts::rolling_restart(&o);
     assert_ran_on_docker_and_left_nothing(&o);
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn kraft_rolling_restart_on_docker_gives_the_local_verdict() {
+    let _one = cluster_lock();
+    require_docker();
+    // Kafka 4.1 in KRaft mode, each node in a container: formatted on this machine, its
+    // storage copied in before its first start
+    let o = run_scenario_on("kraft-rolling-restart.toml", DOCKER);
+    verdicts::kraft_rolling_restart(&o);
+    assert_ran_on_docker_and_left_nothing(&o);
+    for n in ["ctl1", "kafka1"] {
+        let props =
+            std::fs::read_to_string(o.guard.dir.join("nodes").join(n).join("server.properties"))
+                .unwrap();
+        assert!(props.contains("log.dirs=/kmh/node/data"), "{n}: {props}");
+    }
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Issue [6], the ec2 backend, end to end against moto's EC2 (`e2e::moto`): the harness
 //! launches tagged instances with aws-sdk-ec2, waits for them, and runs on them exactly as
 //! the ssh backend — each instance made real by the test as a namespace host with sshd at
-//! the private address moto gave it. rolling-restart and partition-leader give their local verdicts on them (the partition
+//! the private address moto gave it. kraft-rolling-restart (Kafka 4.1 in KRaft mode: an
+//! instance per controller) and partition-leader (ZooKeeper mode) give their local
+//! verdicts on them (the partition
 //! by iptables rules over SSH; producers and consumers on separate worker instances with
 //! `placement = "split"`). What EC2 holds (states, tags) is read back with boto3, not taken
 //! from the harness's word. Launched instances are terminated at the end of a
@@ -133,10 +135,12 @@ fn start_midway(scenario: &Path, name: &str) -> (KillOnDrop, RunGuard, String) {
 
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
-fn rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_them() {
+fn kraft_rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_them() {
     let _all = cluster_lock_exclusive(); // sets this process's AWS environment
     let mut world = World::new();
-    let scenario = world.scenario("rolling-restart.toml", 2, "");
+    // Kafka 4.1 in KRaft mode: an instance per controller and per broker, each node
+    // formatted here and its storage copied over (ZooKeeper instances: the partition test)
+    let scenario = world.scenario("kraft-rolling-restart.toml", 2, "");
     // producers and consumers on different worker instances
     let text = std::fs::read_to_string(&scenario).unwrap();
     std::fs::write(
@@ -144,8 +148,8 @@ fn rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_
         text.replacen("[workload]\n", "[workload]\nplacement = \"split\"\n", 1),
     )
     .unwrap();
-    let o = run_scenario_file("ec2-rolling-restart", &scenario, &[]);
-    verdicts::rolling_restart(&o);
+    let o = run_scenario_file("ec2-kraft-rolling-restart", &scenario, &[]);
+    verdicts::kraft_rolling_restart(&o);
     let run = run_record(&o.guard.dir);
     assert_eq!(run["backend"], "ec2");
     let id = run["run_id"].as_str().unwrap();
@@ -155,7 +159,7 @@ fn rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_
     assert_eq!(
         mine.len(),
         8,
-        "3 ZooKeeper + 3 brokers + 2 worker hosts: {mine:#?}"
+        "3 controllers + 3 brokers + 2 worker hosts: {mine:#?}"
     );
     let (soon, late) = (utc("+50 minutes"), utc("+70 minutes"));
     let mut roles = std::collections::BTreeMap::<String, usize>::new();
@@ -172,7 +176,7 @@ fn rolling_restart_on_launched_instances_gives_the_local_verdict_and_terminates_
     }
     assert_eq!(
         roles,
-        [("broker", 3), ("worker", 2), ("zookeeper", 3)]
+        [("broker", 3), ("controller", 3), ("worker", 2)]
             .map(|(r, n)| (r.to_string(), n))
             .into()
     );

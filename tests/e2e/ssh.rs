@@ -5,6 +5,8 @@
 //! seconds ahead (libfaketime), and the checker puts their times back on the coordinator's
 //! clock within the bound it reports; faults are iptables rules set over SSH; a run killed
 //! mid-way is removed from its hosts by `harness cleanup`, its logs copied back first.
+//! The rolling restart is `kraft-rolling-restart` (Kafka 4.1 in KRaft mode: six nodes, each
+//! restarted over SSH); the partition runs a ZooKeeper-mode cluster.
 //!
 //! They need root, sshd and ssh-keygen (`openssh-server`), libfaketime (`faketime`):
 //! without them they fail with `NOT RUN:`, never pass. `.ci/run` installs them.
@@ -111,12 +113,16 @@ fn assert_ran_on_ssh_hosts_and_left_nothing(o: &e2e::Outcome, h: &SshHosts) {
 
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
-fn rolling_restart_on_ssh_hosts_gives_the_local_verdict_with_a_worker_clock_three_seconds_ahead() {
+fn kraft_rolling_restart_on_ssh_hosts_gives_the_local_verdict_with_a_worker_clock_three_seconds_ahead(
+) {
     let _one = cluster_lock();
     let h = hosts(true);
     let inv = h.inventory.display().to_string();
-    let o = run_scenario_on("rolling-restart.toml", &["--hosts", &inv]);
-    verdicts::rolling_restart(&o);
+    // Kafka 4.1 in KRaft mode, three controllers and three brokers on the six node hosts,
+    // each restarted over SSH: each node formatted here, its storage copied over before
+    // its first start (ZooKeeper nodes over SSH: the partition test below)
+    let o = run_scenario_on("kraft-rolling-restart.toml", &["--hosts", &inv]);
+    verdicts::kraft_rolling_restart(&o);
     assert_ran_on_ssh_hosts_and_left_nothing(&o, &h);
     // the skewed host measured three seconds ahead, the other level, each within its bound
     let clocks = &o.report["clocks"];

@@ -163,3 +163,88 @@ pub fn zk_mitosis(o: &Outcome) {
     let zk = r["zookeeper"].as_object().unwrap();
     assert_eq!(zk.len(), 6, "{zk:?}");
 }
+
+/// How many times a node's log says its process finished starting: "Kafka Server started"
+/// in KRaft mode, "[KafkaServer id=N] started" in ZooKeeper (and migration) mode.
+pub fn starts(dir: &std::path::Path, node: &str) -> usize {
+    let log = std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
+        .unwrap_or_else(|e| panic!("{node}'s server.log (Log4j 2 writes it): {e}"));
+    log.lines()
+        .filter(|l| {
+            l.contains("Kafka Server started")
+                || (l.contains("[KafkaServer id=")
+                    && l.contains("] started (kafka.server.KafkaServer)"))
+        })
+        .count()
+}
+
+/// How many leader elections a controller's log says it won.
+pub fn elections_won(dir: &std::path::Path, node: &str) -> usize {
+    std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
+        .unwrap()
+        .matches("Completed transition to Leader")
+        .count()
+}
+
+/// `kraft-rolling-restart`: every step ok; every node started twice, the second time with
+/// what `node-config` set and removed; the active controller among those restarted (a
+/// later election took over); the quorum and every broker's metadata intact at the end.
+pub fn kraft_rolling_restart(o: &Outcome) {
+    safe_procedure(o);
+    let r = &o.report;
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{}", r["steps"]);
+    assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
+    // every node started twice: with the cluster, and once in its roll — the second time
+    // with the configuration `node-config` wrote (Kafka prints its config at each start)
+    let dir = &o.guard.dir;
+    for node in ["ctl1", "ctl2", "ctl3", "kafka1", "kafka2", "kafka3"] {
+        assert_eq!(starts(dir, node), 2, "{node}");
+        let first_and_last = |key: &str| {
+            let log =
+                std::fs::read_to_string(dir.join("nodes").join(node).join("server.log")).unwrap();
+            let values: Vec<String> = log
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("\t{key} = ")))
+                .map(str::to_string)
+                .collect();
+            assert!(!values.is_empty(), "{node}: no `{key}` in its config dumps");
+            (values[0].clone(), values[values.len() - 1].clone())
+        };
+        let (before, after) = first_and_last("num.network.threads");
+        assert_ne!(before, "4", "{node}: set before the step?");
+        assert_eq!(after, "4", "{node}: `set` not in effect after its restart");
+        if node.starts_with("kafka") {
+            // removed: from the harness's 64 MiB back to Kafka's own 1 GiB
+            assert_eq!(
+                first_and_last("log.segment.bytes"),
+                ("67108864".to_string(), "1073741824".to_string()),
+                "{node}: `remove` not in effect after its restart"
+            );
+        }
+    }
+    // the active controller was among those restarted: a later election took over
+    let elections: usize = ["ctl1", "ctl2", "ctl3"]
+        .iter()
+        .map(|c| elections_won(dir, c))
+        .sum();
+    assert!(elections >= 2, "{elections} election(s) won");
+    // the metadata check asked the quorum and each broker
+    let m = &r["kafka_metadata"];
+    assert_eq!(m["differences"].as_array().map(Vec::len), Some(0), "{m}");
+    assert!(m["error"].is_null(), "{m}");
+    let voters: Vec<i64> = m["quorum"]["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(voters, [101, 102, 103], "{m}");
+    assert!(u(&m["quorum"]["leader_epoch"]) >= 2, "{m}");
+    assert_eq!(m["registered_brokers"], serde_json::json!([1, 2, 3]), "{m}");
+    assert!(
+        o.summary.contains("kafka metadata in the KRaft quorum"),
+        "{}",
+        o.summary
+    );
+}

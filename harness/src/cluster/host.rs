@@ -81,6 +81,14 @@ pub trait NodeProcess: Send {
     fn save_logs(&self, dir: &Path);
     /// Kills it and removes what the host kept of it (its logs saved first).
     fn dispose(&mut self, dir: &Path);
+    /// Puts `files` (paths relative to the node's directory) into the directory its
+    /// process sees, before its first start: a KRaft node's formatted storage. Only where
+    /// that directory is not this machine's own.
+    fn install(&self, _files: &[(String, Vec<u8>)]) -> Result<(), HarnessError> {
+        Err(HarnessError::Cluster(
+            "this backend's nodes cannot take files formatted on this machine".into(),
+        ))
+    }
     /// Runs the distribution `to` instead of `from` from its next start (a rolling
     /// upgrade). Only where the harness makes the command line on this machine; a
     /// container's or a remote host's binaries are fixed when it is made.

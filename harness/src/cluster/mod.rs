@@ -921,13 +921,14 @@ fn format_storage<'n>(
     cluster_id: &str,
     quorum: &node::QuorumConfig,
 ) -> Result<(), HarnessError> {
+    let nodes: Vec<&Node> = nodes.filter(|n| n.kind != NodeKind::ZooKeeper).collect();
     let commands: Vec<(String, Vec<String>)> = nodes
-        .filter(|n| n.kind != NodeKind::ZooKeeper)
+        .iter()
         .map(|n| {
             let args = quorum.format_args(n.id, n.controller);
-            (n.name.clone(), n.format_command(dist, cluster_id, &args))
+            Ok((n.name.clone(), n.format_command(dist, cluster_id, &args)?))
         })
-        .collect();
+        .collect::<Result<_, HarnessError>>()?;
     let results: Vec<(String, std::io::Result<std::process::Output>)> = std::thread::scope(|s| {
         let handles: Vec<_> = commands
             .iter()
@@ -958,6 +959,14 @@ fn format_storage<'n>(
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
+    }
+    for n in nodes {
+        n.install_formatted().map_err(|e| {
+            HarnessError::Cluster(format!(
+                "installing {}'s formatted storage on its host: {e}",
+                n.name
+            ))
+        })?;
     }
     Ok(())
 }

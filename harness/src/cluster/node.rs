@@ -47,6 +47,9 @@ pub struct Node {
     pub address: Ipv4Addr,
     /// Its directory in the run directory (config, data, logs).
     pub dir: PathBuf,
+    /// Where its process sees that directory: the same path on this machine, `/kmh/node`
+    /// in a container (whose files are copied in), the run's directory on an SSH host.
+    seen_dir: PathBuf,
     /// Its process on its host (a child process, a container, …).
     process: Box<dyn NodeProcess>,
     /// A ZooKeeper node's `zoo.cfg` without its server list, and whether dynamic reconfig
@@ -378,6 +381,7 @@ impl Node {
             controller: roles.controller,
             address,
             dir: dir.into(),
+            seen_dir: seen.clone(),
             process,
             zk_static: None,
             config_at_start: Default::default(),
@@ -394,7 +398,25 @@ impl Node {
         dist: &Distribution,
         cluster_id: &str,
         quorum_args: &[String],
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, HarnessError> {
+        // the tool runs here: a node that sees its directory elsewhere (a container, an
+        // SSH host) is formatted through a copy of its configuration with this machine's
+        // paths, and what the format wrote is installed on its host after
+        // ([`Node::install_formatted`])
+        let config = if self.seen_dir == self.dir {
+            self.dir.join("server.properties")
+        } else {
+            let text = std::fs::read_to_string(self.dir.join("server.properties"))?;
+            let here = self.dir.join("format.properties");
+            std::fs::write(
+                &here,
+                text.replace(
+                    &self.seen_dir.display().to_string(),
+                    &self.dir.display().to_string(),
+                ),
+            )?;
+            here
+        };
         let [log4j, log4j2] = log_flags(&self.dir);
         let mut argv = vec!["java".to_string()];
         argv.extend(tool_jvm_flags(dist));
@@ -408,10 +430,32 @@ impl Node {
             "-t".into(),
             cluster_id.into(),
             "-c".into(),
-            self.dir.join("server.properties").display().to_string(),
+            config.display().to_string(),
         ]);
         argv.extend(quorum_args.iter().cloned());
-        argv
+        Ok(argv)
+    }
+
+    /// After [`Node::format_command`] ran: a node whose host has a file system of its own
+    /// gets what the format wrote in its data directory (`meta.properties`,
+    /// `bootstrap.checkpoint`, …) before its first start; on this machine it is in place.
+    pub fn install_formatted(&self) -> Result<(), HarnessError> {
+        if self.seen_dir == self.dir {
+            return Ok(());
+        }
+        let mut files = Vec::new();
+        let mut pending = vec![self.dir.join("data")];
+        while let Some(d) = pending.pop() {
+            for e in std::fs::read_dir(&d)? {
+                let path = e?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.dir) {
+                    files.push((rel.display().to_string(), std::fs::read(&path)?));
+                }
+            }
+        }
+        self.process.install(&files)
     }
 
     /// A ZooKeeper node (its own myid is `id`) whose `zoo.cfg` lists `members`.
@@ -468,6 +512,7 @@ impl Node {
             controller: false,
             address,
             dir: dir.into(),
+            seen_dir: seen.clone(),
             process,
             zk_static: Some((properties(&defaults, &spec.zookeeper_config), reconfig)),
             config_at_start: Default::default(),
@@ -608,6 +653,7 @@ impl Node {
             controller: false,
             address,
             dir: dir.into(),
+            seen_dir: seen.clone(),
             process,
             zk_static: None,
             config_at_start: Default::default(),

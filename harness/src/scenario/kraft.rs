@@ -10,6 +10,53 @@
 use super::{Backend, Scenario};
 use crate::error::HarnessError;
 
+/// Why a cluster with controllers cannot run on `backend`, if it cannot: a static KRaft
+/// quorum runs on every backend (off the local one each node is formatted here and its
+/// storage copied over); a ZooKeeper→KRaft migration and a dynamic quorum on the local
+/// backend only, where they are tested.
+pub fn kraft_backend_refusal(backend: Backend, migration: bool, dynamic: bool) -> Option<String> {
+    let what = if migration {
+        "a ZooKeeper→KRaft migration"
+    } else if dynamic {
+        "a dynamic quorum"
+    } else {
+        return None;
+    };
+    (backend != Backend::Local).then(|| {
+        format!(
+            "{what} runs on the local backend only in this version, not `{}`",
+            backend.name()
+        )
+    })
+}
+
+/// What `--backend` may not move a loaded scenario to (the loader judged the file's own
+/// backend): its KRaft cluster's, and the steps that change a node's binaries, which
+/// only the local backend can (a container's or a host's are fixed when it is made).
+pub fn backend_override_refusal(scenario: &Scenario) -> Option<String> {
+    let c = &scenario.cluster;
+    if c.has_controllers() {
+        if let Some(why) = kraft_backend_refusal(c.backend, c.is_migration(), c.dynamic_quorum) {
+            return Some(why);
+        }
+    }
+    if c.backend != Backend::Local {
+        if let Some(step) = scenario.steps.iter().find(|s| {
+            matches!(
+                s.action,
+                super::Action::Kraft(super::KraftAction::KafkaVersion { .. })
+            )
+        }) {
+            return Some(format!(
+                "step `{}` changes a node's binaries, which only the local backend can, not `{}`",
+                step.name,
+                c.backend.name()
+            ));
+        }
+    }
+    None
+}
+
 /// The dedicated controllers a converted cluster gets: three, the production shape.
 const CONTROLLERS: [&str; 3] = ["ctl1", "ctl2", "ctl3"];
 
@@ -41,14 +88,8 @@ pub fn on_kraft(scenario: &mut Scenario, version: &str) -> Result<(), HarnessErr
             "run it as written",
         );
     }
-    if c.backend != Backend::Local {
-        return refuse(
-            format!(
-                "KRaft clusters run on the local backend only, not `{}`",
-                c.backend.name()
-            ),
-            "drop --backend, or run the scenario as written",
-        );
+    if let Some(why) = kraft_backend_refusal(c.backend, false, false) {
+        return refuse(why, "drop --backend, or run the scenario as written");
     }
     if scenario.check.zookeeper_smoke {
         return refuse(

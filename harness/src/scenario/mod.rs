@@ -19,7 +19,7 @@ pub use actions::{
     NetworkAction, NodeAction, PaceAction, PlannedPartition, ReassignPlan, ZkAction,
 };
 pub use ec2::{Ec2Spec, Reuse};
-pub use kraft::on_kraft;
+pub use kraft::{backend_override_refusal, on_kraft};
 pub use load::{line_col, load, load_watch, parse, parse_watch};
 pub use model::*;
 pub use units::{check_broker_map, parse_byte_rate, parse_duration};

@@ -27,6 +27,7 @@ const CONFIG_FILES: &[&str] = &[
     "zoo.cfg",
     "server.properties",
     "log4j.properties",
+    "log4j2.properties",
     "data/myid",
 ];
 
@@ -94,6 +95,10 @@ impl NodeProcess for ContainerProcess {
         }
         self.engine.upload(&self.name, CONTAINER_DIR, &files)?;
         self.engine.start(&self.name)
+    }
+
+    fn install(&self, files: &[(String, Vec<u8>)]) -> Result<(), HarnessError> {
+        self.engine.upload(&self.name, CONTAINER_DIR, files)
     }
 
     fn is_running(&mut self) -> bool {

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! kmh.run         the run id                 what `harness cleanup --ec2 --run ID` terminates
-//! kmh.role        zookeeper | broker | worker
+//! kmh.role        zookeeper | broker | controller | worker
 //! kmh.node        the node's name, or worker-N
 //! kmh.owner       [cluster.ec2] owner, else $USER
 //! kmh.expires-at  launch time + ttl (RFC 3339, UTC): what `harness cleanup --ec2` reaps
@@ -34,7 +34,7 @@ pub use crate::scenario::{Ec2Spec, Reuse};
 /// One instance of a launch plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Planned {
-    /// `zookeeper`, `broker` or `worker`.
+    /// `zookeeper`, `broker`, `controller` or `worker`.
     pub role: &'static str,
     /// The node it runs, or `worker-N`.
     pub name: String,
@@ -46,7 +46,7 @@ pub struct Planned {
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchPlan {
     /// Instance by instance: the ZooKeeper nodes, the brokers (dormant ones too: they need
-    /// a host when they start), then the worker hosts.
+    /// a host when they start), the dedicated KRaft controllers, then the worker hosts.
     pub instances: Vec<Planned>,
     /// The guard.
     pub max_instances: usize,
@@ -72,6 +72,14 @@ impl LaunchPlan {
         for n in &spec.brokers {
             instances.push(Planned {
                 role: "broker",
+                name: n.clone(),
+                instance_type: ec2.instance_type.clone(),
+            });
+        }
+        // a KRaft cluster's dedicated controllers (combined nodes are among the brokers)
+        for n in spec.dedicated_controllers() {
+            instances.push(Planned {
+                role: "controller",
                 name: n.clone(),
                 instance_type: ec2.instance_type.clone(),
             });
@@ -164,6 +172,29 @@ mod tests {
                 ("broker", "kafka1", "m6i.large"),
                 ("broker", "kafka2", "m6i.large"),
                 ("worker", "worker-0", "m6i.large"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_kraft_clusters_plan_gives_each_dedicated_controller_an_instance() {
+        let mut s = spec();
+        s.zookeeper.clear();
+        s.controllers = vec!["ctl1".into(), "ctl2".into(), "kafka2".into()];
+        let p = LaunchPlan::of(&s, &ec2()).unwrap();
+        let got: Vec<(&str, &str)> = p
+            .instances
+            .iter()
+            .map(|i| (i.role, i.name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("broker", "kafka1"),
+                ("broker", "kafka2"),
+                ("controller", "ctl1"),
+                ("controller", "ctl2"),
+                ("worker", "worker-0"),
             ]
         );
     }

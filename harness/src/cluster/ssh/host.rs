@@ -25,6 +25,7 @@ const CONFIG_FILES: &[&str] = &[
     "zoo.cfg",
     "server.properties",
     "log4j.properties",
+    "log4j2.properties",
     "data/myid",
 ];
 
@@ -127,6 +128,15 @@ impl NodeProcess for SshProcess {
             ))
             .map_err(|e| self.err(e))?;
         self.started = true;
+        Ok(())
+    }
+
+    fn install(&self, files: &[(String, Vec<u8>)]) -> Result<(), HarnessError> {
+        for (f, data) in files {
+            self.remote
+                .put(data, &format!("{}/{f}", self.dir))
+                .map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 

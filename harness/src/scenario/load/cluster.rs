@@ -141,15 +141,16 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
                 "a KRaft quorum needs at least one controller; three is the production shape",
             );
         }
-        if backend != Backend::Local {
+        if let Some(why) = super::super::kraft::kraft_backend_refusal(
+            backend,
+            rc.zookeeper.is_some(),
+            rc.quorum.as_ref().is_some_and(|q| q.get_ref() == "dynamic"),
+        ) {
             p.at(
                 controllers_span.clone(),
                 "cluster.controllers",
-                format!(
-                    "KRaft clusters run on the local backend only in this version, not `{}`",
-                    backend.name()
-                ),
-                "use backend = \"local\" (loopback or namespace hosts)",
+                why,
+                "use backend = \"local\" (loopback or namespace hosts); off it, a static quorum",
             );
         }
     }
