@@ -191,7 +191,17 @@ impl Cluster {
             None
         };
         let ips: Vec<Ipv4Addr> = match (&ssh_hosts, &network) {
-            (Some(h), _) => names.iter().map(|n| h.placement[n]).collect(),
+            (Some(h), _) => names
+                .iter()
+                .map(|n| {
+                    h.placement.get(n).copied().ok_or_else(|| {
+                        HarnessError::Cluster(format!(
+                            "node `{n}` has no host (the hosts were placed for: {})",
+                            h.placement.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             (None, Some(net)) => names.iter().map(|n| net.hosts[n].addr).collect(),
             (None, None) => allocate_addresses(names.len())?,
         };

@@ -462,20 +462,47 @@ pub fn change_voters(
     Err(last)
 }
 
-/// A new cluster id: 16 random bytes in URL-safe base64 without padding, as
-/// `kafka-storage random-uuid` prints one.
+/// A new cluster id (or log directory id): 16 random bytes in URL-safe base64 without
+/// padding, as `kafka-storage random-uuid` prints one — and, as Kafka's `Uuid.randomUuid`
+/// does, never one Kafka reserves or one that starts with `-`: the format tool's argument
+/// parser reads `-t -xyz…` as an option and refuses the run (seen here, once in ~64 runs).
 pub fn random_cluster_id() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    openssl::rand::rand_bytes(&mut bytes).map_err(std::io::Error::other)?;
-    Ok(openssl::base64::encode_block(&bytes)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_"))
+    loop {
+        let mut bytes = [0u8; 16];
+        openssl::rand::rand_bytes(&mut bytes).map_err(std::io::Error::other)?;
+        let text = openssl::base64::encode_block(&bytes)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_");
+        if usable_uuid_text(&text) {
+            return Ok(text);
+        }
+    }
+}
+
+/// Kafka's rule for a random Uuid: not the zero Uuid, not the metadata topic's (1), and
+/// no leading `-` (it would read as a command-line option).
+fn usable_uuid_text(text: &str) -> bool {
+    !text.starts_with('-') && text != "AAAAAAAAAAAAAAAAAAAAAA" && text != "AAAAAAAAAAAAAAAAAAAAAQ"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_id_is_never_one_the_format_tool_would_read_as_an_option() {
+        assert!(!usable_uuid_text("-3LqYdlQyEAASNFZ4mrze_"));
+        assert!(!usable_uuid_text("AAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!usable_uuid_text("AAAAAAAAAAAAAAAAAAAAAQ"));
+        assert!(usable_uuid_text("ASNFZ4mrze_-3LqYdlQyEA"));
+        // 1 in 64 random ids starts with '-': 2,000 draws all but surely meet some
+        for _ in 0..2_000 {
+            let id = random_cluster_id().unwrap();
+            assert!(!id.starts_with('-'), "{id}");
+            assert_eq!(id.len(), 22, "{id}");
+        }
+    }
 
     #[test]
     fn a_log_directory_id_reads_back_as_the_uuid_it_names() {

@@ -103,9 +103,12 @@ impl KraftAction {
     }
 }
 
-/// True for a Kafka `Uuid` in its text form: 22 characters of base64url, no padding.
+/// True for a Kafka `Uuid` in its text form as Kafka makes them: 22 characters of
+/// base64url, no padding, not starting with `-` (Kafka never makes one: the format tool
+/// would read it as an option).
 fn is_uuid_text(s: &str) -> bool {
     s.len() == 22
+        && !s.starts_with('-')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
@@ -183,7 +186,7 @@ pub(super) fn parse(
                         s.span(),
                         args.field("cluster_id"),
                         format!("`{}` is not a cluster id", s.get_ref()),
-                        "cluster_id = \"zookeeper\" (the brokers' id, read from ZooKeeper: what the migration needs), or 22 characters of base64url",
+                        "cluster_id = \"zookeeper\" (the brokers' id, read from ZooKeeper: what the migration needs), or 22 characters of base64url not starting with `-`",
                     );
                     ClusterIdSource::Zookeeper
                 }
@@ -442,5 +445,6 @@ mod tests {
         assert!(!is_uuid_text("MkU3OEVBNTcwNTJENDM2Q"));
         assert!(!is_uuid_text("MkU3OEVBNTcwNTJENDM2Q="));
         assert!(!is_uuid_text("zookeeper"));
+        assert!(!is_uuid_text("-b_cdefghijklmnopqrsta"));
     }
 }
