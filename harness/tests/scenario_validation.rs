@@ -516,7 +516,7 @@ fn the_cli_refuses_a_backend_override_the_kraft_parts_cannot_follow() {
         (
             "kraft-upgrade-39-to-41.toml",
             "docker",
-            "changes a node's binaries, which only the local backend can",
+            "(`kafka-version`) runs on the local backend only, not `docker`",
         ),
         (
             "kraft-controller-replacement.toml",

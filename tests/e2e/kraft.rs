@@ -15,7 +15,7 @@
 //! quorum at the end must be exactly the new voter set. The broker procedures on KRaft are
 //! in brokers.rs.
 
-use e2e::verdicts::{elections_won, starts};
+use e2e::verdicts::{config_dumps, elections_won, starts};
 use e2e::{cluster_lock, cluster_lock_exclusive, run_scenario, u};
 
 #[test]
@@ -73,16 +73,6 @@ fn meta(dir: &std::path::Path, node: &str, key: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("{node}: no {key} in {text}"))
         .to_string()
-}
-
-/// The values of `key` in a node's configuration dumps (Kafka prints one at each start).
-fn config_dumps(dir: &std::path::Path, node: &str, key: &str) -> Vec<String> {
-    std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix(&format!("\t{key} = ")))
-        .map(str::to_string)
-        .collect()
 }
 
 /// The clients' windows (not the ZooKeeper smoke test's) blamed on step `name`.

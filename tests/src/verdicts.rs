@@ -178,6 +178,17 @@ pub fn starts(dir: &std::path::Path, node: &str) -> usize {
         .count()
 }
 
+/// The values of `key` in a node's configuration dumps (Kafka prints one at each start,
+/// and 4.x another when the cluster's dynamic configuration is republished).
+pub fn config_dumps(dir: &std::path::Path, node: &str, key: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
+        .unwrap_or_else(|e| panic!("{node}'s server.log: {e}"))
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("\t{key} = ")))
+        .map(str::to_string)
+        .collect()
+}
+
 /// How many leader elections a controller's log says it won.
 pub fn elections_won(dir: &std::path::Path, node: &str) -> usize {
     std::fs::read_to_string(dir.join("nodes").join(node).join("server.log"))
@@ -201,13 +212,7 @@ pub fn kraft_rolling_restart(o: &Outcome) {
     for node in ["ctl1", "ctl2", "ctl3", "kafka1", "kafka2", "kafka3"] {
         assert_eq!(starts(dir, node), 2, "{node}");
         let first_and_last = |key: &str| {
-            let log =
-                std::fs::read_to_string(dir.join("nodes").join(node).join("server.log")).unwrap();
-            let values: Vec<String> = log
-                .lines()
-                .filter_map(|l| l.strip_prefix(&format!("\t{key} = ")))
-                .map(str::to_string)
-                .collect();
+            let values = config_dumps(dir, node, key);
             assert!(!values.is_empty(), "{node}: no `{key}` in its config dumps");
             (values[0].clone(), values[values.len() - 1].clone())
         };

@@ -126,15 +126,20 @@ impl Cluster {
         Ok(text)
     }
 
-    /// The finalized `metadata.version` as `kafka-features describe` shows it.
-    pub fn metadata_version(&self) -> Result<String, HarnessError> {
+    /// Every finalized feature's level as `kafka-features describe` shows it; an error
+    /// when it shows no `metadata.version` (every KRaft cluster has one).
+    fn finalized_features(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, HarnessError> {
         let text = self.kafka_features(&["describe"])?;
-        finalized_level(&text, "metadata.version").ok_or_else(|| {
-            HarnessError::Cluster(format!(
+        let levels = finalized_levels(&text);
+        if !levels.contains_key("metadata.version") {
+            return Err(HarnessError::Cluster(format!(
                 "kafka-features describe shows no finalized metadata.version:\n{}",
                 text.trim()
-            ))
-        })
+            )));
+        }
+        Ok(levels)
     }
 
     /// Raises finalized features (`kafka-features upgrade --metadata V` or
@@ -142,11 +147,11 @@ impl Cluster {
     /// `metadata.version` always named; the controller refuses a level a running node does
     /// not support, and that refusal is the step's error.
     pub fn update_features(&mut self, to: &FeatureTarget) -> Result<(), HarnessError> {
-        let before = finalized_levels(&self.kafka_features(&["describe"])?);
+        let before = self.finalized_features()?;
         let mut args = vec!["upgrade"];
         args.extend(to.tool_args());
         let said = self.kafka_features(&args)?;
-        let after = finalized_levels(&self.kafka_features(&["describe"])?);
+        let after = self.finalized_features()?;
         let on = self
             .spec
             .dedicated_controllers()

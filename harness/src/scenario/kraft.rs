@@ -30,9 +30,10 @@ pub fn kraft_backend_refusal(backend: Backend, migration: bool, dynamic: bool) -
     })
 }
 
-/// What `--backend` may not move a loaded scenario to (the loader judged the file's own
-/// backend): its KRaft cluster's, and the steps that change a node's binaries, which
-/// only the local backend can (a container's or a host's are fixed when it is made).
+/// What `--backend` may not move a loaded scenario to, by the loader's own rules for the
+/// file's backend: its KRaft cluster's, and the upgrade steps (`kafka-version` changes a
+/// node's binaries, which only the local backend can: a container's or a host's are fixed
+/// when it is made; `update-features` goes with it).
 pub fn backend_override_refusal(scenario: &Scenario) -> Option<String> {
     let c = &scenario.cluster;
     if c.has_controllers() {
@@ -40,21 +41,20 @@ pub fn backend_override_refusal(scenario: &Scenario) -> Option<String> {
             return Some(why);
         }
     }
-    if c.backend != Backend::Local {
-        if let Some(step) = scenario.steps.iter().find(|s| {
-            matches!(
-                s.action,
-                super::Action::Kraft(super::KraftAction::KafkaVersion { .. })
-            )
-        }) {
-            return Some(format!(
-                "step `{}` changes a node's binaries, which only the local backend can, not `{}`",
-                step.name,
-                c.backend.name()
-            ));
-        }
+    if c.backend == Backend::Local {
+        return None;
     }
-    None
+    scenario.steps.iter().find_map(|s| match &s.action {
+        super::Action::Kraft(
+            a @ (super::KraftAction::KafkaVersion { .. } | super::KraftAction::UpdateFeatures { .. }),
+        ) => Some(format!(
+            "step `{}` (`{}`) runs on the local backend only, not `{}`: a node's binaries are fixed off it",
+            s.name,
+            a.keyword(),
+            c.backend.name()
+        )),
+        _ => None,
+    })
 }
 
 /// The dedicated controllers a converted cluster gets: three, the production shape.
