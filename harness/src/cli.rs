@@ -145,10 +145,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MigrateCommand,
     },
-    /// Benchmarks: our workers beside Kafka's own tools on one cluster and topic setting;
-    /// prints figures, ratios and goals, asserts nothing.
+    /// Benchmarks: our workers beside Kafka's own tools on one cluster and topic setting,
+    /// or a controller's failover at several sizes; prints figures, ratios and goals,
+    /// asserts nothing.
     Bench {
-        /// Which clients.
+        /// What to measure.
         #[command(subcommand)]
         command: BenchCommand,
     },
@@ -298,6 +299,38 @@ pub enum BenchCommand {
     /// Fills the topic with our producer, then ConsumerPerformance and our consumer worker
     /// (1 instance) read it back.
     Consume(BenchArgs),
+    /// Seed 002's controller failover at several sizes: one run per size and mode of a
+    /// failover scenario (its `create-topics` step resized), ZooKeeper mode beside KRaft;
+    /// prints the time to a new active controller and to every partition led, the client
+    /// windows, and what the brokers held.
+    Failover(FailoverArgs),
+}
+
+/// What `harness bench failover` measures.
+#[derive(clap::Args)]
+pub struct FailoverArgs {
+    /// Partitions to create, comma-separated: one run per size and mode.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000u64, 3000, 9000])]
+    pub partitions: Vec<u64>,
+    /// The KRaft release compared (`harness run --kraft`); `none` for ZooKeeper mode only.
+    #[arg(long, default_value = "3.9")]
+    pub kraft: String,
+    /// KRaft only (no ZooKeeper-mode runs).
+    #[arg(long)]
+    pub no_zookeeper: bool,
+    /// The created topics' replication factor, instead of the scenario's.
+    #[arg(long)]
+    pub replication: Option<u32>,
+    /// The brokers' and controllers' JVM heap, MiB, instead of the scenario's (the first
+    /// limit a broker meets as its partitions grow).
+    #[arg(long)]
+    pub heap_mb: Option<u32>,
+    /// The failover scenario.
+    #[arg(long, default_value = "scenarios/controller-failover-scale.toml")]
+    pub scenario: PathBuf,
+    /// Where the runs go (default: runs/bench-failover-TIMESTAMP).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// What a benchmark measures on.

@@ -386,10 +386,29 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
                 .map_err(|e| HarnessError::Cluster(format!("migrate brokers: {e}")))?;
             Ok(Exit::Pass)
         }
+        Command::Bench {
+            command: BenchCommand::Failover(a),
+        } => {
+            let settings = harness::bench::FailoverSettings {
+                scenario: a.scenario,
+                sizes: a.partitions,
+                zookeeper: !a.no_zookeeper,
+                kraft: (a.kraft != "none").then_some(a.kraft),
+                replication: a.replication,
+                heap_mb: a.heap_mb,
+                out: a.out.unwrap_or_else(|| {
+                    let stamp = workers::clock::now_ms() / 1000;
+                    PathBuf::from("runs").join(format!("bench-failover-{stamp}"))
+                }),
+            };
+            harness::bench::failover(settings, &Shutdown::on_signals())?;
+            Ok(Exit::Pass)
+        }
         Command::Bench { command } => {
             let (consume, a) = match command {
                 BenchCommand::Produce(a) => (false, a),
                 BenchCommand::Consume(a) => (true, a),
+                BenchCommand::Failover(_) => unreachable!("matched above"),
             };
             let settings = harness::bench::BenchSettings {
                 bootstrap: a.bootstrap,

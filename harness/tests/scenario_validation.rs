@@ -1371,28 +1371,28 @@ fn a_kraft_cluster_refuses_an_ensemble_other_backends_and_the_zookeeper_smoke_te
 }
 
 #[test]
-fn the_active_controller_is_a_target_on_kraft_only() {
-    let kraft_text = kraft("4.1", "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]").replace(
-        "node = \"follower:orders/0\"",
-        "node = \"controller:active\"",
-    );
-    let s = scenario::parse(Path::new("good.toml"), &kraft_text).unwrap();
-    assert!(matches!(
-        &s.steps[0].action,
-        Action::Node(NodeAction::Pause {
-            node: Target::ActiveController
-        })
-    ));
-    one_error(
-        &GOOD.replace(
+fn the_active_controller_is_a_target_in_either_mode() {
+    let on = |text: &str| {
+        let s = scenario::parse(Path::new("good.toml"), text).unwrap();
+        assert!(matches!(
+            &s.steps[0].action,
+            Action::Node(NodeAction::Pause {
+                node: Target::ActiveController
+            })
+        ));
+    };
+    // KRaft: the quorum's leader
+    on(
+        &kraft("4.1", "controllers = [\"ctl1\", \"ctl2\", \"ctl3\"]").replace(
             "node = \"follower:orders/0\"",
             "node = \"controller:active\"",
         ),
-        19,
-        "step[1].node",
-        "this cluster runs on ZooKeeper",
-        "KRaft cluster",
     );
+    // ZooKeeper mode: the broker that holds /controller
+    on(&GOOD.replace(
+        "node = \"follower:orders/0\"",
+        "node = \"controller:active\"",
+    ));
 }
 
 #[test]
@@ -1873,4 +1873,157 @@ fn the_upgrade_from_3_9_to_4_begins_with_zk_to_kraft_as_written() {
         "update-features"
     ]
     .contains(&s["do"].as_str().unwrap())));
+}
+
+/// GOOD's cluster and workload with `steps` instead of its own.
+fn with_steps(steps: &str) -> String {
+    let head = &GOOD[..GOOD.find("[[step]]").unwrap()];
+    format!("{head}{steps}")
+}
+
+#[test]
+fn create_topics_and_wait_failover_make_a_failover_measure() {
+    let text = with_steps(
+        r#"[[step]]
+name = "partitions"
+do = "create-topics"
+topics = 10
+partitions = 100
+
+[[step]]
+name = "kill"
+do = "kill"
+node = "controller:active"
+bind = "old"
+
+[[step]]
+name = "failover"
+do = "wait-failover"
+timeout = "2m"
+
+[[step]]
+name = "back"
+do = "start"
+node = "@old"
+"#,
+    );
+    let s = scenario::parse(Path::new("good.toml"), &text).unwrap();
+    assert!(matches!(
+        &s.steps[0].action,
+        Action::Broker(BrokerAction::CreateTopics { prefix, topics: 10, partitions: 100, replication: 3, .. })
+            if prefix == "kmh-scale"
+    ));
+    assert!(matches!(
+        &s.steps[2].action,
+        Action::Node(NodeAction::WaitFailover { timeout }) if timeout.as_secs() == 120
+    ));
+}
+
+#[test]
+fn create_topics_refuses_what_it_cannot_make() {
+    let step = |body: &str| {
+        with_steps(&format!(
+            "[[step]]\nname = \"p\"\ndo = \"create-topics\"\n{body}\n"
+        ))
+    };
+    one_error_in(
+        &step("partitions = 100"),
+        "step[1].topics",
+        "needs `topics`",
+        "how many topics",
+    );
+    one_error_in(
+        &step("topics = 1\npartitions = 0"),
+        "step[1].partitions",
+        "must be 1 to 10000",
+        "more topics",
+    );
+    one_error_in(
+        &step("topics = 1\npartitions = 20000"),
+        "step[1].partitions",
+        "must be 1 to 10000",
+        "one znode",
+    );
+    one_error_in(
+        &step("topics = 1\npartitions = 10\nreplication = 4"),
+        "step[1].replication",
+        "must be 1 to 3",
+        "brokers running",
+    );
+    one_error_in(
+        &step("topics = 1\npartitions = 10\nprefix = \"a b\""),
+        "step[1].prefix",
+        "cannot start a topic name",
+        "letters, digits",
+    );
+    // a workload topic's name is not the step's to make
+    one_error_in(
+        &step("topics = 1\npartitions = 10\nprefix = \"orders\"")
+            .replace("name = \"orders\"", "name = \"orders-0001\""),
+        "step[1].prefix",
+        "workload topic `orders-0001`",
+        "another prefix",
+    );
+    // two steps, one prefix
+    let twice = with_steps(
+        "[[step]]\nname = \"a\"\ndo = \"create-topics\"\ntopics = 1\npartitions = 10\n\n[[step]]\nname = \"b\"\ndo = \"create-topics\"\ntopics = 1\npartitions = 10\n",
+    );
+    one_error_in(
+        &twice,
+        "step[2].prefix",
+        "`kmh-scale-…` already",
+        "another prefix",
+    );
+}
+
+#[test]
+fn wait_failover_needs_a_node_lost_before_it() {
+    one_error_in(
+        &with_steps("[[step]]\nname = \"f\"\ndo = \"wait-failover\"\n"),
+        "step[1].do",
+        "no step before it kills, stops or pauses one",
+        "node = \"controller:active\"",
+    );
+    // a stop of a group counts
+    let ok = with_steps(
+        "[[step]]\nname = \"s\"\ndo = \"stop\"\nnodes = [\"kafka1\"]\n\n[[step]]\nname = \"f\"\ndo = \"wait-failover\"\n",
+    );
+    scenario::parse(Path::new("good.toml"), &ok).unwrap();
+}
+
+#[test]
+fn a_restore_names_an_earlier_step() {
+    let text = with_steps(
+        "[[step]]\nname = \"add\"\ndo = \"pause\"\nnode = \"kafka1\"\n\n[[step]]\nname = \"back\"\ndo = \"resume\"\nnode = \"kafka1\"\n\n[[step]]\nname = \"roll back\"\ndo = \"reassign\"\nrestore = \"add\"\nthrottle = \"20MB\"\n",
+    );
+    let s = scenario::parse(Path::new("good.toml"), &text).unwrap();
+    assert!(matches!(
+        &s.steps[2].action,
+        Action::Broker(BrokerAction::Reassign { plan: harness::scenario::ReassignPlan::Restore { step }, .. }) if step == "add"
+    ));
+    // itself, a later step, or none at all
+    for (restore, why) in [
+        ("roll back", "itself"),
+        ("later", "a later step"),
+        ("nope", "none"),
+    ] {
+        let text = with_steps(&format!(
+            "[[step]]\nname = \"roll back\"\ndo = \"reassign\"\nrestore = \"{restore}\"\n\n[[step]]\nname = \"later\"\ndo = \"sleep\"\nduration = \"1s\"\n"
+        ));
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{why}: {errs:#?}");
+        assert_eq!(errs[0].field, "step[1].restore", "{why}");
+        assert!(
+            errs[0].message.contains("is not an earlier step"),
+            "{why}: {}",
+            errs[0]
+        );
+    }
+    // and never with another plan
+    one_error_in(
+        &with_steps("[[step]]\nname = \"a\"\ndo = \"sleep\"\nduration = \"1s\"\n\n[[step]]\nname = \"r\"\ndo = \"reassign\"\nrestore = \"a\"\nreplication = 2\n"),
+        "step[2].do",
+        "exactly one of `plan`, `map`, `replication`, `restore`",
+        "restore = \"STEP\"",
+    );
 }

@@ -10,6 +10,13 @@
 //!   election, controlled shutdown for repair, back;
 //! - drain-and-switch (seed 004): clients switched to the new brokers, old ones drained
 //!   one at a time and stopped.
+//! - drain-and-rollback (seed 004, issue [8]): the same migration called off halfway — one
+//!   old broker drained onto the new ones — and rolled back under load: the layout at the
+//!   end is the starting one, nothing lost.
+//! - controller-failover-scale (seed 002, issue [8]): 1,000 partitions created, the active
+//!   controller SIGKILLed under load, the time to a new controller and to every partition
+//!   led measured — in ZooKeeper mode a broker, whose partitions wait for the new
+//!   controller; on KRaft a dedicated controller, whose loss no partition notices.
 //!
 //! Each also runs on a Kafka 4 KRaft cluster (`harness run --kraft 4.1`: three dedicated
 //! controllers instead of the ensemble), with the same assertions plus the quorum's (issue
@@ -188,6 +195,148 @@ fn an_interrupted_broker_migration_resumes_from_its_bookkeeping_topic() {
 #[ignore = "slow tier: real clusters, namespaces or containers"]
 fn an_interrupted_broker_migration_resumes_on_kraft_too() {
     broker_replacement(Some(KRAFT));
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_migration_rolled_back_halfway_restores_the_starting_layout_and_loses_nothing() {
+    let _one = cluster_lock();
+    let o = run("drain-and-rollback.toml", None);
+    zero_loss(&o.report, &o.summary);
+    let dir = &o.guard.dir;
+    // (topic, partition) → replicas, of every partition, internal topics included
+    let layout = |step: &str| -> std::collections::BTreeMap<(String, u64), Vec<u64>> {
+        snapshot_before(dir, step)["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let replicas = p["replicas"].as_array().unwrap().iter().map(u).collect();
+                (
+                    (p["topic"].as_str().unwrap().to_string(), u(&p["partition"])),
+                    replicas,
+                )
+            })
+            .collect()
+    };
+    let start = layout("double the cluster");
+    let halfway = layout("roll back: the layout before the new brokers");
+    let end = layout("every ISR whole");
+    // halfway the migration had really moved data: kafka1 held nothing, the new brokers some
+    assert!(halfway.values().all(|r| !r.contains(&1)), "{halfway:?}");
+    assert!(
+        halfway.values().any(|r| r.iter().any(|b| *b >= 4)),
+        "{halfway:?}"
+    );
+    assert_ne!(start, halfway);
+    // the rollback put every partition back on its replicas, in their order
+    assert_eq!(end, start);
+    // and the preferred leaders lead again
+    for p in snapshot_before(dir, "every ISR whole")["partitions"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(p["leader"], p["replicas"][0], "{p}");
+    }
+    // the clients were pointed back at the old brokers
+    let events = o.report["migration_events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("workers switched to")),
+        "{events:?}"
+    );
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_zookeeper_mode_controller_failover_is_measured_from_the_kill() {
+    let _one = cluster_lock();
+    let o = run("controller-failover-scale.toml", None);
+    let (r, f) = failover(&o);
+    // ZooKeeper mode's controller is a broker: one of the three
+    let lost = f["lost"].as_str().unwrap();
+    assert!(lost.starts_with("kafka"), "{f}");
+    // the others waited out its ZooKeeper session (6 s) before one of them took
+    // /controller — a measure from the kill, not from the step's own start
+    assert!(u(&f["controller_ms"]) >= 4_000, "{f}");
+    // it led a share of the partitions: they waited for the new controller's elections
+    assert!(u(&f["leaderless_max"]) >= 100, "{f}");
+    assert!(u(&f["leaders_ms"]) >= u(&f["controller_ms"]), "{f}");
+    // the controller the measure found is the one ZooKeeper names at the end
+    let id = f["controller"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("kafka");
+    assert_eq!(
+        r["kafka_metadata"]["controller"].to_string(),
+        id,
+        "{}",
+        r["kafka_metadata"]
+    );
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn a_kraft_controller_failover_leaves_every_partition_led() {
+    let _one = cluster_lock();
+    let o = run("controller-failover-scale.toml", Some(KRAFT));
+    let (_, f) = failover(&o);
+    // the active controller is a dedicated one, and another took over
+    let lost = f["lost"].as_str().unwrap();
+    let controller = f["controller"].as_str().unwrap();
+    assert!(
+        lost.starts_with("ctl") && controller.starts_with("ctl"),
+        "{f}"
+    );
+    assert_ne!(lost, controller, "{f}");
+    // brokers kept their leaders: the produce path never goes through the controller
+    assert_eq!(u(&f["leaderless_max"]), 0, "{f}");
+}
+
+/// What every controller-failover-scale run must show: PASS with nothing lost; the
+/// partitions created and led, with at least one open file per replica on each broker; the
+/// kill step's node measured from, a new controller that is not it, every partition judged.
+fn failover(o: &Outcome) -> (&Value, &Value) {
+    zero_loss(&o.report, &o.summary);
+    let r = &o.report;
+    let c = &r["created_topics"][0];
+    assert_eq!(u(&c["partitions"]), 1_000, "{c}");
+    assert!(u(&c["cluster_partitions"]) >= 1_006, "{c}");
+    let nodes = c["nodes"].as_object().unwrap();
+    assert_eq!(
+        nodes.keys().filter(|k| k.starts_with("kafka")).count(),
+        3,
+        "{c}"
+    );
+    for (name, n) in nodes.iter().filter(|(k, _)| k.starts_with("kafka")) {
+        // RF 3 on three brokers: every broker holds all 1,000 replicas (measured once every
+        // ISR is full), each with its log segment open
+        assert!(u(&n["open_files"]) >= 1_000, "{name}: {n}");
+        assert!(
+            u(&n["open_files"]) <= u(&n["max_open_files"]),
+            "{name}: {n}"
+        );
+        assert!(
+            u(&n["memory_maps"]) > 0 && u(&n["rss_mib"]) > 0,
+            "{name}: {n}"
+        );
+    }
+    let fs = r["failovers"].as_array().unwrap();
+    assert_eq!(fs.len(), 1, "{}", r["failovers"]);
+    let f = &fs[0];
+    let kill = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"] == "kill")
+        .unwrap();
+    assert_eq!(f["lost"], kill["node"], "{f}");
+    assert_eq!(f["how"], "kill");
+    assert_ne!(f["controller"], f["lost"], "{f}");
+    assert!(u(&f["partitions"]) >= 1_006, "{f}");
+    assert_eq!(u(&f["unservable"]), 0, "{f}");
+    (r, f)
 }
 
 /// The Kafka 4 release the broker procedures are run on in KRaft mode.

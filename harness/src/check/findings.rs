@@ -335,6 +335,10 @@ pub struct Findings {
     pub reassignments: Vec<super::ReassignmentSection>,
     /// The `audit` steps' findings.
     pub audits: Vec<super::AuditSection>,
+    /// The `create-topics` steps: what they made and what it cost.
+    pub created_topics: Vec<super::CreatedTopicsSection>,
+    /// The `wait-failover` steps' measures.
+    pub failovers: Vec<super::FailoverSection>,
     /// Broker migration processes killed and resumed, bootstrap switches (in time order).
     pub migration_events: Vec<String>,
     /// How long the run took to start, phase by phase.

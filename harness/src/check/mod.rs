@@ -224,6 +224,35 @@ pub struct ReassignmentSection {
     pub warnings: Vec<String>,
 }
 
+/// A `create-topics` step in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CreatedTopicsSection {
+    /// The step.
+    pub step: String,
+    /// What it made, how long it took, what the nodes held after it.
+    #[serde(flatten)]
+    pub created: timeline::CreatedTopics,
+}
+
+/// A `wait-failover` step in the report: how long the cluster took to have an active
+/// controller and every partition led again after a node was lost, and what the clients
+/// saw meanwhile.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailoverSection {
+    /// The step.
+    pub step: String,
+    /// When the node was lost, ms since the run started (the measure counts from it).
+    pub at_ms: u64,
+    /// The node lost, the controller after it, the times, the partitions.
+    #[serde(flatten)]
+    pub measure: timeline::FailoverMeasure,
+    /// Client windows (produce or consume, any partition) open between the loss and every
+    /// partition led.
+    pub windows: usize,
+    /// The longest of them, ms.
+    pub max_window_ms: u64,
+}
+
 /// An `audit` step in the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditSection {
@@ -295,6 +324,31 @@ fn add_reassignments(f: &mut Findings, events: &[timeline::TimelineEvent], t0_ms
                 min_replicas: *min_replicas,
                 findings: findings.clone(),
             }),
+            E::TopicsCreated { step, created, .. } => f.created_topics.push(CreatedTopicsSection {
+                step: step.clone(),
+                created: created.clone(),
+            }),
+            E::Failover {
+                step,
+                lost_at_ms,
+                measure,
+                ..
+            } => {
+                let at = rel(*lost_at_ms);
+                let during: Vec<&Window> = f
+                    .unavailability
+                    .iter()
+                    .filter(|w| matches!(w.kind, WindowKind::Produce | WindowKind::Consume))
+                    .filter(|w| w.start_ms <= at + measure.leaders_ms && w.end_ms >= at)
+                    .collect();
+                f.failovers.push(FailoverSection {
+                    step: step.clone(),
+                    at_ms: at,
+                    measure: measure.clone(),
+                    windows: during.len(),
+                    max_window_ms: during.iter().map(|w| w.duration_ms).max().unwrap_or(0),
+                });
+            }
             E::Migration { t_ms, step, what } => f
                 .migration_events
                 .push(format!("{} ms: {step}: {what}", rel(*t_ms))),
@@ -438,4 +492,66 @@ fn add_smoke(
         .map(|(server, (summary, _))| (name(&server), summary))
         .collect();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timeline::{FailoverMeasure, TimelineEvent};
+
+    fn window(kind: WindowKind, start_ms: u64, end_ms: u64) -> Window {
+        Window {
+            partition: WindowSubject::Partition("orders/0".into()),
+            kind,
+            start_ms,
+            end_ms,
+            duration_ms: end_ms - start_ms,
+            step: String::new(),
+            open: false,
+        }
+    }
+
+    #[test]
+    fn a_failover_section_counts_the_client_windows_between_the_loss_and_all_led() {
+        let t0 = 1_000_000;
+        let mut f = Findings {
+            unavailability: vec![
+                window(WindowKind::Produce, 500, 900),       // before the loss
+                window(WindowKind::Produce, 900, 1_200),     // open at the loss
+                window(WindowKind::Consume, 5_000, 8_000),   // during
+                window(WindowKind::ZooKeeper, 2_000, 3_000), // not a client's
+                window(WindowKind::Produce, 9_500, 9_600),   // after every partition was led
+            ],
+            ..Findings::default()
+        };
+        let measure = FailoverMeasure {
+            lost: "kafka1".into(),
+            how: "kill".into(),
+            controller: "kafka2".into(),
+            controller_ms: 6_000,
+            leaders_ms: 8_000,
+            partitions: 1_006,
+            unservable: 0,
+            leaderless_max: 336,
+            looks: 80,
+        };
+        let events = vec![TimelineEvent::Failover {
+            t_ms: t0 + 9_000,
+            step: "failover".into(),
+            lost_at_ms: t0 + 1_000,
+            measure,
+        }];
+        add_reassignments(&mut f, &events, t0);
+        let s = &f.failovers[0];
+        let m = &s.measure;
+        assert_eq!(
+            (s.at_ms, m.controller_ms, m.leaders_ms),
+            (1_000, 6_000, 8_000)
+        );
+        assert_eq!((s.windows, s.max_window_ms), (2, 3_000));
+        assert_eq!(
+            (m.lost.as_str(), m.controller.as_str()),
+            ("kafka1", "kafka2")
+        );
+    }
 }

@@ -81,6 +81,11 @@ pub trait NodeProcess: Send {
     fn save_logs(&self, dir: &Path);
     /// Kills it and removes what the host kept of it (its logs saved first).
     fn dispose(&mut self, dir: &Path);
+    /// Its process id on this machine, while it runs here as a child (local processes,
+    /// namespaces); `None` elsewhere.
+    fn local_pid(&self) -> Option<u32> {
+        None
+    }
     /// Puts `files` (paths relative to the node's directory) into the directory its
     /// process sees, before its first start: a KRaft node's formatted storage. Only where
     /// that directory is not this machine's own.
@@ -182,6 +187,10 @@ impl NodeProcess for LocalProcess {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    fn local_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn exit_status(&mut self) -> Result<Option<String>, HarnessError> {

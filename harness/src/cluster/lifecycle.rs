@@ -340,10 +340,4 @@ impl Cluster {
     pub fn resume(&mut self, name: &str) -> Result<(), HarnessError> {
         self.node(name)?.signal(Signal::Cont)
     }
-
-    /// Stops and starts a node, waiting until it is ready again.
-    pub fn restart(&mut self, name: &str, shutdown: &Shutdown) -> Result<(), HarnessError> {
-        self.stop(name, Duration::from_secs(120))?;
-        self.start(name, shutdown)
-    }
 }

@@ -19,6 +19,7 @@ pub mod host;
 mod lifecycle;
 pub mod netns;
 mod node;
+mod resources;
 mod scope;
 pub mod ssh;
 mod upgrade;
@@ -36,6 +37,7 @@ use serde::Serialize;
 pub use dist::Distribution;
 pub use host::{HostShell, NodeHost, NodeProcess, Signal};
 pub use node::{Node, NodeKind, ZkMember};
+pub use resources::{raise_open_files, ProcessResources, KAFKA_OPEN_FILES};
 
 use crate::error::HarnessError;
 use crate::kafka::Admin;
@@ -813,15 +815,30 @@ impl Cluster {
         Ok(())
     }
 
-    /// The cluster id the ZooKeeper-mode brokers wrote into ZooKeeper (`/cluster/id` under
-    /// Kafka's chroot, in the ensemble the brokers use).
-    pub fn zookeeper_cluster_id(&self) -> Result<String, HarnessError> {
+    /// Reads the ensemble the brokers use, under Kafka's chroot: `read(servers, chroot)`
+    /// on a runtime of its own; its error prefixed with `what`.
+    fn read_kafka_zookeeper<T, F>(
+        &self,
+        what: &str,
+        read: impl FnOnce(String, &'static str) -> F,
+    ) -> Result<T, HarnessError>
+    where
+        F: std::future::Future<Output = Result<T, String>>,
+    {
         let connect = self.zookeeper_servers(&self.kafka_zookeeper()?);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(crate::zk::migration::cluster_id(&connect, ZK_CHROOT))
-            .map_err(|e| HarnessError::Cluster(format!("the cluster id in ZooKeeper: {e}")))
+        rt.block_on(read(connect, ZK_CHROOT))
+            .map_err(|e| HarnessError::Cluster(format!("{what}: {e}")))
+    }
+
+    /// The cluster id the ZooKeeper-mode brokers wrote into ZooKeeper (`/cluster/id` under
+    /// Kafka's chroot, in the ensemble the brokers use).
+    pub fn zookeeper_cluster_id(&self) -> Result<String, HarnessError> {
+        self.read_kafka_zookeeper("the cluster id in ZooKeeper", |c, root| async move {
+            crate::zk::migration::cluster_id(&c, root).await
+        })
     }
 
     /// The ZooKeeper→KRaft migration's state as the controllers recorded it in ZooKeeper
@@ -829,12 +846,28 @@ impl Cluster {
     pub fn migration_state(
         &self,
     ) -> Result<Option<crate::zk::migration::MigrationZnode>, HarnessError> {
-        let connect = self.zookeeper_servers(&self.kafka_zookeeper()?);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(crate::zk::migration::state(&connect, ZK_CHROOT))
-            .map_err(|e| HarnessError::Cluster(format!("the migration state in ZooKeeper: {e}")))
+        self.read_kafka_zookeeper("the migration state in ZooKeeper", |c, root| async move {
+            crate::zk::migration::state(&c, root).await
+        })
+    }
+
+    /// The active controller's node name now: a KRaft quorum's leader (DescribeQuorum,
+    /// which only the leader answers) once a controller runs, before that (ZooKeeper mode,
+    /// a migration's first phase) the broker ZooKeeper's `/controller` names. `None` while
+    /// there is none (an election in progress).
+    pub fn active_controller(&mut self) -> Result<Option<String>, HarnessError> {
+        let controllers = self.spec.controllers.clone();
+        if controllers.iter().any(|c| self.is_running(c)) {
+            let q = self.quorum()?;
+            return Ok((q.leader_id >= 0)
+                .then(|| self.controller_name(q.leader_id))
+                .flatten());
+        }
+        let id = self
+            .read_kafka_zookeeper("the controller in ZooKeeper", |c, root| async move {
+                crate::zk::migration::controller(&c, root).await
+            })?;
+        Ok(id.and_then(|id| self.broker_name(id)))
     }
 
     /// True when broker `name`'s process runs in KRaft mode (its configuration at its last
@@ -869,6 +902,26 @@ impl Cluster {
             std::time::Duration::from_secs(3),
         )
         .map_err(|e| HarnessError::Cluster(format!("the controller quorum: {e}")))
+    }
+
+    /// What each running Kafka node's process holds now (open files, memory maps,
+    /// resident memory); only nodes whose process is this machine's own.
+    pub fn kafka_resources(&mut self) -> BTreeMap<String, ProcessResources> {
+        let names: Vec<String> = self
+            .spec
+            .brokers
+            .iter()
+            .chain(&self.spec.controllers)
+            .cloned()
+            .collect();
+        let running: Vec<String> = names.into_iter().filter(|n| self.is_running(n)).collect();
+        running
+            .into_iter()
+            .filter_map(|n| {
+                let pid = self.nodes.get(&n)?.local_pid()?;
+                Some((n, ProcessResources::of_pid(pid)?))
+            })
+            .collect()
     }
 
     /// The node name of a broker id.

@@ -714,6 +714,11 @@ impl Node {
         self.process.is_running()
     }
 
+    /// Its process id, when its process is this machine's child.
+    pub fn local_pid(&self) -> Option<u32> {
+        self.process.local_pid()
+    }
+
     /// True when this broker's last start ended because ZooKeeper still held its
     /// registration: a killed predecessor's session owns `/brokers/ids/N` until it expires,
     /// and Kafka exits with `NodeExistsException` at startup meanwhile. Read from the

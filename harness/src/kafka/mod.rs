@@ -195,6 +195,18 @@ impl Admin {
     /// Creates the workload topics (an existing one with the same name is an error: the
     /// harness never writes into a topic it did not create).
     pub fn create_topics(&self, topics: &[Topic]) -> anyhow::Result<()> {
+        self.create(topics, false).map(|_| ())
+    }
+
+    /// Creates many topics at once, as [`Admin::create_topics`], except that a topic whose
+    /// creation outlasts the request (`RequestTimedOut`: the controller took it and is
+    /// still working through it) is not an error: the caller waits for its partitions'
+    /// leaders instead. Returns how many timed out so.
+    pub fn create_topics_in_bulk(&self, topics: &[Topic]) -> anyhow::Result<usize> {
+        self.create(topics, true)
+    }
+
+    fn create(&self, topics: &[Topic], bulk: bool) -> anyhow::Result<usize> {
         let configs: Vec<Vec<(String, String)>> = topics
             .iter()
             .map(|t| {
@@ -227,6 +239,7 @@ impl Admin {
         // hit.
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut pending: Vec<&NewTopic<'_>> = new.iter().collect();
+        let mut timed_out = 0;
         loop {
             let results =
                 futures::executor::block_on(self.client.create_topics(pending.clone(), &opts))?;
@@ -234,6 +247,7 @@ impl Admin {
             for r in results {
                 match r {
                     Ok(_) => {}
+                    Err((_, RDKafkaErrorCode::RequestTimedOut)) if bulk => timed_out += 1,
                     Err((name, RDKafkaErrorCode::InvalidReplicationFactor))
                         if Instant::now() < deadline =>
                     {
@@ -250,7 +264,7 @@ impl Admin {
                 }
             }
             if retry.is_empty() {
-                return Ok(());
+                return Ok(timed_out);
             }
             pending.retain(|t| retry.iter().any(|n| n == t.name));
             std::thread::sleep(Duration::from_millis(500));

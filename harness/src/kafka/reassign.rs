@@ -1,5 +1,5 @@
 //! Partition reassignment: plans (an explicit list, a broker id map, a replication raise, a
-//! drain) and their execution — throttle, start, poll until nothing of the plan is in
+//! drain, a restore of an earlier layout) and their execution — throttle, start, poll until nothing of the plan is in
 //! flight, check the replicas are the plan's, measure what moved, remove the throttle.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +48,41 @@ pub fn plan_map(
             });
         }
     }
+    (moves, warnings)
+}
+
+/// A rollback's plan: every partition of `now` whose replicas differ from what `then` (an
+/// earlier snapshot) lists goes back to those replicas, in their order (the preferred
+/// leader first). Partitions `then` does not know (created since) are left as they are and
+/// named in the warnings.
+pub fn plan_restore(
+    now: &ClusterSnapshot,
+    then: &ClusterSnapshot,
+) -> (Vec<PartitionMove>, Vec<String>) {
+    let before: BTreeMap<(&str, i32), &Vec<i32>> = then
+        .partitions
+        .iter()
+        .map(|p| ((p.topic.as_str(), p.partition), &p.replicas))
+        .collect();
+    let mut moves = Vec::new();
+    let mut created = BTreeSet::new();
+    for p in &now.partitions {
+        match before.get(&(p.topic.as_str(), p.partition)) {
+            None => {
+                created.insert(p.topic.as_str());
+            }
+            Some(r) if **r != p.replicas => moves.push(PartitionMove {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                replicas: Some((*r).clone()),
+            }),
+            Some(_) => {}
+        }
+    }
+    let warnings = created
+        .into_iter()
+        .map(|t| format!("{t}: partitions the earlier layout does not have; kept as they are"))
+        .collect();
     (moves, warnings)
 }
 
@@ -435,6 +470,37 @@ pub fn verify(admin: &Admin, moves: &[PartitionMove]) -> Result<(), ReassignErro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_restore_moves_back_what_changed_and_keeps_what_is_new() {
+        let part = |t: &str, p: i32, r: &[i32]| super::super::PartitionState {
+            topic: t.into(),
+            partition: p,
+            leader: r[0],
+            replicas: r.to_vec(),
+            isr: r.to_vec(),
+        };
+        let then = ClusterSnapshot {
+            brokers: vec![1, 2, 3],
+            partitions: vec![part("orders", 0, &[1, 2, 3]), part("orders", 1, &[2, 3, 1])],
+        };
+        let now = ClusterSnapshot {
+            brokers: vec![1, 2, 3, 4, 5, 6],
+            partitions: vec![
+                part("orders", 0, &[4, 2, 3]),
+                part("orders", 1, &[2, 3, 1]),
+                part("_migration", 0, &[4, 5, 6]),
+            ],
+        };
+        let (moves, warnings) = super::plan_restore(&now, &then);
+        assert_eq!(moves.len(), 1, "{moves:?}");
+        assert_eq!((moves[0].topic.as_str(), moves[0].partition), ("orders", 0));
+        assert_eq!(moves[0].replicas, Some(vec![1, 2, 3]));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("_migration:"), "{warnings:?}");
+        // the same layout: nothing to move
+        assert!(super::plan_restore(&then, &then).0.is_empty());
+    }
+
     use super::*;
     use crate::kafka::PartitionState;
 

@@ -98,6 +98,12 @@ pub struct Report {
     pub reassignments: Vec<crate::check::ReassignmentSection>,
     /// The `audit` steps' findings.
     pub audits: Vec<crate::check::AuditSection>,
+    /// The `create-topics` steps: topics and partitions made, how long until all were led,
+    /// what each Kafka process held after (files, memory maps, memory).
+    pub created_topics: Vec<crate::check::CreatedTopicsSection>,
+    /// The `wait-failover` steps: from a node's loss to an active controller and to every
+    /// partition led again, and the client windows meanwhile.
+    pub failovers: Vec<crate::check::FailoverSection>,
     /// Migration processes killed and resumed, workers' bootstrap switches.
     pub migration_events: Vec<String>,
     /// When the start-up's points were reached (cluster up, topics ready, workers
@@ -158,6 +164,8 @@ pub fn build(
         zookeeper_splits: findings.zookeeper_splits,
         reassignments: findings.reassignments,
         audits: findings.audits,
+        created_topics: findings.created_topics,
+        failovers: findings.failovers,
         migration_events: findings.migration_events,
         startup_ms: findings.startup_ms,
         clocks: findings.clocks,

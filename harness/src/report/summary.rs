@@ -243,6 +243,46 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             windows
         ));
     }
+    for c in &report.created_topics {
+        let t = &c.created;
+        let most = |f: fn(&crate::cluster::ProcessResources) -> u64| {
+            t.nodes.values().map(f).max().unwrap_or(0)
+        };
+        s.push_str(&format!(
+            "created `{}`: {} topic(s), {} partitions × RF {} ({} in the cluster), all led after {:.1} s{}\n",
+            c.step,
+            t.topics,
+            t.partitions,
+            t.replication,
+            t.cluster_partitions,
+            t.led_ms as f64 / 1000.0,
+            if t.nodes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; busiest Kafka process: {} open files, {} memory maps, {} MiB resident",
+                    most(|r| r.open_files),
+                    most(|r| r.memory_maps),
+                    most(|r| r.rss_mib)
+                )
+            }
+        ));
+    }
+    for f in &report.failovers {
+        s.push_str(&format!(
+            "failover `{}`: {} {} → active controller {} after {:.2} s, all {} partitions led after {:.2} s (at most {} leaderless), {} client window(s) meanwhile, longest {} ms\n",
+            f.step,
+            f.measure.how,
+            f.measure.lost,
+            f.measure.controller,
+            f.measure.controller_ms as f64 / 1000.0,
+            f.measure.partitions,
+            f.measure.leaders_ms as f64 / 1000.0,
+            f.measure.leaderless_max,
+            f.windows,
+            f.max_window_ms
+        ));
+    }
     for m in &report.migration_events {
         s.push_str(&format!("migration: {m}\n"));
     }

@@ -185,6 +185,9 @@ pub fn run_scenario_holding(
         )));
     }
     std::fs::create_dir_all(run_dir)?;
+    // the nodes and workers started here inherit it (a broker holds a file per segment)
+    let open_files = crate::cluster::raise_open_files(crate::cluster::KAFKA_OPEN_FILES);
+    tracing::debug!("open files limit for the nodes and workers: {open_files}");
     // every node runs in its own directory: paths handed to them must not be relative
     let run_dir = &std::path::absolute(run_dir)?;
     std::fs::write(run_dir.join("scenario.toml"), scenario_text)?;

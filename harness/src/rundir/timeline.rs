@@ -162,6 +162,28 @@ pub enum TimelineEvent {
         /// What happened and why.
         what: String,
     },
+    /// A `create-topics` step's topics exist and every one of their partitions is led, with
+    /// its full ISR.
+    TopicsCreated {
+        /// When.
+        t_ms: u64,
+        /// The step.
+        step: String,
+        /// What was made, how long it took, what the nodes hold after it.
+        created: CreatedTopics,
+    },
+    /// A `wait-failover` step's measure.
+    Failover {
+        /// When the step ended.
+        t_ms: u64,
+        /// The step.
+        step: String,
+        /// When the node was lost (when the step that took it had acted), ms since the Unix
+        /// epoch: what the measure's times count from.
+        lost_at_ms: u64,
+        /// The loss it measured from and how long the cluster took to recover from it.
+        measure: FailoverMeasure,
+    },
     /// The run's workload and cluster are done.
     RunEnd {
         /// When.
@@ -186,6 +208,56 @@ pub struct AuditFinding {
     pub min_isr: u32,
     /// `replicas < N`, `isr < min.insync.replicas` (both when both).
     pub problems: Vec<String>,
+}
+
+/// What a `create-topics` step made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CreatedTopics {
+    /// The topics' names start with `PREFIX-`.
+    pub prefix: String,
+    /// Topics created.
+    pub topics: u32,
+    /// Their partitions, in all.
+    pub partitions: u64,
+    /// Their replication factor.
+    pub replication: u32,
+    /// The CreateTopics requests' own time, summed, ms (the rest of `led_ms` is waiting
+    /// for leaders between them).
+    pub requests_ms: u64,
+    /// From the step's start until every one of their partitions had a leader and its full
+    /// ISR (every replica made), ms.
+    pub led_ms: u64,
+    /// Every partition the cluster serves afterwards (internal and workload topics too).
+    pub cluster_partitions: u64,
+    /// What each running Kafka node's process holds afterwards (local processes only:
+    /// elsewhere the harness cannot read the process's `/proc`).
+    pub nodes: std::collections::BTreeMap<String, crate::cluster::ProcessResources>,
+}
+
+/// A `wait-failover` step's measure: from the loss of a node to an active controller and
+/// every partition led again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailoverMeasure {
+    /// The node lost (killed, stopped or paused by the last such step before).
+    pub lost: String,
+    /// How: `kill`, `stop` or `pause`.
+    pub how: String,
+    /// The active controller found after the loss (a node that runs, not the lost one).
+    pub controller: String,
+    /// From the loss until that controller was seen, ms.
+    pub controller_ms: u64,
+    /// From the loss until every partition with a running replica had a running leader in
+    /// the brokers' metadata, ms.
+    pub leaders_ms: u64,
+    /// Partitions judged (those with a running replica).
+    pub partitions: u64,
+    /// Partitions left out: no running replica can lead them.
+    pub unservable: u64,
+    /// The most partitions seen without a running leader at one look.
+    pub leaderless_max: u64,
+    /// Looks taken (a look every 100 ms, plus the requests' own time: the figures'
+    /// resolution).
+    pub looks: u32,
 }
 
 /// Appends timeline events to `timeline.jsonl`.

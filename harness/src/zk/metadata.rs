@@ -73,9 +73,11 @@ struct StateZnode {
     isr: Vec<i32>,
 }
 
+/// `/controller`: the broker that is ZooKeeper mode's active controller.
 #[derive(Deserialize)]
-struct ControllerZnode {
-    brokerid: i32,
+pub(crate) struct ControllerZnode {
+    /// Its broker id.
+    pub brokerid: i32,
 }
 
 async fn data(c: &Client, path: &str) -> Result<Option<Vec<u8>>, ZkError> {

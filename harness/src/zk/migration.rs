@@ -1,6 +1,7 @@
 //! What a ZooKeeper→KRaft migration leaves in ZooKeeper: the cluster id the ZooKeeper-mode
 //! brokers wrote (`/cluster/id`, which the migration's controllers must be formatted
-//! with), and the controllers' migration record (`/migration`).
+//! with), and the controllers' migration record (`/migration`); and who the ZooKeeper-mode
+//! controller is (`/controller`), which a failover's measure reads.
 //!
 //! `/migration` is Kafka's `MigrationZNode`: the active KRaft controller writes it when it
 //! takes over as the ZooKeeper-mode brokers' controller, with the metadata log offset up
@@ -56,6 +57,18 @@ pub async fn cluster_id(servers: &str, root: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{path} is missing: no broker has started on this ensemble yet"))?;
     serde_json::from_slice::<ClusterIdZnode>(&raw)
         .map(|z| z.id)
+        .map_err(|e| format!("{path} holds {:?}: {e}", String::from_utf8_lossy(&raw)))
+}
+
+/// The broker id `/controller` under `root` names: ZooKeeper mode's active controller
+/// (`None` while there is none — between the old one's session expiry and the election).
+pub async fn controller(servers: &str, root: &str) -> Result<Option<i32>, String> {
+    let path = format!("{root}/controller");
+    let Some(raw) = read(servers, &path).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice::<super::metadata::ControllerZnode>(&raw)
+        .map(|z| Some(z.brokerid))
         .map_err(|e| format!("{path} holds {:?}: {e}", String::from_utf8_lossy(&raw)))
 }
 

@@ -1,8 +1,8 @@
 //! Broker steps: add-brokers, reassign, drain, elect-leaders, audit, switch-bootstrap,
-//! migrate-brokers.
+//! migrate-brokers, create-metadata, create-topics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use workers::clock::now_ms;
 
@@ -10,8 +10,11 @@ use super::Executor;
 use crate::error::{HarnessError, StepError, WorkersError};
 use crate::kafka::reassign::{self, ReassignOptions};
 use crate::kafka::PartitionMove;
-use crate::rundir::timeline::{AuditFinding, TimelineEvent};
-use crate::scenario::{topic_matches, BrokerAction, ElectionKind, ReassignPlan};
+use crate::rundir::timeline::{AuditFinding, CreatedTopics, TimelineEvent};
+use crate::scenario::{topic_matches, BrokerAction, ElectionKind, ReassignPlan, Topic};
+
+/// Partitions per CreateTopics request of a `create-topics` step.
+const CREATE_BATCH_PARTITIONS: u32 = 500;
 
 impl Executor<'_> {
     /// Runs a broker action.
@@ -29,6 +32,13 @@ impl Executor<'_> {
             BrokerAction::ElectLeaders { election, topics } => self.elect(*election, topics),
             BrokerAction::Audit { min_replicas } => self.audit(step, *min_replicas),
             BrokerAction::CreateMetadata { acls } => self.create_metadata(*acls),
+            BrokerAction::CreateTopics {
+                prefix,
+                topics,
+                partitions,
+                replication,
+                timeout,
+            } => self.create_topics(step, prefix, *topics, *partitions, *replication, *timeout),
             BrokerAction::SwitchBootstrap { brokers, timeout } => {
                 let bootstrap = self.cluster.broker_addresses(brokers);
                 let board = self
@@ -57,6 +67,93 @@ impl Executor<'_> {
                 *interrupt_after,
             ),
         }
+    }
+
+    /// `create-topics`: CreateTopics requests of at most [`CREATE_BATCH_PARTITIONS`]
+    /// partitions each, the next sent once the last one's partitions all have leaders and
+    /// full ISRs —
+    /// the pace of the controller, as an operator's script goes: sent all at once, the
+    /// requests outlast their own timeout while the controller works through them (2,000
+    /// partitions at RF 3 took over 30 s on a two-core machine, 3.9 ZooKeeper mode), and
+    /// the cluster's produce path stalls meanwhile.
+    fn create_topics(
+        &mut self,
+        step: &str,
+        prefix: &str,
+        topics: u32,
+        partitions: u32,
+        replication: u32,
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let width = topics.to_string().len().max(4);
+        let all: Vec<Topic> = (1..=topics)
+            .map(|i| Topic {
+                name: format!("{prefix}-{i:0width$}"),
+                partitions,
+                replication,
+                min_insync: 1,
+                config: BTreeMap::new(),
+            })
+            .collect();
+        let per_request = (CREATE_BATCH_PARTITIONS / partitions).max(1) as usize;
+        let ours = format!("{prefix}-");
+        let (mut requests_ms, mut timed_out, mut cluster_partitions) = (0, 0, 0);
+        for (i, batch) in all.chunks(per_request).enumerate() {
+            if self.shutdown.requested() {
+                return Err(HarnessError::Interrupted);
+            }
+            let sent = Instant::now();
+            timed_out += self
+                .cluster
+                .admin()?
+                .create_topics_in_bulk(batch)
+                .map_err(|e| StepError::kafka("create-topics", e))?;
+            requests_ms += sent.elapsed().as_millis() as u64;
+            let want = (i * per_request + batch.len()) as u64 * u64::from(partitions);
+            cluster_partitions = loop {
+                let s = self.fresh_snapshot()?;
+                // (in sync: every replica exists on its broker, so what the nodes hold
+                // is measured after all of it was made)
+                let led = s
+                    .partitions
+                    .iter()
+                    .filter(|p| {
+                        p.topic.starts_with(&ours)
+                            && p.leader >= 0
+                            && p.isr.len() == p.replicas.len()
+                    })
+                    .count() as u64;
+                if led >= want {
+                    break s.partitions.len() as u64;
+                }
+                if Instant::now() >= deadline {
+                    return Err(HarnessError::Cluster(format!(
+                        "{led} of the {want} partitions created so far have a leader and their full ISR after {timeout:?} ({timed_out} topic(s) outlasted their CreateTopics request)"
+                    )));
+                }
+                if self.shutdown.sleep(Duration::from_millis(200)) {
+                    return Err(HarnessError::Interrupted);
+                }
+            };
+        }
+        let created = CreatedTopics {
+            prefix: prefix.to_string(),
+            topics,
+            partitions: u64::from(topics) * u64::from(partitions),
+            replication,
+            requests_ms,
+            led_ms: started.elapsed().as_millis() as u64,
+            cluster_partitions,
+            nodes: self.cluster.kafka_resources(),
+        };
+        self.timeline.record(&TimelineEvent::TopicsCreated {
+            t_ms: now_ms(),
+            step: step.to_string(),
+            created,
+        });
+        Ok(())
     }
 
     fn reassign(
@@ -105,6 +202,16 @@ impl Executor<'_> {
                 &self.broker_ids(avoid),
             )
             .map_err(bad)?,
+            ReassignPlan::Restore { step: earlier } => {
+                let then = self.snapshots.get(earlier).ok_or_else(|| {
+                    bad(format!(
+                        "no layout was recorded when `{earlier}` started (no broker answered then)"
+                    ))
+                })?;
+                let (m, w) = reassign::plan_restore(&snapshot, then);
+                warnings = w;
+                m
+            }
             ReassignPlan::Drain { brokers, onto } => {
                 let drain = self.broker_ids(brokers);
                 let onto = if onto.is_empty() {

@@ -58,6 +58,21 @@ pub struct Executor<'a> {
     switchboard: Option<Switchboard>,
     /// The run directory (where a `migrate-brokers` process writes its output).
     run_dir: Option<PathBuf>,
+    /// The last node a step killed, stopped or paused: what `wait-failover` measures from.
+    last_loss: Option<Loss>,
+    /// The cluster's layout when each step started (for `reassign` with `restore`).
+    snapshots: HashMap<String, ClusterSnapshot>,
+}
+
+/// A node a step took away.
+#[derive(Debug, Clone)]
+struct Loss {
+    /// The node.
+    node: String,
+    /// `kill`, `stop` or `pause`.
+    how: &'static str,
+    /// When its step had acted, ms since the Unix epoch.
+    at_ms: u64,
 }
 
 impl<'a> Executor<'a> {
@@ -79,6 +94,8 @@ impl<'a> Executor<'a> {
             on_step,
             switchboard: None,
             run_dir: None,
+            last_loss: None,
+            snapshots: HashMap::new(),
         }
     }
 
@@ -117,8 +134,9 @@ impl<'a> Executor<'a> {
             if let Some(snapshot) = snapshot.clone() {
                 self.timeline.record(&TimelineEvent::Snapshot {
                     t_ms: now_ms(),
-                    snapshot,
+                    snapshot: snapshot.clone(),
                 });
+                self.snapshots.insert(step.name.clone(), snapshot);
             }
             let t_ms = now_ms();
             self.started.insert(step.name.clone(), t_ms);
@@ -164,7 +182,7 @@ impl<'a> Executor<'a> {
 
     /// The node a target names at this point of the run.
     fn resolve(
-        &self,
+        &mut self,
         t: &Target,
         snapshot: Option<&ClusterSnapshot>,
     ) -> Result<String, HarnessError> {
@@ -190,15 +208,12 @@ impl<'a> Executor<'a> {
                 .get(b)
                 .cloned()
                 .ok_or_else(|| StepError::Unbound(b.clone()))?),
-            Target::ActiveController => {
-                let q = self.cluster.quorum()?;
-                self.cluster.controller_name(q.leader_id).ok_or_else(|| {
-                    HarnessError::Cluster(format!(
-                        "the quorum's leader is node {}, which is no controller of this cluster",
-                        q.leader_id
-                    ))
-                })
-            }
+            Target::ActiveController => self.cluster.active_controller()?.ok_or_else(|| {
+                HarnessError::Cluster(
+                    "no active controller right now (an election in progress, or none of this cluster's nodes)"
+                        .into(),
+                )
+            }),
             Target::Leader { topic, partition } => {
                 let p = part(topic, *partition)?;
                 if p.leader < 0 {
@@ -234,7 +249,7 @@ impl<'a> Executor<'a> {
         snapshot: Option<&ClusterSnapshot>,
     ) -> (Option<String>, Result<(), HarnessError>) {
         match &step.action {
-            Action::Node(a) => self.node(a, step.bind.as_deref(), snapshot),
+            Action::Node(a) => self.node(&step.name, a, step.bind.as_deref(), snapshot),
             Action::Network(a) => (None, self.network(a, snapshot)),
             Action::ZooKeeper(a) => (None, self.zookeeper(a)),
             Action::Broker(a) => (None, self.broker(&step.name, a)),

@@ -1,5 +1,5 @@
 //! Kafka brokers: `add-brokers`, `reassign`, `drain`, `elect-leaders`, `audit`,
-//! `switch-bootstrap`, `migrate-brokers`. A step of this family with any problem is left
+//! `switch-bootstrap`, `migrate-brokers`, `create-metadata`, `create-topics`. A step of this family with any problem is left
 //! out of the procedure, so a broken plan never reaches the state simulation.
 
 use std::collections::{BTreeMap, HashSet};
@@ -21,6 +21,7 @@ pub const KEYWORDS: &[&str] = &[
     "switch-bootstrap",
     "migrate-brokers",
     "create-metadata",
+    "create-topics",
 ];
 
 /// A broker migration action.
@@ -58,6 +59,22 @@ pub enum BrokerAction {
     CreateMetadata {
         /// ACLs too (the brokers need an authorizer).
         acls: bool,
+    },
+    /// Create topics the workers do not use — `topics` of them, `partitions` each, named
+    /// `PREFIX-0001`, … — and wait until every partition has a leader: the metadata a
+    /// controller carries, whose failover time grows with the partitions it must load and
+    /// lead ([`crate::kafka::Admin::create_topics`], in batches).
+    CreateTopics {
+        /// The start of the topics' names.
+        prefix: String,
+        /// How many topics.
+        topics: u32,
+        /// Partitions per topic.
+        partitions: u32,
+        /// Replication factor.
+        replication: u32,
+        /// Longest wait for every partition to have a leader.
+        timeout: Duration,
     },
     /// List partitions with fewer replicas than `min_replicas` or an ISR under their
     /// `min.insync.replicas`, into the report.
@@ -103,6 +120,7 @@ impl BrokerAction {
             BrokerAction::ElectLeaders { .. } => "elect-leaders",
             BrokerAction::Audit { .. } => "audit",
             BrokerAction::CreateMetadata { .. } => "create-metadata",
+            BrokerAction::CreateTopics { .. } => "create-topics",
             BrokerAction::SwitchBootstrap { .. } => "switch-bootstrap",
             BrokerAction::MigrateBrokers { .. } => "migrate-brokers",
         }
@@ -126,6 +144,12 @@ pub enum ReassignPlan {
         /// Brokers that get no new replica and should lose the preferred leadership (the
         /// broker going away for repair).
         avoid: Vec<String>,
+    },
+    /// Every partition back to the replicas it had when step `step` started (a rollback:
+    /// the layout recorded before that step).
+    Restore {
+        /// The earlier step whose starting layout comes back.
+        step: String,
     },
     /// Every replica off these brokers, onto the others (or `onto`).
     Drain {
@@ -325,6 +349,7 @@ pub(super) fn parse(
                 acls: acls.is_some_and(|a| a.into_inner()),
             }
         }
+        "create-topics" => create_topics(args, procedure, p, timeout)?,
         "audit" => {
             let min_replicas = match args
                 .int(p, "min_replicas")
@@ -414,12 +439,30 @@ fn reassign_plan(
         args.get::<Vec<RawPlannedPartition>>(p, "plan", "a list of { topic, partition, replicas }");
     let map = args.get::<BTreeMap<String, String>>(p, "map", MAP_TYPE);
     let replication = args.int(p, "replication");
+    let restore = args.string(p, "restore");
     let topics = args.strings(p, "topics");
     let avoid = args.strings(p, "avoid");
-    let given = [plan.is_some(), map.is_some(), replication.is_some()];
+    let given = [
+        plan.is_some(),
+        map.is_some(),
+        replication.is_some(),
+        restore.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() != 1 {
-        p.at(args.keyword_span.clone(), args.field("do"), "`reassign` needs exactly one of `plan`, `map`, `replication`", "plan = [{ topic = \"orders\", partition = 0, replicas = [\"kafka2\", \"kafka3\"] }], or map = { kafka1 = \"kafka4\" }, or replication = 2 with topics = [\"payments*\"]");
+        p.at(args.keyword_span.clone(), args.field("do"), "`reassign` needs exactly one of `plan`, `map`, `replication`, `restore`", "plan = [{ topic = \"orders\", partition = 0, replicas = [\"kafka2\", \"kafka3\"] }], or map = { kafka1 = \"kafka4\" }, or replication = 2 with topics = [\"payments*\"], or restore = \"STEP\" (the layout before that step)");
         return None;
+    }
+    if let Some(r) = restore {
+        let step = r.get_ref();
+        if step == args.name.get_ref() || !procedure.names.contains(step) {
+            p.at(
+                r.span(),
+                args.field("restore"),
+                format!("`{step}` is not an earlier step"),
+                "restore = \"NAME\" of a step before this one: the layout when it started comes back",
+            );
+        }
+        return Some(ReassignPlan::Restore { step: step.clone() });
     }
     if (topics.is_some() || avoid.is_some()) && replication.is_none() {
         let sp = topics
@@ -564,4 +607,109 @@ fn broker_map(
         }
     }
     map
+}
+
+/// `create-topics`: `topics` × `partitions` with `replication` (default: the brokers, at
+/// most 3), names `PREFIX-0001`… (`prefix` default `kmh-scale`), none a workload topic's.
+fn create_topics(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+    timeout: Duration,
+) -> Option<BrokerAction> {
+    let prefix = args.string(p, "prefix");
+    let topics = args.int(p, "topics");
+    let partitions = args.int(p, "partitions");
+    let replication = args.int(p, "replication");
+    let topics = args.require(p, topics, "topics", "topics = 20 (how many topics)");
+    let partitions = args.require(
+        p,
+        partitions,
+        "partitions",
+        "partitions = 100 (per topic: 20 topics × 100 = 2,000 partitions)",
+    );
+    let mut count = |v: Option<toml::Spanned<i64>>, k: &'static str, max: i64, hint: &str| {
+        let v = v?;
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if n >= 1 && i64::from(n) <= max => Some(n),
+            _ => {
+                p.at(v.span(), args.field(k), format!("must be 1 to {max}"), hint);
+                None
+            }
+        }
+    };
+    // (one topic's assignment is one znode in ZooKeeper mode: 10,000 partitions keep it
+    // well under ZooKeeper's 1 MB jute.maxbuffer)
+    let topics = count(topics, "topics", 100_000, "more partitions: more topics");
+    let partitions = count(
+        partitions,
+        "partitions",
+        10_000,
+        "more partitions: more topics (one topic's assignment is one znode in ZooKeeper mode)",
+    );
+    let running_brokers = procedure
+        .cluster
+        .brokers
+        .iter()
+        .filter(|b| procedure.running(b))
+        .count() as u32;
+    let replication = match replication {
+        None => Some(running_brokers.clamp(1, 3)),
+        Some(r) => count(
+            Some(r),
+            "replication",
+            i64::from(running_brokers.max(1)),
+            "at most the brokers running at this point",
+        ),
+    };
+    let prefix = match prefix {
+        None => "kmh-scale".to_string(),
+        Some(s) => {
+            let v = s.get_ref();
+            let legal = !v.is_empty()
+                && v.len() <= 200
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !legal {
+                p.at(
+                    s.span(),
+                    args.field("prefix"),
+                    format!("`{v}` cannot start a topic name"),
+                    "letters, digits, '.', '_' and '-', e.g. prefix = \"scale\"",
+                );
+            }
+            v.clone()
+        }
+    };
+    let clash = procedure
+        .workload
+        .topics
+        .iter()
+        .find(|t| t.name.starts_with(&format!("{prefix}-")));
+    if let Some(t) = clash {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("prefix"),
+            format!(
+                "workload topic `{}` has a name this step would make",
+                t.name
+            ),
+            "another prefix: the workers' topics stay theirs",
+        );
+    }
+    if !procedure.created_topics.insert(prefix.clone()) {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("prefix"),
+            format!("an earlier step creates topics named `{prefix}-…` already"),
+            "another prefix for each `create-topics` step",
+        );
+    }
+    Some(BrokerAction::CreateTopics {
+        prefix,
+        topics: topics?,
+        partitions: partitions?,
+        replication: replication?,
+        timeout,
+    })
 }

@@ -5,10 +5,10 @@
 //!
 //! | family | actions | file |
 //! |---|---|---|
-//! | nodes | start, stop, kill, pause, resume, restart, rolling-restart, wait-healthy | [`nodes`] |
+//! | nodes | start, stop, kill, pause, resume, restart, rolling-restart, wait-healthy, wait-failover, node-config | [`nodes`] |
 //! | network | partition, heal, loss, bandwidth, delay | [`network`] |
 //! | zookeeper | zk-config, zk-reconfig, zk-connect, zk-copy | [`zookeeper`] |
-//! | brokers | add-brokers, reassign, drain, elect-leaders, audit, switch-bootstrap, migrate-brokers, create-metadata | [`brokers`] |
+//! | brokers | add-brokers, reassign, drain, elect-leaders, audit, switch-bootstrap, migrate-brokers, create-metadata, create-topics | [`brokers`] |
 //! | kraft | format-storage, wait-migration | [`kraft`] |
 //! | pace | sleep, mark | [`pace`] |
 //!
@@ -155,6 +155,10 @@ pub(crate) struct Procedure<'c> {
     pub created_metadata: bool,
     /// The quorum's voters at this point (a dynamic quorum's change by steps).
     pub voters: HashSet<String>,
+    /// The prefixes of the `create-topics` steps so far.
+    pub created_topics: HashSet<String>,
+    /// A step before killed, stopped or paused a node (what `wait-failover` measures from).
+    pub lost_node: bool,
 }
 
 impl<'c> Procedure<'c> {
@@ -189,6 +193,8 @@ impl<'c> Procedure<'c> {
                 .filter(|c| !cluster.dynamic_quorum || !cluster.dormant.contains(c))
                 .cloned()
                 .collect(),
+            created_topics: HashSet::new(),
+            lost_node: false,
         }
     }
 
@@ -608,15 +614,7 @@ pub(crate) fn resolve_target(
     } else if let Some(rest) = text.strip_prefix("follower:") {
         partition_ref(rest, p).map(|(topic, partition)| Target::Follower { topic, partition })
     } else if text == "controller:active" {
-        if !cluster.has_controllers() {
-            p.at(
-                v.span(),
-                field,
-                "`controller:active` is the KRaft quorum's leader, and this cluster runs on ZooKeeper",
-                "name a controller of a KRaft cluster (controllers = [...]), or a node",
-            );
-            return None;
-        }
+        // the KRaft quorum's leader, or ZooKeeper mode's controller broker
         Some(Target::ActiveController)
     } else if let Some(b) = text.strip_prefix('@') {
         if procedure.state.contains_key(&format!("@{b}")) {
@@ -639,7 +637,7 @@ pub(crate) fn resolve_target(
             field,
             format!("unknown host `{text}`"),
             format!(
-                "nodes of this cluster: {}; or leader:TOPIC/P, follower:TOPIC/P, controller:active (KRaft), @BOUND",
+                "nodes of this cluster: {}; or leader:TOPIC/P, follower:TOPIC/P, controller:active, @BOUND",
                 all.join(", ")
             ),
         );

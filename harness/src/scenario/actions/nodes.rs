@@ -1,5 +1,5 @@
 //! Node lifecycle: `start`, `stop`, `restart` (one node, or a group with `nodes`), `kill`,
-//! `pause`, `resume`, `rolling-restart`, `wait-healthy`, `node-config`.
+//! `pause`, `resume`, `rolling-restart`, `wait-healthy`, `wait-failover`, `node-config`.
 
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ pub const KEYWORDS: &[&str] = &[
     "restart",
     "rolling-restart",
     "wait-healthy",
+    "wait-failover",
     "node-config",
 ];
 
@@ -33,6 +34,9 @@ pub enum NodeAction {
     Start {
         /// The node.
         node: Target,
+        /// Longest wait for it to be ready (a broker's log recovery after a kill grows
+        /// with its partitions).
+        timeout: Duration,
     },
     /// Start several stopped nodes at once, then wait until each is ready (ZooKeeper
     /// nodes that can only elect a leader together).
@@ -78,6 +82,8 @@ pub enum NodeAction {
     Restart {
         /// The node.
         node: Target,
+        /// Longest wait for it to be ready again.
+        timeout: Duration,
     },
     /// Restart nodes one at a time, in order; before the next, wait `interval` and the
     /// health gate (a broker: no partition under-replicated; a ZooKeeper node: it serves
@@ -111,6 +117,15 @@ pub enum NodeAction {
         /// Longest wait.
         timeout: Duration,
     },
+    /// Measure a failover: from the last node killed, stopped or paused (an earlier step),
+    /// wait until an active controller that runs is known (a KRaft quorum's leader; in
+    /// ZooKeeper mode the broker `/controller` names) and every partition with a running
+    /// replica has a running leader, as the brokers' metadata says. How long each took goes
+    /// into the report (`failovers`); figures, not a gate.
+    WaitFailover {
+        /// Longest wait; the step fails after it, naming what was still missing.
+        timeout: Duration,
+    },
 }
 
 impl NodeAction {
@@ -126,25 +141,26 @@ impl NodeAction {
             NodeAction::RollingRestart { .. } => "rolling-restart",
             NodeAction::WaitHealthy { .. } => "wait-healthy",
             NodeAction::NodeConfig { .. } => "node-config",
+            NodeAction::WaitFailover { .. } => "wait-failover",
         }
     }
 
     /// The node of a single-node action.
     pub fn target(&self) -> Option<&Target> {
         match self {
-            NodeAction::Start { node }
+            NodeAction::Start { node, .. }
             | NodeAction::Stop { node }
             | NodeAction::Kill { node }
             | NodeAction::Pause { node }
             | NodeAction::Resume { node }
-            | NodeAction::Restart { node } => Some(node),
+            | NodeAction::Restart { node, .. } => Some(node),
             _ => None,
         }
     }
 }
 
 const NODE_HINT: &str =
-    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"controller:active\" (KRaft), \"@BOUND\"";
+    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"controller:active\", \"@BOUND\"";
 
 /// Parses a node lifecycle step.
 pub(super) fn parse(
@@ -157,6 +173,7 @@ pub(super) fn parse(
         "start" | "restart" | "stop" if args.has("nodes") => group(args, procedure, p),
         "rolling-restart" => rolling_restart(args, procedure, p),
         "wait-healthy" => wait_healthy(args, procedure, p),
+        "wait-failover" => wait_failover(args, procedure, p),
         "node-config" => node_config(args, procedure, p),
         _ => single(args, procedure, p),
     };
@@ -172,6 +189,9 @@ fn single(
     let kw = args.keyword.clone();
     let node = args.string(p, "node");
     let bind = args.string(p, "bind");
+    let timeout = matches!(kw.as_str(), "start" | "restart")
+        .then(|| args.duration(p, "timeout", Duration::from_secs(120)))
+        .unwrap_or_default();
     let node = args.require(p, node, "node", NODE_HINT)?;
     let field = args.field("node");
     let target = resolve_target(p, &node, &field, procedure)?;
@@ -231,14 +251,17 @@ fn single(
             });
         procedure.state.insert(format!("@{bname}"), bound_state);
     }
+    if matches!(kw.as_str(), "kill" | "stop" | "pause") {
+        procedure.lost_node = true;
+    }
     let node = target;
     Some(match kw.as_str() {
-        "start" => NodeAction::Start { node },
+        "start" => NodeAction::Start { node, timeout },
         "stop" => NodeAction::Stop { node },
         "kill" => NodeAction::Kill { node },
         "pause" => NodeAction::Pause { node },
         "resume" => NodeAction::Resume { node },
-        _ => NodeAction::Restart { node },
+        _ => NodeAction::Restart { node, timeout },
     })
 }
 
@@ -274,6 +297,7 @@ fn group(
         }
         if kw == "stop" {
             procedure.state.insert(n.clone(), NodeState::Stopped);
+            procedure.lost_node = true;
             continue;
         }
         procedure.check_formatted(p, n, list.span(), &args.field("nodes"));
@@ -442,6 +466,25 @@ fn unknown_placeholder(value: &str) -> Option<&str> {
         rest = &after[close + 1..];
     }
     None
+}
+
+/// `wait-failover`: `timeout` (default 10 min); a node must have been killed, stopped or
+/// paused by an earlier step (what it measures from).
+fn wait_failover(
+    args: &mut StepArgs,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) -> Option<NodeAction> {
+    let timeout = args.duration(p, "timeout", Duration::from_secs(600));
+    if !procedure.lost_node {
+        p.at(
+            args.keyword_span.clone(),
+            args.field("do"),
+            "`wait-failover` measures from the last node killed, stopped or paused, and no step before it kills, stops or pauses one",
+            "a step before it such as do = \"kill\", node = \"controller:active\"",
+        );
+    }
+    Some(NodeAction::WaitFailover { timeout })
 }
 
 #[cfg(test)]

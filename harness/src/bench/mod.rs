@@ -13,6 +13,13 @@
 //! Our rates come from the workers' own logs (first send or start to last outcome), the
 //! tools' from what they print. Each measurement is a fresh worker process or JVM, so JIT
 //! warm-up and group joins are inside every figure alike.
+//!
+//! `harness bench failover` — a controller's failover at several sizes, ZooKeeper mode
+//! beside KRaft — is [`failover`].
+
+mod failover;
+
+pub use failover::{failover, FailoverSettings};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
