@@ -225,7 +225,7 @@ pub struct CreatedTopics {
     /// for leaders between them).
     pub requests_ms: u64,
     /// From the step's start until every one of their partitions had a leader and its full
-    /// ISR (every replica made), ms.
+    /// ISR, and every broker's log directories held each replica it was given, ms.
     pub led_ms: u64,
     /// Every partition the cluster serves afterwards (internal and workload topics too).
     pub cluster_partitions: u64,

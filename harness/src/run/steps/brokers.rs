@@ -114,8 +114,7 @@ impl Executor<'_> {
             let want = (i * per_request + batch.len()) as u64 * u64::from(partitions);
             cluster_partitions = loop {
                 let s = self.fresh_snapshot()?;
-                // (in sync: every replica exists on its broker, so what the nodes hold
-                // is measured after all of it was made)
+                // (in sync too: the next batch waits for the last one's followers)
                 let led = s
                     .partitions
                     .iter()
@@ -137,6 +136,38 @@ impl Executor<'_> {
                     return Err(HarnessError::Interrupted);
                 }
             };
+        }
+        // Every partition led with its full ISR does not mean every replica exists yet: a
+        // KRaft controller lists all replicas in the ISR of a new partition before the
+        // brokers have made its log. What the nodes hold is measured once each broker's own
+        // log directories (DescribeLogDirs) hold every replica the layout gives it.
+        let layout = self.fresh_snapshot()?;
+        let mut wire = self.wire();
+        for id in self.cluster.running_broker_ids() {
+            let expected = layout
+                .partitions
+                .iter()
+                .filter(|p| p.topic.starts_with(&ours) && p.replicas.contains(&id))
+                .count();
+            loop {
+                let held = wire
+                    .replica_sizes(id)
+                    .map_err(|e| StepError::kafka("create-topics: DescribeLogDirs", e))?
+                    .keys()
+                    .filter(|(t, _)| t.starts_with(&ours))
+                    .count();
+                if held >= expected {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(HarnessError::Cluster(format!(
+                        "broker {id} holds {held} of its {expected} new replicas after {timeout:?}"
+                    )));
+                }
+                if self.shutdown.sleep(Duration::from_millis(200)) {
+                    return Err(HarnessError::Interrupted);
+                }
+            }
         }
         let created = CreatedTopics {
             prefix: prefix.to_string(),

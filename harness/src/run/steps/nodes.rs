@@ -183,18 +183,6 @@ impl Executor<'_> {
                     leaderless_max,
                     looks,
                 };
-                self.cluster.note(
-                    controller,
-                    format!(
-                        "active controller {controller_ms} ms after {} was {}; all {partitions} partitions with a running replica led after {leaders_ms} ms",
-                        loss.node,
-                        match loss.how {
-                            "kill" => "killed",
-                            "stop" => "stopped",
-                            _ => "paused",
-                        },
-                    ),
-                );
                 self.timeline.record(&TimelineEvent::Failover {
                     t_ms: now_ms(),
                     step: step.to_string(),
