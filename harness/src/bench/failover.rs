@@ -299,7 +299,6 @@ fn print_row(r: &Row) {
 /// the partitions' own growth: linear growth shows as equal ratios.
 fn print_growth(rows: &[Row]) {
     let mut modes: Vec<&str> = rows.iter().map(|r| r.mode.as_str()).collect();
-    modes.dedup();
     modes.sort_unstable();
     modes.dedup();
     println!("growth against the smallest size (partitions ×, then each figure ×):");

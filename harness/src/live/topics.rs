@@ -37,8 +37,8 @@ pub fn own(
     prefix: &str,
     brokers: &[i32],
 ) -> Result<(), HarnessError> {
-    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if !prefix.chars().all(legal) {
+    use crate::scenario::topic_chars_ok;
+    if !topic_chars_ok(prefix) {
         return Err(HarnessError::BadInput(format!(
             "--topic-prefix `{prefix}`: Kafka topic names hold only letters, digits, '.', '_' and '-'\n  hint: e.g. --topic-prefix kmh-"
         )));
@@ -54,7 +54,7 @@ pub fn own(
             )));
         }
         let name = owned_name(prefix, run_id, &t.name);
-        if name.len() > 249 || !name.chars().all(legal) {
+        if name.len() > 249 || !topic_chars_ok(&name) {
             return Err(HarnessError::BadInput(format!(
                 "{}: workload.topics[{i}]: `{name}` is not a topic name Kafka accepts (at most 249 letters, digits, '.', '_', '-')\n  hint: shorten the scenario name, the topic name or --topic-prefix",
                 scenario.file.display()
@@ -134,5 +134,25 @@ mod tests {
             &owned_name(DEFAULT_PREFIX, "canary-1796116982-0000", "orders"),
             run
         ));
+    }
+
+    #[test]
+    fn a_prefix_or_name_kafka_refuses_is_named_before_anything_starts() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/rolling-restart.toml");
+        let sc = crate::scenario::load(&path).unwrap();
+        let run = "canary-1796116982-f95e";
+        let e = own(&mut sc.clone(), run, "a b", &[1, 2, 3])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--topic-prefix `a b`"), "{e}");
+        let long = "x".repeat(240);
+        let e = own(&mut sc.clone(), run, &long, &[1, 2, 3])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a topic name Kafka accepts"), "{e}");
+        let mut ok = sc.clone();
+        own(&mut ok, run, "team.", &[1, 2, 3]).unwrap();
+        assert!(ok.workload.topics.iter().all(|t| is_owned(&t.name, run)));
     }
 }

@@ -235,6 +235,13 @@ impl ClusterSpec {
     }
 }
 
+/// True when every character of `name` is one Kafka allows in a topic name (letters,
+/// digits, '.', '_', '-'); the length and the `__` prefix are the caller's to judge.
+pub fn topic_chars_ok(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 impl Workload {
     /// The workload topics' names, in order.
     pub fn topic_names(&self) -> Vec<&str> {

@@ -666,10 +666,7 @@ fn create_topics(
         None => "kmh-scale".to_string(),
         Some(s) => {
             let v = s.get_ref();
-            let legal = !v.is_empty()
-                && v.len() <= 200
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            let legal = !v.is_empty() && v.len() <= 200 && crate::scenario::topic_chars_ok(v);
             if !legal {
                 p.at(
                     s.span(),

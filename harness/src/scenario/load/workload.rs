@@ -133,10 +133,7 @@ pub(super) fn validate(
         }
         if rt.name.is_empty()
             || rt.name.starts_with("__")
-            || !rt
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            || !crate::scenario::topic_chars_ok(&rt.name)
         {
             p.at(
                 t.span(),
