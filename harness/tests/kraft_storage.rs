@@ -31,6 +31,7 @@ fn spec(broker_config: &[(&str, &str)]) -> ClusterSpec {
         controller_heap_mb: 256,
         inventory: None,
         ec2: None,
+        target: None,
     }
 }
 

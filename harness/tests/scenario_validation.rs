@@ -2027,3 +2027,141 @@ fn a_restore_names_an_earlier_step() {
         "restore = \"STEP\"",
     );
 }
+
+/// Two clusters: the first on `source`, the target's brokers on `target`; then `steps`.
+fn two_clusters(target: &str, steps: &str) -> String {
+    format!(
+        r#"name = "t"
+
+[cluster]
+kafka = "3.9"
+zookeeper = ["zk1", "tzk1"]
+kafka_ensemble = "source"
+brokers = ["kafka1", "kafka2", "kafka3"]
+
+[cluster.ensembles]
+source = ["zk1"]
+target = ["tzk1"]
+
+{target}
+[workload]
+topics = [{{ name = "orders", partitions = 6, replication = 3, min_insync = 2 }}]
+producers = 2
+consumers = 1
+rate = 100
+acks = "all"
+idempotence = true
+{steps}"#
+    )
+}
+
+const TARGET: &str =
+    "[cluster.target]\nbrokers = [\"tkafka1\", \"tkafka2\"]\nensemble = \"target\"\n";
+const MIRROR_STEPS: &str = "\n[[step]]\nname = \"copy\"\ndo = \"mirror-start\"\nexactly_once = true\n\n[[step]]\nname = \"wait\"\ndo = \"mirror-wait\"\ntimeout = \"1m\"\n\n[[step]]\nname = \"stop\"\ndo = \"mirror-stop\"\n";
+
+#[test]
+fn a_second_cluster_and_mirrormaker_steps_are_accepted() {
+    let s = scenario::parse(Path::new("t.toml"), &two_clusters(TARGET, MIRROR_STEPS)).unwrap();
+    let t = s.cluster.target.as_ref().unwrap();
+    assert_eq!(t.brokers, ["tkafka1", "tkafka2"]);
+    assert_eq!(t.ensemble, "target");
+    // the first cluster's brokers are still only its own
+    assert_eq!(s.cluster.brokers, ["kafka1", "kafka2", "kafka3"]);
+    assert!(s.cluster.all_nodes().contains(&"tkafka2".to_string()));
+    match &s.steps[0].action {
+        Action::Mirror(scenario::MirrorAction::MirrorStart {
+            topics,
+            exactly_once,
+            tasks,
+        }) => {
+            assert_eq!(topics, &["orders"]);
+            assert!(exactly_once);
+            assert_eq!(*tasks, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_mirror_step_needs_a_second_cluster() {
+    one_error(
+        &two_clusters("", "\n[[step]]\nname = \"copy\"\ndo = \"mirror-start\"\n"),
+        24,
+        "step[1].do",
+        "`mirror-start` needs a second cluster",
+        "[cluster.target]",
+    );
+}
+
+#[test]
+fn a_mirror_wait_needs_mirrormaker_running() {
+    one_error(
+        &two_clusters(
+            TARGET,
+            "\n[[step]]\nname = \"wait\"\ndo = \"mirror-wait\"\n",
+        ),
+        27,
+        "step[1].do",
+        "MirrorMaker 2 does not run at this point",
+        "`mirror-start` step before",
+    );
+}
+
+#[test]
+fn the_target_cannot_share_the_first_clusters_ensemble_or_its_names() {
+    one_error(
+        &two_clusters(
+            "[cluster.target]\nbrokers = [\"tkafka1\"]\nensemble = \"source\"\n",
+            "",
+        ),
+        15,
+        "cluster.target.ensemble",
+        "is the first cluster's ensemble too",
+        "an ensemble of its own",
+    );
+    one_error(
+        &two_clusters(
+            "[cluster.target]\nbrokers = [\"kafka1\"]\nensemble = \"target\"\n",
+            "",
+        ),
+        14,
+        "cluster.target.brokers",
+        "node name `kafka1` is used twice",
+        "names of their own",
+    );
+    one_error(
+        &two_clusters(
+            "[cluster.target]\nbrokers = [\"tkafka1\"]\nensemble = \"nowhere\"\n",
+            "",
+        ),
+        15,
+        "cluster.target.ensemble",
+        "no ensemble `nowhere`",
+        "[cluster.ensembles]",
+    );
+}
+
+#[test]
+fn a_second_cluster_runs_on_the_local_backend_only_in_this_version() {
+    let text = two_clusters(TARGET, "")
+        .replace("kafka = \"3.9\"", "backend = \"docker\"\nkafka = \"3.9\"");
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "cluster.target" && e.message.contains("local backend")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn a_run_with_two_clusters_is_not_moved_onto_kraft_or_off_the_local_backend() {
+    let mut s = scenario::parse(Path::new("t.toml"), &two_clusters(TARGET, MIRROR_STEPS)).unwrap();
+    let err = scenario::on_kraft(&mut s, "4.1").unwrap_err().to_string();
+    assert!(
+        err.contains("--kraft 4.1") && err.contains("[cluster.target]"),
+        "{err}"
+    );
+    s.cluster.backend = scenario::Backend::Docker;
+    let why = scenario::backend_override_refusal(&s).expect("refused");
+    assert!(why.contains("local backend only"), "{why}");
+}

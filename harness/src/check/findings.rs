@@ -345,6 +345,9 @@ pub struct Findings {
     pub startup_ms: StartupTimes,
     /// Other machines' clocks, when workers ran on them.
     pub clocks: Option<ClockReport>,
+    /// MirrorMaker 2's copy to the target cluster, checked by record identity (when a
+    /// `mirror-start` step ran).
+    pub mirror: Option<super::mirror::MirrorCheck>,
 }
 
 /// The worker hosts' clocks as a run measured them (ssh backend with worker hosts).

@@ -8,6 +8,7 @@ pub mod attribution;
 mod checker;
 mod findings;
 pub mod latency;
+pub mod mirror;
 pub mod online;
 pub mod smoke;
 pub mod windows;
@@ -64,6 +65,8 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
     findings.kafka_metadata = read_metadata_check(run_dir)?;
     findings.metadata_survival = read_json(&run_dir.join(rundir::METADATA_SURVIVAL))?;
     add_reassignments(&mut findings, &events, record.started_ms);
+    findings.mirror =
+        mirror::check_mirror(run_dir, record.started_ms, &record.topics, &input.logs)?;
     Ok(findings)
 }
 

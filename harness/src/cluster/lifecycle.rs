@@ -31,13 +31,25 @@ impl Cluster {
             self.spawn_node(z)?;
         }
         let live = self.initial_brokers();
-        for b in &live {
+        let target: Vec<String> = self.spec.target_brokers().cloned().collect();
+        for b in live.iter().chain(&target) {
             self.spawn_node(b)?;
         }
         let deadline = Instant::now() + Duration::from_secs(90);
         for z in zookeeper.iter().chain(&controllers) {
             let left = deadline.saturating_duration_since(Instant::now());
             self.await_start(z, left.max(Duration::from_secs(1)), shutdown)?;
+        }
+        if !target.is_empty() {
+            let ids: Vec<i32> = target
+                .iter()
+                .filter_map(|b| self.spec.target_broker_id(b))
+                .collect();
+            self.target_admin()?
+                .wait_healthy(&ids, &[], Duration::from_secs(120), shutdown)
+                .map_err(|e| {
+                    HarnessError::Cluster(format!("the target cluster did not come up: {e}"))
+                })?;
         }
         if live.is_empty() {
             return Ok(());
@@ -218,6 +230,12 @@ impl Cluster {
                 NodeKind::ZooKeeper => {
                     crate::zk::server_mode(SocketAddr::from((addr, ZK_CLIENT_PORT))).is_some()
                 }
+                // a target broker: registered in its own cluster
+                NodeKind::Broker if self.spec.is_target_broker(name) => self
+                    .target_admin()?
+                    .snapshot(Duration::from_secs(3))
+                    .map(|s| s.brokers.contains(&id))
+                    .unwrap_or(false),
                 // registered, and accepting connections (a broker registers first)
                 NodeKind::Broker => {
                     self.admin()?

@@ -17,6 +17,7 @@ pub mod docker;
 pub mod ec2;
 pub mod host;
 mod lifecycle;
+pub mod mirror;
 pub mod netns;
 mod node;
 mod resources;
@@ -80,6 +81,16 @@ pub struct Cluster {
     spec: ClusterSpec,
     nodes: BTreeMap<String, Node>,
     admin: Option<Admin>,
+    /// The target cluster's admin client (`[cluster.target]`; created on first use).
+    target_admin: Option<Admin>,
+    /// MirrorMaker 2 from the first cluster to the target, while a `mirror-start` step's
+    /// copy runs.
+    mirror: Option<mirror::MirrorMaker>,
+    /// When the last `mirror-wait` that succeeded started (ms since epoch): everything the
+    /// source held then is on the target.
+    mirror_caught_up_at: Option<u64>,
+    /// The topics and setting of the last MirrorMaker started.
+    mirror_settings: Option<mirror::MirrorSettings>,
     /// The namespace network, when the hosts are namespaces.
     network: Option<Network>,
     /// Delaying proxies in front of brokers (node, process).
@@ -409,6 +420,26 @@ impl Cluster {
             }
             nodes.insert(name.clone(), node);
         }
+        // the target cluster: brokers of their own on their own ensemble (never proxied)
+        if let Some(t) = &spec.target {
+            let servers = spec.ensembles.get(&t.ensemble).cloned().unwrap_or_default();
+            let connect = connect_string(servers.iter().map(|n| zk_addr[n.as_str()]), ZK_CHROOT);
+            for (i, name) in t.brokers.iter().enumerate() {
+                let node = Node::broker(
+                    run_id,
+                    name,
+                    i as i32 + 1,
+                    ip_of[name.as_str()],
+                    &connect,
+                    spec,
+                    dist,
+                    &run_dir.join("nodes").join(name),
+                    host(name),
+                    false,
+                )?;
+                nodes.insert(name.clone(), node);
+            }
+        }
         if let Some(net) = &mut network {
             net.proxies.extend(controls);
         }
@@ -447,6 +478,10 @@ impl Cluster {
                 .map(|b| (b.clone(), kafka_servers.clone()))
                 .collect(),
             admin: None,
+            target_admin: None,
+            mirror: None,
+            mirror_caught_up_at: None,
+            mirror_settings: None,
             network,
             proxies: Vec::new(),
             proxy_commands,
@@ -628,6 +663,86 @@ impl Cluster {
                     .map(|h| h.ns.clone()),
             })
             .collect()
+    }
+
+    /// `bootstrap.servers` of the target cluster (`[cluster.target]`; empty without one).
+    pub fn target_bootstrap(&self) -> String {
+        let brokers: Vec<String> = self.spec.target_brokers().cloned().collect();
+        self.addresses(&brokers, KAFKA_PORT)
+    }
+
+    /// The target cluster's admin client (created on first use).
+    pub fn target_admin(&mut self) -> Result<&Admin, HarnessError> {
+        if self.spec.target.is_none() {
+            return Err(HarnessError::Cluster(
+                "this run has no target cluster ([cluster.target])".into(),
+            ));
+        }
+        if self.target_admin.is_none() {
+            self.target_admin = Some(
+                Admin::new(&self.target_bootstrap())
+                    .map_err(|e| HarnessError::Cluster(format!("target admin client: {e}")))?,
+            );
+        }
+        Ok(self.target_admin.as_ref().unwrap())
+    }
+
+    /// Starts MirrorMaker 2 from this cluster to the target cluster.
+    pub fn start_mirror(&mut self, settings: mirror::MirrorSettings) -> Result<(), HarnessError> {
+        if self.mirror.is_some() {
+            return Err(HarnessError::Cluster(
+                "MirrorMaker 2 runs already (one mirror-start per mirror-stop)".into(),
+            ));
+        }
+        let mm = mirror::MirrorMaker::start(
+            &self.run_id,
+            &self.dist,
+            &self.run_dir,
+            &self.bootstrap(),
+            &self.target_bootstrap(),
+            settings,
+        )?;
+        self.mirror_settings = Some(mm.settings.clone());
+        self.mirror = Some(mm);
+        Ok(())
+    }
+
+    /// Notes that the copy had, by `at_ms`'s end, everything the source held at `at_ms`.
+    pub fn note_mirror_caught_up(&mut self, at_ms: u64) {
+        self.mirror_caught_up_at = Some(at_ms);
+    }
+
+    /// When the last confirmed catch-up started, and what the last MirrorMaker copied
+    /// (`None`: no MirrorMaker ran in this run).
+    pub fn mirror_history(&self) -> Option<(Option<u64>, mirror::MirrorSettings)> {
+        self.mirror_settings
+            .clone()
+            .map(|s| (self.mirror_caught_up_at, s))
+    }
+
+    /// True while MirrorMaker 2 runs (started and not stopped; it may have died).
+    pub fn mirror_started(&self) -> bool {
+        self.mirror.is_some()
+    }
+
+    /// The running MirrorMaker 2, checked alive.
+    pub fn mirror(&mut self) -> Result<&mirror::MirrorMaker, HarnessError> {
+        let mm = self.mirror.as_mut().ok_or_else(|| {
+            HarnessError::Cluster("MirrorMaker 2 does not run (no mirror-start before)".into())
+        })?;
+        mm.check_alive()?;
+        Ok(mm)
+    }
+
+    /// Stops MirrorMaker 2 (SIGTERM, then SIGKILL after `grace`); false when none ran.
+    pub fn stop_mirror(&mut self, grace: std::time::Duration) -> bool {
+        match self.mirror.take() {
+            Some(mm) => {
+                mm.stop(grace);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The admin client (created on first use).
@@ -932,6 +1047,8 @@ impl Cluster {
     /// Kills every node and waits for each to exit (a container node's logs are copied out
     /// and its container removed). Idempotent.
     pub fn teardown(&mut self) {
+        // MirrorMaker before the brokers it reads and writes
+        self.stop_mirror(std::time::Duration::from_secs(5));
         for n in self.nodes.values_mut() {
             n.dispose();
         }

@@ -73,7 +73,7 @@ pub struct ZkMember {
 
 /// The logging configuration flags: the reload4j file (3.9) and the Log4j 2 one (Kafka 4
 /// logs through Log4j 2, KIP-653), both written by [`write_log4j`] in `dir`.
-fn log_flags(dir: &Path) -> [String; 2] {
+pub(super) fn log_flags(dir: &Path) -> [String; 2] {
     [
         format!(
             "-Dlog4j.configuration=file:{}",
@@ -135,7 +135,7 @@ fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path)
     ]
 }
 
-fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
+pub(super) fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
     // the same settings for Log4j 2 (Kafka 4.x); 3.9 reads the reload4j file below
     std::fs::write(
         dir.join("log4j2.properties"),
@@ -606,7 +606,12 @@ impl Node {
         std::fs::create_dir_all(dir.join("data"))?;
         let (seen, classpath) = host.view(dir, dist);
         write_log4j(dir, &seen)?;
-        let n = spec.brokers.len();
+        // the size of the broker's own cluster (the run's target cluster is another)
+        let n = if spec.is_target_broker(name) {
+            spec.target_brokers().count()
+        } else {
+            spec.brokers.len()
+        };
         // behind the delaying proxy the broker listens on loopback inside its namespace and
         // advertises the proxy's address
         let listener = if proxied {

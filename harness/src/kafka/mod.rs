@@ -5,6 +5,7 @@
 mod cluster_admin;
 mod lag;
 pub mod migrate;
+pub mod mirror;
 mod protocol;
 pub mod quorum;
 pub mod reassign;

@@ -227,6 +227,50 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             });
         }
     }
+    if let Some(m) = &findings.mirror {
+        // the target's final read must have read every copied partition to its end, or a
+        // missing record may only be beyond what it reached
+        let mut missing = bound_check("mirror_missing", e.mirror_missing, m.missing);
+        if !m.target_incomplete.is_empty() {
+            missing.actual = format!(
+                "{} (the target's final read did not finish {})",
+                m.missing,
+                m.target_incomplete.join(", ")
+            );
+            missing.ok = false;
+        }
+        if m.cut_ms.is_none() {
+            missing.actual = format!("not checked: {}", m.cut_reason);
+            missing.ok = false;
+        }
+        out.push(missing);
+        let dup_bound = e.mirror_duplicates.unwrap_or(if m.exactly_once {
+            Bound::AtMost(0)
+        } else {
+            Bound::Any
+        });
+        out.push(bound_check("mirror_duplicates", dup_bound, m.duplicates));
+        if let Some(g) = m.group.as_ref().filter(|_| e.mirror_group_offsets) {
+            out.push(ExpectationResult {
+                name: "mirror_group_offsets".into(),
+                expected: "every partition synced to the target, nothing skipped".into(),
+                actual: format!(
+                    "{} of {} partitions synced{}, {} skipped, {} read again (at most {} on one partition)",
+                    g.translated,
+                    g.partitions,
+                    if g.untranslated.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (not: {})", g.untranslated.join(", "))
+                    },
+                    g.skipped,
+                    g.reread,
+                    g.max_reread
+                ),
+                ok: g.partitions > 0 && g.untranslated.is_empty() && g.skipped == 0,
+            });
+        }
+    }
     if e.kafka_metadata_intact {
         let (actual, ok) = match &findings.kafka_metadata {
             None => (
@@ -418,6 +462,95 @@ idempotence = true
             step: step.into(),
             open: false,
         }
+    }
+
+    #[test]
+    fn the_copy_is_judged_only_when_mirrormaker_ran_and_its_duplicates_by_its_setting() {
+        let without = judged("", "", &healthy());
+        assert!(!without.iter().any(|(n, _)| n.starts_with("mirror")));
+        let with = |m: crate::check::mirror::MirrorCheck, expect: &str| {
+            let mut f = healthy();
+            f.mirror = Some(m);
+            let r = judged(expect, "", &f);
+            (ok_of(&r, "mirror_missing"), ok_of(&r, "mirror_duplicates"))
+        };
+        let clean = crate::check::mirror::MirrorCheck {
+            cut_ms: Some(1_000),
+            expected: 10,
+            copied: 10,
+            ..Default::default()
+        };
+        assert_eq!(with(clean.clone(), ""), (true, true));
+        let missing = crate::check::mirror::MirrorCheck {
+            copied: 9,
+            missing: 1,
+            ..clean.clone()
+        };
+        assert_eq!(with(missing.clone(), ""), (false, true));
+        assert_eq!(with(missing, "mirror_missing = \"any\"\n"), (true, true));
+        // at-least-once: duplicates reported; exactly-once: none allowed
+        let twice = crate::check::mirror::MirrorCheck {
+            duplicates: 3,
+            ..clean.clone()
+        };
+        assert_eq!(with(twice.clone(), ""), (true, true));
+        assert_eq!(
+            with(twice.clone(), "mirror_duplicates = 0\n"),
+            (true, false)
+        );
+        let eos = crate::check::mirror::MirrorCheck {
+            exactly_once: true,
+            ..twice
+        };
+        assert_eq!(with(eos, ""), (true, false));
+        // never seen caught up, or a partition not read to its end: not a pass
+        let never = crate::check::mirror::MirrorCheck {
+            cut_ms: None,
+            ..clean.clone()
+        };
+        assert_eq!(with(never, ""), (false, true));
+        let unread = crate::check::mirror::MirrorCheck {
+            target_incomplete: vec!["orders/0".into()],
+            ..clean.clone()
+        };
+        assert_eq!(with(unread, ""), (false, true));
+        // the group's synced offsets: judged when read, nothing skipped on any partition
+        let group = |skipped: u64, untranslated: Vec<String>| {
+            let mut f = healthy();
+            f.mirror = Some(crate::check::mirror::MirrorCheck {
+                group: Some(crate::check::mirror::GroupTranslation {
+                    partitions: 6,
+                    translated: 6 - untranslated.len() as u64,
+                    skipped,
+                    reread: 40,
+                    untranslated,
+                    ..Default::default()
+                }),
+                ..clean.clone()
+            });
+            (
+                ok_of(&judged("", "", &f), "mirror_group_offsets"),
+                ok_of(
+                    &judged("mirror_group_offsets = \"any\"\n", "", &f),
+                    "mirror_missing",
+                ),
+            )
+        };
+        assert_eq!(group(0, vec![]), (true, true));
+        assert!(!group(3, vec![]).0);
+        assert!(!group(0, vec!["orders/5".into()]).0);
+        let mut f = healthy();
+        f.mirror = Some(crate::check::mirror::MirrorCheck {
+            group: Some(crate::check::mirror::GroupTranslation {
+                partitions: 6,
+                skipped: 3,
+                ..Default::default()
+            }),
+            ..clean
+        });
+        assert!(!judged("mirror_group_offsets = \"any\"\n", "", &f)
+            .iter()
+            .any(|(n, _)| n == "mirror_group_offsets"));
     }
 
     const TWO_STEPS: &str = "[[step]]\nname = \"pause\"\ndo = \"sleep\"\nduration = \"1s\"\n\

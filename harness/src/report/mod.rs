@@ -114,6 +114,10 @@ pub struct Report {
     /// too short or too near a step's start for that bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clocks: Option<crate::check::ClockReport>,
+    /// MirrorMaker 2's copy to the target cluster, by record identity: what the target
+    /// must hold (acked on the source up to the cut), what it holds, extra copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<crate::check::mirror::MirrorCheck>,
 }
 
 impl Report {
@@ -169,6 +173,7 @@ pub fn build(
         migration_events: findings.migration_events,
         startup_ms: findings.startup_ms,
         clocks: findings.clocks,
+        mirror: findings.mirror,
     }
 }
 

@@ -283,6 +283,28 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             f.max_window_ms
         ));
     }
+    if let Some(m) = &report.mirror {
+        s.push_str(&format!(
+            "mirror ({}, {}): {} acked on the source up to the cut ({}), {} on the target, {} missing, {} extra copies; {} acked after the cut copied too\n",
+            m.topics.join(", "),
+            if m.exactly_once { "exactly-once" } else { "at-least-once" },
+            m.expected,
+            m.cut_ms.map_or("none".to_string(), |c| format!("t+{:.1}s", c as f64 / 1000.0)),
+            m.copied,
+            m.missing,
+            m.duplicates,
+            m.copied_after_cut
+        ));
+        for e in m.missing_examples.iter().take(3) {
+            s.push_str(&format!("  missing on the target: {e}\n"));
+        }
+        if let Some(g) = &m.group {
+            s.push_str(&format!(
+                "mirror group {}: {} of {} partitions synced to the target; switched over there it would skip {} and read {} again (at most {} on one partition)\n",
+                g.group, g.translated, g.partitions, g.skipped, g.reread, g.max_reread
+            ));
+        }
+    }
     for m in &report.migration_events {
         s.push_str(&format!("migration: {m}\n"));
     }

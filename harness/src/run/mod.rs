@@ -323,6 +323,14 @@ fn drive(
             c.brokers.len(),
             c.controllers.len()
         );
+    } else if let Some(t) = &c.target {
+        eprintln!(
+            "harness: starting {} ZooKeeper node(s), {} broker(s), and the target cluster's {} broker(s) on ensemble `{}`…",
+            c.zookeeper.len(),
+            c.brokers.len(),
+            t.brokers.len(),
+            t.ensemble
+        );
     } else {
         eprintln!(
             "harness: starting {} ZooKeeper node(s) and {} broker(s)…",
@@ -450,11 +458,219 @@ fn drive(
     // the brokers running now (a migration stops the old ones)
     let ids = cluster.running_broker_ids();
     final_read(&mut workload, tl, cluster.admin()?, &ids, &topics, shutdown)?;
+    finish_mirror(scenario, cluster, &mut workload, run_dir, shutdown)?;
     if scenario.check.kafka_metadata {
         check_kafka_metadata(cluster, run_dir, &topics);
     }
     check_metadata_survival(cluster, run_dir);
     Ok(())
+}
+
+/// When MirrorMaker 2 ran: lets a copy still running catch up with everything the producers
+/// acked (they have stopped), stops it, records the cut up to which the target must hold
+/// every acked record (`mirror/mirror.json`), and reads the target cluster back with the
+/// final read's worker — what the mirror check compares, by record identity.
+fn finish_mirror(
+    scenario: &Scenario,
+    cluster: &mut Cluster,
+    workload: &mut Workload,
+    run_dir: &Path,
+    shutdown: &Shutdown,
+) -> Result<(), HarnessError> {
+    use crate::check::mirror::{MirrorRecord, MIRROR_RECORD, TARGET_READ_LOG};
+    let Some((confirmed, settings)) = cluster.mirror_history() else {
+        return Ok(());
+    };
+    let mut group = None;
+    let mut cut = confirmed.map(|at| {
+        (
+            at,
+            "the start of the last `mirror-wait` that succeeded".to_string(),
+        )
+    });
+    if cluster.mirror_started() {
+        eprintln!("harness: letting MirrorMaker 2 copy what the producers acked…");
+        let topics: Vec<(String, u32)> = scenario
+            .workload
+            .topics
+            .iter()
+            .filter(|t| settings.topics.contains(&t.name))
+            .map(|t| (t.name.clone(), t.partitions))
+            .collect();
+        let now = now_ms();
+        let (source, target) = (cluster.bootstrap(), cluster.target_bootstrap());
+        let waited = crate::kafka::mirror::wait_caught_up(
+            &source,
+            &target,
+            crate::cluster::mirror::SOURCE_ALIAS,
+            &topics,
+            scenario.workload.final_read_timeout,
+            shutdown,
+            || cluster.mirror().map(|_| ()).map_err(anyhow::Error::from),
+        );
+        match waited {
+            Ok(_) => {
+                cut = Some((
+                    now,
+                    "the end of the run: MirrorMaker ran to the end and copied everything the source held once the producers had stopped".into(),
+                ));
+                if scenario.workload.consumers > 0 {
+                    group = Some(synced_group(
+                        cluster,
+                        &workload.group_id(),
+                        &topics,
+                        shutdown,
+                    ));
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+        cluster.stop_mirror(Duration::from_secs(30));
+    }
+    // in the workload's order: the target's final read lists them so (its log's topic
+    // indexes)
+    let copied: Vec<String> = scenario
+        .workload
+        .topics
+        .iter()
+        .filter(|t| settings.topics.contains(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    // a topic MirrorMaker never made on the target is not read there (a read would wait
+    // for it until its timeout): the check counts its records missing
+    let on_target: Vec<String> = cluster
+        .target_admin()?
+        .snapshot(Duration::from_secs(10))
+        .map(|s| s.partitions.iter().map(|p| p.topic.clone()).collect())
+        .unwrap_or_default();
+    let absent: Vec<String> = copied
+        .iter()
+        .filter(|t| !on_target.contains(t))
+        .cloned()
+        .collect();
+    let readable: Vec<String> = copied
+        .iter()
+        .filter(|t| on_target.contains(t))
+        .cloned()
+        .collect();
+    let record = MirrorRecord {
+        group,
+        absent_on_target: absent,
+        read_on_target: readable.clone(),
+        topics: copied.clone(),
+        exactly_once: settings.exactly_once,
+        cut_ms: cut.as_ref().map(|(at, _)| *at),
+        cut_reason: cut
+            .map(|(_, why)| why)
+            .unwrap_or_else(|| "none: the copy was never seen caught up".into()),
+    };
+    std::fs::create_dir_all(run_dir.join(crate::check::mirror::MIRROR_DIR))?;
+    std::fs::write(
+        run_dir.join(MIRROR_RECORD),
+        serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?,
+    )?;
+    if readable.is_empty() {
+        eprintln!(
+            "harness: no topic of the copy exists on the target cluster; nothing to read there"
+        );
+        return Ok(());
+    }
+    eprintln!("harness: final read of the target cluster…");
+    let target_topics: Vec<&str> = readable.iter().map(String::as_str).collect();
+    let target_ids: Vec<i32> = (1..=scenario.cluster.target_brokers().count() as i32).collect();
+    if let Err(e) = cluster.target_admin()?.wait_healthy(
+        &target_ids,
+        &target_topics,
+        Duration::from_secs(60),
+        shutdown,
+    ) {
+        tracing::warn!("target cluster not fully healthy before its final read: {e}");
+    }
+    workload.final_read_of(
+        &cluster.target_bootstrap(),
+        &readable,
+        &run_dir.join(TARGET_READ_LOG),
+    )
+}
+
+/// The workload group's committed offsets on the source (the consumers have stopped) and
+/// what MirrorMaker synced to the target, once every partition committed on the source has
+/// a target offset that held still for two looks a second apart (it syncs every second),
+/// or after 30 s.
+fn synced_group(
+    cluster: &Cluster,
+    group: &str,
+    topics: &[(String, u32)],
+    shutdown: &Shutdown,
+) -> crate::check::mirror::GroupOffsets {
+    use crate::kafka::mirror::committed;
+    let partitions: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|(t, n)| (0..*n as i32).map(move |p| (t.clone(), p)))
+        .collect();
+    let flat = |m: &std::collections::BTreeMap<(String, i32), i64>| -> Vec<(String, i32, i64)> {
+        m.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect()
+    };
+    let (source_bootstrap, target_bootstrap) = (cluster.bootstrap(), cluster.target_bootstrap());
+    let timeout = Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let mut last: Option<std::collections::BTreeMap<(String, i32), i64>> = None;
+    loop {
+        let source = committed(&source_bootstrap, group, &partitions, timeout);
+        let target = committed(&target_bootstrap, group, &partitions, timeout);
+        let (source, target) = match (source, target) {
+            (Ok(s), Ok(t)) => (s, t),
+            (s, t) => {
+                let why = [s.err(), t.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if started.elapsed() > Duration::from_secs(30) || shutdown.requested() {
+                    return crate::check::mirror::GroupOffsets {
+                        group: group.into(),
+                        source: Vec::new(),
+                        target: Vec::new(),
+                        note: format!("could not read the committed offsets: {why}"),
+                    };
+                }
+                shutdown.sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let all_synced = source.keys().all(|k| target.contains_key(k));
+        let still = last.as_ref() == Some(&target);
+        if (all_synced && still)
+            || started.elapsed() > Duration::from_secs(30)
+            || shutdown.requested()
+        {
+            let note = if all_synced && still {
+                format!(
+                    "read {:.1} s after the copy caught up, once every synced offset held still",
+                    started.elapsed().as_secs_f64()
+                )
+            } else {
+                format!(
+                    "read after {:.1} s: {} of {} partitions synced, still moving: {}",
+                    started.elapsed().as_secs_f64(),
+                    source.keys().filter(|k| target.contains_key(*k)).count(),
+                    source.len(),
+                    !still
+                )
+            };
+            return crate::check::mirror::GroupOffsets {
+                group: group.into(),
+                source: flat(&source),
+                target: flat(&target),
+                note,
+            };
+        }
+        last = Some(target);
+        if shutdown.sleep(Duration::from_secs(1)) {
+            continue;
+        }
+    }
 }
 
 /// Reads back what a `create-metadata` step created (when one did) and compares, into

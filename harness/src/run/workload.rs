@@ -301,7 +301,7 @@ impl Workload {
     }
 
     /// The consumers' group id.
-    fn group_id(&self) -> String {
+    pub fn group_id(&self) -> String {
         format!("kmh-{}", self.run_id)
     }
 
@@ -427,6 +427,26 @@ impl Workload {
     /// Runs the final read to completion (bounded by its own timeout plus a margin).
     pub fn final_read(&mut self) -> Result<(), HarnessError> {
         let cfg = self.config(Role::FinalRead, 0, 1, 0);
+        self.run_final_read(cfg)
+    }
+
+    /// The same final read of another cluster (the run's target), into `log_path` — not
+    /// among the run's logs, which are the first cluster's history.
+    /// Reads only `topics` (their indexes in its log are in this list).
+    pub fn final_read_of(
+        &mut self,
+        bootstrap: &str,
+        topics: &[String],
+        log_path: &std::path::Path,
+    ) -> Result<(), HarnessError> {
+        let mut cfg = self.config(Role::FinalRead, 1, 1, 0);
+        cfg.topics.retain(|t| topics.contains(&t.name));
+        cfg.bootstrap = bootstrap.to_string();
+        cfg.log_path = log_path.to_path_buf();
+        self.run_final_read(cfg)
+    }
+
+    fn run_final_read(&mut self, cfg: WorkerConfig) -> Result<(), HarnessError> {
         let limit = Duration::from_millis(cfg.final_read_timeout_ms) + Duration::from_secs(30);
         self.spawn(cfg)?;
         let p = self.processes.last_mut().expect("just started");

@@ -44,6 +44,12 @@ pub fn backend_override_refusal(scenario: &Scenario) -> Option<String> {
     if c.backend == Backend::Local {
         return None;
     }
+    if c.target.is_some() {
+        return Some(format!(
+            "a second cluster ([cluster.target]) runs on the local backend only in this version, not `{}`",
+            c.backend.name()
+        ));
+    }
     scenario.steps.iter().find_map(|s| match &s.action {
         super::Action::Kraft(
             a @ (super::KraftAction::KafkaVersion { .. } | super::KraftAction::UpdateFeatures { .. }),
@@ -90,6 +96,12 @@ pub fn on_kraft(scenario: &mut Scenario, version: &str) -> Result<(), HarnessErr
     }
     if let Some(why) = kraft_backend_refusal(c.backend, false, false) {
         return refuse(why, "drop --backend, or run the scenario as written");
+    }
+    if c.target.is_some() {
+        return refuse(
+            "the scenario has a second cluster ([cluster.target]) on a ZooKeeper ensemble of its own".into(),
+            "two clusters run in ZooKeeper mode in this version; run it as written",
+        );
     }
     if scenario.check.zookeeper_smoke {
         return refuse(

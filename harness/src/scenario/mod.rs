@@ -16,7 +16,7 @@ mod warnings;
 
 pub use actions::{
     Action, BrokerAction, ClusterIdSource, Cut, ElectionKind, FeatureTarget, KraftAction,
-    NetworkAction, NodeAction, PaceAction, PlannedPartition, ReassignPlan, ZkAction,
+    MirrorAction, NetworkAction, NodeAction, PaceAction, PlannedPartition, ReassignPlan, ZkAction,
 };
 pub use ec2::{Ec2Spec, Reuse};
 pub use kraft::{backend_override_refusal, on_kraft};

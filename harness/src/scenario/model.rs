@@ -124,6 +124,21 @@ pub struct ClusterSpec {
     pub inventory: Option<std::path::PathBuf>,
     /// The ec2 backend's `[cluster.ec2]`.
     pub ec2: Option<crate::scenario::Ec2Spec>,
+    /// A second Kafka cluster in the run (`[cluster.target]`): MirrorMaker 2's target.
+    pub target: Option<TargetCluster>,
+}
+
+/// A second Kafka cluster in the run (`[cluster.target]`), on the same backend as the first:
+/// its own brokers on their own ZooKeeper ensemble. Nothing of the run's Kafka side uses it
+/// (the workload, the steps' admin, the end-of-run checks are the first cluster's) except
+/// the `mirror-*` steps, MirrorMaker 2's copy, and the mirror check's read.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCluster {
+    /// Its brokers' node names, not among `ClusterSpec::brokers`; broker `i` (0-based) gets
+    /// `broker.id = i + 1` in its own cluster.
+    pub brokers: Vec<String>,
+    /// The ensemble (a key of `[cluster.ensembles]`) its brokers' `zookeeper.connect` names.
+    pub ensemble: String,
 }
 
 impl ClusterSpec {
@@ -148,18 +163,38 @@ impl ClusterSpec {
             controller_heap_mb: 0,
             inventory: None,
             ec2: None,
+            target: None,
         }
     }
 
     /// Every node, in the order hosts are given to them: the ZooKeeper nodes, the
-    /// dedicated KRaft controllers, then the brokers (dormant ones among them).
+    /// dedicated KRaft controllers, then the brokers (dormant ones among them), then the
+    /// target cluster's brokers.
     pub fn all_nodes(&self) -> Vec<String> {
         self.zookeeper
             .iter()
             .chain(self.dedicated_controllers())
             .chain(&self.brokers)
+            .chain(self.target_brokers())
             .cloned()
             .collect()
+    }
+
+    /// The target cluster's brokers (none without `[cluster.target]`).
+    pub fn target_brokers(&self) -> impl Iterator<Item = &String> {
+        self.target.iter().flat_map(|t| &t.brokers)
+    }
+
+    /// True when `node` is a broker of the target cluster.
+    pub fn is_target_broker(&self, node: &str) -> bool {
+        self.target_brokers().any(|b| b == node)
+    }
+
+    /// A target broker's id in its own cluster.
+    pub fn target_broker_id(&self, node: &str) -> Option<i32> {
+        self.target_brokers()
+            .position(|b| b == node)
+            .map(|i| i as i32 + 1)
     }
 
     /// True when the cluster starts in KRaft mode (controllers and no ZooKeeper).
@@ -586,6 +621,15 @@ pub struct Expect {
     pub min_acked: u64,
     /// Partitions the final read could not finish.
     pub unreadable_partitions: Bound,
+    /// Records acked on the source before the mirror's cut that the target cluster does not
+    /// hold (`mirror_missing`; judged only when MirrorMaker ran).
+    pub mirror_missing: Bound,
+    /// Extra copies on the target (`mirror_duplicates`); `None`: none for the transactional
+    /// copy, any for the at-least-once one.
+    pub mirror_duplicates: Option<Bound>,
+    /// The consumer group's offsets synced to the target must let a consumer switched over
+    /// skip nothing, on every partition (`mirror_group_offsets = "translated"`, default).
+    pub mirror_group_offsets: bool,
     /// Expectations about what is attributed to one step (`[expect.step."NAME"]`).
     pub per_step: std::collections::BTreeMap<String, StepExpect>,
     /// Expectations about ZooKeeper ensembles as the smoke test saw them

@@ -34,6 +34,7 @@ pub fn zookeeper_cluster(dir: &Path, run_id: &str, nodes: &[&str]) -> Cluster {
         dynamic_quorum: false,
         inventory: None,
         ec2: None,
+        target: None,
     };
     let mut c = Cluster::prepare(run_id, &spec, &d, dir, false, &[]).unwrap();
     c.start_all(&Shutdown::new()).unwrap();
@@ -79,6 +80,7 @@ pub fn kafka_cluster_with(
         dynamic_quorum: false,
         inventory: None,
         ec2: None,
+        target: None,
     };
     let mut c = Cluster::prepare(run_id, &spec, &d, dir, false, &[]).unwrap();
     c.start_all(&Shutdown::new()).unwrap();

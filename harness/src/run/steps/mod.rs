@@ -8,6 +8,7 @@
 
 mod brokers;
 mod kraft;
+mod mirror;
 mod network;
 mod nodes;
 mod pace;
@@ -254,6 +255,7 @@ impl<'a> Executor<'a> {
             Action::ZooKeeper(a) => (None, self.zookeeper(a)),
             Action::Broker(a) => (None, self.broker(&step.name, a)),
             Action::Kraft(a) => (None, self.kraft(a)),
+            Action::Mirror(a) => (None, self.mirror(&step.name, a)),
             Action::Pace(a) => (None, self.pace(&step.name, a)),
         }
     }

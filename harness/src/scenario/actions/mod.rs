@@ -10,6 +10,7 @@
 //! | zookeeper | zk-config, zk-reconfig, zk-connect, zk-copy | [`zookeeper`] |
 //! | brokers | add-brokers, reassign, drain, elect-leaders, audit, switch-bootstrap, migrate-brokers, create-metadata, create-topics | [`brokers`] |
 //! | kraft | format-storage, wait-migration | [`kraft`] |
+//! | mirror | mirror-start, mirror-wait, mirror-stop | [`mirror`] |
 //! | pace | sleep, mark | [`pace`] |
 //!
 //! Adding an action: its variant and parser in the family file (and the keyword in the
@@ -22,6 +23,7 @@
 
 pub mod brokers;
 pub mod kraft;
+pub mod mirror;
 pub mod network;
 pub mod nodes;
 pub mod pace;
@@ -40,6 +42,7 @@ use super::model::{ClusterSpec, Target, Workload};
 
 pub use brokers::{BrokerAction, ElectionKind, PlannedPartition, ReassignPlan};
 pub use kraft::{ClusterIdSource, FeatureTarget, KraftAction};
+pub use mirror::MirrorAction;
 pub use network::{Cut, NetworkAction};
 pub use nodes::NodeAction;
 pub use pace::PaceAction;
@@ -59,6 +62,8 @@ pub enum Action {
     Broker(BrokerAction),
     /// KRaft: controllers' storage, the ZooKeeper→KRaft migration's state.
     Kraft(KraftAction),
+    /// MirrorMaker 2 between the run's two clusters.
+    Mirror(MirrorAction),
     /// Waiting and marking the timeline.
     Pace(PaceAction),
 }
@@ -72,6 +77,7 @@ impl Action {
             Action::ZooKeeper(a) => a.keyword(),
             Action::Broker(a) => a.keyword(),
             Action::Kraft(a) => a.keyword(),
+            Action::Mirror(a) => a.keyword(),
             Action::Pace(a) => a.keyword(),
         }
     }
@@ -108,6 +114,10 @@ const FAMILIES: &[Family] = &[
     Family {
         keywords: kraft::KEYWORDS,
         parse: kraft::parse,
+    },
+    Family {
+        keywords: mirror::KEYWORDS,
+        parse: mirror::parse,
     },
     Family {
         keywords: pace::KEYWORDS,
@@ -159,6 +169,8 @@ pub(crate) struct Procedure<'c> {
     pub created_topics: HashSet<String>,
     /// A step before killed, stopped or paused a node (what `wait-failover` measures from).
     pub lost_node: bool,
+    /// MirrorMaker 2 runs at this point (a `mirror-start` and no `mirror-stop` since).
+    pub mirror_running: bool,
 }
 
 impl<'c> Procedure<'c> {
@@ -195,6 +207,7 @@ impl<'c> Procedure<'c> {
                 .collect(),
             created_topics: HashSet::new(),
             lost_node: false,
+            mirror_running: false,
         }
     }
 

@@ -45,6 +45,16 @@ pub(crate) struct RawCluster {
     inventory: Option<Spanned<String>>,
     #[serde(default)]
     ec2: Option<Spanned<crate::scenario::Ec2Spec>>,
+    #[serde(default)]
+    target: Option<Spanned<RawTarget>>,
+}
+
+/// `[cluster.target]`: a second Kafka cluster (MirrorMaker 2's target).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTarget {
+    brokers: Spanned<Vec<String>>,
+    ensemble: Spanned<String>,
 }
 
 /// Validates `[cluster]`.
@@ -429,7 +439,27 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
             .unwrap_or_else(|| rel.to_path_buf())
     });
     let ec2 = validate_ec2(p, rc, backend, table.clone());
+    let target = rc.target.as_ref().map(|t| {
+        if !controllers.is_empty() {
+            p.at(
+                t.span(),
+                "cluster.target",
+                "a target cluster beside KRaft controllers is not built yet",
+                "a run with two clusters runs both in ZooKeeper mode (Kafka 3.9) in this version",
+            );
+        }
+        validate_target(
+            p,
+            t,
+            backend,
+            &ensembles,
+            &kafka_ensemble,
+            &dormant,
+            &mut seen,
+        )
+    });
     ClusterSpec {
+        target,
         inventory,
         ec2,
         backend,
@@ -452,6 +482,86 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
         broker_heap_mb: rc.broker_heap_mb.unwrap_or(384),
         zookeeper_heap_mb: rc.zookeeper_heap_mb.unwrap_or(96),
         controller_heap_mb: rc.controller_heap_mb.unwrap_or(256),
+    }
+}
+
+/// Validates `[cluster.target]` against the nodes and ensembles of `[cluster]` (`seen`: the
+/// node names taken so far).
+fn validate_target(
+    p: &mut Problems<'_>,
+    raw: &Spanned<RawTarget>,
+    backend: Backend,
+    ensembles: &BTreeMap<String, Vec<String>>,
+    kafka_ensemble: &str,
+    dormant: &[String],
+    seen: &mut HashSet<String>,
+) -> TargetCluster {
+    let t = raw.get_ref();
+    if backend != Backend::Local {
+        p.at(
+            raw.span(),
+            "cluster.target",
+            format!(
+                "a target cluster runs on the local backend in this version, not `{}`",
+                backend.name()
+            ),
+            "use backend = \"local\" (loopback or namespace hosts) for a run with two clusters",
+        );
+    }
+    if t.brokers.get_ref().is_empty() {
+        p.at(
+            t.brokers.span(),
+            "cluster.target.brokers",
+            "no brokers",
+            "name the target cluster's brokers, e.g. [\"tkafka1\", \"tkafka2\", \"tkafka3\"]",
+        );
+    }
+    for b in t.brokers.get_ref() {
+        if !seen.insert(b.clone()) {
+            p.at(
+                t.brokers.span(),
+                "cluster.target.brokers",
+                format!("node name `{b}` is used twice"),
+                "the target cluster's brokers are nodes of their own: give them names of their own, e.g. tkafka1",
+            );
+        }
+        if dormant.contains(b) {
+            p.at(
+                t.brokers.span(),
+                "cluster.target.brokers",
+                format!("`{b}` is dormant"),
+                "the target cluster starts with the run; remove it from `dormant`",
+            );
+        }
+    }
+    let ensemble = t.ensemble.get_ref();
+    match ensembles.get(ensemble) {
+        None => p.at(
+            t.ensemble.span(),
+            "cluster.target.ensemble",
+            format!("no ensemble `{ensemble}`"),
+            format!(
+                "the target's brokers need a ZooKeeper ensemble of their own: add it to [cluster.ensembles] (ensembles: {})",
+                ensembles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        Some(_) if ensemble == kafka_ensemble => p.at(
+            t.ensemble.span(),
+            "cluster.target.ensemble",
+            format!("`{ensemble}` is the first cluster's ensemble too"),
+            "two clusters under one chroot would be one cluster: give the target an ensemble of its own",
+        ),
+        Some(members) if members.iter().all(|m| dormant.contains(m)) => p.at(
+            t.ensemble.span(),
+            "cluster.target.ensemble",
+            format!("every node of `{ensemble}` is dormant"),
+            "the target cluster starts with the run, on a running ensemble",
+        ),
+        Some(_) => {}
+    }
+    TargetCluster {
+        brokers: t.brokers.get_ref().clone(),
+        ensemble: ensemble.clone(),
     }
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct RawExpect {
     max_rebalance_pause_ms: Option<Spanned<i64>>,
     min_acked: Option<Spanned<i64>>,
     unreadable_partitions: Option<Spanned<RawBound>>,
+    mirror_missing: Option<Spanned<RawBound>>,
+    mirror_duplicates: Option<Spanned<RawBound>>,
+    mirror_group_offsets: Option<Spanned<String>>,
     #[serde(default)]
     step: BTreeMap<String, Spanned<RawStepExpect>>,
     #[serde(default)]
@@ -165,138 +168,168 @@ pub(super) fn validate(
             (a, p.bound(raw, &field, a.default_bound(workload)))
         })
         .collect();
-    let expect =
-        Expect {
-            bounds,
-            lost_step,
-            duplicates_after_epoch_bump: re.duplicates_after_epoch_bump.as_ref().map(|_| {
-                p.bound(
-                    &re.duplicates_after_epoch_bump,
-                    "expect.duplicates_after_epoch_bump",
-                    Bound::Any,
-                )
-            }),
-            max_unavailable_ms: nonneg(&re.max_unavailable_ms, p, "expect.max_unavailable_ms"),
-            max_rebalance_pause_ms: nonneg(
-                &re.max_rebalance_pause_ms,
-                p,
-                "expect.max_rebalance_pause_ms",
-            ),
-            min_acked: nonneg(&re.min_acked, p, "expect.min_acked").unwrap_or(1),
-            unreadable_partitions: p.bound(
-                &re.unreadable_partitions,
-                "expect.unreadable_partitions",
-                Bound::AtMost(0),
-            ),
-            per_step: re
-                .step
-                .iter()
-                .map(|(name, se)| {
-                    let field = format!("expect.step.\"{name}\"");
-                    if !step_named(name) {
-                        p.at(
-                            se.span(),
-                            &field,
-                            format!("no step is named `{name}`"),
-                            "copy the `name` of one of the [[step]] tables",
-                        );
-                    }
-                    let raw = se.get_ref();
-                    let e = StepExpect {
-                        max_unavailable_ms: nonneg(
-                            &raw.max_unavailable_ms,
-                            p,
-                            &format!("{field}.max_unavailable_ms"),
-                        ),
-                        lost: raw.lost.as_ref().map(|_| {
-                            p.bound(&raw.lost, &format!("{field}.lost"), Bound::AtMost(0))
-                        }),
-                    };
-                    (name.clone(), e)
-                })
-                .collect(),
-            ensembles: re
-                .ensemble
-                .iter()
-                .map(|(name, ee)| {
-                    let field = format!("expect.ensemble.{name}");
-                    if !cluster.ensembles.contains_key(name) {
-                        p.at(
-                            ee.span(),
-                            &field,
-                            format!("no ensemble `{name}`"),
-                            format!(
-                                "ensembles: {} (see [cluster.ensembles])",
-                                cluster
-                                    .ensembles
-                                    .keys()
-                                    .cloned()
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        );
-                    }
-                    if !check.zookeeper_smoke {
-                        p.at(
-                            ee.span(),
-                            &field,
-                            "ensemble expectations need the smoke test",
-                            "add [check] zookeeper_smoke = true",
-                        );
-                    }
-                    let raw = ee.get_ref();
-                    let e = EnsembleExpect {
-                        max_unavailable_ms: nonneg(
-                            &raw.max_unavailable_ms,
-                            p,
-                            &format!("{field}.max_unavailable_ms"),
-                        ),
-                        windows: raw.windows.as_ref().map(|_| {
-                            p.bound(&raw.windows, &format!("{field}.windows"), Bound::Any)
-                        }),
-                        per_step: raw
-                            .step
-                            .iter()
-                            .map(|(step, b)| {
-                                let sf = format!("{field}.step.\"{step}\"");
-                                if !step_named(step) {
-                                    p.at(
-                                        b.span(),
-                                        &sf,
-                                        format!("no step is named `{step}`"),
-                                        "copy the `name` of one of the [[step]] tables",
-                                    );
-                                }
-                                let v = Some(b.get_ref().max_unavailable_ms.clone());
-                                (
-                                    step.clone(),
-                                    nonneg(&v, p, &format!("{sf}.max_unavailable_ms")).unwrap_or(0),
-                                )
-                            })
-                            .collect(),
-                    };
-                    (name.clone(), e)
-                })
-                .collect(),
-            kafka_metadata_intact: match re
-                .kafka_metadata
-                .as_ref()
-                .map(|k| (k, k.get_ref().as_str()))
-            {
-                None | Some((_, "intact")) => check.kafka_metadata,
-                Some((_, "any")) => false,
-                Some((k, other)) => {
-                    p.at(
+    let expect = Expect {
+        bounds,
+        lost_step,
+        duplicates_after_epoch_bump: re.duplicates_after_epoch_bump.as_ref().map(|_| {
+            p.bound(
+                &re.duplicates_after_epoch_bump,
+                "expect.duplicates_after_epoch_bump",
+                Bound::Any,
+            )
+        }),
+        max_unavailable_ms: nonneg(&re.max_unavailable_ms, p, "expect.max_unavailable_ms"),
+        max_rebalance_pause_ms: nonneg(
+            &re.max_rebalance_pause_ms,
+            p,
+            "expect.max_rebalance_pause_ms",
+        ),
+        min_acked: nonneg(&re.min_acked, p, "expect.min_acked").unwrap_or(1),
+        unreadable_partitions: p.bound(
+            &re.unreadable_partitions,
+            "expect.unreadable_partitions",
+            Bound::AtMost(0),
+        ),
+        mirror_missing: p.bound(
+            &re.mirror_missing,
+            "expect.mirror_missing",
+            Bound::AtMost(0),
+        ),
+        mirror_group_offsets: match re
+            .mirror_group_offsets
+            .as_ref()
+            .map(|k| (k, k.get_ref().as_str()))
+        {
+            None | Some((_, "translated")) => true,
+            Some((_, "any")) => false,
+            Some((k, other)) => {
+                p.at(
                         k.span(),
-                        "expect.kafka_metadata",
+                        "expect.mirror_group_offsets",
                         format!("`{other}` is not an expectation"),
-                        "kafka_metadata = \"intact\" (default) or \"any\" (report only)",
+                        "mirror_group_offsets = \"translated\" (default: every partition synced, nothing skipped) or \"any\" (report only)",
                     );
-                    true
+                true
+            }
+        },
+        mirror_duplicates: re.mirror_duplicates.as_ref().map(|_| {
+            p.bound(
+                &re.mirror_duplicates,
+                "expect.mirror_duplicates",
+                Bound::Any,
+            )
+        }),
+        per_step: re
+            .step
+            .iter()
+            .map(|(name, se)| {
+                let field = format!("expect.step.\"{name}\"");
+                if !step_named(name) {
+                    p.at(
+                        se.span(),
+                        &field,
+                        format!("no step is named `{name}`"),
+                        "copy the `name` of one of the [[step]] tables",
+                    );
                 }
-            },
-            metadata_survival_intact: false,
-        };
+                let raw = se.get_ref();
+                let e = StepExpect {
+                    max_unavailable_ms: nonneg(
+                        &raw.max_unavailable_ms,
+                        p,
+                        &format!("{field}.max_unavailable_ms"),
+                    ),
+                    lost: raw
+                        .lost
+                        .as_ref()
+                        .map(|_| p.bound(&raw.lost, &format!("{field}.lost"), Bound::AtMost(0))),
+                };
+                (name.clone(), e)
+            })
+            .collect(),
+        ensembles: re
+            .ensemble
+            .iter()
+            .map(|(name, ee)| {
+                let field = format!("expect.ensemble.{name}");
+                if !cluster.ensembles.contains_key(name) {
+                    p.at(
+                        ee.span(),
+                        &field,
+                        format!("no ensemble `{name}`"),
+                        format!(
+                            "ensembles: {} (see [cluster.ensembles])",
+                            cluster
+                                .ensembles
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                if !check.zookeeper_smoke {
+                    p.at(
+                        ee.span(),
+                        &field,
+                        "ensemble expectations need the smoke test",
+                        "add [check] zookeeper_smoke = true",
+                    );
+                }
+                let raw = ee.get_ref();
+                let e = EnsembleExpect {
+                    max_unavailable_ms: nonneg(
+                        &raw.max_unavailable_ms,
+                        p,
+                        &format!("{field}.max_unavailable_ms"),
+                    ),
+                    windows: raw
+                        .windows
+                        .as_ref()
+                        .map(|_| p.bound(&raw.windows, &format!("{field}.windows"), Bound::Any)),
+                    per_step: raw
+                        .step
+                        .iter()
+                        .map(|(step, b)| {
+                            let sf = format!("{field}.step.\"{step}\"");
+                            if !step_named(step) {
+                                p.at(
+                                    b.span(),
+                                    &sf,
+                                    format!("no step is named `{step}`"),
+                                    "copy the `name` of one of the [[step]] tables",
+                                );
+                            }
+                            let v = Some(b.get_ref().max_unavailable_ms.clone());
+                            (
+                                step.clone(),
+                                nonneg(&v, p, &format!("{sf}.max_unavailable_ms")).unwrap_or(0),
+                            )
+                        })
+                        .collect(),
+                };
+                (name.clone(), e)
+            })
+            .collect(),
+        kafka_metadata_intact: match re
+            .kafka_metadata
+            .as_ref()
+            .map(|k| (k, k.get_ref().as_str()))
+        {
+            None | Some((_, "intact")) => check.kafka_metadata,
+            Some((_, "any")) => false,
+            Some((k, other)) => {
+                p.at(
+                    k.span(),
+                    "expect.kafka_metadata",
+                    format!("`{other}` is not an expectation"),
+                    "kafka_metadata = \"intact\" (default) or \"any\" (report only)",
+                );
+                true
+            }
+        },
+        metadata_survival_intact: false,
+    };
     if re
         .kafka_metadata
         .as_ref()

@@ -1,0 +1,112 @@
+//! Issue [8] end to end: MirrorMaker 2 between two clusters of one run (seed 004's clone).
+//!
+//! - mirrormaker-clone: a second cluster (its own ZooKeeper, three brokers) beside the
+//!   first; MirrorMaker 2 copies the workload's topic under load, is stopped and started
+//!   again, and at the end everything acked on the source must be on the target — checked by
+//!   record identity from the target's own final read. At-least-once: copies counted.
+//! - mirrormaker-clone-exactly-once: the same with KIP-618's transactional copy: each record
+//!   on the target exactly once, across the restart.
+
+use e2e::{cluster_lock, run_scenario, u, Outcome};
+use serde_json::Value;
+
+/// The checks both settings share; returns the mirror section.
+fn whole_copy(o: &Outcome) -> &Value {
+    let r = &o.report;
+    assert_eq!(r["verdict"], "pass", "{}", o.summary);
+    let m = &r["mirror"];
+    assert!(m.is_object(), "no mirror section: {}", o.summary);
+    assert_eq!(m["topics"], serde_json::json!(["orders"]));
+    // MirrorMaker still ran at the end: the run let it copy everything the producers acked
+    assert!(
+        m["cut_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the end of the run"),
+        "{m}"
+    );
+    // every record acked on the source is on the target, found there by its identity
+    let acked = u(&r["producers"]["acked"]);
+    assert!(acked >= 3_000, "{acked}");
+    assert_eq!(u(&m["expected"]), acked, "{m}");
+    assert_eq!(u(&m["copied"]), acked, "{m}");
+    assert_eq!(u(&m["missing"]), 0, "{m}");
+    assert!(m["target_incomplete"].as_array().unwrap().is_empty(), "{m}");
+    assert_eq!(u(&m["target_records"]), acked + u(&m["duplicates"]), "{m}");
+    // the consumer group's offsets, synced by MirrorMaker to the target: a consumer switched
+    // over there would skip nothing (judged; `mirror_group_offsets`) — how much it would read
+    // again is the translation's granularity, reported
+    let g = &m["group"];
+    assert_eq!(u(&g["partitions"]), 6, "{g}");
+    assert_eq!(u(&g["translated"]), 6, "{g}");
+    assert_eq!(u(&g["skipped"]), 0, "{g}");
+    println!(
+        "read again after a switch-over: {} (at most {} on one partition)",
+        u(&g["reread"]),
+        u(&g["max_reread"])
+    );
+    // the two catch-ups the steps waited for
+    let caught: Vec<&Value> = r["migration_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.as_str().unwrap().contains("mirrormaker: caught up"))
+        .collect();
+    assert_eq!(caught.len(), 2, "{:?}", r["migration_events"]);
+    // two clusters, not one: the target's brokers carry another cluster id
+    let cluster_id = |node: &str| {
+        std::fs::read_to_string(
+            o.guard
+                .dir
+                .join("nodes")
+                .join(node)
+                .join("data/meta.properties"),
+        )
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster.id=").map(str::to_string))
+        .unwrap()
+    };
+    assert_ne!(cluster_id("kafka1"), cluster_id("tkafka1"));
+    assert_eq!(cluster_id("tkafka1"), cluster_id("tkafka3"));
+    m
+}
+
+fn mirrormaker_config(o: &Outcome) -> String {
+    std::fs::read_to_string(o.guard.dir.join("mirrormaker/mm2.properties")).unwrap()
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn mirrormaker_2_copies_every_acked_record_to_the_clone_across_a_restart() {
+    let _one = cluster_lock();
+    let o = run_scenario("mirrormaker-clone.toml");
+    let m = whole_copy(&o);
+    assert_eq!(m["exactly_once"], false);
+    assert!(!mirrormaker_config(&o).contains("exactly.once"));
+    // no transactions: every offset on the target is a record of ours
+    assert_eq!(u(&m["target_end_offsets"]), u(&m["target_records"]), "{m}");
+    println!("at-least-once copies: {}", u(&m["duplicates"]));
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_transactional_copy_puts_each_record_on_the_clone_exactly_once() {
+    let _one = cluster_lock();
+    let o = run_scenario("mirrormaker-clone-exactly-once.toml");
+    let m = whole_copy(&o);
+    assert_eq!(m["exactly_once"], true);
+    assert_eq!(u(&m["duplicates"]), 0, "{m}");
+    assert!(mirrormaker_config(&o).contains("exactly.once.source.support = enabled"));
+    // the copy really was transactional: Connect took the setting, and the target's
+    // partitions carry commit markers (offsets beyond the records they hold)
+    let log = std::fs::read_to_string(o.guard.dir.join("mirrormaker/server.log")).unwrap();
+    assert!(
+        log.contains("exactly.once.source.support = enabled"),
+        "MirrorMaker's worker did not log exactly-once source support"
+    );
+    assert!(
+        u(&m["target_end_offsets"]) > u(&m["target_records"]),
+        "no transaction markers on the target: {m}"
+    );
+}
