@@ -15,6 +15,10 @@ fn us(rel_ms: u64) -> u64 {
     (T0_MS + rel_ms) * 1000
 }
 
+fn no_steps() -> harness::check::Attribution {
+    harness::check::Attribution::from_timeline(&[], T0_MS, 500)
+}
+
 fn header(role: Role) -> LogHeader {
     LogHeader {
         version: FORMAT_VERSION,
@@ -47,7 +51,15 @@ fn run(
     on_target: &[(u16, u32, u64, i64)],
     record: MirrorRecord,
 ) -> harness::check::mirror::MirrorCheck {
-    let dir = tempfile::tempdir().unwrap();
+    run_in(tempfile::tempdir().unwrap(), acked, on_target, record)
+}
+
+fn run_in(
+    dir: tempfile::TempDir,
+    acked: &[Acked],
+    on_target: &[(u16, u32, u64, i64)],
+    record: MirrorRecord,
+) -> harness::check::mirror::MirrorCheck {
     let d = dir.path();
     std::fs::create_dir_all(d.join("logs")).unwrap();
     std::fs::create_dir_all(d.join("mirror")).unwrap();
@@ -96,7 +108,7 @@ fn run(
         w.finish().unwrap();
     }
     std::fs::write(d.join(MIRROR_RECORD), serde_json::to_vec(&record).unwrap()).unwrap();
-    check_mirror(d, T0_MS, &topics(), &[producer_log])
+    check_mirror(d, T0_MS, &topics(), &[producer_log], &no_steps())
         .unwrap()
         .expect("a mirror record was written")
 }
@@ -203,7 +215,7 @@ fn a_topic_never_made_on_the_target_is_all_missing_and_named() {
 #[test]
 fn a_run_without_mirrormaker_has_no_mirror_section() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(check_mirror(dir.path(), T0_MS, &topics(), &[])
+    assert!(check_mirror(dir.path(), T0_MS, &topics(), &[], &no_steps())
         .unwrap()
         .is_none());
     let _ = Path::new("unused");
@@ -274,11 +286,17 @@ fn translated(
         ..record(Some(10_000))
     };
     std::fs::write(d.join(MIRROR_RECORD), serde_json::to_vec(&record).unwrap()).unwrap();
-    check_mirror(d, T0_MS, &topics(), &[producer_log, final_read])
-        .unwrap()
-        .unwrap()
-        .group
-        .expect("the group was compared")
+    check_mirror(
+        d,
+        T0_MS,
+        &topics(),
+        &[producer_log, final_read],
+        &no_steps(),
+    )
+    .unwrap()
+    .unwrap()
+    .group
+    .expect("the group was compared")
 }
 
 #[test]
@@ -305,4 +323,39 @@ fn a_group_synced_behind_reads_again_and_one_synced_ahead_skips() {
         g.partitions_detail,
         ["orders/0: source 60 → target 73 (0 read again, 3 skipped)"]
     );
+}
+
+#[test]
+fn a_copy_standing_still_while_records_wait_is_a_stall_in_its_step() {
+    use harness::kafka::mirror::{LagSample, LAG_FILE};
+    let acked = source();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("mirror")).unwrap();
+    // a look a second: progress to 5 s, none from 5 s until 10 s (5 s: a stall), progress
+    // again, then still from 11 s until 13 s (2 s: too short to count)
+    let copied = [0, 10, 20, 30, 40, 50, 50, 50, 50, 50, 60, 70, 70, 80];
+    let lines: String = copied
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            serde_json::to_string(&LagSample {
+                t_ms: T0_MS + i as u64 * 1_000,
+                behind: 5 + i as u64,
+                copied: *c,
+            })
+            .unwrap()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.path().join(LAG_FILE), lines).unwrap();
+    let m = run_in(dir, &acked, &target_of(&acked), record(Some(10_000)));
+    assert_eq!(m.lag.samples, 14);
+    assert_eq!(m.lag.max_behind, 18);
+    assert_eq!(m.lag.stalls.len(), 1, "{:?}", m.lag.stalls);
+    let s = &m.lag.stalls[0];
+    assert_eq!(
+        (s.start_ms, s.end_ms, s.duration_ms, s.open),
+        (5_000, 10_000, 5_000, false)
+    );
+    assert_eq!(s.max_behind, 14);
 }

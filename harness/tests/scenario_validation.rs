@@ -2057,7 +2057,7 @@ idempotence = true
 
 const TARGET: &str =
     "[cluster.target]\nbrokers = [\"tkafka1\", \"tkafka2\"]\nensemble = \"target\"\n";
-const MIRROR_STEPS: &str = "\n[[step]]\nname = \"copy\"\ndo = \"mirror-start\"\nexactly_once = true\n\n[[step]]\nname = \"wait\"\ndo = \"mirror-wait\"\ntimeout = \"1m\"\n\n[[step]]\nname = \"stop\"\ndo = \"mirror-stop\"\n";
+const MIRROR_STEPS: &str = "\n[[step]]\nname = \"copy\"\ndo = \"mirror-start\"\nexactly_once = true\nconfig = { \"emit.checkpoints.interval.seconds\" = 5 }\n\n[[step]]\nname = \"wait\"\ndo = \"mirror-wait\"\ntimeout = \"1m\"\n\n[[step]]\nname = \"stop\"\ndo = \"mirror-stop\"\n";
 
 #[test]
 fn a_second_cluster_and_mirrormaker_steps_are_accepted() {
@@ -2073,10 +2073,17 @@ fn a_second_cluster_and_mirrormaker_steps_are_accepted() {
             topics,
             exactly_once,
             tasks,
+            config,
         }) => {
             assert_eq!(topics, &["orders"]);
             assert!(exactly_once);
             assert_eq!(*tasks, 2);
+            assert_eq!(
+                config
+                    .get("emit.checkpoints.interval.seconds")
+                    .map(String::as_str),
+                Some("5")
+            );
         }
         other => panic!("{other:?}"),
     }

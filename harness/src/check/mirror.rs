@@ -135,6 +135,95 @@ pub struct MirrorCheck {
     pub duplicate_examples: Vec<String>,
     /// The consumer group's offsets as MirrorMaker translated them (when read).
     pub group: Option<GroupTranslation>,
+    /// The copy's lag over time, from a look every second.
+    pub lag: MirrorLag,
+}
+
+/// A copy that stood still this long while records waited is a stall: longer than the
+/// copy's own cadence (offsets committed every second, looked at every second).
+pub const STALL_MS: u64 = 3_000;
+
+/// The copy's lag over time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MirrorLag {
+    /// Looks taken (about one a second from the first `mirror-start` to the end).
+    pub samples: u64,
+    /// The most records the copy was behind the source at one look.
+    pub max_behind: u64,
+    /// Stretches of at least [`STALL_MS`] in which the copy made no progress while the
+    /// source held records it had not copied (MirrorMaker stopped, crashed, or stuck).
+    pub stalls: Vec<MirrorStall>,
+}
+
+/// A stretch in which the copy stood still with records waiting.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MirrorStall {
+    /// From the last look that saw progress, ms since run start.
+    pub start_ms: u64,
+    /// To the first look that saw progress again (or the last look), ms since run start.
+    pub end_ms: u64,
+    /// `end_ms - start_ms`.
+    pub duration_ms: u64,
+    /// The most records behind during it.
+    pub max_behind: u64,
+    /// The step (or phase) it began in.
+    pub step: String,
+    /// True when no progress ended it (the run ended first).
+    pub open: bool,
+}
+
+/// The stalls in `samples` (time order).
+fn stalls(
+    samples: &[crate::kafka::mirror::LagSample],
+    t0_ms: u64,
+    attribution: &super::Attribution,
+) -> Vec<MirrorStall> {
+    let mut out = Vec::new();
+    // (start: the last look with progress, the most behind since)
+    let mut open: Option<(u64, u64)> = None;
+    let close = |out: &mut Vec<MirrorStall>, start: u64, end: u64, behind: u64, open: bool| {
+        if end.saturating_sub(start) >= STALL_MS {
+            let start_ms = start.saturating_sub(t0_ms);
+            out.push(MirrorStall {
+                start_ms,
+                end_ms: end.saturating_sub(t0_ms),
+                duration_ms: end - start,
+                max_behind: behind,
+                step: attribution.label_at(start_ms).to_string(),
+                open,
+            });
+        }
+    };
+    for w in samples.windows(2) {
+        let (prev, cur) = (w[0], w[1]);
+        let still = cur.copied <= prev.copied && cur.behind > 0;
+        match (open, still) {
+            (None, true) => open = Some((prev.t_ms, cur.behind)),
+            (Some((start, behind)), true) => open = Some((start, behind.max(cur.behind))),
+            (Some((start, behind)), false) => {
+                close(&mut out, start, cur.t_ms, behind, false);
+                open = None;
+            }
+            (None, false) => {}
+        }
+    }
+    if let (Some((start, behind)), Some(last)) = (open, samples.last()) {
+        close(&mut out, start, last.t_ms, behind, true);
+    }
+    out
+}
+
+/// The looks at the copy's progress the run recorded (none when the file is missing; a
+/// line cut by a crash is skipped).
+fn read_lag(run_dir: &Path) -> Vec<crate::kafka::mirror::LagSample> {
+    let text =
+        std::fs::read_to_string(run_dir.join(crate::kafka::mirror::LAG_FILE)).unwrap_or_default();
+    let mut v: Vec<crate::kafka::mirror::LagSample> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    v.sort_by_key(|s| s.t_ms);
+    v
 }
 
 /// Checks the copy from the run directory's logs and mirror record; `None` when the run
@@ -144,6 +233,7 @@ pub fn check_mirror(
     t0_ms: u64,
     topics: &[TopicSpec],
     producer_logs: &[std::path::PathBuf],
+    attribution: &super::Attribution,
 ) -> Result<Option<MirrorCheck>, HarnessError> {
     let record_path = run_dir.join(MIRROR_RECORD);
     let record: MirrorRecord = match std::fs::read(&record_path) {
@@ -319,6 +409,12 @@ pub fn check_mirror(
             out.copied_after_cut += (acked & h).len();
         }
     }
+    let samples = read_lag(run_dir);
+    out.lag = MirrorLag {
+        samples: samples.len() as u64,
+        max_behind: samples.iter().map(|s| s.behind).max().unwrap_or(0),
+        stalls: stalls(&samples, t0_ms, attribution),
+    };
     if let Some(g) = &record.group {
         out.group = Some(translate(
             g,

@@ -65,8 +65,13 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
     findings.kafka_metadata = read_metadata_check(run_dir)?;
     findings.metadata_survival = read_json(&run_dir.join(rundir::METADATA_SURVIVAL))?;
     add_reassignments(&mut findings, &events, record.started_ms);
-    findings.mirror =
-        mirror::check_mirror(run_dir, record.started_ms, &record.topics, &input.logs)?;
+    findings.mirror = mirror::check_mirror(
+        run_dir,
+        record.started_ms,
+        &record.topics,
+        &input.logs,
+        &input.attribution,
+    )?;
     Ok(findings)
 }
 

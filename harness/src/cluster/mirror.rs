@@ -36,6 +36,8 @@ pub struct MirrorSettings {
     pub replication: u32,
     /// `tasks.max`.
     pub tasks: u32,
+    /// The scenario's properties, written after the harness's (the last one wins).
+    pub config: std::collections::BTreeMap<String, String>,
 }
 
 /// A running MirrorMaker 2.
@@ -118,13 +120,19 @@ impl MirrorMaker {
         }
     }
 
-    /// Stops it: SIGTERM (its tasks commit and stop), SIGKILL after `grace`.
+    /// Stops it: SIGTERM (its tasks commit and stop), SIGKILL after `grace` (at once when
+    /// `grace` is zero: a crash).
     pub fn stop(mut self, grace: std::time::Duration) {
         self.terminate(grace);
     }
 
     fn terminate(&mut self, grace: std::time::Duration) {
         if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        if grace.is_zero() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
             return;
         }
         // its own process group: the JVM and nothing else
@@ -219,6 +227,8 @@ fn properties(source: &str, target: &str, s: &MirrorSettings) -> String {
             "listeners = http://127.0.0.1:0".to_string(),
         ]);
     }
+    // the scenario's own settings last: a properties file's last value wins
+    lines.extend(s.config.iter().map(|(k, v)| format!("{k} = {v}")));
     lines.join("\n") + "\n"
 }
 
@@ -242,6 +252,11 @@ mod tests {
                 exactly_once: false,
                 replication: 3,
                 tasks: 2,
+                config: [(
+                    "source.consumer.auto.offset.reset".to_string(),
+                    "latest".to_string(),
+                )]
+                .into(),
             },
         );
         assert!(p.contains("source->target.enabled = true"));
@@ -250,6 +265,14 @@ mod tests {
         assert!(p.contains("IdentityReplicationPolicy"));
         assert!(p.contains("sync.group.offsets.enabled = true"));
         assert!(!p.contains("exactly.once"));
+        // the scenario's own value comes after the harness's, so it wins
+        let harness = p
+            .find("source.consumer.auto.offset.reset = earliest")
+            .unwrap();
+        let own = p
+            .find("source.consumer.auto.offset.reset = latest")
+            .unwrap();
+        assert!(own > harness);
         // worker settings reach the worker only under the target's alias
         assert!(p.contains("target.offset.flush.interval.ms = 1000"));
     }
@@ -264,6 +287,7 @@ mod tests {
                 exactly_once: true,
                 replication: 1,
                 tasks: 1,
+                config: Default::default(),
             },
         );
         assert!(p.contains("target.exactly.once.source.support = enabled"));

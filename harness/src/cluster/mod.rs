@@ -91,6 +91,8 @@ pub struct Cluster {
     mirror_caught_up_at: Option<u64>,
     /// The topics and setting of the last MirrorMaker started.
     mirror_settings: Option<mirror::MirrorSettings>,
+    /// The copy's progress, looked at every second from the first `mirror-start` on.
+    mirror_lag: Option<crate::kafka::mirror::LagSampler>,
     /// The namespace network, when the hosts are namespaces.
     network: Option<Network>,
     /// Delaying proxies in front of brokers (node, process).
@@ -482,6 +484,7 @@ impl Cluster {
             mirror: None,
             mirror_caught_up_at: None,
             mirror_settings: None,
+            mirror_lag: None,
             network,
             proxies: Vec::new(),
             proxy_commands,
@@ -687,12 +690,27 @@ impl Cluster {
         Ok(self.target_admin.as_ref().unwrap())
     }
 
-    /// Starts MirrorMaker 2 from this cluster to the target cluster.
-    pub fn start_mirror(&mut self, settings: mirror::MirrorSettings) -> Result<(), HarnessError> {
+    /// Starts MirrorMaker 2 from this cluster to the target cluster (`partitions`: each
+    /// copied topic's partition count, for the look at its progress every second).
+    pub fn start_mirror(
+        &mut self,
+        settings: mirror::MirrorSettings,
+        partitions: &[(String, u32)],
+    ) -> Result<(), HarnessError> {
         if self.mirror.is_some() {
             return Err(HarnessError::Cluster(
                 "MirrorMaker 2 runs already (one mirror-start per mirror-stop)".into(),
             ));
+        }
+        if self.mirror_lag.is_none() {
+            std::fs::create_dir_all(self.run_dir.join("mirror"))?;
+            self.mirror_lag = Some(crate::kafka::mirror::LagSampler::start(
+                self.bootstrap(),
+                self.target_bootstrap(),
+                mirror::SOURCE_ALIAS.to_string(),
+                partitions.to_vec(),
+                self.run_dir.join(crate::kafka::mirror::LAG_FILE),
+            )?);
         }
         let mm = mirror::MirrorMaker::start(
             &self.run_id,
@@ -734,7 +752,13 @@ impl Cluster {
         Ok(mm)
     }
 
-    /// Stops MirrorMaker 2 (SIGTERM, then SIGKILL after `grace`); false when none ran.
+    /// Stops looking at the copy's progress (the end of the run's copy).
+    pub fn stop_mirror_lag(&mut self) {
+        self.mirror_lag = None;
+    }
+
+    /// Stops MirrorMaker 2 (SIGTERM, then SIGKILL after `grace`; a zero `grace` kills at
+    /// once); false when none ran.
     pub fn stop_mirror(&mut self, grace: std::time::Duration) -> bool {
         match self.mirror.take() {
             Some(mm) => {
@@ -1047,7 +1071,8 @@ impl Cluster {
     /// Kills every node and waits for each to exit (a container node's logs are copied out
     /// and its container removed). Idempotent.
     pub fn teardown(&mut self) {
-        // MirrorMaker before the brokers it reads and writes
+        // MirrorMaker (and the look at it) before the brokers it reads and writes
+        self.stop_mirror_lag();
         self.stop_mirror(std::time::Duration::from_secs(5));
         for n in self.nodes.values_mut() {
             n.dispose();

@@ -10,6 +10,8 @@
 //! in the same transaction as the copy).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -194,6 +196,100 @@ pub fn committed(
             _ => None,
         })
         .collect())
+}
+
+/// Where the run keeps the copy's progress, look by look (in the run directory).
+pub const LAG_FILE: &str = "mirror/lag.jsonl";
+
+/// One look at the copy's progress (a line of [`LAG_FILE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LagSample {
+    /// When (ms since the Unix epoch).
+    pub t_ms: u64,
+    /// Records (source offsets) the source held that the copy had not committed yet.
+    pub behind: u64,
+    /// Source offsets the copy had committed, summed over the partitions: it moves when
+    /// the copy makes progress.
+    pub copied: u64,
+}
+
+/// Looks at the copy's progress about once a second, from the first `mirror-start` to the
+/// end of the run (also while MirrorMaker is stopped: then the copy falls behind), and
+/// appends each look to a JSON-lines file. A look that cannot be made (a broker away) is
+/// skipped.
+pub struct LagSampler {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LagSampler {
+    /// Starts looking at the copy of `topics` (name, partitions) into `path`.
+    pub fn start(
+        source_bootstrap: String,
+        target_bootstrap: String,
+        source_alias: String,
+        topics: Vec<(String, u32)>,
+        path: std::path::PathBuf,
+    ) -> std::io::Result<LagSampler> {
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("mirror-lag".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let look = end_offsets(&source_bootstrap, &topics, Duration::from_secs(2))
+                        .and_then(|ends| {
+                            let copied =
+                                copied(&target_bootstrap, &source_alias, Duration::from_secs(2))?;
+                            Ok((ends, copied))
+                        });
+                    if let Ok((ends, copied)) = look {
+                        let behind = ends
+                            .iter()
+                            .map(|(tp, end)| {
+                                (end - copied.get(tp).copied().unwrap_or(0)).max(0) as u64
+                            })
+                            .sum();
+                        let sample = LagSample {
+                            t_ms: workers::clock::now_ms(),
+                            behind,
+                            copied: ends
+                                .keys()
+                                .map(|tp| copied.get(tp).copied().unwrap_or(0).max(0) as u64)
+                                .sum(),
+                        };
+                        if let Ok(line) = serde_json::to_string(&sample) {
+                            use std::io::Write;
+                            let _ = writeln!(out, "{line}");
+                        }
+                    }
+                    // once a second, in short naps so a stop is quick
+                    while started.elapsed() < Duration::from_secs(1)
+                        && !flag.load(Ordering::Relaxed)
+                    {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })?;
+        Ok(LagSampler {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for LagSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// One record of Connect's offsets topic, when it is MirrorSourceConnector's for

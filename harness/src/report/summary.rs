@@ -298,6 +298,24 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         for e in m.missing_examples.iter().take(3) {
             s.push_str(&format!("  missing on the target: {e}\n"));
         }
+        s.push_str(&format!(
+            "mirror lag: {} looks, at most {} records behind; {} stall(s) of {} s or more{}\n",
+            m.lag.samples,
+            m.lag.max_behind,
+            m.lag.stalls.len(),
+            crate::check::mirror::STALL_MS / 1000,
+            m.lag
+                .stalls
+                .iter()
+                .map(|st| format!(
+                    " — {:.1} s from t+{:.1}s under `{}`{}",
+                    st.duration_ms as f64 / 1000.0,
+                    st.start_ms as f64 / 1000.0,
+                    st.step,
+                    if st.open { " (open)" } else { "" }
+                ))
+                .collect::<String>()
+        ));
         if let Some(g) = &m.group {
             s.push_str(&format!(
                 "mirror group {}: {} of {} partitions synced to the target; switched over there it would skip {} and read {} again (at most {} on one partition)\n",

@@ -527,6 +527,7 @@ fn finish_mirror(
         }
         cluster.stop_mirror(Duration::from_secs(30));
     }
+    cluster.stop_mirror_lag();
     // in the workload's order: the target's final read lists them so (its log's topic
     // indexes)
     let copied: Vec<String> = scenario

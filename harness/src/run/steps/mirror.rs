@@ -19,19 +19,38 @@ impl Executor<'_> {
                 topics,
                 exactly_once,
                 tasks,
+                config,
             } => {
                 let replication = self.scenario.cluster.target_brokers().count().min(3) as u32;
-                self.cluster.start_mirror(MirrorSettings {
-                    topics: topics.clone(),
-                    exactly_once: *exactly_once,
-                    replication,
-                    tasks: *tasks,
-                })
+                let partitions: Vec<(String, u32)> = self
+                    .scenario
+                    .workload
+                    .topics
+                    .iter()
+                    .filter(|t| topics.contains(&t.name))
+                    .map(|t| (t.name.clone(), t.partitions))
+                    .collect();
+                self.cluster.start_mirror(
+                    MirrorSettings {
+                        topics: topics.clone(),
+                        exactly_once: *exactly_once,
+                        replication,
+                        tasks: *tasks,
+                        config: config.clone(),
+                    },
+                    &partitions,
+                )
             }
             MirrorAction::MirrorWait { timeout } => self.mirror_wait(step, *timeout),
-            MirrorAction::MirrorStop => {
+            MirrorAction::MirrorStop { kill } => {
                 self.cluster.mirror()?;
-                self.cluster.stop_mirror(Duration::from_secs(30));
+                // a kill: no grace, SIGKILL at once
+                let grace = if *kill {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(30)
+                };
+                self.cluster.stop_mirror(grace);
                 Ok(())
             }
         }

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use toml::Spanned;
 
 use super::{Action, Procedure, StepArgs};
-use crate::scenario::load::Problems;
+use crate::scenario::load::{config_map, Problems};
 
 /// The keywords of this family.
 pub const KEYWORDS: &[&str] = &["mirror-start", "mirror-wait", "mirror-stop"];
@@ -23,6 +24,9 @@ pub enum MirrorAction {
         exactly_once: bool,
         /// `tasks.max`.
         tasks: u32,
+        /// MirrorMaker properties over the harness's (its `mm2.properties` keys, e.g.
+        /// `"source.consumer.auto.offset.reset" = "latest"`).
+        config: std::collections::BTreeMap<String, String>,
     },
     /// Wait until the copy has every record the source had when the step started.
     MirrorWait {
@@ -30,7 +34,10 @@ pub enum MirrorAction {
         timeout: Duration,
     },
     /// Stop MirrorMaker 2.
-    MirrorStop,
+    MirrorStop {
+        /// SIGKILL (a crash: nothing committed on the way out) instead of SIGTERM.
+        kill: bool,
+    },
 }
 
 impl MirrorAction {
@@ -39,7 +46,7 @@ impl MirrorAction {
         match self {
             MirrorAction::MirrorStart { .. } => "mirror-start",
             MirrorAction::MirrorWait { .. } => "mirror-wait",
-            MirrorAction::MirrorStop => "mirror-stop",
+            MirrorAction::MirrorStop { .. } => "mirror-stop",
         }
     }
 }
@@ -101,6 +108,15 @@ pub(super) fn parse(
                     2
                 }
             };
+            let config: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>> = args
+                .get(
+                    p,
+                    "config",
+                    "a table of MirrorMaker properties, e.g. { \"tasks.max\" = \"4\" }",
+                );
+            let config = config
+                .map(|c| config_map(p, c.get_ref(), c.span(), &args.field("config")))
+                .unwrap_or_default();
             if procedure.mirror_running {
                 p.at(
                     args.keyword_span.clone(),
@@ -114,6 +130,7 @@ pub(super) fn parse(
                 topics,
                 exactly_once,
                 tasks,
+                config,
             }
         }
         "mirror-wait" => {
@@ -122,9 +139,13 @@ pub(super) fn parse(
             MirrorAction::MirrorWait { timeout }
         }
         _ => {
+            let kill = args
+                .flag(p, "kill")
+                .map(|f| f.into_inner())
+                .unwrap_or(false);
             needs_mirrormaker(args, procedure, p);
             procedure.mirror_running = false;
-            MirrorAction::MirrorStop
+            MirrorAction::MirrorStop { kill }
         }
     };
     Some(Action::Mirror(action))
