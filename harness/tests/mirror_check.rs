@@ -122,6 +122,7 @@ fn record(cut_ms: Option<u64>) -> MirrorRecord {
         read_on_target: vec!["orders".into()],
         absent_on_target: vec![],
         group: None,
+        end_catch_up_error: None,
     }
 }
 

@@ -54,6 +54,10 @@ pub struct MirrorRecord {
     /// caught up at the end (`None`: no consumers, or MirrorMaker did not run to the end).
     #[serde(default)]
     pub group: Option<GroupOffsets>,
+    /// Why MirrorMaker, still running at the end, did not catch up then (it died, or did not
+    /// copy everything within the final read's timeout).
+    #[serde(default)]
+    pub end_catch_up_error: Option<String>,
 }
 
 /// A consumer group's committed offsets on both clusters.
@@ -108,6 +112,9 @@ pub struct MirrorCheck {
     pub cut_ms: Option<u64>,
     /// Why the cut is there.
     pub cut_reason: String,
+    /// Why MirrorMaker, still running at the end, did not catch up then (judged: a copy that
+    /// cannot keep up is not a whole copy, whatever an earlier cut says).
+    pub end_catch_up_error: Option<String>,
     /// Records acked on the source (topics copied) up to the cut: what the target must hold.
     pub expected: u64,
     /// Of `expected`, found on the target.
@@ -297,6 +304,7 @@ pub fn check_mirror(
         exactly_once: record.exactly_once,
         cut_ms: record.cut_ms.map(|c| c.saturating_sub(t0_ms)),
         cut_reason: record.cut_reason.clone(),
+        end_catch_up_error: record.end_catch_up_error.clone(),
         ..MirrorCheck::default()
     };
     let log = run_dir.join(TARGET_READ_LOG);

@@ -243,6 +243,13 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             missing.actual = format!("not checked: {}", m.cut_reason);
             missing.ok = false;
         }
+        if let Some(why) = &m.end_catch_up_error {
+            missing.actual = format!(
+                "{} up to the cut, and MirrorMaker did not catch up at the end: {why}",
+                m.missing
+            );
+            missing.ok = false;
+        }
         out.push(missing);
         let dup_bound = e.mirror_duplicates.unwrap_or(if m.exactly_once {
             Bound::AtMost(0)
@@ -254,7 +261,10 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             out.push(ExpectationResult {
                 name: "mirror_group_offsets".into(),
                 expected: "every partition synced to the target, nothing skipped".into(),
-                actual: format!(
+                actual: if g.partitions == 0 {
+                    format!("no committed offsets to compare: {}", g.note)
+                } else {
+                    format!(
                     "{} of {} partitions synced{}, {} skipped, {} read again (at most {} on one partition)",
                     g.translated,
                     g.partitions,
@@ -266,7 +276,8 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                     g.skipped,
                     g.reread,
                     g.max_reread
-                ),
+                )
+                },
                 ok: g.partitions > 0 && g.untranslated.is_empty() && g.skipped == 0,
             });
         }
@@ -514,6 +525,12 @@ idempotence = true
             ..clean.clone()
         };
         assert_eq!(with(unread, ""), (false, true));
+        // a copy that did not keep up at the end fails, whatever an earlier cut says
+        let behind = crate::check::mirror::MirrorCheck {
+            end_catch_up_error: Some("not caught up after 60s".into()),
+            ..clean.clone()
+        };
+        assert_eq!(with(behind, ""), (false, true));
         // the group's synced offsets: judged when read, nothing skipped on any partition
         let group = |skipped: u64, untranslated: Vec<String>| {
             let mut f = healthy();

@@ -482,6 +482,7 @@ fn finish_mirror(
         return Ok(());
     };
     let mut group = None;
+    let mut end_error = None;
     let mut cut = confirmed.map(|at| {
         (
             at,
@@ -523,7 +524,10 @@ fn finish_mirror(
                     ));
                 }
             }
-            Err(e) => tracing::warn!("{e}"),
+            Err(e) => {
+                tracing::warn!("{e}");
+                end_error = Some(e.to_string());
+            }
         }
         cluster.stop_mirror(Duration::from_secs(30));
     }
@@ -556,6 +560,7 @@ fn finish_mirror(
         .collect();
     let record = MirrorRecord {
         group,
+        end_catch_up_error: end_error,
         absent_on_target: absent,
         read_on_target: readable.clone(),
         topics: copied.clone(),
