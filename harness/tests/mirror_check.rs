@@ -219,7 +219,6 @@ fn a_run_without_mirrormaker_has_no_mirror_section() {
     assert!(check_mirror(dir.path(), T0_MS, &topics(), &[], &no_steps())
         .unwrap()
         .is_none());
-    let _ = Path::new("unused");
 }
 
 /// A group translated at `target` offsets, against a source where producer 1's records

@@ -491,13 +491,7 @@ fn finish_mirror(
     });
     if cluster.mirror_started() {
         eprintln!("harness: letting MirrorMaker 2 copy what the producers acked…");
-        let topics: Vec<(String, u32)> = scenario
-            .workload
-            .topics
-            .iter()
-            .filter(|t| settings.topics.contains(&t.name))
-            .map(|t| (t.name.clone(), t.partitions))
-            .collect();
+        let topics = scenario.workload.partitions_of(&settings.topics);
         let now = now_ms();
         let (source, target) = (cluster.bootstrap(), cluster.target_bootstrap());
         let waited = crate::kafka::mirror::wait_caught_up(
@@ -536,10 +530,9 @@ fn finish_mirror(
     // indexes)
     let copied: Vec<String> = scenario
         .workload
-        .topics
-        .iter()
-        .filter(|t| settings.topics.contains(&t.name))
-        .map(|t| t.name.clone())
+        .partitions_of(&settings.topics)
+        .into_iter()
+        .map(|(t, _)| t)
         .collect();
     // a topic MirrorMaker never made on the target is not read there (a read would wait
     // for it until its timeout): the check counts its records missing

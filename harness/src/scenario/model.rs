@@ -328,6 +328,18 @@ pub struct Workload {
     pub placement: Placement,
 }
 
+impl Workload {
+    /// The workload topics among `names`, in the workload's order, with their partition
+    /// counts (what MirrorMaker copies, as the steps and the end of the run need it).
+    pub fn partitions_of(&self, names: &[String]) -> Vec<(String, u32)> {
+        self.topics
+            .iter()
+            .filter(|t| names.contains(&t.name))
+            .map(|t| (t.name.clone(), t.partitions))
+            .collect()
+    }
+}
+
 /// `[workload] placement`: how worker processes spread over the worker hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]

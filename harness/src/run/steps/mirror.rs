@@ -22,14 +22,7 @@ impl Executor<'_> {
                 config,
             } => {
                 let replication = self.scenario.cluster.target_brokers().count().min(3) as u32;
-                let partitions: Vec<(String, u32)> = self
-                    .scenario
-                    .workload
-                    .topics
-                    .iter()
-                    .filter(|t| topics.contains(&t.name))
-                    .map(|t| (t.name.clone(), t.partitions))
-                    .collect();
+                let partitions = self.scenario.workload.partitions_of(topics);
                 self.cluster.start_mirror(
                     MirrorSettings {
                         topics: topics.clone(),
@@ -96,13 +89,6 @@ impl Executor<'_> {
     /// The workload topics MirrorMaker copies, with their partition counts.
     fn mirrored_topics(&mut self) -> Result<Vec<(String, u32)>, HarnessError> {
         let mm = self.cluster.mirror()?;
-        Ok(self
-            .scenario
-            .workload
-            .topics
-            .iter()
-            .filter(|t| mm.settings.topics.contains(&t.name))
-            .map(|t| (t.name.clone(), t.partitions))
-            .collect())
+        Ok(self.scenario.workload.partitions_of(&mm.settings.topics))
     }
 }
