@@ -1045,8 +1045,20 @@ fn a_log_cut_short_by_a_crash_is_read_up_to_the_cut() {
         (500..600).contains(&acks_before_the_cut),
         "{acks_before_the_cut}"
     );
-    let f = check(&s.input(logs)).unwrap();
+    let cut_at = r.cut_short_at().expect("the reader says where it stopped");
+    assert!(
+        cut_at > workers::log::HEADER_LEN as u64 && cut_at < len - 3,
+        "{cut_at}"
+    );
+    let f = check(&s.input(logs.clone())).unwrap();
     assert_eq!(f.logs_cut_short.len(), 1);
+    // the report says where, and what was read before it
+    assert_eq!(f.logs_cut_short_at.len(), 1);
+    let c = &f.logs_cut_short_at[0];
+    assert_eq!(c.path, logs[0].display().to_string());
+    assert_eq!(c.path, f.logs_cut_short[0]);
+    assert_eq!(c.at_byte, cut_at);
+    assert_eq!(c.events_before, r.events_read());
     assert_eq!(
         f.producers.acked, acks_before_the_cut,
         "the acks of the torn block are not counted"

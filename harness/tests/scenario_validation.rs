@@ -2172,3 +2172,16 @@ fn a_run_with_two_clusters_is_not_moved_onto_kraft_or_off_the_local_backend() {
     let why = scenario::backend_override_refusal(&s).expect("refused");
     assert!(why.contains("local backend only"), "{why}");
 }
+
+/// A key with no value at the end of the file: the toml crate gives no message for it;
+/// ours says what is missing.
+#[test]
+fn a_key_without_a_value_is_named_with_a_reason() {
+    let text = format!("{GOOD}\n[check]\nzookeeper_smoke =");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = &errs[0];
+    assert_eq!(e.line, text.lines().count(), "{e}");
+    assert!(e.message.contains("a value is missing"), "{e}");
+    assert!(!e.hint.is_empty(), "{e}");
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +102,17 @@ impl ProducerSettings {
     pub fn ordered(&self) -> bool {
         self.idempotence || self.max_in_flight <= 1
     }
+
+    /// Time between two sends of one instance: `1 / rate`, zero when unlimited. `None` when
+    /// the rate gives no such time (not above zero, not a number, or so small that the
+    /// interval does not fit a `Duration`) — [`WorkerConfig::validate`] refuses those.
+    pub fn send_interval(&self) -> Option<Duration> {
+        match self.rate {
+            None => Some(Duration::ZERO),
+            Some(r) if r > 0.0 => Duration::try_from_secs_f64(1.0 / r).ok(),
+            Some(_) => None,
+        }
+    }
 }
 
 /// Consumer settings.
@@ -147,12 +159,176 @@ pub struct WorkerConfig {
     pub client_overrides: BTreeMap<String, String>,
 }
 
+/// The largest record value a producer makes: librdkafka's own `message.max.bytes` ceiling
+/// (a record larger than that could never be sent; a worker would only allocate it).
+pub const MAX_RECORD_SIZE: usize = 1_000_000_000;
+
+/// Topics a log can name: its events carry the topic's index in 16 bits.
+pub const MAX_TOPICS: usize = 1 << 16;
+
+/// Bytes of a run id a log header keeps (see [`crate::log`]); a longer one would not match
+/// its own logs.
+pub const MAX_RUN_ID_LEN: usize = 64;
+
+/// One thing wrong in a worker config: the field and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path of the field, e.g. `topics[1].partitions`.
+    pub field: String,
+    /// What is wrong, and the fix.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {}", self.field, self.message)
+    }
+}
+
 impl WorkerConfig {
-    /// Reads a config file written by the harness.
+    /// Reads a config file written by the harness, and validates it: a file that parses
+    /// but that a worker could not run (no topics, a partition count of 0, a rate that is
+    /// not a rate…) is refused here, naming the file and every field, instead of failing
+    /// later in the worker.
     pub fn load(path: &std::path::Path) -> anyhow::Result<WorkerConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading worker config {}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("worker config {}: {e}", path.display()))
+        let cfg: WorkerConfig = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "worker config {}: {e} (hint: the harness writes this file; a hand-written \
+                 one must have every field of WorkerConfig, see workers/src/config.rs)",
+                path.display()
+            )
+        })?;
+        cfg.validate().map_err(|problems| {
+            anyhow::anyhow!(
+                "worker config {}: {}",
+                path.display(),
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+        Ok(cfg)
+    }
+
+    /// Every reason this config cannot be run, or `Ok` when a worker of its role can run it.
+    pub fn validate(&self) -> Result<(), Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            problems.push(ConfigProblem {
+                field: field.into(),
+                message,
+            })
+        };
+        if self.run_id.is_empty() || self.run_id.len() > MAX_RUN_ID_LEN {
+            bad(
+                "run_id",
+                format!(
+                    "{} bytes; give 1 to {MAX_RUN_ID_LEN} (the log header keeps that many)",
+                    self.run_id.len()
+                ),
+            );
+        }
+        if self.instances == 0 {
+            bad("instances", "0: a worker hosts at least one client".into());
+        }
+        // instance i (below `instances`) is `first_instance_id + i`
+        if self
+            .first_instance_id
+            .checked_add(self.instances.saturating_sub(1))
+            .is_none()
+        {
+            bad(
+                "first_instance_id",
+                format!(
+                    "{} + {} instances passes {}: give smaller ids",
+                    self.first_instance_id,
+                    self.instances,
+                    u32::MAX
+                ),
+            );
+        }
+        if self.bootstrap.trim().is_empty() {
+            bad("bootstrap", "empty: give host:port[,host:port…]".into());
+        }
+        if self.topics.is_empty() {
+            bad(
+                "topics",
+                "empty: every role works on the workload's topics".into(),
+            );
+        }
+        if self.topics.len() > MAX_TOPICS {
+            bad(
+                "topics",
+                format!(
+                    "{} topics; a log names at most {MAX_TOPICS}",
+                    self.topics.len()
+                ),
+            );
+        }
+        for (i, t) in self.topics.iter().enumerate() {
+            if t.name.is_empty() {
+                bad(
+                    &format!("topics[{i}].name"),
+                    "empty: give the topic's name".into(),
+                );
+            }
+            if t.partitions == 0 || t.partitions > i32::MAX as u32 {
+                bad(
+                    &format!("topics[{i}].partitions"),
+                    format!(
+                        "{}: give the topic's partition count (at least 1)",
+                        t.partitions
+                    ),
+                );
+            }
+        }
+        let p = &self.producer;
+        if p.send_interval().is_none() {
+            bad(
+                "producer.rate",
+                format!(
+                    "{:?}: give records per second per instance above 0 (at least one record \
+                     in a few hundred billion years), or null for unlimited",
+                    p.rate
+                ),
+            );
+        }
+        if p.size > MAX_RECORD_SIZE {
+            bad(
+                "producer.size",
+                format!("{} bytes; at most {MAX_RECORD_SIZE}", p.size),
+            );
+        }
+        if p.max_in_flight == 0 {
+            bad("producer.max_in_flight", "0: at least 1".into());
+        }
+        if self.role == Role::Consume && self.consumer.group_id.is_empty() {
+            bad(
+                "consumer.group_id",
+                "empty: a consuming worker joins a group".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Where a producer sends record `seq`: the topics in turn, then that topic's
+    /// partitions in turn — (topic index, partition). A validated config has topics and
+    /// partitions.
+    pub fn placement(&self, seq: u64) -> (usize, i32) {
+        let topics = self.topics.len().max(1) as u64;
+        let topic = (seq % topics) as usize;
+        let partitions = self
+            .topics
+            .get(topic)
+            .map_or(1, |t| u64::from(t.partitions.max(1)));
+        (topic, ((seq / topics) % partitions) as i32)
     }
 }

@@ -197,11 +197,21 @@ fn error_code(err: &KafkaError) -> i32 {
 /// Runs the producer role until shutdown is requested; returns after the log is flushed.
 pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let p = &cfg.producer;
-    anyhow::ensure!(
-        p.rate.is_none_or(|r| r > 0.0),
-        "producer rate must be > 0 (or unlimited)"
-    );
-    anyhow::ensure!(!cfg.topics.is_empty(), "no topics");
+    // the config was validated when loaded; a caller that built one by hand gets the
+    // same refusal here
+    cfg.validate().map_err(|problems| {
+        anyhow::anyhow!(
+            "{}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let Some(interval) = p.send_interval() else {
+        anyhow::bail!("producer rate {:?} gives no send interval", p.rate);
+    };
     let flags = if p.idempotence { FLAG_IDEMPOTENT } else { 0 }
         | if p.ordered() { FLAG_ORDERED } else { 0 };
     let header = LogHeader::for_worker(cfg, flags);
@@ -249,10 +259,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     );
 
     let hash = run_hash(&cfg.run_id);
-    // unlimited: no pacing, bursts of at most UNLIMITED_BURST per instance in turn
-    let interval = p
-        .rate
-        .map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r));
+    // unlimited (a zero interval): no pacing, bursts of at most UNLIMITED_BURST per
+    // instance in turn
     let start = Instant::now();
     let mut due: Vec<Instant> = (0..producers.len())
         // spread the instances' first sends over one interval
@@ -289,9 +297,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             while due[i] <= now && burst < UNLIMITED_BURST {
                 burst += 1;
                 let seq = next_seq[i];
-                let topic = (seq % topics.len() as u64) as usize;
-                let partition =
-                    ((seq / topics.len() as u64) % u64::from(topics[topic].partitions)) as i32;
+                let (topic, partition) = cfg.placement(seq);
                 let send_ts = now_us();
                 RecordHeader {
                     run_hash: hash,

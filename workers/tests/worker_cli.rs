@@ -60,6 +60,34 @@ fn a_bad_config_is_exit_2_naming_the_file() {
 }
 
 #[test]
+fn a_config_that_parses_but_cannot_run_is_exit_2_naming_each_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(Role::Produce, dir.path(), Some(1e-300));
+    cfg.topics[0].partitions = 0;
+    cfg.instances = 0;
+    let path = dir.path().join("w.json");
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg("produce")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for field in [
+        "w.json",
+        "`producer.rate`",
+        "`topics[0].partitions`",
+        "`instances`",
+    ] {
+        assert!(err.contains(field), "{field} not named: {err}");
+    }
+    // refused before anything started: no log
+    assert!(!dir.path().join("w.log").exists());
+}
+
+#[test]
 fn a_config_of_another_role_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(Role::FinalRead, dir.path(), Some(1.0));

@@ -322,6 +322,8 @@ pub struct Findings {
     pub logs_read: u64,
     /// Logs that ended in a partial or damaged event.
     pub logs_cut_short: Vec<String>,
+    /// Where each of those was cut: the reader stopped there, what follows went unchecked.
+    pub logs_cut_short_at: Vec<LogCut>,
     /// The ZooKeeper smoke test, per node (when it ran).
     pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
@@ -466,4 +468,17 @@ mod tests {
         let counts: Vec<u64> = Anomaly::ALL.iter().map(|x| a.count(*x)).collect();
         assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     }
+}
+
+/// A worker log that ended in a partial or damaged event or block: read up to `at_byte`,
+/// nothing of it from there on (a worker killed mid-write, a disk that lost a write, a
+/// copy taken while it grew).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogCut {
+    /// The log file.
+    pub path: String,
+    /// Where the partial or damaged event or block begins, in bytes from the file's start.
+    pub at_byte: u64,
+    /// Events read before it.
+    pub events_before: u64,
 }

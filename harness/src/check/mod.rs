@@ -19,8 +19,8 @@ pub use attribution::{Attribution, StepSpan};
 pub use checker::{check, CheckInput, ClockCorrection, EXAMPLES_KEPT};
 pub use findings::{
     Anomalies, ClientRenewal, ClockReport, ConsumerTotals, DeadWorker, Example, FinalReadTotals,
-    Findings, HostClockReport, ProducerSilence, ProducerTotals, StartupTimes, Verdict, Window,
-    WindowKind, WindowSubject,
+    Findings, HostClockReport, LogCut, ProducerSilence, ProducerTotals, StartupTimes, Verdict,
+    Window, WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;

@@ -227,6 +227,27 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
             });
         }
     }
+    let mirrored = scenario.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            crate::scenario::Action::Mirror(crate::scenario::MirrorAction::MirrorStart { .. })
+        )
+    });
+    if mirrored && findings.mirror.is_none() {
+        // the scenario copies, and the run left no record of the copy to check: the run
+        // ended (a crash, an interrupt) before the end-of-run read of the target — the copy
+        // went unchecked, which is not a pass
+        out.push(ExpectationResult {
+            name: "mirror_missing".into(),
+            expected: e.mirror_missing.to_string(),
+            actual: format!(
+                "not checked: no {} in the run directory (the run ended before MirrorMaker's \
+                 copy was read back from the target)",
+                crate::check::mirror::MIRROR_RECORD
+            ),
+            ok: false,
+        });
+    }
     if let Some(m) = &findings.mirror {
         // the target's final read must have read every copied partition to its end, or a
         // missing record may only be beyond what it reached
@@ -473,6 +494,35 @@ idempotence = true
             step: step.into(),
             open: false,
         }
+    }
+
+    #[test]
+    fn a_copy_the_run_never_read_back_fails_as_not_checked() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mirrormaker-clone.toml");
+        let sc = crate::scenario::load(&path).unwrap();
+        // the run died before the end-of-run read of the target: no mirror record
+        let r = judge(&sc, &healthy());
+        let missing: Vec<_> = r.iter().filter(|e| e.name == "mirror_missing").collect();
+        assert_eq!(missing.len(), 1, "{r:?}");
+        assert!(!missing[0].ok);
+        assert!(
+            missing[0]
+                .actual
+                .starts_with("not checked: no mirror/mirror.json"),
+            "{:?}",
+            missing[0]
+        );
+        // with a record, judged from it alone
+        let mut f = healthy();
+        f.mirror = Some(crate::check::mirror::MirrorCheck {
+            cut_ms: Some(1),
+            ..Default::default()
+        });
+        let r = judge(&sc, &f);
+        let missing: Vec<_> = r.iter().filter(|e| e.name == "mirror_missing").collect();
+        assert_eq!(missing.len(), 1, "{r:?}");
+        assert!(missing[0].ok, "{:?}", missing[0]);
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
 use crate::check::latency::LatencySummary;
@@ -19,6 +18,7 @@ use crate::error::HarnessError;
 use crate::scenario::Scenario;
 
 mod judge;
+mod junit;
 mod summary;
 
 pub use judge::{judge, max_partition_window};
@@ -83,6 +83,10 @@ pub struct Report {
     pub logs_read: u64,
     /// Logs that ended mid-event (a crash).
     pub logs_cut_short: Vec<String>,
+    /// Where each of those ends: the byte the reader stopped at and the events before it
+    /// (what follows went unchecked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs_cut_short_at: Vec<crate::check::LogCut>,
     /// The ZooKeeper smoke test per node: operations, failures, latency (when it ran).
     pub zookeeper: BTreeMap<String, crate::check::smoke::ServerSummary>,
     /// The end-of-run check of Kafka's metadata in ZooKeeper (when it ran).
@@ -162,6 +166,7 @@ pub fn build(
         expectations,
         logs_read: findings.logs_read,
         logs_cut_short: findings.logs_cut_short,
+        logs_cut_short_at: findings.logs_cut_short_at,
         zookeeper: findings.zookeeper,
         kafka_metadata: findings.kafka_metadata,
         metadata_survival: findings.metadata_survival,
@@ -181,24 +186,6 @@ pub fn build(
 pub fn write(run_dir: &Path, report: &Report) -> Result<(), HarnessError> {
     let json = serde_json::to_vec_pretty(report).map_err(anyhow::Error::from)?;
     std::fs::write(run_dir.join("report.json"), json)?;
-    let mut suite = TestSuite::new(format!("scenario {}", report.scenario));
-    for e in &report.expectations {
-        let status = if e.ok {
-            TestCaseStatus::success()
-        } else {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(format!("expected {}, got {}", e.expected, e.actual));
-            s
-        };
-        let mut tc = TestCase::new(e.name.clone(), status);
-        tc.set_classname(format!("kmh.{}", report.scenario));
-        suite.add_test_case(tc);
-    }
-    let mut junit = quick_junit::Report::new("kafka-migration-harness");
-    junit.add_test_suite(suite);
-    let xml = junit
-        .to_string()
-        .map_err(|e| HarnessError::Other(anyhow::anyhow!("junit: {e}")))?;
-    std::fs::write(run_dir.join("junit.xml"), xml)?;
+    std::fs::write(run_dir.join("junit.xml"), junit::xml(report)?)?;
     Ok(())
 }

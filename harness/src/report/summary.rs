@@ -57,6 +57,13 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             d.worker, d.how, d.seen_ms
         ));
     }
+    for c in &report.logs_cut_short_at {
+        s.push_str(&format!(
+            "  log {} cut short at byte {} after {} events: a worker killed mid-write, or \
+             damage; nothing after it was checked\n",
+            c.path, c.at_byte, c.events_before
+        ));
+    }
     for q in report.producer_silences.iter().take(10) {
         s.push_str(&format!(
             "  producer {} made no attempt to send from t={}ms to t={}ms{} (in `{}`)\n",

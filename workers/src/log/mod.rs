@@ -466,6 +466,8 @@ pub struct LogReader {
     input: BufReader<File>,
     events_read: u64,
     torn: bool,
+    /// Where the damaged or partial part begins (bytes from the file's start), once `torn`.
+    torn_at: Option<u64>,
     /// Version 4: the events of the current block, and the next one to give.
     block: Vec<Event>,
     next_in_block: usize,
@@ -501,6 +503,7 @@ impl LogReader {
             input,
             events_read: 0,
             torn: false,
+            torn_at: None,
             block: Vec::new(),
             next_in_block: 0,
             body: Vec::new(),
@@ -546,6 +549,21 @@ impl LogReader {
         self.torn
     }
 
+    /// Where reading stopped, when it was cut short: the byte offset (from the start of the
+    /// file) of the damaged or partial event or block. Everything before it was read;
+    /// nothing from it on.
+    pub fn cut_short_at(&self) -> Option<u64> {
+        self.torn.then_some(self.torn_at).flatten()
+    }
+
+    /// Marks the log torn at `at` (the start of the event or block that is damaged or
+    /// partial), when the read that began there found it so.
+    fn note_torn_at(&mut self, at: u64) {
+        if self.torn && self.torn_at.is_none() {
+            self.torn_at = Some(at);
+        }
+    }
+
     /// The next event, `None` at the end (or at a damaged tail, see [`Self::was_cut_short`]).
     pub fn next_event(&mut self) -> io::Result<Option<Event>> {
         if self.torn {
@@ -555,7 +573,9 @@ impl LogReader {
             return self.next_from_block();
         }
         let mut b = [0u8; EVENT_LEN];
+        let start = self.position;
         if !self.fill(&mut b)? {
+            self.note_torn_at(start);
             return Ok(None);
         }
         match Event::decode(&b) {
@@ -565,6 +585,7 @@ impl LogReader {
             }
             None => {
                 self.torn = true;
+                self.note_torn_at(start);
                 Ok(None)
             }
         }
@@ -617,6 +638,14 @@ impl LogReader {
     /// Reads the next block and appends its events to `into`; `false` at the end, or at a
     /// damaged or partial block (then `torn` is set and nothing of it is appended).
     fn read_block(&mut self, into: &mut Vec<Event>) -> io::Result<bool> {
+        let start = self.position;
+        let more = self.read_block_at(into)?;
+        self.note_torn_at(start);
+        Ok(more)
+    }
+
+    /// [`Self::read_block`] without noting where a damaged block began.
+    fn read_block_at(&mut self, into: &mut Vec<Event>) -> io::Result<bool> {
         let mut head = [0u8; block::BLOCK_HEAD_LEN];
         if !self.fill(&mut head)? {
             return self.not_yet_written();
@@ -651,6 +680,7 @@ impl LogReader {
     fn not_yet_written(&mut self) -> io::Result<bool> {
         if self.following {
             self.torn = false;
+            self.torn_at = None;
             self.input.seek(io::SeekFrom::Start(self.whole_up_to))?;
             self.position = self.whole_up_to;
         }

@@ -335,7 +335,7 @@ const EVENT_BATCH: usize = 8192;
 /// batches ahead of `f`: with two cores, reading and checking overlap.
 fn each_event(
     (path, length, shift): (&Path, u64, Option<Shift<'_>>),
-    cut_short: &mut Vec<String>,
+    cut_short: &mut Vec<LogCut>,
     mut f: impl FnMut(&Event),
 ) -> Result<(), HarnessError> {
     let bad =
@@ -347,7 +347,7 @@ fn each_event(
     // emptied batches go back to the decoder: no fresh pages per batch
     let (give_back, take_back) = std::sync::mpsc::channel::<Vec<Event>>();
     let decoded = std::thread::scope(|s| {
-        let decoder = s.spawn(move || -> std::io::Result<bool> {
+        let decoder = s.spawn(move || -> std::io::Result<Option<(u64, u64)>> {
             loop {
                 let mut batch = take_back
                     .try_recv()
@@ -356,7 +356,7 @@ fn each_event(
                 while batch.len() < EVENT_BATCH && r.read_batch(&mut batch, EVENT_BATCH)? {}
                 let last = batch.len() < EVENT_BATCH;
                 if tx.send(batch).is_err() || last {
-                    return Ok(r.was_cut_short());
+                    return Ok(r.cut_short_at().map(|at| (at, r.events_read())));
                 }
             }
         });
@@ -369,8 +369,15 @@ fn each_event(
         }
         decoder.join().expect("the log decoder does not panic")
     });
-    if decoded.map_err(|e| bad(&e))? && !cut_short.contains(&path.display().to_string()) {
-        cut_short.push(path.display().to_string());
+    if let Some((at_byte, events_before)) = decoded.map_err(|e| bad(&e))? {
+        let path = path.display().to_string();
+        if !cut_short.iter().any(|c| c.path == path) {
+            cut_short.push(LogCut {
+                path,
+                at_byte,
+                events_before,
+            });
+        }
     }
     Ok(())
 }
@@ -477,7 +484,8 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     c.attribute_lost(lost);
     c.totals();
     c.unconsumed();
-    c.findings.logs_cut_short = cut;
+    c.findings.logs_cut_short = cut.iter().map(|c| c.path.clone()).collect();
+    c.findings.logs_cut_short_at = cut;
     c.findings.latency_ms = c.latency.overall();
     c.findings.latency_by_step = c.latency.by_label();
     Ok(c.findings)

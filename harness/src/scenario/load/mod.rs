@@ -225,7 +225,14 @@ pub fn parse_watch(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> 
 fn parse_as(path: &Path, text: &str, live: bool) -> Result<Scenario, ScenarioErrors> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        let msg = e.message().to_string();
+        let msg = match e.message().trim() {
+            // the toml crate gives no words for some syntax errors (`key =` with nothing
+            // after it): say what the parser stopped at
+            "" => "the TOML parser stopped here: a value is missing or malformed \
+                   (a string, number, boolean, date, array or inline table is expected)"
+                .to_string(),
+            m => m.to_string(),
+        };
         let hint = if msg.contains("unknown field") {
             "remove or correct the field; the README lists every field of each table"
         } else {

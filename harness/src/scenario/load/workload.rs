@@ -207,13 +207,19 @@ pub(super) fn validate(
     );
     let rate = match rate_given.map(|v| v.get_ref()) {
         None => Some(1.0),
-        Some(RawRate::PerSecond(r)) if *r > 0.0 && r.is_finite() => Some(*r),
+        // the producers pace at 1/rate: it must be a time (a rate of 1e-300 is not)
+        Some(RawRate::PerSecond(r))
+            if *r > 0.0 && std::time::Duration::try_from_secs_f64(1.0 / r).is_ok() =>
+        {
+            Some(*r)
+        }
         Some(RawRate::Word(w)) if w == "unlimited" => None,
         Some(_) => {
             p.at(
                 rate_given.map(|v| v.span()).unwrap_or_default(),
                 "workload.rate",
-                "must be a number of records/s per producer instance > 0, or \"unlimited\"",
+                "must be a number of records/s per producer instance > 0 (at least one record \
+                 in a few hundred billion years), or \"unlimited\"",
                 "rate = 500, or rate = \"unlimited\" (as fast as the client takes them)",
             );
             Some(1.0)
