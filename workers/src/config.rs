@@ -200,18 +200,23 @@ impl WorkerConfig {
                 path.display()
             )
         })?;
-        cfg.validate().map_err(|problems| {
+        cfg.check()
+            .map_err(|e| anyhow::anyhow!("worker config {}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// [`Self::validate`] as one error naming every field at fault.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.validate().map_err(|problems| {
             anyhow::anyhow!(
-                "worker config {}: {}",
-                path.display(),
+                "{}",
                 problems
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ")
             )
-        })?;
-        Ok(cfg)
+        })
     }
 
     /// Every reason this config cannot be run, or `Ok` when a worker of its role can run it.

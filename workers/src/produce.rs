@@ -199,16 +199,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let p = &cfg.producer;
     // the config was validated when loaded; a caller that built one by hand gets the
     // same refusal here
-    cfg.validate().map_err(|problems| {
-        anyhow::anyhow!(
-            "{}",
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
+    cfg.check()?;
     let Some(interval) = p.send_interval() else {
         anyhow::bail!("producer rate {:?} gives no send interval", p.rate);
     };

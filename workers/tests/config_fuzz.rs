@@ -5,6 +5,8 @@
 //! Case counts are bounded for the fast tier (64 per property); a longer run, for local use:
 //! `PROPTEST_CASES=20000 cargo test --release -p workers --test config_fuzz`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -12,18 +14,6 @@ use proptest::prelude::*;
 use workers::config::{
     Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, WorkerConfig, MAX_RECORD_SIZE,
 };
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 fn rate() -> impl Strategy<Value = Option<f64>> {
     prop_oneof![
@@ -234,7 +224,7 @@ fn runnable(cfg: &WorkerConfig, seqs: &[u64]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config())]
 
     /// A config with any field values, written as the harness writes it: loaded when it
     /// validates, else refused naming the file and each field at fault.

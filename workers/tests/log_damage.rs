@@ -12,6 +12,8 @@
 //! Case counts are bounded for the fast tier (64 per property); a longer run, for local use:
 //! `PROPTEST_CASES=20000 cargo test --release -p workers --test log_damage`.
 
+mod common;
+
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -19,21 +21,6 @@ use workers::config::Role;
 use workers::log::{
     Event, EventKind, LogError, LogHeader, LogReader, LogWriter, EVENT_LEN, HEADER_LEN,
 };
-
-/// Cases per property: `PROPTEST_CASES` when set, else a fast-tier 64.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        // no regression files written into the source tree by a failing case: the
-        // failure message carries the minimal input
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 fn header(version: u16) -> LogHeader {
     LogHeader {
@@ -190,7 +177,7 @@ fn block_at(blocks: &[(usize, usize, usize)], at: usize) -> (usize, usize) {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config())]
 
     /// Written and read back whole: the same events, not cut short, both ways of reading.
     #[test]
