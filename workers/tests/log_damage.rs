@@ -59,7 +59,7 @@ fn any_event() -> impl Strategy<Value = Event> {
                 ts_a,
                 ts_b,
                 instance,
-                ..Event::new(kind(k))
+                ..Event::new(EventKind::from_u8(k).unwrap())
             },
         )
 }
@@ -97,27 +97,6 @@ fn log_events() -> impl Strategy<Value = Vec<Event>> {
             }
             events
         })
-}
-
-fn kind(k: u8) -> EventKind {
-    use EventKind::*;
-    [
-        Sent,
-        Acked,
-        Failed,
-        Indeterminate,
-        Received,
-        Assigned,
-        Revoked,
-        ReadComplete,
-        ReadIncomplete,
-        Foreign,
-        Corrupt,
-        EpochBumped,
-        ProducerIdRenewed,
-        Refused,
-        SentUpTo,
-    ][usize::from(k - 1)]
 }
 
 /// Writes `events` with a flush (a sealed block) after each index in `flush_after`.

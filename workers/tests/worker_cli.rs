@@ -59,20 +59,25 @@ fn a_bad_config_is_exit_2_naming_the_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("w.json"));
 }
 
+/// Runs `worker ROLE` on `cfg`, written to `dir/w.json`.
+fn run_with(cfg: &WorkerConfig, dir: &std::path::Path, role: &str) -> std::process::Output {
+    let path = dir.join("w.json");
+    std::fs::write(&path, serde_json::to_vec(cfg).unwrap()).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg(role)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_config_that_parses_but_cannot_run_is_exit_2_naming_each_field() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(Role::Produce, dir.path(), Some(1e-300));
     cfg.topics[0].partitions = 0;
     cfg.instances = 0;
-    let path = dir.path().join("w.json");
-    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .arg("produce")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_with(&cfg, dir.path(), "produce");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     for field in [
@@ -91,14 +96,7 @@ fn a_config_that_parses_but_cannot_run_is_exit_2_naming_each_field() {
 fn a_config_of_another_role_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(Role::FinalRead, dir.path(), Some(1.0));
-    let path = dir.path().join("w.json");
-    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .arg("produce")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_with(&cfg, dir.path(), "produce");
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not Produce"),

@@ -113,7 +113,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    fn from_u8(v: u8) -> Option<EventKind> {
+    /// The kind coded as `v` in a log (its `repr(u8)`), `None` for a code no kind has.
+    pub fn from_u8(v: u8) -> Option<EventKind> {
         use EventKind::*;
         Some(match v {
             1 => Sent,
