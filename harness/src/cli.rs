@@ -80,6 +80,43 @@ pub enum Command {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// Make a run directory's report again from its logs — report.json, junit.xml and
+    /// report.html (charts and tables, one file, no network) — and print report.html's
+    /// path. Exit 0 whatever the verdict (`check` gives the verdict's exit code).
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Compare two runs of a scenario (two versions, two settings): verdicts, anomalies,
+    /// windows per step, latency per step. Exit 1 when B is worse than A beyond the
+    /// tolerance, 0 when not.
+    Compare {
+        /// The baseline: a run directory or its report.json.
+        run_a: PathBuf,
+        /// The candidate: a run directory or its report.json.
+        run_b: PathBuf,
+        /// How far (percent of A's figure) B may exceed A before a count or a window is
+        /// worse.
+        #[arg(long, default_value_t = 20.0)]
+        tolerance_pct: f64,
+        /// Milliseconds a window may be longer beyond the percentage (runs never repeat
+        /// their milliseconds exactly).
+        #[arg(long, default_value_t = 1000.0)]
+        window_slack_ms: f64,
+        /// How far (percent of A's p99 latency) B's may exceed it: looser than the
+        /// others, as p99s of one version differ run to run (2.3× measured here).
+        #[arg(long, default_value_t = 100.0)]
+        latency_tolerance_pct: f64,
+        /// Milliseconds a p99 latency may be higher beyond that percentage.
+        #[arg(long, default_value_t = 50.0)]
+        latency_slack_ms: f64,
+        /// A p99 over fewer records than this (in either run) is shown, not judged.
+        #[arg(long, default_value_t = 1000)]
+        min_latency_samples: u64,
+        /// Print the comparison as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate scenario files without running anything (exit 2 when one is invalid, 3 when
     /// one is valid but this machine cannot run it).
     Validate {

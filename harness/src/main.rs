@@ -85,6 +85,58 @@ fn dispatch(cmd: Command) -> Result<Exit, HarnessError> {
             Ok(Exit::Pass)
         }
         Command::Check { run_dir } => check_cmd(&run_dir),
+        Command::Compare {
+            run_a,
+            run_b,
+            tolerance_pct,
+            window_slack_ms,
+            latency_tolerance_pct,
+            latency_slack_ms,
+            min_latency_samples,
+            json,
+        } => {
+            let finite = |v: f64, what: &str| {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(v)
+                } else {
+                    Err(HarnessError::BadInput(format!(
+                        "{what}: {v} is not a number ≥ 0"
+                    )))
+                }
+            };
+            let t = report::compare::Tolerance {
+                relative: finite(tolerance_pct, "--tolerance-pct")? / 100.0,
+                window_slack_ms: finite(window_slack_ms, "--window-slack-ms")?,
+                latency_relative: finite(latency_tolerance_pct, "--latency-tolerance-pct")? / 100.0,
+                latency_slack_ms: finite(latency_slack_ms, "--latency-slack-ms")?,
+                min_latency_samples,
+            };
+            let (a, b) = (read_report(&run_a)?, read_report(&run_b)?);
+            let c = report::compare::compare(&a, &b, &t);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&c).map_err(anyhow::Error::from)?
+                );
+            } else {
+                print!("{}", report::compare::text(&c, &t));
+            }
+            Ok(if c.worse { Exit::Fail } else { Exit::Pass })
+        }
+        Command::Report { run_dir } => {
+            // the same check and files as `check`, without the verdict's exit code
+            let verdict = check_cmd(&run_dir)?;
+            println!(
+                "report: {} (verdict: {})",
+                run_dir.join(harness::rundir::REPORT_HTML).display(),
+                if verdict == Exit::Pass {
+                    "pass"
+                } else {
+                    "fail"
+                }
+            );
+            Ok(Exit::Pass)
+        }
         Command::Plan { scenario } => plan_cmd(&scenario),
         Command::Validate { scenarios } => {
             let mut bad = Vec::new();
@@ -694,6 +746,30 @@ fn run_cmd(
             Err(e)
         }
     }
+}
+
+/// A run's report.json (given its directory or the file itself), as JSON.
+fn read_report(path: &Path) -> Result<serde_json::Value, HarnessError> {
+    let file = if path.is_dir() {
+        path.join(harness::rundir::REPORT_JSON)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        HarnessError::BadInput(format!(
+            "{}: {e} (hint: give a run directory that was checked, or its report.json; `harness check DIR` makes one)",
+            file.display()
+        ))
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| HarnessError::BadInput(format!("{}: not a report: {e}", file.display())))?;
+    if !v.is_object() || v.get("verdict").is_none() {
+        return Err(HarnessError::BadInput(format!(
+            "{}: not a harness report (no `verdict`)",
+            file.display()
+        )));
+    }
+    Ok(v)
 }
 
 fn check_cmd(run_dir: &Path) -> Result<Exit, HarnessError> {

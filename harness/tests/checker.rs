@@ -523,6 +523,31 @@ fn a_clean_run_has_no_anomaly_and_no_window() {
 }
 
 #[test]
+fn the_run_second_by_second_counts_every_record_once_with_its_latency() {
+    let f = Sim::clean().check();
+    let s = &f.series;
+    assert_eq!(s.bucket_ms, 1000);
+    // sends from 1 s to 4 s: 200 a second from two producers
+    let total = |pick: fn(&harness::check::series::SeriesPoint) -> u64| -> u64 {
+        s.points.iter().map(pick).sum()
+    };
+    assert_eq!(total(|p| p.sent), 600);
+    assert_eq!(total(|p| p.acked), 600);
+    assert_eq!(total(|p| p.consumed), 600);
+    assert_eq!(total(|p| p.failed + p.refused), 0);
+    assert_eq!(s.points[0].sent, 0);
+    assert_eq!(s.points[2].start_ms, 2000);
+    assert_eq!(s.points[2].sent, 200);
+    assert!((s.points[2].ack.p50 - 5.0).abs() < 0.1, "{:?}", s.points[2]);
+    assert!(
+        (s.points[2].e2e.p50 - 25.0).abs() < 0.3,
+        "{:?}",
+        s.points[2]
+    );
+    assert_eq!(s.points[2].ack.count, 200);
+}
+
+#[test]
 fn an_acked_record_missing_from_the_final_read_and_never_read_is_lost() {
     let mut s = Sim::clean();
     let r = s.rec(1, 150); // sent at 2501 ms, during "first step"

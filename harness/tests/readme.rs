@@ -138,7 +138,7 @@ fn the_scenario_example_validates() {
 fn placeholder(word: &str) -> Option<&'static str> {
     Some(match word {
         "SCENARIO" | "SCENARIO..." => "scenarios/rolling-restart.toml",
-        "DIR" | "RUN_DIR" => "runs/example",
+        "DIR" | "RUN_DIR" | "RUN_A" | "RUN_B" => "runs/example",
         "RUN" | "ID" => "rolling-restart-1795320141-ab12",
         "SRC" | "DST" | "A" | "B" | "SERVERS" => "127.0.0.1:2181",
         "FILE" => "runs/example/logs/zk-smoke.jsonl",

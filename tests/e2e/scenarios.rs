@@ -1,7 +1,8 @@
 //! The three scenarios of the foundation, each on a real 3-ZooKeeper, 3-broker cluster
 //! under load, with the outcomes the harness must report; a frozen leader, which makes
 //! librdkafka bump its producer epoch for real; and a topic whose retention deletes records
-//! during the run (expired, not lost).
+//! during the run (expired, not lost). The first two also open their runs' report.html in
+//! headless Chromium.
 
 use e2e::{cluster_lock, cluster_lock_exclusive, run_scenario, snapshot_before, u};
 use serde_json::Value;
@@ -12,6 +13,8 @@ fn a_rolling_restart_under_load_loses_nothing() {
     let _one = cluster_lock();
     let o = run_scenario("rolling-restart.toml");
     e2e::verdicts::rolling_restart(&o);
+    // the report to look at, in a real browser
+    e2e::browser::assert_report_renders_in_chromium(&o.guard.dir);
 }
 
 #[test]
@@ -122,6 +125,16 @@ fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
         .find(|s| s["name"] == "kill the leader")
         .unwrap();
     assert!(kill["node"].as_str().unwrap().starts_with("kafka"));
+    // the report to look at shows the loss: its windows in the Gantt chart, the examples,
+    // and it renders in a real browser
+    let html = std::fs::read_to_string(o.guard.dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("payments/0 produce"),
+        "no window row in report.html"
+    );
+    assert!(html.contains("<h3>First examples: lost</h3>"));
+    assert!(html.contains("<span class=\"verdict pass\">PASS</span>"));
+    e2e::browser::assert_report_renders_in_chromium(&o.guard.dir);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! The tests need Java 17 and the Kafka distribution (fetched by Maven on first use). When
 //! Java is missing they fail loudly with `NOT RUN:` — never pass.
 
+pub mod browser;
 pub mod moto;
 pub mod ssh_hosts;
 pub mod verdicts;

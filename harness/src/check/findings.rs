@@ -316,6 +316,8 @@ pub struct Findings {
     pub latency_ms: LatencySummary,
     /// Latency per step / phase.
     pub latency_by_step: BTreeMap<String, LatencySummary>,
+    /// The run per time bucket (the HTML report's charts).
+    pub series: super::series::Series,
     /// Steps as they ran.
     pub steps: Vec<StepSpan>,
     /// Logs read, and those cut short (a crash mid-write).

@@ -32,7 +32,8 @@ fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
-fn percentiles(h: &Histogram<u64>) -> Percentiles {
+/// The percentiles of `h` (µs samples), in milliseconds rounded to 0.01.
+pub(crate) fn percentiles<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Percentiles {
     if h.is_empty() {
         return Percentiles::default();
     }

@@ -10,6 +10,7 @@ mod findings;
 pub mod latency;
 pub mod mirror;
 pub mod online;
+pub mod series;
 pub mod smoke;
 pub mod windows;
 

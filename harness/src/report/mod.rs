@@ -1,5 +1,5 @@
-//! Reports: the verdict against `[expect]`, `report.json`, `junit.xml` and the terminal
-//! summary.
+//! Reports: the verdict against `[expect]`, `report.json`, `junit.xml`, `report.html` and
+//! the terminal summary.
 //!
 //! `report.json` is the stable interface for CI: see the README's "Report" section. Times
 //! in it (`start_ms`, `end_ms` of steps and windows) are milliseconds since the run start,
@@ -17,6 +17,8 @@ use crate::check::{
 use crate::error::HarnessError;
 use crate::scenario::Scenario;
 
+pub mod compare;
+pub mod html;
 mod judge;
 mod junit;
 mod summary;
@@ -122,6 +124,10 @@ pub struct Report {
     /// must hold (acked on the source up to the cut), what it holds, extra copies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<crate::check::mirror::MirrorCheck>,
+    /// The run per time bucket: records sent, acked, failed, refused, consumed, and
+    /// latency percentiles (what `report.html` charts).
+    #[serde(skip_serializing_if = "crate::check::series::Series::is_empty")]
+    pub series: crate::check::series::Series,
 }
 
 impl Report {
@@ -179,13 +185,20 @@ pub fn build(
         startup_ms: findings.startup_ms,
         clocks: findings.clocks,
         mirror: findings.mirror,
+        series: findings.series,
     }
 }
 
-/// Writes `report.json` and `junit.xml` into the run directory.
+/// Writes `report.json`, `junit.xml` and `report.html` into the run directory.
 pub fn write(run_dir: &Path, report: &Report) -> Result<(), HarnessError> {
     let json = serde_json::to_vec_pretty(report).map_err(anyhow::Error::from)?;
-    std::fs::write(run_dir.join("report.json"), json)?;
-    std::fs::write(run_dir.join("junit.xml"), junit::xml(report)?)?;
+    std::fs::write(run_dir.join(crate::rundir::REPORT_JSON), json)?;
+    std::fs::write(run_dir.join(crate::rundir::JUNIT_XML), junit::xml(report)?)?;
+    // the settings section shows the scenario as run (absent: a directory without it)
+    let scenario = std::fs::read_to_string(run_dir.join(crate::rundir::SCENARIO)).ok();
+    std::fs::write(
+        run_dir.join(crate::rundir::REPORT_HTML),
+        html::render(report, scenario.as_deref()),
+    )?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! timeline.jsonl  steps, phases, snapshots      logs/*.log    binary worker logs
 //! nodes/NAME/     node config, data, logs       workers/      worker configs, status, stderr
 //! report.json     the checker's findings        junit.xml     one test case per expectation
+//! report.html     charts and tables to look at (`harness report` makes it again)
 //! coordinator.json  who ran it (pid, start time): cleanup leaves a live run alone
 //! ```
 
@@ -43,6 +44,8 @@ pub const METADATA_SURVIVAL: &str = "metadata-survival.json";
 pub const REPORT_JSON: &str = "report.json";
 /// One test case per expectation.
 pub const JUNIT_XML: &str = "junit.xml";
+/// The report to look at: charts on one time axis, tables (one file, no network).
+pub const REPORT_HTML: &str = "report.html";
 /// The client properties a watch was given (`--client-config`), kept (mode 0600) so that
 /// `harness cleanup` can reach a secured cluster after a crash.
 pub const CLIENT_CONFIG: &str = "client.properties";

@@ -256,6 +256,8 @@ struct Checker<'a> {
     producers: HashMap<u32, ProducerSets>,
     findings: Findings,
     latency: LatencyBook,
+    /// The run per second, for the charts.
+    series: super::series::SeriesBook,
     /// Reorders seen in the final read, by producer: whether they count depends on the
     /// producer's ordering guarantee, known only from its log header (read later).
     reorders: HashMap<u32, (u64, Vec<Example>)>,
@@ -397,6 +399,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         producers: HashMap::default(),
         findings: Findings::default(),
         latency: LatencyBook::default(),
+        series: Default::default(),
         reorders: HashMap::default(),
         consumers_ran: false,
     };
@@ -488,6 +491,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     c.findings.logs_cut_short_at = cut;
     c.findings.latency_ms = c.latency.overall();
     c.findings.latency_by_step = c.latency.by_label();
+    c.findings.series = std::mem::take(&mut c.series).finish();
     Ok(c.findings)
 }
 
@@ -635,6 +639,7 @@ impl Checker<'_> {
                     return;
                 }
                 self.findings.consumers.received += 1;
+                self.series.consumed(recv);
                 self.parts[gi].consume.success(recv);
                 // compare with what the final read holds at this offset
                 let id = pack(e.producer, e.seq);
@@ -680,7 +685,9 @@ impl Checker<'_> {
                 let send = self.rel_ms(e.ts_a);
                 if self.producer(e.producer).read.insert(e.seq) {
                     let label = input.attribution.label_at(send as u64);
-                    self.latency.e2e(label, e.ts_b.saturating_sub(e.ts_a));
+                    let us = e.ts_b.saturating_sub(e.ts_a);
+                    self.latency.e2e(label, us);
+                    self.series.first_delivery(send, us);
                 }
             }
             _ => {}
@@ -745,7 +752,9 @@ impl Checker<'_> {
                 }
                 let input = self.input;
                 let label = input.attribution.label_at(send as u64);
-                self.latency.ack(label, e.ts_b.saturating_sub(e.ts_a));
+                let us = e.ts_b.saturating_sub(e.ts_a);
+                self.latency.ack(label, us);
+                self.series.acked(send, done, us);
                 if let Some(gi) = gi {
                     let part = &mut self.parts[gi];
                     part.produce.attempt(send, done);
@@ -766,6 +775,7 @@ impl Checker<'_> {
                 let ps = self.producer(e.producer);
                 ps.attempted(send, silence);
                 ps.refused += 1;
+                self.series.refused(send);
                 if let Some(gi) = gi {
                     // pending until the client is asked again (the worker retries within
                     // REFUSAL_RETRY_MS): refusals in a row make one stretch
@@ -782,6 +792,7 @@ impl Checker<'_> {
                 } else {
                     ps.indeterminate.insert(e.seq);
                 }
+                self.series.failed(send, done);
                 if let Some(gi) = gi {
                     self.parts[gi].produce.attempt(send, done);
                 }

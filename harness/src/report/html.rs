@@ -1,0 +1,718 @@
+//! `report.html`: the run to look at, in one file that needs no network and no script.
+//!
+//! Charts first, on one shared time axis (seconds since the run start, the same width and
+//! margins in every chart, so a moment lines up from top to bottom), with the steps drawn
+//! as bands and the clients' epoch bumps as marks: records per second, latency per second,
+//! then the unavailability windows per partition (produce, consume), per ZooKeeper server
+//! and ensemble, and the reassigned partitions, as a Gantt chart. Then the tables: steps,
+//! expectations, anomalies with their first examples, the longest windows, client renewals,
+//! ZooKeeper, reassignments, and the scenario as run.
+//!
+//! Drawn with plotters' SVG backend, inlined: the file is self-contained. Everything comes
+//! from the [`Report`] (which `report.json` also holds) and the scenario's text, so
+//! `harness report RUN_DIR` can make it again from the logs at any time.
+
+use std::fmt::Write as _;
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use super::Report;
+use crate::check::{Window, WindowKind};
+
+/// Width of every chart, px.
+const WIDTH: u32 = 1100;
+/// Room for the y labels, the same in every chart: the time axes line up.
+const Y_LABELS: u32 = 200;
+/// Gantt rows drawn at most; the rest are counted under the chart.
+const MAX_ROWS: usize = 48;
+/// Table rows of windows.
+const MAX_WINDOWS_LISTED: usize = 25;
+
+/// Step bands: alternating light colours, so neighbouring steps stay apart.
+const BANDS: [RGBColor; 2] = [RGBColor(222, 232, 250), RGBColor(236, 226, 248)];
+const SENT: RGBColor = RGBColor(120, 120, 120);
+const ACKED: RGBColor = RGBColor(31, 119, 180);
+const CONSUMED: RGBColor = RGBColor(44, 160, 44);
+const FAILED: RGBColor = RGBColor(214, 39, 40);
+const REFUSED: RGBColor = RGBColor(255, 127, 14);
+const E2E: RGBColor = RGBColor(148, 103, 189);
+const BUMP: RGBColor = RGBColor(255, 127, 14);
+
+/// The page.
+pub fn render(report: &Report, scenario_toml: Option<&str>) -> String {
+    let mut h = String::with_capacity(256 * 1024);
+    let title = format!("{} — {}", report.scenario, report.verdict);
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n",
+        esc(&title)
+    );
+    header(&mut h, report);
+    let axis = TimeAxis::of(report);
+    h.push_str("<h2>Over time</h2>\n<p class=\"note\">Seconds since the run start. Bands: the steps (numbered as in the steps table); orange marks: a producer client bumped its epoch or took a new producer id.</p>\n");
+    figure(
+        &mut h,
+        "records per second",
+        throughput_chart(report, &axis),
+    );
+    figure(
+        &mut h,
+        "latency per second (ms, log scale)",
+        latency_chart(report, &axis),
+    );
+    let rows = gantt_rows(report);
+    let hidden = rows.len().saturating_sub(MAX_ROWS);
+    figure(
+        &mut h,
+        "unavailability and reassignments",
+        gantt_chart(report, &axis, &rows),
+    );
+    if hidden > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">{hidden} more rows are in report.json.</p>"
+        );
+    }
+    steps(&mut h, report);
+    expectations(&mut h, report);
+    anomalies(&mut h, report);
+    windows(&mut h, report);
+    renewals(&mut h, report);
+    zookeeper(&mut h, report);
+    reassignments(&mut h, report);
+    if let Some(toml) = scenario_toml {
+        let _ = writeln!(
+            h,
+            "<h2>Settings: the scenario as run</h2>\n<pre>{}</pre>",
+            esc(toml)
+        );
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1150px}\
+table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;\
+text-align:left;vertical-align:top;font-size:13px}th{background:#f3f3f3}.pass{color:#18794e;\
+font-weight:bold}.fail{color:#c62828;font-weight:bold}.verdict{font-size:22px;padding:2px 10px;\
+border-radius:4px;color:#fff}.verdict.pass{background:#18794e}.verdict.fail{background:#c62828}\
+.note{color:#555;font-size:13px}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}\
+figure{margin:0 0 12px}figcaption{font-weight:bold;font-size:14px}";
+
+/// HTML text: `&`, `<`, `>`, `"` and `'` escaped.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn header(h: &mut String, r: &Report) {
+    let v = r.verdict.to_string();
+    let _ = writeln!(
+        h,
+        "<h1>{} <span class=\"verdict {v}\">{}</span></h1>",
+        esc(&r.scenario),
+        v.to_uppercase()
+    );
+    let p = serde_json::to_value(&r.producers).unwrap_or_default();
+    let c = serde_json::to_value(&r.consumers).unwrap_or_default();
+    let failed: usize = r.expectations.iter().filter(|e| !e.ok).count();
+    let _ = writeln!(
+        h,
+        "<table><tr><th>run</th><td>{}</td></tr><tr><th>started (unix ms)</th><td>{}</td></tr>\
+         <tr><th>producers</th><td>{}</td></tr><tr><th>consumers</th><td>{}</td></tr>\
+         <tr><th>longest partition window</th><td>{} ms</td></tr>\
+         <tr><th>expectations</th><td>{} of {} held</td></tr></table>",
+        esc(&r.run_id),
+        r.run_start_unix_ms,
+        esc(&flat(&p)),
+        esc(&flat(&c)),
+        r.max_unavailable_ms,
+        r.expectations.len() - failed,
+        r.expectations.len()
+    );
+}
+
+/// `key value, key value` of a JSON object's plain fields.
+fn flat(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_object() && !v.is_array())
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The x range every chart shares.
+struct TimeAxis {
+    end_s: f64,
+}
+
+impl TimeAxis {
+    fn of(r: &Report) -> TimeAxis {
+        let mut end = 1000u64;
+        if let Some(p) = r.series.points.last() {
+            end = end.max(p.start_ms + r.series.bucket_ms);
+        }
+        for s in &r.steps {
+            end = end.max(s.end_ms.unwrap_or(s.start_ms));
+        }
+        for w in &r.unavailability {
+            end = end.max(w.end_ms);
+        }
+        TimeAxis {
+            end_s: seconds(end) * 1.02,
+        }
+    }
+}
+
+fn figure(h: &mut String, caption: &str, svg: Result<String, String>) {
+    let _ = write!(h, "<figure><figcaption>{}</figcaption>", esc(caption));
+    match svg {
+        Ok(svg) => h.push_str(&svg),
+        Err(e) => {
+            let _ = write!(h, "<p class=\"fail\">chart not drawn: {}</p>", esc(&e));
+        }
+    }
+    h.push_str("</figure>\n");
+}
+
+/// plotters' errors, as text for the page.
+fn drawn<T, E: std::fmt::Debug>(r: Result<T, E>) -> Result<T, String> {
+    r.map_err(|e| format!("{e:?}"))
+}
+
+/// Step bands and epoch-bump marks over `(0..end) × (y0..y1)`.
+fn bands<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    r: &Report,
+    y0: f64,
+    y1: f64,
+) -> Result<(), String> {
+    drawn(chart.draw_series(r.steps.iter().map(|s| {
+        let end = s.end_ms.unwrap_or(s.start_ms).max(s.start_ms + 200);
+        Rectangle::new(
+            [(seconds(s.start_ms), y0), (seconds(end), y1)],
+            BANDS[s.index % 2].filled(),
+        )
+    })))?;
+    drawn(chart.draw_series(r.steps.iter().map(|s| {
+        Text::new(
+            format!("{}", s.index + 1),
+            (seconds(s.start_ms), y1),
+            ("sans-serif", 11).into_font().color(&BLACK.mix(0.6)),
+        )
+    })))?;
+    drawn(chart.draw_series(r.client_renewals.iter().map(|c| {
+        PathElement::new(
+            vec![(seconds(c.at_ms), y0), (seconds(c.at_ms), y1)],
+            BUMP.stroke_width(1),
+        )
+    })))?;
+    Ok(())
+}
+
+fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
+    let s = &r.series;
+    let per_s = 1000.0 / s.bucket_ms.max(1) as f64;
+    let top = s
+        .points
+        .iter()
+        .map(|p| {
+            p.sent
+                .max(p.acked)
+                .max(p.consumed)
+                .max(p.failed + p.refused)
+        })
+        .max()
+        .unwrap_or(0) as f64
+        * per_s;
+    let top = (top * 1.1).max(10.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
+        drawn(root.fill(&WHITE))?;
+        let mut chart = drawn(
+            ChartBuilder::on(&root)
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(Y_LABELS)
+                .build_cartesian_2d(0f64..axis.end_s, 0f64..top),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_desc("s since the run start")
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 12))
+                .y_desc("records/s")
+                .draw(),
+        )?;
+        bands(&mut chart, r, 0.0, top)?;
+        let mid = s.bucket_ms as f64 / 2000.0;
+        let line = |f: fn(&crate::check::series::SeriesPoint) -> u64| {
+            s.points
+                .iter()
+                .map(move |p| (seconds(p.start_ms) + mid, f(p) as f64 * per_s))
+                .collect::<Vec<_>>()
+        };
+        type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+        let series: [Line; 5] = [
+            ("sent", SENT, line(|p| p.sent)),
+            ("acked", ACKED, line(|p| p.acked)),
+            ("consumed", CONSUMED, line(|p| p.consumed)),
+            ("failed", FAILED, line(|p| p.failed)),
+            ("refused", REFUSED, line(|p| p.refused)),
+        ];
+        for (name, colour, points) in series {
+            drawn(chart.draw_series(LineSeries::new(points, colour.stroke_width(2))))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+        }
+        drawn(
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .draw(),
+        )?;
+        drawn(root.present())?;
+    }
+    Ok(svg)
+}
+
+fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
+    let s = &r.series;
+    let top = s
+        .points
+        .iter()
+        .map(|p| p.ack.max.max(p.e2e.max))
+        .fold(1.0f64, f64::max)
+        * 1.5;
+    let floor = 0.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
+        drawn(root.fill(&WHITE))?;
+        let mut chart = drawn(
+            ChartBuilder::on(&root)
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(Y_LABELS)
+                .build_cartesian_2d(0f64..axis.end_s, (floor..top).log_scale()),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_desc("s since the run start")
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 12))
+                .y_desc("ms")
+                .draw(),
+        )?;
+        // the bands, drawn in this chart's own (log) coordinates
+        drawn(chart.draw_series(r.steps.iter().map(|st| {
+            let end = st.end_ms.unwrap_or(st.start_ms).max(st.start_ms + 200);
+            Rectangle::new(
+                [(seconds(st.start_ms), floor), (seconds(end), top)],
+                BANDS[st.index % 2].filled(),
+            )
+        })))?;
+        drawn(chart.draw_series(r.client_renewals.iter().map(|c| {
+            PathElement::new(
+                vec![(seconds(c.at_ms), floor), (seconds(c.at_ms), top)],
+                BUMP.stroke_width(1),
+            )
+        })))?;
+        let mid = s.bucket_ms as f64 / 2000.0;
+        type Pick = fn(&crate::check::series::SeriesPoint) -> (u64, f64);
+        let lines: [(&str, ShapeStyle, Pick); 5] = [
+            ("ack p50", ACKED.stroke_width(2), |p| {
+                (p.ack.count, p.ack.p50)
+            }),
+            ("ack p99", ACKED.mix(0.6).stroke_width(1), |p| {
+                (p.ack.count, p.ack.p99)
+            }),
+            ("ack max", ACKED.mix(0.35).stroke_width(1), |p| {
+                (p.ack.count, p.ack.max)
+            }),
+            ("end-to-end p50", E2E.stroke_width(2), |p| {
+                (p.e2e.count, p.e2e.p50)
+            }),
+            ("end-to-end p99", E2E.mix(0.6).stroke_width(1), |p| {
+                (p.e2e.count, p.e2e.p99)
+            }),
+        ];
+        for (name, style, pick) in lines {
+            let points: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .filter_map(|p| {
+                    let (n, v) = pick(p);
+                    (n > 0).then(|| (seconds(p.start_ms) + mid, v.max(floor)))
+                })
+                .collect();
+            drawn(chart.draw_series(LineSeries::new(points, style)))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        }
+        drawn(
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .draw(),
+        )?;
+        drawn(root.present())?;
+    }
+    Ok(svg)
+}
+
+/// One Gantt row: a label and its bars (start, end, colour).
+struct Row {
+    label: String,
+    bars: Vec<(u64, u64, RGBColor)>,
+}
+
+fn window_colour(kind: &WindowKind) -> RGBColor {
+    match kind {
+        WindowKind::Produce => FAILED,
+        WindowKind::Consume => ACKED,
+        WindowKind::Rebalance => RGBColor(150, 150, 150),
+        WindowKind::ZooKeeper => E2E,
+        WindowKind::Ensemble => RGBColor(90, 40, 130),
+        WindowKind::Split(..) => BLACK,
+    }
+}
+
+/// The rows: every subject and kind with a window, then every reassigned partition.
+fn gantt_rows(r: &Report) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut by_label: std::collections::BTreeMap<String, Vec<&Window>> = Default::default();
+    for w in &r.unavailability {
+        by_label
+            .entry(format!("{} {}", w.partition, w.kind))
+            .or_default()
+            .push(w);
+    }
+    for (label, ws) in by_label {
+        rows.push(Row {
+            label,
+            bars: ws
+                .iter()
+                .map(|w| {
+                    (
+                        w.start_ms,
+                        w.end_ms.max(w.start_ms + 50),
+                        window_colour(&w.kind),
+                    )
+                })
+                .collect(),
+        });
+    }
+    for section in &r.reassignments {
+        for p in &section.partitions {
+            rows.push(Row {
+                label: format!("{} moved", p.partition),
+                bars: vec![(
+                    section.start_ms,
+                    section.start_ms + p.took_ms.max(50),
+                    RGBColor(188, 189, 34),
+                )],
+            });
+        }
+    }
+    rows
+}
+
+fn gantt_chart(r: &Report, axis: &TimeAxis, rows: &[Row]) -> Result<String, String> {
+    let shown = &rows[..rows.len().min(MAX_ROWS)];
+    let n = shown.len().max(1) as i32;
+    let height = 90 + 20 * n as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        drawn(root.fill(&WHITE))?;
+        let mut chart = drawn(
+            ChartBuilder::on(&root)
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(Y_LABELS)
+                .build_cartesian_2d(0f64..axis.end_s, (0..n).into_segmented()),
+        )?;
+        let label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => shown
+                .get(*i as usize)
+                .map(|row| row.label.clone())
+                .unwrap_or_default(),
+            SegmentValue::Last => String::new(),
+        };
+        drawn(
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .y_labels(n as usize)
+                .y_label_formatter(&label)
+                .x_desc("s since the run start")
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 12))
+                .draw(),
+        )?;
+        drawn(chart.draw_series(r.steps.iter().map(|st| {
+            let end = st.end_ms.unwrap_or(st.start_ms).max(st.start_ms + 200);
+            Rectangle::new(
+                [
+                    (seconds(st.start_ms), SegmentValue::Exact(0)),
+                    (seconds(end), SegmentValue::Exact(n)),
+                ],
+                BANDS[st.index % 2].filled(),
+            )
+        })))?;
+        if rows.is_empty() {
+            drawn(chart.draw_series(std::iter::once(Text::new(
+                "no window and no reassignment in this run",
+                (axis.end_s * 0.02, SegmentValue::CenterOf(0)),
+                ("sans-serif", 13).into_font(),
+            ))))?;
+        }
+        for (i, row) in shown.iter().enumerate() {
+            let i = i as i32;
+            drawn(chart.draw_series(row.bars.iter().map(|(a, b, colour)| {
+                Rectangle::new(
+                    [
+                        (seconds(*a), SegmentValue::Exact(i)),
+                        (seconds(*b), SegmentValue::Exact(i + 1)),
+                    ],
+                    colour.mix(0.85).filled(),
+                )
+            })))?;
+        }
+        drawn(root.present())?;
+    }
+    Ok(svg)
+}
+
+fn steps(h: &mut String, r: &Report) {
+    h.push_str("<h2>Steps</h2>\n<table><tr><th>#</th><th>step</th><th>action</th><th>node</th><th>start s</th><th>took s</th><th>outcome</th></tr>\n");
+    for s in &r.steps {
+        let took = s
+            .end_ms
+            .map(|e| format!("{:.1}", seconds(e.saturating_sub(s.start_ms))))
+            .unwrap_or_else(|| "unfinished".into());
+        let outcome = match (s.ok, &s.error) {
+            (Some(true), _) => "<span class=\"pass\">ok</span>".to_string(),
+            (Some(false), e) => format!(
+                "<span class=\"fail\">failed</span> {}",
+                esc(e.as_deref().unwrap_or(""))
+            ),
+            (None, _) => "<span class=\"fail\">never ended</span>".to_string(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{took}</td><td>{outcome}</td></tr>",
+            s.index + 1,
+            esc(&s.name),
+            esc(&s.action),
+            esc(s.node.as_deref().unwrap_or("")),
+            seconds(s.start_ms)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn expectations(h: &mut String, r: &Report) {
+    h.push_str("<h2>Expectations</h2>\n<table><tr><th>what</th><th>expected</th><th>actual</th><th></th></tr>\n");
+    for e in &r.expectations {
+        let (class, word) = if e.ok {
+            ("pass", "held")
+        } else {
+            ("fail", "FAILED")
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td></tr>",
+            esc(&e.name),
+            esc(&e.expected),
+            esc(&e.actual)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn anomalies(h: &mut String, r: &Report) {
+    h.push_str("<h2>Anomalies</h2>\n");
+    let counts = serde_json::to_value(&r.anomalies).unwrap_or_default();
+    let mut found: Vec<(String, u64)> = counts
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| (k.clone(), n)))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if found.is_empty() {
+        h.push_str("<p class=\"pass\">None.</p>\n");
+    } else {
+        h.push_str("<table><tr><th>kind</th><th>count</th></tr>\n");
+        for (k, n) in &found {
+            let _ = writeln!(h, "<tr><td>{}</td><td>{n}</td></tr>", esc(k));
+        }
+        h.push_str("</table>\n");
+    }
+    for (kind, examples) in &r.examples {
+        if examples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            h,
+            "<h3>First examples: {}</h3>\n<table><tr><th>partition</th><th>offset</th><th>producer</th><th>seq</th><th>step</th><th>what was seen</th></tr>",
+            esc(kind)
+        );
+        for e in examples {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.partition),
+                e.offset.map(|o| o.to_string()).unwrap_or_default(),
+                e.producer,
+                e.seq,
+                esc(&e.step),
+                esc(&e.detail)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+}
+
+fn windows(h: &mut String, r: &Report) {
+    let mut ws: Vec<&Window> = r.unavailability.iter().collect();
+    ws.sort_by_key(|w| std::cmp::Reverse(w.duration_ms));
+    let _ = writeln!(
+        h,
+        "<h2>Unavailability windows</h2>\n<p class=\"note\">{} in all; the {} longest:</p>",
+        ws.len(),
+        ws.len().min(MAX_WINDOWS_LISTED)
+    );
+    h.push_str("<table><tr><th>what</th><th>kind</th><th>start s</th><th>ms</th><th>step</th><th>open</th></tr>\n");
+    for w in ws.iter().take(MAX_WINDOWS_LISTED) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&w.partition.to_string()),
+            esc(&w.kind.to_string()),
+            seconds(w.start_ms),
+            w.duration_ms,
+            esc(&w.step),
+            if w.open { "yes" } else { "" }
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn renewals(h: &mut String, r: &Report) {
+    if r.client_renewals.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Producer clients' epoch bumps and new ids</h2>\n<table><tr><th>producer</th><th>kind</th><th>at s</th><th>in flight</th><th>step</th><th>why</th></tr>\n");
+    for c in &r.client_renewals {
+        let kind = serde_json::to_value(c.kind).unwrap_or_default();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.producer,
+            esc(kind.as_str().unwrap_or("")),
+            seconds(c.at_ms),
+            c.in_flight,
+            esc(&c.step),
+            esc(&c.reason)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn zookeeper(h: &mut String, r: &Report) {
+    if r.zookeeper.is_empty() {
+        return;
+    }
+    h.push_str("<h2>ZooKeeper smoke test</h2>\n<table><tr><th>server</th><th>operations</th><th>failures</th><th>p50 ms</th><th>p99 ms</th></tr>\n");
+    for (node, s) in &r.zookeeper {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(node),
+            s.operations,
+            s.failures,
+            s.p50_ms,
+            s.p99_ms
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn reassignments(h: &mut String, r: &Report) {
+    if r.reassignments.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Reassignments</h2>\n<table><tr><th>step</th><th>topic</th><th>start s</th><th>took s</th><th>bytes moved</th><th>partitions</th><th>longest window ms</th></tr>\n");
+    for s in &r.reassignments {
+        let longest = s
+            .partitions
+            .iter()
+            .map(|p| p.max_window_ms)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{longest}</td></tr>",
+            esc(&s.step),
+            esc(s.topic.as_deref().unwrap_or("")),
+            seconds(s.start_ms),
+            seconds(s.end_ms.saturating_sub(s.start_ms)),
+            s.bytes,
+            s.partitions.len()
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! `report.html`: one self-contained page — three charts on one time axis (records per
+//! second, latency, the windows as a Gantt chart), then the tables — with every name from
+//! the run escaped. (That it renders in a real browser is the slow tier's test:
+//! `tests/e2e/scenarios.rs` opens real runs' reports in headless Chromium.)
+
+use std::path::Path;
+
+use harness::check::series::SeriesBook;
+use harness::check::{Example, Findings, StepSpan, Window, WindowKind, WindowSubject};
+
+fn window(partition: &str, kind: WindowKind, start: u64, ms: u64) -> Window {
+    Window {
+        partition: WindowSubject::Partition(partition.into()),
+        kind,
+        start_ms: start,
+        end_ms: start + ms,
+        duration_ms: ms,
+        step: "restart <kafka2>".into(),
+        open: false,
+    }
+}
+
+#[test]
+fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
+    let sc = harness::scenario::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/rolling-restart.toml"),
+    )
+    .unwrap();
+    let mut f = Findings::default();
+    f.anomalies.lost = 2;
+    f.examples.insert(
+        "lost".into(),
+        vec![Example {
+            partition: "orders/0".into(),
+            offset: Some(41),
+            producer: 1,
+            seq: 77,
+            step: "restart <kafka2>".into(),
+            detail: "acked by 2, not in the final read".into(),
+        }],
+    );
+    f.steps = vec![StepSpan {
+        index: 0,
+        name: "restart <kafka2>".into(),
+        action: "restart".into(),
+        start_ms: 12_000,
+        end_ms: Some(20_000),
+        ok: Some(false),
+        error: Some("kafka2 did not come back & <gave up>".into()),
+        node: Some("kafka2".into()),
+    }];
+    f.unavailability = vec![
+        window("orders/0", WindowKind::Produce, 13_000, 2_000),
+        window("orders/0", WindowKind::Produce, 17_000, 500),
+        window("orders/1", WindowKind::Produce, 13_100, 1_900),
+        window("orders/1", WindowKind::Consume, 13_200, 3_000),
+    ];
+    let mut series = SeriesBook::default();
+    for t in 0..30_000u32 {
+        if t % 10 == 0 {
+            series.acked(t, t + 5, 5_000);
+            series.consumed(t + 7);
+            series.first_delivery(t, 7_000);
+        }
+    }
+    f.series = series.finish();
+    let report = harness::report::build(&sc, "run-<1>", 0, f);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("scenario.toml"), "name = \"a<b\"\n").unwrap();
+    harness::report::write(dir.path(), &report).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+
+    // three charts, one width: the time axes line up
+    let svgs: Vec<&str> = html.split("<svg ").skip(1).collect();
+    assert_eq!(svgs.len(), 3, "{html}");
+    assert!(svgs.iter().all(|s| s.starts_with("width=\"1100\"")));
+    // the Gantt chart: a row per subject and kind, a bar per produce window (red)
+    let gantt = svgs[2];
+    for row in ["orders/0 produce", "orders/1 produce", "orders/1 consume"] {
+        assert!(gantt.contains(row), "no row `{row}`: {gantt}");
+    }
+    assert_eq!(gantt.matches("fill=\"#D62728\"").count(), 3, "{gantt}");
+    // the records chart has the series as lines
+    assert!(svgs[0].contains("<polyline"), "{}", svgs[0]);
+
+    // self-contained: nothing fetched, no script
+    for banned in ["<script", "<link", "src=", "url(", "<iframe", "@import"] {
+        assert!(!html.contains(banned), "`{banned}` in the page");
+    }
+    // what the run named is text, never markup
+    assert!(!html.contains("<kafka2>") && !html.contains("<gave up>") && !html.contains("a<b"));
+    assert!(html.contains("restart &lt;kafka2&gt;"));
+    assert!(html.contains("kafka2 did not come back &amp; &lt;gave up&gt;"));
+    assert!(html.contains("run-&lt;1&gt;"));
+    assert!(html.contains("name = &quot;a&lt;b&quot;"));
+    // the verdict, the failing expectation, the example
+    assert!(html.contains("<span class=\"verdict fail\">FAIL</span>"));
+    assert!(html.contains("<td class=\"fail\">FAILED</td>"));
+    assert!(html.contains("acked by 2, not in the final read"));
+}
