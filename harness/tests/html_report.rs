@@ -97,4 +97,6 @@ fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
     assert!(html.contains("<span class=\"verdict fail\">FAIL</span>"));
     assert!(html.contains("<td class=\"fail\">FAILED</td>"));
     assert!(html.contains("acked by 2, not in the final read"));
+    // a start-up point the run never reached says so
+    assert!(html.contains("cluster up not reached"), "{html}");
 }

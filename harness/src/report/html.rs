@@ -76,6 +76,7 @@ pub fn render(report: &Report, scenario_toml: Option<&str>) -> String {
         );
     }
     steps(&mut h, report);
+    latency_by_step(&mut h, report);
     expectations(&mut h, report);
     anomalies(&mut h, report);
     windows(&mut h, report);
@@ -137,15 +138,32 @@ fn header(h: &mut String, r: &Report) {
         "<table><tr><th>run</th><td>{}</td></tr><tr><th>started (unix ms)</th><td>{}</td></tr>\
          <tr><th>producers</th><td>{}</td></tr><tr><th>consumers</th><td>{}</td></tr>\
          <tr><th>longest partition window</th><td>{} ms</td></tr>\
+         <tr><th>start-up (s since the run start)</th><td>{}</td></tr>\
          <tr><th>expectations</th><td>{} of {} held</td></tr></table>",
         esc(&r.run_id),
         r.run_start_unix_ms,
         esc(&flat(&p)),
         esc(&flat(&c)),
         r.max_unavailable_ms,
+        startup(&r.startup_ms),
         r.expectations.len() - failed,
         r.expectations.len()
     );
+}
+
+/// The start-up's points, as far as the run reached them.
+fn startup(t: &crate::check::StartupTimes) -> String {
+    let at = |v: Option<u64>| {
+        v.map_or("not reached".to_string(), |ms| {
+            format!("{:.1}", seconds(ms))
+        })
+    };
+    format!(
+        "cluster up {}, topics ready {}, workers ready {}",
+        at(t.cluster_up),
+        at(t.topics_ready),
+        at(t.workers_ready)
+    )
 }
 
 /// `key value, key value` of a JSON object's plain fields.
@@ -543,6 +561,31 @@ fn steps(h: &mut String, r: &Report) {
             esc(&s.action),
             esc(s.node.as_deref().unwrap_or("")),
             seconds(s.start_ms)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn latency_by_step(h: &mut String, r: &Report) {
+    if r.latency_by_step.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Latency by step</h2>\n<p class=\"note\">Of the records sent during each step or phase, ms.</p>\n<table><tr><th>step or phase</th><th>acked</th><th>ack p50</th><th>ack p99</th><th>ack max</th><th>read</th><th>end-to-end p50</th><th>end-to-end p99</th><th>end-to-end max</th></tr>\n");
+    let mut rows = vec![("(the whole run)".to_string(), &r.latency_ms)];
+    rows.extend(r.latency_by_step.iter().map(|(k, v)| (k.clone(), v)));
+    for (label, l) in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&label),
+            l.ack.count,
+            l.ack.p50,
+            l.ack.p99,
+            l.ack.max,
+            l.e2e.count,
+            l.e2e.p50,
+            l.e2e.p99,
+            l.e2e.max
         );
     }
     h.push_str("</table>\n");

@@ -340,9 +340,10 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         ));
     }
     s.push_str(&format!(
-        "verdict: {}  (report: {})\n",
+        "verdict: {}  (report: {}; to look at: {})\n",
         report.verdict.to_string().to_uppercase(),
-        run_dir.join("report.json").display()
+        run_dir.join(crate::rundir::REPORT_JSON).display(),
+        run_dir.join(crate::rundir::REPORT_HTML).display()
     ));
     s
 }
