@@ -341,21 +341,38 @@ impl Cluster {
     /// Stops a node gracefully (SIGTERM; a broker does its controlled shutdown), waiting up
     /// to `timeout` before SIGKILL.
     pub fn stop(&mut self, name: &str, timeout: Duration) -> Result<(), HarnessError> {
-        self.node(name)?.terminate(timeout)
+        self.node(name)?.terminate(timeout)?;
+        self.unpaused(name);
+        Ok(())
     }
 
     /// SIGKILLs a node.
     pub fn kill(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.node(name)?.kill()
+        self.node(name)?.kill()?;
+        self.unpaused(name);
+        Ok(())
     }
 
-    /// SIGSTOPs a node.
+    /// SIGSTOPs a node. The admin client is made again without it (see `paused`).
     pub fn pause(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.node(name)?.signal(Signal::Stop)
+        self.node(name)?.signal(Signal::Stop)?;
+        if self.paused.insert(name.to_string()) {
+            self.admin = None;
+        }
+        Ok(())
     }
 
     /// SIGCONTs a paused node.
     pub fn resume(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.node(name)?.signal(Signal::Cont)
+        self.node(name)?.signal(Signal::Cont)?;
+        self.unpaused(name);
+        Ok(())
+    }
+
+    /// `name` answers again (resumed) or is gone (killed): the admin client may use it.
+    fn unpaused(&mut self, name: &str) {
+        if self.paused.remove(name) {
+            self.admin = None;
+        }
     }
 }

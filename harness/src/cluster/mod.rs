@@ -81,6 +81,11 @@ pub struct Cluster {
     spec: ClusterSpec,
     nodes: BTreeMap<String, Node>,
     admin: Option<Admin>,
+    /// Nodes SIGSTOPped by a `pause` step and not resumed: the admin client is made
+    /// without them (a paused broker keeps its connections open and answers nothing, so a
+    /// metadata request sent to it waits out its timeout — a step resolving
+    /// `leader:T/P` once failed so).
+    paused: std::collections::BTreeSet<String>,
     /// The target cluster's admin client (`[cluster.target]`; created on first use).
     target_admin: Option<Admin>,
     /// MirrorMaker 2 from the first cluster to the target, while a `mirror-start` step's
@@ -480,6 +485,7 @@ impl Cluster {
                 .map(|b| (b.clone(), kafka_servers.clone()))
                 .collect(),
             admin: None,
+            paused: Default::default(),
             target_admin: None,
             mirror: None,
             mirror_caught_up_at: None,
@@ -772,8 +778,21 @@ impl Cluster {
     /// The admin client (created on first use).
     pub fn admin(&mut self) -> Result<&Admin, HarnessError> {
         if self.admin.is_none() {
+            let answering: Vec<String> = self
+                .spec
+                .brokers
+                .iter()
+                .filter(|b| !self.paused.contains(*b))
+                .cloned()
+                .collect();
+            // every broker paused: the full list (nothing answers either way)
+            let bootstrap = if answering.is_empty() {
+                self.bootstrap()
+            } else {
+                self.broker_addresses(&answering)
+            };
             self.admin = Some(
-                Admin::new(&self.bootstrap())
+                Admin::new(&bootstrap)
                     .map_err(|e| HarnessError::Cluster(format!("admin client: {e}")))?,
             );
         }

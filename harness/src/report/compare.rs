@@ -306,6 +306,15 @@ mod tests {
         })
     }
 
+    /// What the comparison calls worse.
+    fn worse_rows(c: &Comparison) -> Vec<&str> {
+        c.rows
+            .iter()
+            .filter(|r| r.worse)
+            .map(|r| r.what.as_str())
+            .collect()
+    }
+
     #[test]
     fn the_same_figures_are_not_worse() {
         let c = compare(
@@ -324,12 +333,7 @@ mod tests {
             &Tolerance::default(),
         );
         assert!(c.worse);
-        let worse: Vec<&str> = c
-            .rows
-            .iter()
-            .filter(|r| r.worse)
-            .map(|r| r.what.as_str())
-            .collect();
+        let worse = worse_rows(&c);
         assert_eq!(worse, vec!["verdict", "lost"]);
         // the other way round: better, not worse
         assert!(
@@ -348,12 +352,7 @@ mod tests {
         // 2000 → 3000 ms: within 20 % + 1000 ms (3400)
         assert!(!compare(&report(0, 2000, 20.0), &report(0, 3000, 20.0), &t).worse);
         let c = compare(&report(0, 2000, 20.0), &report(0, 5000, 20.0), &t);
-        let worse: Vec<&str> = c
-            .rows
-            .iter()
-            .filter(|r| r.worse)
-            .map(|r| r.what.as_str())
-            .collect();
+        let worse = worse_rows(&c);
         assert_eq!(
             worse,
             vec![
@@ -367,12 +366,7 @@ mod tests {
         // where few records give the p99
         assert!(!compare(&report(0, 2000, 20.0), &report(0, 2000, 85.0), &t).worse);
         let c = compare(&report(0, 2000, 20.0), &report(0, 2000, 100.0), &t);
-        let worse: Vec<&str> = c
-            .rows
-            .iter()
-            .filter(|r| r.worse)
-            .map(|r| r.what.as_str())
-            .collect();
+        let worse = worse_rows(&c);
         assert_eq!(worse, vec!["(run): ack p99 ms", "roll: ack p99 ms"]);
         assert!(c
             .rows

@@ -218,38 +218,49 @@ fn drawn<T, E: std::fmt::Debug>(r: Result<T, E>) -> Result<T, String> {
     r.map_err(|e| format!("{e:?}"))
 }
 
-/// Step bands and epoch-bump marks over `(0..end) × (y0..y1)`.
-fn bands<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+/// Step bands (numbered at the top) and epoch-bump marks over `(0..end) × (y0..y1)`, in
+/// any chart of the shared time axis, whatever its y coordinates (linear, log, rows).
+fn bands<DB: DrawingBackend, Y: Ranged>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     r: &Report,
-    y0: f64,
-    y1: f64,
-) -> Result<(), String> {
+    y0: Y::ValueType,
+    y1: Y::ValueType,
+) -> Result<(), String>
+where
+    Y::ValueType: Clone + 'static,
+{
     drawn(chart.draw_series(r.steps.iter().map(|s| {
         let end = s.end_ms.unwrap_or(s.start_ms).max(s.start_ms + 200);
         Rectangle::new(
-            [(seconds(s.start_ms), y0), (seconds(end), y1)],
+            [(seconds(s.start_ms), y0.clone()), (seconds(end), y1.clone())],
             BANDS[s.index % 2].filled(),
         )
     })))?;
     drawn(chart.draw_series(r.steps.iter().map(|s| {
         Text::new(
             format!("{}", s.index + 1),
-            (seconds(s.start_ms), y1),
+            (seconds(s.start_ms), y1.clone()),
             ("sans-serif", 11).into_font().color(&BLACK.mix(0.6)),
         )
     })))?;
     drawn(chart.draw_series(r.client_renewals.iter().map(|c| {
         PathElement::new(
-            vec![(seconds(c.at_ms), y0), (seconds(c.at_ms), y1)],
+            vec![(seconds(c.at_ms), y0.clone()), (seconds(c.at_ms), y1.clone())],
             BUMP.stroke_width(1),
         )
     })))?;
     Ok(())
+}
+
+/// A chart builder with the margins every chart shares: the time axes line up.
+fn on_the_time_axis<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(Y_LABELS);
+    b
 }
 
 fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
@@ -273,11 +284,7 @@ fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
         drawn(root.fill(&WHITE))?;
         let mut chart = drawn(
-            ChartBuilder::on(&root)
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(Y_LABELS)
-                .build_cartesian_2d(0f64..axis.end_s, 0f64..top),
+            on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, 0f64..top),
         )?;
         drawn(
             chart
@@ -339,11 +346,7 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
         drawn(root.fill(&WHITE))?;
         let mut chart = drawn(
-            ChartBuilder::on(&root)
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(Y_LABELS)
-                .build_cartesian_2d(0f64..axis.end_s, (floor..top).log_scale()),
+            on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, (floor..top).log_scale()),
         )?;
         drawn(
             chart
@@ -355,20 +358,7 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
                 .y_desc("ms")
                 .draw(),
         )?;
-        // the bands, drawn in this chart's own (log) coordinates
-        drawn(chart.draw_series(r.steps.iter().map(|st| {
-            let end = st.end_ms.unwrap_or(st.start_ms).max(st.start_ms + 200);
-            Rectangle::new(
-                [(seconds(st.start_ms), floor), (seconds(end), top)],
-                BANDS[st.index % 2].filled(),
-            )
-        })))?;
-        drawn(chart.draw_series(r.client_renewals.iter().map(|c| {
-            PathElement::new(
-                vec![(seconds(c.at_ms), floor), (seconds(c.at_ms), top)],
-                BUMP.stroke_width(1),
-            )
-        })))?;
+        bands(&mut chart, r, floor, top)?;
         let mid = s.bucket_ms as f64 / 2000.0;
         type Pick = fn(&crate::check::series::SeriesPoint) -> (u64, f64);
         let lines: [(&str, ShapeStyle, Pick); 5] = [
@@ -480,11 +470,7 @@ fn gantt_chart(r: &Report, axis: &TimeAxis, rows: &[Row]) -> Result<String, Stri
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         drawn(root.fill(&WHITE))?;
         let mut chart = drawn(
-            ChartBuilder::on(&root)
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(Y_LABELS)
-                .build_cartesian_2d(0f64..axis.end_s, (0..n).into_segmented()),
+            on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, (0..n).into_segmented()),
         )?;
         let label = |v: &SegmentValue<i32>| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => shown
@@ -504,16 +490,7 @@ fn gantt_chart(r: &Report, axis: &TimeAxis, rows: &[Row]) -> Result<String, Stri
                 .axis_desc_style(("sans-serif", 12))
                 .draw(),
         )?;
-        drawn(chart.draw_series(r.steps.iter().map(|st| {
-            let end = st.end_ms.unwrap_or(st.start_ms).max(st.start_ms + 200);
-            Rectangle::new(
-                [
-                    (seconds(st.start_ms), SegmentValue::Exact(0)),
-                    (seconds(end), SegmentValue::Exact(n)),
-                ],
-                BANDS[st.index % 2].filled(),
-            )
-        })))?;
+        bands(&mut chart, r, SegmentValue::Exact(0), SegmentValue::Exact(n))?;
         if rows.is_empty() {
             drawn(chart.draw_series(std::iter::once(Text::new(
                 "no window and no reassignment in this run",
