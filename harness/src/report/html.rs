@@ -232,7 +232,10 @@ where
     drawn(chart.draw_series(r.steps.iter().map(|s| {
         let end = s.end_ms.unwrap_or(s.start_ms).max(s.start_ms + 200);
         Rectangle::new(
-            [(seconds(s.start_ms), y0.clone()), (seconds(end), y1.clone())],
+            [
+                (seconds(s.start_ms), y0.clone()),
+                (seconds(end), y1.clone()),
+            ],
             BANDS[s.index % 2].filled(),
         )
     })))?;
@@ -245,11 +248,28 @@ where
     })))?;
     drawn(chart.draw_series(r.client_renewals.iter().map(|c| {
         PathElement::new(
-            vec![(seconds(c.at_ms), y0.clone()), (seconds(c.at_ms), y1.clone())],
+            vec![
+                (seconds(c.at_ms), y0.clone()),
+                (seconds(c.at_ms), y1.clone()),
+            ],
             BUMP.stroke_width(1),
         )
     })))?;
     Ok(())
+}
+
+/// The series' legend, top right, as every chart with lines has it.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    drawn(
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw(),
+    )
 }
 
 /// A chart builder with the margins every chart shares: the time axes line up.
@@ -283,9 +303,8 @@ fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
         drawn(root.fill(&WHITE))?;
-        let mut chart = drawn(
-            on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, 0f64..top),
-        )?;
+        let mut chart =
+            drawn(on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, 0f64..top))?;
         drawn(
             chart
                 .configure_mesh()
@@ -319,14 +338,7 @@ fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
                     PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
                 });
         }
-        drawn(
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw(),
-        )?;
+        legend(&mut chart)?;
         drawn(root.present())?;
     }
     Ok(svg)
@@ -391,14 +403,7 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
         }
-        drawn(
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw(),
-        )?;
+        legend(&mut chart)?;
         drawn(root.present())?;
     }
     Ok(svg)
@@ -490,7 +495,12 @@ fn gantt_chart(r: &Report, axis: &TimeAxis, rows: &[Row]) -> Result<String, Stri
                 .axis_desc_style(("sans-serif", 12))
                 .draw(),
         )?;
-        bands(&mut chart, r, SegmentValue::Exact(0), SegmentValue::Exact(n))?;
+        bands(
+            &mut chart,
+            r,
+            SegmentValue::Exact(0),
+            SegmentValue::Exact(n),
+        )?;
         if rows.is_empty() {
             drawn(chart.draw_series(std::iter::once(Text::new(
                 "no window and no reassignment in this run",
