@@ -64,6 +64,17 @@ fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
         }
     }
     f.series = series.finish();
+    f.oracle = Some(harness::check::oracle::OracleCheck {
+        kind: "kafka-verifiable".into(),
+        topic: "kmh-oracle".into(),
+        mirrors: "orders".into(),
+        acked: 900,
+        lost: 3,
+        final_read_complete: true,
+        kafkatest_message: "3 acked message did not make it to the Consumer.".into(),
+        lost_examples: vec!["value 7: acked at partition 0 offset <7>".into()],
+        ..Default::default()
+    });
     let report = harness::report::build(&sc, "run-<1>", 0, f);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("scenario.toml"), "name = \"a<b\"\n").unwrap();
@@ -97,6 +108,14 @@ fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
     assert!(html.contains("<span class=\"verdict fail\">FAIL</span>"));
     assert!(html.contains("<td class=\"fail\">FAILED</td>"));
     assert!(html.contains("acked by 2, not in the final read"));
+    // the two oracles side by side (rolling-restart.toml names one): both lost records
+    assert!(html.contains("<h2>Two oracles</h2>"));
+    assert!(
+        html.contains("<tr><td>lost</td><td>2</td><td>3</td></tr>"),
+        "{html}"
+    );
+    assert!(html.contains("offset &lt;7&gt;"));
+    assert!(html.contains("kafkatest's verdict: <span class=\"fail\">fail</span>"));
     // a start-up point the run never reached says so
     assert!(html.contains("cluster up not reached"), "{html}");
 }

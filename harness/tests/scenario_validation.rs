@@ -2185,3 +2185,34 @@ fn a_key_without_a_value_is_named_with_a_reason() {
     assert!(e.message.contains("a value is missing"), "{e}");
     assert!(!e.hint.is_empty(), "{e}");
 }
+
+#[test]
+fn the_second_oracle_is_one_there_is_and_is_parsed_when_named() {
+    // GOOD is 25 lines; a blank line, [check] on 27, the oracle on 28
+    one_error(
+        &format!("{GOOD}\n[check]\noracle = \"jepsen\"\n"),
+        28,
+        "check.oracle",
+        "unknown oracle `jepsen`",
+        "\"kafka-verifiable\"",
+    );
+    let s = scenario::parse(
+        Path::new("ok.toml"),
+        &format!("{GOOD}\n[check]\noracle = \"kafka-verifiable\"\n"),
+    )
+    .unwrap();
+    assert_eq!(s.check.oracle, Some(scenario::Oracle::KafkaVerifiable));
+    let none = scenario::parse(
+        Path::new("ok.toml"),
+        &format!("{GOOD}\n[check]\noracle = \"none\"\n"),
+    )
+    .unwrap();
+    assert_eq!(none.check.oracle, None);
+    assert_eq!(
+        scenario::parse(Path::new("ok.toml"), GOOD)
+            .unwrap()
+            .check
+            .oracle,
+        None
+    );
+}

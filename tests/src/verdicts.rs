@@ -46,6 +46,29 @@ pub fn rolling_restart(o: &Outcome) {
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0]["ok"], true);
     assert!(u(&r["latency_ms"]["ack"]["count"]) >= 20_000);
+    // the second oracle, Kafka's own verifier, ran beside the workers and lost nothing
+    oracle_agrees(o, false);
+}
+
+/// The second oracle (`[check] oracle = "kafka-verifiable"`) ran to its end — its producer
+/// acked records, its final read reached every end offset — finds loss exactly when `lost`,
+/// and the report says that the two agree.
+pub fn oracle_agrees(o: &Outcome, lost: bool) {
+    let r = &o.report;
+    let oracle = &r["oracle"];
+    assert_eq!(oracle["kind"], "kafka-verifiable", "{}", o.summary);
+    assert!(u(&oracle["acked"]) >= 1_000, "{oracle}");
+    assert_eq!(oracle["final_read_complete"], true, "{oracle}");
+    assert_eq!(u(&oracle["lost"]) > 0, lost, "{oracle}");
+    assert_eq!(oracle["kafkatest_ok"], !lost, "{oracle}");
+    let agrees = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "oracle_agrees")
+        .unwrap_or_else(|| panic!("no oracle_agrees expectation: {}", r["expectations"]));
+    assert_eq!(agrees["ok"], true, "{agrees}");
+    assert!(agrees["actual"].as_str().unwrap().starts_with("agree: "));
 }
 
 /// A safe procedure's outcome: exit 0 and PASS, tens of thousands of records acked, none

@@ -352,6 +352,8 @@ pub struct Findings {
     /// MirrorMaker 2's copy to the target cluster, checked by record identity (when a
     /// `mirror-start` step ran).
     pub mirror: Option<super::mirror::MirrorCheck>,
+    /// The second oracle's findings (`[check] oracle`), when it ran.
+    pub oracle: Option<super::oracle::OracleCheck>,
 }
 
 /// The worker hosts' clocks as a run measured them (ssh backend with worker hosts).

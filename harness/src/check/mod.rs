@@ -10,6 +10,7 @@ mod findings;
 pub mod latency;
 pub mod mirror;
 pub mod online;
+pub mod oracle;
 pub mod series;
 pub mod smoke;
 pub mod windows;
@@ -73,6 +74,7 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         &input.logs,
         &input.attribution,
     )?;
+    findings.oracle = oracle::check_oracle(run_dir)?;
     Ok(findings)
 }
 

@@ -612,6 +612,28 @@ impl Cluster {
             .join(",")
     }
 
+    /// A Kafka tool of the cluster's distribution (`main_class`, e.g.
+    /// `org.apache.kafka.tools.VerifiableProducer`) as a process of this run on this
+    /// machine: the tools' JVM flags, `-Dkmh.run` (so `harness cleanup` finds it after a
+    /// crash), its own process group, and logging into `log_dir/tools.log` (its stdout is
+    /// left for its output). Arguments and stdio are the caller's.
+    pub fn kafka_tool(
+        &self,
+        main_class: &str,
+        log_dir: &Path,
+    ) -> Result<std::process::Command, HarnessError> {
+        node::write_log4j_to(log_dir, &log_dir.join("tools.log"))?;
+        let mut c = std::process::Command::new("java");
+        c.args(node::tool_jvm_flags(&self.dist))
+            .args(node::log_flags(log_dir))
+            .arg(format!("-Dkmh.run={}", self.run_id))
+            .arg("-cp")
+            .arg(self.dist.classpath())
+            .arg(main_class)
+            .process_group(0);
+        Ok(c)
+    }
+
     /// `bootstrap.servers` for clients.
     pub fn bootstrap(&self) -> String {
         self.addresses(&self.spec.brokers, KAFKA_PORT)

@@ -136,6 +136,12 @@ fn jvm_args(run_id: &str, name: &str, heap_mb: u32, classpath: &str, dir: &Path)
 }
 
 pub(super) fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
+    write_log4j_to(dir, &seen.join("server.log"))
+}
+
+/// Writes both logging configurations into `dir`, logging into `log` (never the console:
+/// a tool's stdout may be its output).
+pub(super) fn write_log4j_to(dir: &Path, log: &Path) -> std::io::Result<()> {
     // the same settings for Log4j 2 (Kafka 4.x); 3.9 reads the reload4j file below
     std::fs::write(
         dir.join("log4j2.properties"),
@@ -153,7 +159,7 @@ pub(super) fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
              logger.request.level = WARN\n\
              logger.cleaner.name = kafka.log.LogCleaner\n\
              logger.cleaner.level = WARN\n",
-            seen.join("server.log").display()
+            log.display()
         ),
     )?;
     std::fs::write(
@@ -166,7 +172,7 @@ pub(super) fn write_log4j(dir: &Path, seen: &Path) -> std::io::Result<()> {
              log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n\
              log4j.logger.kafka.request.logger=WARN\n\
              log4j.logger.kafka.log.LogCleaner=WARN\n",
-            seen.join("server.log").display()
+            log.display()
         ),
     )
 }

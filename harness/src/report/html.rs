@@ -79,6 +79,7 @@ pub fn render(report: &Report, scenario_toml: Option<&str>) -> String {
     latency_by_step(&mut h, report);
     expectations(&mut h, report);
     anomalies(&mut h, report);
+    two_oracles(&mut h, report);
     windows(&mut h, report);
     renewals(&mut h, report);
     zookeeper(&mut h, report);
@@ -640,6 +641,73 @@ fn anomalies(h: &mut String, r: &Report) {
             );
         }
         h.push_str("</table>\n");
+    }
+}
+
+/// The harness's counts beside the second oracle's (when it ran), row by row.
+fn two_oracles(h: &mut String, r: &Report) {
+    let Some(o) = &r.oracle else { return };
+    let _ = writeln!(
+        h,
+        "<h2>Two oracles</h2>\n<p class=\"note\">The harness's workers and checker beside Kafka's own {} (topic {}, placed and configured as {}), judged as kafkatest judges it: acked values missing from a final read of the topic are lost.</p>",
+        esc(&o.kind),
+        esc(&o.topic),
+        esc(&o.mirrors)
+    );
+    h.push_str("<table><tr><th></th><th>harness</th><th>second oracle</th></tr>\n");
+    let rows: [(&str, String, String); 5] = [
+        ("acked", r.producers.acked.to_string(), o.acked.to_string()),
+        (
+            "send errors",
+            r.producers.failed.to_string(),
+            o.send_errors.to_string(),
+        ),
+        ("lost", r.anomalies.lost.to_string(), o.lost.to_string()),
+        (
+            "duplicates",
+            r.anomalies.duplicate.to_string(),
+            o.duplicates.to_string(),
+        ),
+        (
+            "final read",
+            format!("{} records", r.final_read.records),
+            format!(
+                "{} records{}",
+                o.final_consumed,
+                if o.final_read_complete {
+                    String::new()
+                } else {
+                    format!(
+                        " (did not reach the end: {})",
+                        o.final_read_short.join(", ")
+                    )
+                }
+            ),
+        ),
+    ];
+    for (what, a, b) in &rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{what}</td><td>{}</td><td>{}</td></tr>",
+            esc(a),
+            esc(b)
+        );
+    }
+    h.push_str("</table>\n");
+    let _ = writeln!(
+        h,
+        "<p>kafkatest's verdict: <span class=\"{}\">{}</span> — {}. Its consumer beside the workers received {} records and never received {} acked values.</p>",
+        if o.kafkatest_ok { "pass" } else { "fail" },
+        if o.kafkatest_ok { "pass" } else { "fail" },
+        esc(&o.kafkatest_message),
+        o.live_consumed,
+        o.live_missing
+    );
+    for e in &o.lost_examples {
+        let _ = writeln!(h, "<p class=\"note\">lost: {}</p>", esc(e));
+    }
+    for n in &o.notes {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(n));
     }
 }
 

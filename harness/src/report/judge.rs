@@ -16,6 +16,53 @@ fn bound_check(name: &str, bound: Bound, actual: u64) -> ExpectationResult {
     }
 }
 
+/// `oracle_agrees`: the second oracle ran to its end (it acked records, its final read
+/// reached every end offset) and finds loss exactly when the harness does. Which of the two
+/// is right when they disagree is for a person to find out: the finding is the
+/// disagreement itself.
+fn oracle_agrees(findings: &Findings) -> ExpectationResult {
+    let expected = "the harness and the second oracle agree on loss".to_string();
+    let name = "oracle_agrees".to_string();
+    let Some(o) = &findings.oracle else {
+        return ExpectationResult {
+            name,
+            expected,
+            actual: "not checked: the run left no oracle/ directory (the oracle never started)"
+                .into(),
+            ok: false,
+        };
+    };
+    let harness = findings.anomalies.lost;
+    let both = format!(
+        "harness: {harness} lost of {} acked; {}: {} lost of {} acked",
+        findings.producers.acked, o.kind, o.lost, o.acked
+    );
+    let (actual, ok) = if !o.final_read_complete {
+        (
+            format!(
+                "not checked: the oracle's final read did not reach the end ({}); {both}",
+                o.final_read_short.join(", ")
+            ),
+            false,
+        )
+    } else if o.acked == 0 {
+        (
+            format!("not checked: the oracle's producer acked nothing; {both}"),
+            false,
+        )
+    } else if (harness > 0) != (o.lost > 0) {
+        (format!("DISAGREE on loss: {both}"), false)
+    } else {
+        (format!("agree: {both}"), true)
+    };
+    ExpectationResult {
+        name,
+        expected,
+        actual,
+        ok,
+    }
+}
+
 /// Judges the findings against the scenario's expectations.
 pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult> {
     let e = &scenario.expect;
@@ -302,6 +349,9 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                 ok: g.partitions > 0 && g.untranslated.is_empty() && g.skipped == 0,
             });
         }
+    }
+    if scenario.check.oracle.is_some() {
+        out.push(oracle_agrees(findings));
     }
     if e.kafka_metadata_intact {
         let (actual, ok) = match &findings.kafka_metadata {
@@ -771,5 +821,54 @@ idempotence = true
             results(tight, 5, 2)[1],
             ("duplicates_after_epoch_bump".to_string(), false)
         );
+    }
+
+    #[test]
+    fn the_two_oracles_must_agree_on_loss_and_the_second_must_have_run_to_its_end() {
+        let judge_with = |harness_lost: u64, oracle: Option<crate::check::oracle::OracleCheck>| {
+            let text = format!(
+                "{SCENARIO}[check]\nkafka_metadata = false\noracle = \"kafka-verifiable\"\n[expect]\nlost = \"any\"\n"
+            );
+            let scenario = crate::scenario::parse(Path::new("t.toml"), &text).unwrap();
+            let mut f = healthy();
+            f.anomalies.lost = harness_lost;
+            f.oracle = oracle;
+            judge(&scenario, &f)
+                .into_iter()
+                .find(|r| r.name == "oracle_agrees")
+                .expect("judged when the scenario names an oracle")
+        };
+        let ran = |acked: u64, lost: u64| crate::check::oracle::OracleCheck {
+            kind: "kafka-verifiable".into(),
+            acked,
+            lost,
+            final_read_complete: true,
+            ..Default::default()
+        };
+        assert!(judge_with(0, Some(ran(500, 0))).ok);
+        assert!(judge_with(7, Some(ran(500, 3))).ok);
+        let r = judge_with(0, Some(ran(500, 3)));
+        assert!(!r.ok);
+        assert!(
+            r.actual.starts_with("DISAGREE on loss: harness: 0 lost"),
+            "{}",
+            r.actual
+        );
+        assert!(!judge_with(7, Some(ran(500, 0))).ok);
+        // an oracle that acked nothing, or did not read to the end, proves nothing
+        assert!(!judge_with(0, Some(ran(0, 0))).ok);
+        let short = crate::check::oracle::OracleCheck {
+            final_read_complete: false,
+            final_read_short: vec!["0: 2/3".into()],
+            ..ran(500, 0)
+        };
+        let r = judge_with(0, Some(short));
+        assert!(!r.ok && r.actual.contains("0: 2/3"), "{}", r.actual);
+        let r = judge_with(0, None);
+        assert!(!r.ok && r.actual.starts_with("not checked"), "{}", r.actual);
+        // without [check] oracle there is nothing to agree with
+        assert!(!judged("", "", &healthy())
+            .iter()
+            .any(|(n, _)| n == "oracle_agrees"));
     }
 }

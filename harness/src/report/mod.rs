@@ -124,6 +124,11 @@ pub struct Report {
     /// must hold (acked on the source up to the cut), what it holds, extra copies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<crate::check::mirror::MirrorCheck>,
+    /// The second oracle (`[check] oracle`): Kafka's VerifiableProducer and
+    /// VerifiableConsumer on their own topic, judged as kafkatest judges them — beside the
+    /// harness's own counts, and whether the two agree on loss (`oracle_agrees`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<crate::check::oracle::OracleCheck>,
     /// The run per time bucket: records sent, acked, failed, refused, consumed, and
     /// latency percentiles (what `report.html` charts).
     #[serde(skip_serializing_if = "crate::check::series::Series::is_empty")]
@@ -185,6 +190,7 @@ pub fn build(
         startup_ms: findings.startup_ms,
         clocks: findings.clocks,
         mirror: findings.mirror,
+        oracle: findings.oracle,
         series: findings.series,
     }
 }

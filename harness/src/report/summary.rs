@@ -290,6 +290,19 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             f.max_window_ms
         ));
     }
+    if let Some(o) = &report.oracle {
+        s.push_str(&format!(
+            "second oracle ({}, topic {}): {} acked, {} lost, {} duplicates in its final read{}; kafkatest: {} — {}\n",
+            o.kind,
+            o.topic,
+            o.acked,
+            o.lost,
+            o.duplicates,
+            if o.final_read_complete { "" } else { " (which did not reach the end)" },
+            if o.kafkatest_ok { "pass" } else { "fail" },
+            o.kafkatest_message
+        ));
+    }
     if let Some(m) = &report.mirror {
         s.push_str(&format!(
             "mirror ({}, {}): {} acked on the source up to the cut ({}), {} on the target, {} missing, {} extra copies; {} acked after the cut copied too\n",

@@ -9,6 +9,7 @@
 //! report.json     the checker's findings        junit.xml     one test case per expectation
 //! ```
 
+mod oracle;
 pub mod steps;
 pub mod workload;
 
@@ -362,6 +363,14 @@ fn drive(
             .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)
             .map_err(|e| HarnessError::Cluster(format!("topics not ready: {e}")))?;
     }
+    // the second oracle's topic beside the workload's, its producer and consumer beside
+    // the workers
+    let mut oracle = match scenario.check.oracle {
+        Some(_) => Some(oracle::OracleRun::start(
+            scenario, cluster, run_dir, run_id, shutdown,
+        )?),
+        None => None,
+    };
     ready(tl, "topics");
     eprintln!(
         "harness: cluster up ({}); starting workers",
@@ -442,6 +451,9 @@ fn drive(
     }
 
     *current.lock().unwrap() = "drain".into();
+    if let Some(o) = oracle.as_mut() {
+        o.stop_producer();
+    }
     let interrupted = drain(
         &mut workload,
         tl,
@@ -458,6 +470,13 @@ fn drive(
     // the brokers running now (a migration stops the old ones)
     let ids = cluster.running_broker_ids();
     final_read(&mut workload, tl, cluster.admin()?, &ids, &topics, shutdown)?;
+    if let Some(o) = oracle {
+        eprintln!(
+            "harness: the second oracle's final read ({})…",
+            crate::check::oracle::FINAL_OUT
+        );
+        o.finish(cluster, scenario.workload.final_read_timeout, shutdown)?;
+    }
     finish_mirror(scenario, cluster, &mut workload, run_dir, shutdown)?;
     if scenario.check.kafka_metadata {
         check_kafka_metadata(cluster, run_dir, &topics);

@@ -379,6 +379,28 @@ pub struct CheckSettings {
     /// At the end of the run, compare Kafka's metadata in the ensemble the brokers use
     /// with what the brokers report (topics, assignments, leaders, ISR, registered brokers).
     pub kafka_metadata: bool,
+    /// A second, independent oracle run beside the workers (`[check] oracle`), whose
+    /// verdict on loss the harness's own must agree with.
+    pub oracle: Option<Oracle>,
+}
+
+/// A second oracle: another program's producer and consumer on their own topic, judged by
+/// its own rule, so that a verdict does not rest on the harness's workers and checker alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Oracle {
+    /// Kafka's own `VerifiableProducer` and `VerifiableConsumer` (kafka-tools), judged as
+    /// kafkatest's produce-consume-validate does: every acked value must be consumed.
+    KafkaVerifiable,
+}
+
+impl Oracle {
+    /// Its name in `[check] oracle`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oracle::KafkaVerifiable => "kafka-verifiable",
+        }
+    }
 }
 
 /// A ZooKeeper server's role in a membership list.

@@ -22,6 +22,8 @@ pub(crate) struct RawCheck {
     zookeeper_smoke: bool,
     #[serde(default)]
     kafka_metadata: Option<bool>,
+    #[serde(default)]
+    oracle: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +109,31 @@ pub(super) fn check_settings(
             })
             .unwrap_or(Duration::from_millis(500))
             .as_millis() as u64,
+        oracle: raw.and_then(|c| c.oracle.as_ref()).and_then(|o| {
+            let oracle = match o.get_ref().as_str() {
+                "kafka-verifiable" => Some(Oracle::KafkaVerifiable),
+                "none" => None,
+                other => {
+                    p.at(
+                        o.span(),
+                        "check.oracle",
+                        format!("unknown oracle `{other}`"),
+                        "use \"kafka-verifiable\" (Kafka's VerifiableProducer and VerifiableConsumer) or \"none\"",
+                    );
+                    None
+                }
+            };
+            if oracle.is_some() && live {
+                p.at(
+                    o.span(),
+                    "check.oracle",
+                    "a watch does not run the oracle: it starts no clients of its own beside a live cluster's",
+                    "remove `oracle` from [check], or run the scenario with `harness run`",
+                );
+                return None;
+            }
+            oracle
+        }),
     }
 }
 
