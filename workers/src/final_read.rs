@@ -51,12 +51,24 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .iter()
         .flat_map(|t| (0..t.partitions as i32).map(move |p| (t.name.clone(), p)))
         .collect();
+    // Every wait below is cut to what is left of the read's timeout: on a cluster that
+    // answers nothing each request waits its whole timeout, and six partitions' 5 s each
+    // once made a 40 s read take 120 s more (zk-to-kraft-finalize-early, 2026-12).
+    let left = |cap: Duration| {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(cap)
+            .max(Duration::from_millis(10))
+    };
     while high.len() < all.len() && Instant::now() < deadline && !shutdown.requested() {
         for (t, p) in &all {
             if high.contains_key(&(t.clone(), *p)) {
                 continue;
             }
-            match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
+            if Instant::now() >= deadline || shutdown.requested() {
+                break;
+            }
+            match consumer.fetch_watermarks(t, *p, left(Duration::from_secs(5))) {
                 Ok((low, hw)) => {
                     high.insert((t.clone(), *p), hw);
                     log_start.insert((t.clone(), *p), low.max(0));
@@ -65,7 +77,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             }
         }
         if high.len() < all.len() {
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(left(Duration::from_millis(500)));
         }
     }
 
@@ -136,7 +148,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 waiting.rotate_left(turn);
             }
             looks += 1;
-            let budget = Instant::now() + Duration::from_secs(1);
+            let budget = Instant::now() + left(Duration::from_secs(1));
             for key in waiting {
                 let left = budget.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -160,14 +172,24 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     }
     // Retention may have moved a log's start while it was read: learn the starts again
-    // (briefly: a partition that does not answer keeps the start it had).
-    let recheck_until = Instant::now() + Duration::from_secs(30);
+    // (briefly: a partition that does not answer keeps the start it had; 5 s at most after
+    // a read that did not finish, whose cluster is likely not answering).
+    let finished = pending.is_empty() && high.len() == all.len();
+    let recheck_until = Instant::now()
+        + if finished {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(5)
+        };
     let mut moved = BTreeSet::new();
     for (key, start) in log_start.iter_mut() {
         if Instant::now() > recheck_until || shutdown.requested() {
             break;
         }
-        if let Ok((low, _)) = consumer.fetch_watermarks(&key.0, key.1, Duration::from_secs(2)) {
+        let wait = recheck_until
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(2));
+        if let Ok((low, _)) = consumer.fetch_watermarks(&key.0, key.1, wait) {
             if low > *start {
                 *start = low;
                 moved.insert(key.clone());

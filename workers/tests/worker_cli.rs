@@ -165,3 +165,37 @@ fn cut_off_producer(rate: Option<f64>) -> u64 {
     assert_eq!(sent, outcomes, "every sent record ends with an outcome");
     refused
 }
+
+/// The final read keeps to its timeout on a cluster that answers nothing: it stops asking
+/// when the timeout is up (each request's wait cut to what is left), logs every partition
+/// incomplete, and exits. It took 30 s for this 2-s read, six partitions of 5-s requests,
+/// before the waits were cut; 20 s is the bound here, a contract rather than a speed goal.
+#[test]
+fn a_final_read_of_a_cluster_that_answers_nothing_ends_at_its_timeout_with_every_partition_incomplete(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(Role::FinalRead, dir.path(), Some(10.0));
+    cfg.topics[0].partitions = 6;
+    cfg.final_read_timeout_ms = 2_000;
+    let started = std::time::Instant::now();
+    let out = run_with(&cfg, dir.path(), "final-read");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "a 2-s final read took {took:?}"
+    );
+    let mut reader = LogReader::open(&cfg.log_path).unwrap();
+    let mut incomplete = Vec::new();
+    while let Some(e) = reader.next_event().unwrap() {
+        if e.kind == EventKind::ReadIncomplete {
+            incomplete.push(e.partition);
+        }
+    }
+    incomplete.sort();
+    assert_eq!(incomplete, [0, 1, 2, 3, 4, 5]);
+}
