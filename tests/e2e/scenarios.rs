@@ -194,16 +194,12 @@ fn an_unclean_election_loses_acked_records_and_the_kill_is_blamed() {
     );
     assert!(html.contains("<h3>First examples: lost</h3>"));
     assert!(html.contains("<span class=\"verdict pass\">PASS</span>"));
-    // Kafka's own verifier, on a topic placed as payments, lost records too, and its
-    // consumer beside the workers had read them before the truncation (a consumed set
-    // alone would not show it: the final read does)
+    // Kafka's own verifier, on a topic placed as payments, lost records too (judged on its
+    // final read: whether its consumer beside the workers had read them before the
+    // truncation differs from run to run — all of them in one, none in another whose group
+    // coordinator was the paused broker)
     e2e::verdicts::oracle_agrees(&o, true);
     assert_eq!(r["oracle"]["mirrors"], "payments");
-    assert!(
-        u(&r["oracle"]["live_missing"]) < u(&r["oracle"]["lost"]),
-        "{}",
-        r["oracle"]
-    );
     assert!(html.contains("<h2>Two oracles</h2>"));
     e2e::browser::assert_report_renders_in_chromium(&o.guard.dir);
 }

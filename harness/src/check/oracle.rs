@@ -10,10 +10,13 @@
 //! The judgement is kafkatest's (`validate_delivery` in `kafkatest/utils/util.py`, which
 //! `ProduceConsumeValidateTest` applies): the acked values missing from the consumed ones
 //! are lost; consumed values seen more than once are duplicates, a failure only with
-//! idempotence. It is applied to the final read, because the consumer beside the workers
-//! counts a record it read before an unclean election truncated it as consumed — the loss
-//! such a run exists to find would be invisible to it (both figures are reported). The
-//! harness's own verdict on loss must agree with it (`oracle_agrees` in the report).
+//! idempotence. (kafkatest may then look for missing values in the brokers' data files to
+//! tell loss in the log from loss on the way to its consumer; a final read of the log from
+//! its start answers that question here.) It is applied to the final read, because the
+//! consumer beside the workers counts a record it read before an unclean election truncated
+//! it as consumed — the loss such a run exists to find can be invisible to it (both figures
+//! are reported). The harness's own verdict on loss must agree with it (`oracle_agrees` in
+//! the report).
 //!
 //! The output formats (Kafka 3.9 and 4.x, Jackson on the tools' event classes):
 //! `{"timestamp":…,"name":"producer_send_success","key":null,"value":"17","topic":…,
@@ -162,15 +165,62 @@ pub fn short_partitions(end: &BTreeMap<i32, i64>, reached: &BTreeMap<i32, i64>) 
         .collect()
 }
 
-/// How far a final read's output has come (the run polls it to know when to stop it).
-pub fn reached(path: &Path) -> BTreeMap<i32, i64> {
-    read_events(path)
-        .map(|(events, _)| consumed(&events).1)
-        .unwrap_or_default()
+/// A consumer's output followed while the tool still writes it: each look reads only what
+/// was added since the last one (whole lines; a line being written waits for the next
+/// look), so polling a long run's output costs what it grew by, not its whole size.
+#[derive(Debug)]
+pub struct ConsumerProgress {
+    /// The output file.
+    path: std::path::PathBuf,
+    /// Bytes taken so far (up to the last whole line).
+    offset: u64,
+    /// The values received.
+    pub values: HashSet<String>,
+    /// The highest offset received + 1, by partition.
+    pub reached: BTreeMap<i32, i64>,
 }
 
-/// The acked values (`producer_send_success`) of a producer output, and how many there are
-/// in all (the run polls it to know when the consumer beside the workers has caught up).
+impl ConsumerProgress {
+    /// Follows the consumer output at `path` (it may not exist yet).
+    pub fn new(path: &Path) -> ConsumerProgress {
+        ConsumerProgress {
+            path: path.to_path_buf(),
+            offset: 0,
+            values: HashSet::new(),
+            reached: BTreeMap::new(),
+        }
+    }
+
+    /// Takes in the whole lines written since the last look.
+    pub fn update(&mut self) {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return;
+        };
+        let mut added = Vec::new();
+        if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut added).is_err() {
+            return;
+        }
+        let Some(last) = added.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        self.offset += last as u64 + 1;
+        let text = String::from_utf8_lossy(&added[..=last]);
+        let events: Vec<ToolEvent> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l.trim()).ok())
+            .collect();
+        let (values, reached) = consumed(&events);
+        self.values.extend(values.into_iter().map(String::from));
+        for (p, r) in reached {
+            let e = self.reached.entry(p).or_insert(0);
+            *e = (*e).max(r);
+        }
+    }
+}
+
+/// The acked values (`producer_send_success`) of a producer output (read once, after the
+/// producer stopped: the run's wait for the consumer beside the workers to catch up).
 pub fn acked_values(path: &Path) -> HashSet<String> {
     read_events(path)
         .map(|(events, _)| {
@@ -180,13 +230,6 @@ pub fn acked_values(path: &Path) -> HashSet<String> {
                 .filter_map(|e| e.value.clone())
                 .collect()
         })
-        .unwrap_or_default()
-}
-
-/// The values a consumer output holds.
-pub fn consumed_values(path: &Path) -> HashSet<String> {
-    read_events(path)
-        .map(|(events, _)| consumed(&events).0.into_iter().map(String::from).collect())
         .unwrap_or_default()
 }
 
@@ -417,5 +460,23 @@ mod tests {
         assert!(check_oracle(tempfile::tempdir().unwrap().path())
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_followed_output_is_taken_in_by_whole_lines_as_it_grows() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c.jsonl");
+        let mut progress = ConsumerProgress::new(&path);
+        progress.update(); // not written yet
+        let first = read(0, 0);
+        let second = read(1, 1);
+        // one whole line and half of the next
+        std::fs::write(&path, format!("{first}{}", &second[..20])).unwrap();
+        progress.update();
+        assert_eq!(progress.reached, [(0, 1)].into());
+        std::fs::write(&path, format!("{first}{second}")).unwrap();
+        progress.update();
+        assert_eq!(progress.reached, [(0, 2)].into());
+        assert_eq!(progress.values, ["0".to_string(), "1".to_string()].into());
     }
 }

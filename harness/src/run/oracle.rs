@@ -29,7 +29,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(30);
 /// has read nothing new for this long.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// A tool process of the oracle: SIGTERMed (then waited for) when dropped.
+/// A tool process of the oracle: stopped by [`Tool::stop`], killed when dropped without
+/// (an interrupted run; `harness cleanup` finds one its crashed run left by `-Dkmh.run`).
 struct Tool {
     /// What it is, for messages.
     what: &'static str,
@@ -233,10 +234,11 @@ impl OracleRun {
             judged::FINAL_OUT,
             "oracle's final read",
         )?;
-        let out = self.run_dir.join(judged::FINAL_OUT);
+        let mut read = judged::ConsumerProgress::new(&self.run_dir.join(judged::FINAL_OUT));
         let deadline = Instant::now() + timeout;
         loop {
-            let short = judged::short_partitions(&self.record.end_offsets, &judged::reached(&out));
+            read.update();
+            let short = judged::short_partitions(&self.record.end_offsets, &read.reached);
             if short.is_empty() {
                 break;
             }
@@ -269,15 +271,15 @@ impl OracleRun {
     /// the deadline.
     fn catch_up(&mut self, deadline: Instant, shutdown: &Shutdown) {
         let acked = judged::acked_values(&self.run_dir.join(judged::PRODUCER_OUT));
-        let out = self.run_dir.join(judged::LIVE_OUT);
+        let mut read = judged::ConsumerProgress::new(&self.run_dir.join(judged::LIVE_OUT));
         let (mut seen, mut since) = (0, Instant::now());
         while Instant::now() < deadline {
-            let read = judged::consumed_values(&out);
-            if acked.iter().all(|v| read.contains(v)) {
+            read.update();
+            if acked.iter().all(|v| read.values.contains(v)) {
                 return;
             }
-            if read.len() != seen {
-                (seen, since) = (read.len(), Instant::now());
+            if read.values.len() != seen {
+                (seen, since) = (read.values.len(), Instant::now());
             } else if since.elapsed() >= IDLE {
                 return;
             }
