@@ -60,12 +60,7 @@ fn an_oracle_that_misses_records_is_a_disagreement(run: &std::path::Path) {
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(u(&r["anomalies"]["lost"]), 0);
     assert_eq!(u(&r["oracle"]["lost"]), 5, "{}", r["oracle"]);
-    let agrees = r["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "oracle_agrees")
-        .unwrap();
+    let agrees = e2e::verdicts::expectation(&r, "oracle_agrees");
     assert_eq!(agrees["ok"], false);
     assert!(
         agrees["actual"]

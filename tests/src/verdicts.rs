@@ -61,12 +61,7 @@ pub fn oracle_agrees(o: &Outcome, lost: bool) {
     assert_eq!(oracle["final_read_complete"], true, "{oracle}");
     assert_eq!(u(&oracle["lost"]) > 0, lost, "{oracle}");
     assert_eq!(oracle["kafkatest_ok"], !lost, "{oracle}");
-    let agrees = r["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "oracle_agrees")
-        .unwrap_or_else(|| panic!("no oracle_agrees expectation: {}", r["expectations"]));
+    let agrees = expectation(r, "oracle_agrees");
     assert_eq!(agrees["ok"], true, "{agrees}");
     assert!(agrees["actual"].as_str().unwrap().starts_with("agree: "));
 }
