@@ -649,7 +649,7 @@ fn two_oracles(h: &mut String, r: &Report) {
     let Some(o) = &r.oracle else { return };
     let _ = writeln!(
         h,
-        "<h2>Two oracles</h2>\n<p class=\"note\">The harness's workers and checker beside Kafka's own {} (topic {}, placed and configured as {}), judged as kafkatest judges it: acked values missing from a final read of the topic are lost.</p>",
+        "<h2>Two oracles</h2>\n<p class=\"note\">The harness's workers and checker beside Kafka's own verifier ({}: VerifiableProducer and VerifiableConsumer on topic {}, placed and configured as {}), judged as kafkatest judges it: acked values missing from a final read of the topic are lost.</p>",
         esc(&o.kind),
         esc(&o.topic),
         esc(&o.mirrors)
@@ -696,7 +696,7 @@ fn two_oracles(h: &mut String, r: &Report) {
     h.push_str("</table>\n");
     let _ = writeln!(
         h,
-        "<p>kafkatest's verdict: <span class=\"{}\">{}</span> — {}. Its consumer beside the workers received {} records and never received {} acked values.</p>",
+        "<p>kafkatest's verdict: <span class=\"{}\">{}</span> — {}. Its consumer beside the workers received {} records; acked values it never received: {}.</p>",
         if o.kafkatest_ok { "pass" } else { "fail" },
         if o.kafkatest_ok { "pass" } else { "fail" },
         esc(&o.kafkatest_message),
