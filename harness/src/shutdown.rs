@@ -77,3 +77,53 @@ impl Shutdown {
         workers::shutdown::sleep_unless(d, || self.requested())
     }
 }
+
+/// Stops a child process (a JVM in its own process group: MirrorMaker, the oracle's Kafka
+/// tools) the way its shutdown hook expects: SIGTERM, up to `grace` for it to exit, SIGKILL
+/// after that (at once when `grace` is zero: a crash). True when it ended by itself (or
+/// had already), false when it had to be killed.
+pub fn stop_child(child: &mut std::process::Child, grace: Duration) -> bool {
+    if child.try_wait().ok().flatten().is_some() {
+        return true;
+    }
+    if !grace.is_zero() {
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+#[cfg(test)]
+mod stop_child_tests {
+    use super::stop_child;
+    use std::process::Command;
+    use std::time::Duration;
+
+    #[test]
+    fn a_child_ends_on_sigterm_and_one_that_ignores_it_is_killed_after_the_grace() {
+        let mut polite = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(stop_child(&mut polite, Duration::from_secs(10)));
+        assert!(
+            stop_child(&mut polite, Duration::from_secs(10)),
+            "ended already"
+        );
+        let mut deaf = Command::new("sh")
+            .args(["-c", "trap '' TERM; exec sleep 30"]) // ignored across exec
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200)); // the trap in place
+        assert!(!stop_child(&mut deaf, Duration::from_millis(300)));
+        assert!(deaf.try_wait().unwrap().is_some());
+        let mut crashed = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(!stop_child(&mut crashed, Duration::ZERO));
+    }
+}

@@ -123,37 +123,13 @@ impl MirrorMaker {
     /// Stops it: SIGTERM (its tasks commit and stop), SIGKILL after `grace` (at once when
     /// `grace` is zero: a crash).
     pub fn stop(mut self, grace: std::time::Duration) {
-        self.terminate(grace);
-    }
-
-    fn terminate(&mut self, grace: std::time::Duration) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        if grace.is_zero() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return;
-        }
-        // its own process group: the JVM and nothing else
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = std::time::Instant::now() + grace;
-        while std::time::Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::shutdown::stop_child(&mut self.child, grace);
     }
 }
 
 impl Drop for MirrorMaker {
     fn drop(&mut self) {
-        self.terminate(std::time::Duration::from_secs(5));
+        crate::shutdown::stop_child(&mut self.child, std::time::Duration::from_secs(5));
     }
 }
 

@@ -694,11 +694,10 @@ fn two_oracles(h: &mut String, r: &Report) {
         );
     }
     h.push_str("</table>\n");
+    let verdict = if o.kafkatest_ok { "pass" } else { "fail" };
     let _ = writeln!(
         h,
-        "<p>kafkatest's verdict: <span class=\"{}\">{}</span> — {}. Its consumer beside the workers received {} records; acked values it never received: {}.</p>",
-        if o.kafkatest_ok { "pass" } else { "fail" },
-        if o.kafkatest_ok { "pass" } else { "fail" },
+        "<p>kafkatest's verdict: <span class=\"{verdict}\">{verdict}</span> — {}. Its consumer beside the workers received {} records; acked values it never received: {}.</p>",
         esc(&o.kafkatest_message),
         o.live_consumed,
         o.live_missing

@@ -39,34 +39,21 @@ struct Tool {
 }
 
 impl Tool {
-    /// SIGTERM, and wait up to [`EXIT_GRACE`] for the exit (its shutdown hook flushes and
-    /// prints its last events); SIGKILL after that. What happened, when not a clean exit.
+    /// SIGTERM, and up to [`EXIT_GRACE`] for the exit (its shutdown hook flushes and prints
+    /// its last events); SIGKILL after that. What happened, when not a clean exit.
     fn stop(mut self) -> Option<String> {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our unreaped child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + EXIT_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Some(format!(
-            "the {} did not exit within {EXIT_GRACE:?} of SIGTERM; killed (its last events may be missing)",
-            self.what
-        ))
+        (!crate::shutdown::stop_child(&mut self.child, EXIT_GRACE)).then(|| {
+            format!(
+                "the {} did not exit within {EXIT_GRACE:?} of SIGTERM; killed (its last events may be missing)",
+                self.what
+            )
+        })
     }
 }
 
 impl Drop for Tool {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::shutdown::stop_child(&mut self.child, Duration::ZERO);
     }
 }
 
