@@ -11,7 +11,10 @@ use harness::check::{
 };
 use harness::cluster::ssh::clock::{ClockSample, HostClock};
 use harness::rundir::timeline::TimelineEvent;
-use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED, FORMAT_VERSION};
+use workers::log::{
+    TransactionEvent, TransactionOutcome, FLAG_IDEMPOTENT, FLAG_ORDERED, FLAG_TRANSACTIONAL,
+    FORMAT_VERSION,
+};
 use workers::renewal::RenewalKind;
 use workers::{Event, EventKind, LogHeader, LogWriter, Role, TopicSpec};
 
@@ -57,6 +60,9 @@ struct Sim {
     /// The action of each step by index (`sleep`, passive waiting time, when not given).
     step_actions: Vec<&'static str>,
     ordered: bool,
+    /// The producers send in transactions (their log header says so); the transactions
+    /// themselves are `Transaction` events in `producer_extra` ([`Sim::in_transactions`]).
+    transactional: bool,
     /// Client renewals: (producer, ms, `EpochBumped` or `ProducerIdRenewed`); each drain
     /// began `drain_ms` before.
     renewals: Vec<(u32, u64, EventKind)>,
@@ -121,6 +127,7 @@ impl Sim {
             steps: vec![(2000, "first step"), (3000, "second step")],
             step_actions: vec![],
             ordered: true,
+            transactional: false,
             renewals: vec![],
             drain_ms: 2,
             producer_extra: vec![],
@@ -134,6 +141,51 @@ impl Sim {
             format: FORMAT_VERSION,
             producer_clock_ahead_ms: 0,
             correct_clocks: false,
+        }
+    }
+
+    /// Makes the producers transactional: each producer's records in transactions of
+    /// `size` (by sequence number), transaction `n` of producer `p` ending as `outcome(p,
+    /// n)` (`None`: never ended in the log), logged 1 ms after its last record's ack. As a
+    /// `read_committed` cluster would, the final read and the consumer hold no record of
+    /// an aborted transaction (its offsets stay holes).
+    fn in_transactions(
+        &mut self,
+        size: u64,
+        outcome: impl Fn(u32, u64) -> Option<TransactionOutcome>,
+    ) {
+        self.transactional = true;
+        for producer in 0..PRODUCERS {
+            for n in 0..PER_PRODUCER.div_ceil(size) {
+                let first = n * size;
+                let records = size.min(PER_PRODUCER - first);
+                let Some(o) = outcome(producer, n) else {
+                    continue;
+                };
+                let mut began = u64::MAX;
+                let mut ended = 0;
+                for seq in first..first + records {
+                    let r = self.rec(producer, seq);
+                    began = began.min(r.send_ms);
+                    ended = ended.max(r.ack_ms);
+                    if o.aborted() {
+                        r.stored = false;
+                        r.consumed = false;
+                    }
+                }
+                let e = Event::for_transaction(
+                    producer,
+                    0,
+                    &TransactionEvent {
+                        first_seq: first,
+                        records,
+                        outcome: o,
+                        began_us: us(began),
+                        ended_us: us(ended + 1),
+                    },
+                );
+                self.producer_extra.push((ended + 1, e));
+            }
         }
     }
 
@@ -202,6 +254,10 @@ impl Sim {
         };
         let flags = if self.ordered {
             FLAG_IDEMPOTENT | FLAG_ORDERED
+        } else {
+            0
+        } | if self.transactional {
+            FLAG_TRANSACTIONAL
         } else {
             0
         };
@@ -1449,6 +1505,18 @@ fn every_counter_of_the_report_is_found_when_injected_and_is_zero_when_clean() {
         ("expired", inject_expired),
         ("silent producer", inject_silent_producer),
         ("dead worker", inject_dead_worker),
+        ("aborted read", |s| {
+            s.in_transactions(5, every_third_aborted);
+            let r = s.rec(0, 10);
+            (r.stored, r.consumed) = (true, true);
+            vec![("aborted_read", 1)]
+        }),
+        ("non-atomic read", |s| {
+            s.in_transactions(5, every_third_aborted);
+            let r = s.rec(1, 7);
+            (r.stored, r.consumed) = (false, false);
+            vec![("lost", 1), ("non_atomic_read", 1)]
+        }),
     ];
     let clean = Sim::clean().check();
     assert_only(&clean, &[]);
@@ -1668,4 +1736,172 @@ fn a_pause_of_the_consumer_group_is_a_rebalance_window_not_a_consume_window() {
         ("t/1".into(), WindowKind::Consume)
     );
     assert!(w.duration_ms > 3000, "{w:?}");
+}
+
+/// Transactions of 5 records, every third aborted on purpose.
+fn every_third_aborted(_: u32, n: u64) -> Option<TransactionOutcome> {
+    Some(if n % 3 == 2 {
+        TransactionOutcome::Aborted
+    } else {
+        TransactionOutcome::Committed
+    })
+}
+
+#[test]
+fn a_transactional_run_that_aborts_some_transactions_is_clean() {
+    let mut s = Sim::clean();
+    s.in_transactions(5, every_third_aborted);
+    let f = s.check();
+    // the aborted records' offsets are holes the consumer skips: no gap, nothing lost
+    assert_only(&f, &[]);
+    // 60 transactions per producer, 20 of them aborted
+    let t = f.transactions.as_ref().expect("transaction totals");
+    assert_eq!((t.committed, t.aborted, t.unknown), (80, 40, 0));
+    assert_eq!(t.largest, 5);
+    assert_eq!(f.producers.acked, 400);
+    assert_eq!(f.producers.aborted, 200);
+    assert_eq!(f.producers.failed, 0);
+    assert_eq!(f.producers.no_outcome, 0);
+    // a run without transactions reports none
+    assert!(Sim::clean().check().transactions.is_none());
+}
+
+#[test]
+fn a_record_of_an_aborted_transaction_read_is_an_aborted_read() {
+    let mut s = Sim::clean();
+    s.in_transactions(5, every_third_aborted);
+    // transaction 2 of producer 0 (seq 10-14) was aborted: the final read (and the
+    // consumer) find seq 10; only the consumer finds seq 11
+    let r = s.rec(0, 10);
+    (r.stored, r.consumed) = (true, true);
+    s.rec(0, 11).consumed = true;
+    // and a record whose own delivery failed, in an aborted transaction, read back: an
+    // aborted read, not `unexpected`
+    let r = s.rec(1, 12);
+    r.outcome = EventKind::Failed;
+    (r.stored, r.consumed) = (true, true);
+    let f = s.check();
+    assert_only(&f, &[("aborted_read", 3)]);
+    let ex = &f.examples["aborted_read"];
+    assert_eq!(ex.len(), 3, "{ex:?}");
+    assert!(ex.iter().any(|e| e.producer == 0
+        && e.seq == 10
+        && e.detail.contains("the final read and a consumer")));
+    assert!(ex
+        .iter()
+        .any(|e| e.producer == 0 && e.seq == 11 && e.detail.contains("by a consumer")));
+}
+
+#[test]
+fn a_committed_transaction_seen_in_part_is_lost_and_non_atomic() {
+    let mut s = Sim::clean();
+    s.in_transactions(5, every_third_aborted);
+    // transaction 1 of producer 1 (seq 5-9), committed: seq 7 is not in the log
+    let r = s.rec(1, 7);
+    (r.stored, r.consumed) = (false, false);
+    let f = s.check();
+    assert_only(&f, &[("lost", 1), ("non_atomic_read", 1)]);
+    let ex = &f.examples["non_atomic_read"][0];
+    assert_eq!((ex.producer, ex.seq), (1, 5));
+    assert!(
+        ex.detail.contains("5 records (seq 5 to 9), committed")
+            && ex.detail.contains("holds 4 of them"),
+        "{}",
+        ex.detail
+    );
+}
+
+#[test]
+fn a_transaction_of_unknown_outcome_is_all_or_nothing() {
+    // transaction 4 of each producer (seq 20-24) ended in doubt
+    let unknown_4th = |_: u32, n: u64| {
+        Some(if n == 4 {
+            TransactionOutcome::Unknown
+        } else {
+            TransactionOutcome::Committed
+        })
+    };
+    // all of it visible (producer 0), none of it (producer 1): both fine
+    let mut s = Sim::clean();
+    s.in_transactions(5, unknown_4th);
+    for seq in 20..25 {
+        let r = s.rec(1, seq);
+        (r.stored, r.consumed) = (false, false);
+    }
+    let f = s.check();
+    assert_only(&f, &[]);
+    assert_eq!(f.transactions.as_ref().unwrap().unknown, 2);
+    assert_eq!(f.producers.indeterminate, 10);
+    assert_eq!(f.producers.acked, 590);
+    // part of it visible: non-atomic, and not lost (nobody knew it was committed)
+    let mut s = Sim::clean();
+    s.in_transactions(5, unknown_4th);
+    for seq in 22..25 {
+        let r = s.rec(1, seq);
+        (r.stored, r.consumed) = (false, false);
+    }
+    let f = s.check();
+    assert_only(&f, &[("non_atomic_read", 1)]);
+    assert!(f.examples["non_atomic_read"][0]
+        .detail
+        .contains("of unknown outcome: the final read holds 2 of them"));
+}
+
+#[test]
+fn records_of_a_transaction_that_never_ended_are_of_unknown_outcome() {
+    // the producers' last transaction (seq 295-299) has no end in the log (the worker was
+    // killed mid-transaction): the coordinator aborted it, so it is not in the log — not
+    // lost, though every record of it was acked
+    let mut s = Sim::clean();
+    s.in_transactions(5, |_, n| (n < 59).then_some(TransactionOutcome::Committed));
+    for producer in 0..PRODUCERS {
+        for seq in 295..300 {
+            let r = s.rec(producer, seq);
+            (r.stored, r.consumed) = (false, false);
+        }
+    }
+    let f = s.check();
+    assert_only(&f, &[]);
+    let t = f.transactions.as_ref().unwrap();
+    assert_eq!(t.records_without_end, 10);
+    assert_eq!(f.producers.indeterminate, 10);
+    // had the checker taken the acks at their word, those ten would be lost
+    let mut s = Sim::clean();
+    for producer in 0..PRODUCERS {
+        for seq in 295..300 {
+            let r = s.rec(producer, seq);
+            (r.stored, r.consumed) = (false, false);
+        }
+    }
+    assert_only(&s.check(), &[("lost", 10)]);
+}
+
+#[test]
+fn a_producer_waiting_for_its_commit_is_not_silent() {
+    // the producers' transactions of seq 95-99 wait 3 s for their commit (the coordinator
+    // died): they send nothing meanwhile, and are no silent producers for it
+    let build = |producer_0_waits: bool| {
+        let mut s = Sim::clean();
+        s.silence_ms = 2000;
+        for r in s.recs.iter_mut().filter(|r| r.seq >= 100) {
+            r.send_ms += 3000;
+            r.ack_ms += 3000;
+            r.consume_ms = Some(r.ack_ms + 20);
+        }
+        s.in_transactions(5, |_, _| Some(TransactionOutcome::Committed));
+        for (t, e) in s.producer_extra.iter_mut() {
+            if e.seq == 95 && (e.producer == 1 || producer_0_waits) {
+                e.ts_b = us(4995);
+                *t = 4995;
+            }
+        }
+        s.check()
+    };
+    let f = build(true);
+    assert_eq!(f.anomalies.silent_producers, 0, "{:?}", f.producer_silences);
+    assert!(f.transactions.as_ref().unwrap().longest_ms >= 3000);
+    // the same stretch with no commit waiting in it is a silence
+    let f = build(false);
+    assert_eq!(f.anomalies.silent_producers, 1, "{:?}", f.producer_silences);
+    assert_eq!(f.producer_silences[0].producer, 0);
 }

@@ -75,6 +75,14 @@ fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
         lost_examples: vec!["value 7: acked at partition 0 offset <7>".into()],
         ..Default::default()
     });
+    f.transactions = Some(harness::check::TransactionTotals {
+        committed: 41,
+        aborted: 9,
+        longest_ms: 9066,
+        longest_step: "kill <the coordinator>".into(),
+        ..Default::default()
+    });
+    f.anomalies.aborted_read = 3;
     let report = harness::report::build(&sc, "run-<1>", 0, f);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("scenario.toml"), "name = \"a<b\"\n").unwrap();
@@ -118,4 +126,8 @@ fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
     assert!(html.contains("kafkatest's verdict: <span class=\"fail\">fail</span>"));
     // a start-up point the run never reached says so
     assert!(html.contains("cluster up not reached"), "{html}");
+    // the transactions, their longest wait blamed on its step, escaped
+    assert!(html.contains("<h2>Transactions</h2>"));
+    assert!(html.contains("<td>41</td><td>9</td>"), "{html}");
+    assert!(html.contains("9066 in kill &lt;the coordinator&gt;"));
 }

@@ -246,6 +246,7 @@ fn workers_accept(sc: &Scenario) -> Result<(), TestCaseError> {
             consumer: ConsumerSettings {
                 group_id: format!("kmh-{}", sc.name),
                 session_timeout_ms: w.consumer_session_timeout_ms,
+                read_uncommitted: w.consumer_read_uncommitted,
             },
             final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
             client_overrides: Default::default(),

@@ -2216,3 +2216,85 @@ fn the_second_oracle_is_one_there_is_and_is_parsed_when_named() {
         None
     );
 }
+
+#[test]
+fn transactions_are_checked_where_they_are_written() {
+    let with = |idempotence: &str, txn: &str| {
+        GOOD.replace(
+            "idempotence = true\n",
+            &format!("idempotence = {idempotence}\n{txn}\n"),
+        )
+    };
+    // line 15: right after `idempotence` (line 14)
+    one_error(
+        &with("false", "transactions = { records = 10 }"),
+        15,
+        "workload.transactions",
+        "transactions need idempotence = true",
+        "set idempotence = true",
+    );
+    one_error(
+        &with("true", "transactions = { records = 0 }"),
+        15,
+        "workload.transactions.records",
+        "0: a transaction holds at least one record",
+        "records = 10",
+    );
+    one_error(
+        &with("true", "transactions = { abort_every = 3 }"),
+        15,
+        "workload.transactions.records",
+        "missing field `records`",
+        "records = 10",
+    );
+    one_error(
+        &with("true", "transactions = { records = 5, timeout = \"soon\" }"),
+        15,
+        "workload.transactions.timeout",
+        "`soon` is not a duration",
+        "\"10s\"",
+    );
+    one_error(
+        &with("true", "consumer_isolation = \"snapshot\""),
+        15,
+        "workload.consumer_isolation",
+        "`snapshot` is not an isolation level",
+        "\"read_uncommitted\"",
+    );
+    // the coordinator target needs transactions (line 19: the first step's node)
+    one_error(
+        &GOOD.replace(
+            "node = \"follower:orders/0\"",
+            "node = \"coordinator:transactions\"",
+        ),
+        19,
+        "step[1].node",
+        "this workload sends no transactions",
+        "transactions = { records = 10 }",
+    );
+    let s = scenario::parse(
+        Path::new("ok.toml"),
+        &with(
+            "true",
+            "transactions = { records = 7, abort_every = 4, timeout = \"20s\" }\n\
+             consumer_isolation = \"read_uncommitted\"",
+        )
+        .replace(
+            "node = \"follower:orders/0\"",
+            "node = \"coordinator:transactions\"",
+        ),
+    )
+    .unwrap();
+    let t = s.workload.producer.transactions.unwrap();
+    assert_eq!((t.records, t.abort_every, t.timeout_ms), (7, 4, 20_000));
+    assert!(s.workload.consumer_read_uncommitted);
+    assert!(matches!(
+        &s.steps[0].action,
+        Action::Node(NodeAction::Pause {
+            node: Target::TransactionCoordinator
+        })
+    ));
+    let plain = scenario::parse(Path::new("ok.toml"), GOOD).unwrap();
+    assert!(plain.workload.producer.transactions.is_none());
+    assert!(!plain.workload.consumer_read_uncommitted);
+}

@@ -95,6 +95,30 @@ pub struct ProducerSettings {
     pub delivery_timeout_ms: u32,
     /// `request.timeout.ms`.
     pub request_timeout_ms: u32,
+    /// Send in transactions (`None`: no transactions). Absent from older configs.
+    #[serde(default)]
+    pub transactions: Option<TransactionSettings>,
+}
+
+/// A transactional workload: each producer instance has its own `transactional.id` and
+/// sends its records in transactions of a fixed size, aborting some on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionSettings {
+    /// Records per transaction (its records go to the partitions in turn, so a transaction
+    /// of several records spans several partitions).
+    pub records: u32,
+    /// Every `abort_every`-th transaction of an instance is aborted on purpose (0: none).
+    pub abort_every: u32,
+    /// `transaction.timeout.ms`: how long the coordinator keeps a transaction whose client
+    /// went silent before it aborts it.
+    pub timeout_ms: u32,
+}
+
+impl TransactionSettings {
+    /// Whether transaction number `n` (from 0) of an instance is one to abort on purpose.
+    pub fn aborts(&self, n: u64) -> bool {
+        self.abort_every > 0 && n % u64::from(self.abort_every) == u64::from(self.abort_every) - 1
+    }
 }
 
 impl ProducerSettings {
@@ -122,6 +146,12 @@ pub struct ConsumerSettings {
     pub group_id: String,
     /// `session.timeout.ms`.
     pub session_timeout_ms: u32,
+    /// `isolation.level=read_uncommitted` instead of librdkafka's default
+    /// `read_committed`: the consumers then see aborted transactions' records (the
+    /// known-unsafe setting a transactional scenario must catch). Never for the final read,
+    /// which reads what a `read_committed` reader must see. Absent from older configs.
+    #[serde(default)]
+    pub read_uncommitted: bool,
 }
 
 /// Everything one worker process needs; written by the harness as JSON.
@@ -310,6 +340,28 @@ impl WorkerConfig {
         }
         if p.max_in_flight == 0 {
             bad("producer.max_in_flight", "0: at least 1".into());
+        }
+        if let Some(t) = &p.transactions {
+            if t.records == 0 {
+                bad(
+                    "producer.transactions.records",
+                    "0: a transaction holds at least one record".into(),
+                );
+            }
+            if !p.idempotence || p.acks != Acks::All {
+                bad(
+                    "producer.transactions",
+                    "transactions need idempotence and acks = all (a transactional \
+                     producer is an idempotent one)"
+                        .into(),
+                );
+            }
+            if t.timeout_ms == 0 {
+                bad(
+                    "producer.transactions.timeout_ms",
+                    "0: give the coordinator's transaction timeout in ms".into(),
+                );
+            }
         }
         if self.role == Role::Consume && self.consumer.group_id.is_empty() {
             bad(

@@ -221,6 +221,16 @@ fn new_consumer(
         // this long before it looks again (1 s by default): a consumer that drains its
         // queue faster then idles, a third of ConsumerPerformance's rate in `harness bench`
         .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
+        // librdkafka's default, said out loud: records of aborted transactions, and of
+        // open ones, are not delivered — unless the scenario asks for the unsafe setting
+        .set(
+            "isolation.level",
+            if cfg.consumer.read_uncommitted {
+                "read_uncommitted"
+            } else {
+                "read_committed"
+            },
+        )
         .set("log_level", "4");
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);

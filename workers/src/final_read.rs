@@ -38,6 +38,9 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
     }
+    // what a `read_committed` reader must see, whatever else is configured: records of
+    // aborted transactions found here are an anomaly, not a setting
+    cc.set("isolation.level", "read_committed");
     let consumer: BaseConsumer = cc.create().context("creating the final-read consumer")?;
     let decoder = Decoder::new(cfg);
     let deadline = Instant::now() + Duration::from_millis(cfg.final_read_timeout_ms);

@@ -38,7 +38,9 @@ pub mod renewal;
 pub mod shutdown;
 mod status;
 
-pub use config::{Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, WorkerConfig};
+pub use config::{
+    Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, TransactionSettings, WorkerConfig,
+};
 pub use log::{Event, EventKind, LogHeader, LogReader, LogWriter, RenewalEvent};
 pub use record::RecordHeader;
 pub use shutdown::Shutdown;

@@ -13,6 +13,13 @@
 //! "sent up to N" ([`EventKind::SentUpTo`]) at most every [`FLUSH_INTERVAL`] while it
 //! sends, and each outcome event carries its record's send time.
 //!
+//! With transactions (`producer.transactions`), each instance has its own
+//! `transactional.id` and sends its records in transactions of a fixed size; every
+//! `abort_every`-th is aborted on purpose. A transaction's end is logged as one
+//! [`EventKind::Transaction`] event with its records' sequence range and how it ended
+//! (see [`end_transaction`]); its records' `Acked` events then say only that a broker
+//! appended them.
+//!
 //! With idempotence the client also logs when it bumps its epoch or takes a new producer
 //! id ([`crate::renewal`]): librdkafka's `eos` debug lines arrive on the same queue as the
 //! delivery reports, so a record without an outcome when the renewal is logged was in
@@ -36,10 +43,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::clock::now_us;
-use crate::config::WorkerConfig;
+use crate::config::{TransactionSettings, WorkerConfig};
 use crate::log::{
-    Event, EventKind, LogHeader, LogWriter, RenewalEvent, FLAG_IDEMPOTENT, FLAG_ORDERED,
-    FLUSH_INTERVAL,
+    Event, EventKind, LogHeader, LogWriter, RenewalEvent, TransactionEvent, TransactionOutcome,
+    FLAG_IDEMPOTENT, FLAG_ORDERED, FLAG_TRANSACTIONAL, FLUSH_INTERVAL,
 };
 use crate::record::{run_hash, RecordHeader};
 use crate::renewal::{RenewalKind, RenewalWatch};
@@ -204,7 +211,12 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         anyhow::bail!("producer rate {:?} gives no send interval", p.rate);
     };
     let flags = if p.idempotence { FLAG_IDEMPOTENT } else { 0 }
-        | if p.ordered() { FLAG_ORDERED } else { 0 };
+        | if p.ordered() { FLAG_ORDERED } else { 0 }
+        | if p.transactions.is_some() {
+            FLAG_TRANSACTIONAL
+        } else {
+            0
+        };
     let header = LogHeader::for_worker(cfg, flags);
     let log = Arc::new(Mutex::new(LogWriter::create(&cfg.log_path, &header)?));
     let counters = Arc::new(Counters::default());
@@ -216,8 +228,22 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     for i in 0..cfg.instances {
         let id = cfg.first_instance_id + i;
         let producer = new_producer(cfg, &cfg.bootstrap, i, &log, &counters, &marks[i as usize])?;
+        if p.transactions.is_some() && !init_transactions(&producer, cfg, &shutdown)? {
+            return Ok(());
+        }
         producers.push((id, producer));
     }
+    // each instance's open transaction, and how many it has ended
+    let mut txns = Transactions {
+        cfg,
+        log: &log,
+        counters: &counters,
+        marks: &marks,
+        shutdown,
+        bootstrap: cfg.bootstrap.clone(),
+        open: vec![None; producers.len()],
+        ended: vec![0; producers.len()],
+    };
 
     // Connect and learn the partition leaders before the first send, so the start-up of
     // the client is not measured as unavailability of the cluster; at most three request
@@ -268,18 +294,23 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             // client, so no record of the old one is still in flight when the new one sends
             // the same partition (order kept), then connect anew; sequences go on.
             eprintln!("worker: bootstrap servers are now {servers}; reconnecting");
+            txns.bootstrap = servers.clone();
             let drain = Duration::from_millis(u64::from(p.delivery_timeout_ms) + 2000);
-            for (i, (_, producer)) in producers.iter_mut().enumerate() {
+            for (i, (id, producer)) in producers.iter_mut().enumerate() {
+                txns.end(i, *id, producer)?;
                 let _ = producer.flush(drain);
                 producer.purge(PurgeConfig::default().queue().inflight());
                 let _ = producer.flush(Duration::from_secs(2));
                 *producer = new_producer(cfg, &servers, i as u32, &log, &counters, &marks[i])?;
+                if p.transactions.is_some() && !init_transactions(producer, cfg, &shutdown)? {
+                    break;
+                }
                 Counters::bump(&counters.switches);
             }
         }
         let now = Instant::now();
         let mut earliest = now + Duration::from_millis(5);
-        for (i, (id, producer)) in producers.iter().enumerate() {
+        for (i, (id, producer)) in producers.iter_mut().enumerate() {
             // never burst more than a second's worth after a stall
             if now.duration_since(due[i]) > Duration::from_secs(1) {
                 due[i] = now - Duration::from_secs(1);
@@ -289,6 +320,9 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 burst += 1;
                 let seq = next_seq[i];
                 let (topic, partition) = cfg.placement(seq);
+                if p.transactions.is_some() && !txns.begin(i, seq, producer)? {
+                    break;
+                }
                 let send_ts = now_us();
                 RecordHeader {
                     run_hash: hash,
@@ -322,6 +356,11 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                         }
                         Counters::bump(&counters.sent);
                         due[i] += interval;
+                        if let Some(t) = &p.transactions {
+                            if txns.sent(i, t) {
+                                txns.end(i, *id, producer)?;
+                            }
+                        }
                     }
                     Err((e, _)) => {
                         // refused before it was queued: never sent, the same seq again
@@ -361,6 +400,10 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     }
 
+    // Open transactions end as they would have (committed, or aborted if planned).
+    for (i, (id, producer)) in producers.iter_mut().enumerate() {
+        txns.end(i, *id, producer)?;
+    }
     // How far each instance sent, in the end.
     for (i, (id, _)) in producers.iter().enumerate() {
         if next_seq[i] > 0 {
@@ -385,6 +428,217 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A transaction an instance has begun: its first record and how many it holds so far.
+#[derive(Clone, Copy)]
+struct OpenTransaction {
+    first_seq: u64,
+    records: u64,
+    began_us: u64,
+}
+
+/// The transactions of a worker's instances (only with `producer.transactions`).
+struct Transactions<'a> {
+    cfg: &'a WorkerConfig,
+    log: &'a Arc<Mutex<LogWriter>>,
+    counters: &'a Arc<Counters>,
+    marks: &'a [Arc<SentMark>],
+    shutdown: Shutdown,
+    /// The bootstrap servers the clients use now (a discovery file may move them).
+    bootstrap: String,
+    /// Each instance's open transaction.
+    open: Vec<Option<OpenTransaction>>,
+    /// How many transactions each instance has ended (which to abort on purpose).
+    ended: Vec<u64>,
+}
+
+impl Transactions<'_> {
+    /// Makes sure instance `i` has a transaction open before it sends `seq`. `Ok(false)`:
+    /// shutdown came while its client was being replaced.
+    fn begin(
+        &mut self,
+        i: usize,
+        seq: u64,
+        producer: &mut ThreadedProducer<ProducerLog>,
+    ) -> anyhow::Result<bool> {
+        if self.open[i].is_some() {
+            return Ok(true);
+        }
+        if let Err(e) = producer.begin_transaction() {
+            // a client that cannot begin is in a state only a new one leaves
+            eprintln!("worker: producer instance {i} cannot begin a transaction: {e}");
+            if !self.replace(i, producer)? {
+                return Ok(false);
+            }
+            producer
+                .begin_transaction()
+                .context("beginning a transaction on a new client")?;
+        }
+        self.open[i] = Some(OpenTransaction {
+            first_seq: seq,
+            records: 0,
+            began_us: now_us(),
+        });
+        Ok(true)
+    }
+
+    /// Counts a record sent in instance `i`'s transaction; true when it is full.
+    fn sent(&mut self, i: usize, t: &TransactionSettings) -> bool {
+        let Some(open) = &mut self.open[i] else {
+            return false;
+        };
+        open.records += 1;
+        open.records >= u64::from(t.records)
+    }
+
+    /// Ends instance `i`'s open transaction (producer id `id`) — committed, or aborted
+    /// when it is one to abort on purpose — and logs how it ended.
+    fn end(
+        &mut self,
+        i: usize,
+        id: u32,
+        producer: &mut ThreadedProducer<ProducerLog>,
+    ) -> anyhow::Result<()> {
+        let (Some(open), Some(t)) = (self.open[i].take(), self.cfg.producer.transactions) else {
+            return Ok(());
+        };
+        let p = &self.cfg.producer;
+        // the commit first delivers what the transaction still holds
+        let timeout = Duration::from_millis(u64::from(p.delivery_timeout_ms) + 2000);
+        if open.records == 0 {
+            // begun, but every send was refused: nothing to log
+            if producer.abort_transaction(timeout).is_err() {
+                self.replace(i, producer)?;
+            }
+            return Ok(());
+        }
+        let abort = t.aborts(self.ended[i]);
+        self.ended[i] += 1;
+        let (outcome, replace) = end_transaction(producer, abort, timeout);
+        let e = Event::for_transaction(
+            id,
+            i as u32,
+            &TransactionEvent {
+                first_seq: open.first_seq,
+                records: open.records,
+                outcome,
+                began_us: open.began_us,
+                ended_us: now_us(),
+            },
+        );
+        self.log.lock().unwrap().append(&e)?;
+        if replace {
+            self.replace(i, producer)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces instance `i`'s client by a new one with the same `transactional.id`
+    /// (which fences the old one: the coordinator ends what it left open). `Ok(false)`:
+    /// shutdown came first.
+    fn replace(
+        &mut self,
+        i: usize,
+        producer: &mut ThreadedProducer<ProducerLog>,
+    ) -> anyhow::Result<bool> {
+        eprintln!("worker: producer instance {i}: a new transactional client");
+        producer.purge(PurgeConfig::default().queue().inflight());
+        *producer = new_producer(
+            self.cfg,
+            &self.bootstrap,
+            i as u32,
+            self.log,
+            self.counters,
+            &self.marks[i],
+        )?;
+        Counters::bump(&self.counters.errors);
+        init_transactions(producer, self.cfg, &self.shutdown)
+    }
+}
+
+/// Ends the open transaction of `producer`: commits it (or aborts it when `abort`), and
+/// says how it ended and whether the client must be replaced. librdkafka's rules: a
+/// retriable error is tried again within `timeout`; an error that requires an abort is
+/// answered by one (`AbortedAfterError`); anything else — a fatal error, time out — leaves
+/// the outcome unknown (`Unknown`, and a new client, whose initialisation fences this one).
+fn end_transaction(
+    producer: &ThreadedProducer<ProducerLog>,
+    abort: bool,
+    timeout: Duration,
+) -> (TransactionOutcome, bool) {
+    let deadline = Instant::now() + timeout;
+    let abort_now = |outcome: TransactionOutcome| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match producer.abort_transaction(left.max(Duration::from_millis(100))) {
+            Ok(()) => return (outcome, false),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && !left.is_zero() => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                eprintln!("worker: aborting a transaction: {e}; its outcome is unknown");
+                return (TransactionOutcome::Unknown, true);
+            }
+        }
+    };
+    if abort {
+        // deliver its records first: an abort on purpose is one of written records, which
+        // the abort marker must then hide (aborting right away would mostly purge them
+        // from the client's queue, and the log would never hold them)
+        let _ = producer.flush(timeout);
+        return abort_now(TransactionOutcome::Aborted);
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match producer.commit_transaction(left.max(Duration::from_millis(100))) {
+            Ok(()) => return (TransactionOutcome::Committed, false),
+            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                eprintln!("worker: a commit needs an abort: {e}");
+                return abort_now(TransactionOutcome::AbortedAfterError);
+            }
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && !left.is_zero() => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                eprintln!("worker: committing a transaction: {e}; its outcome is unknown");
+                return (TransactionOutcome::Unknown, true);
+            }
+        }
+    }
+}
+
+/// Initialises a transactional client (fencing any earlier one with its id), trying again
+/// while the error is retriable (the coordinator may be restarting) until shutdown.
+/// `Ok(false)`: shutdown came first.
+fn init_transactions(
+    producer: &ThreadedProducer<ProducerLog>,
+    cfg: &WorkerConfig,
+    shutdown: &Shutdown,
+) -> anyhow::Result<bool> {
+    let timeout = Duration::from_millis(3 * u64::from(cfg.producer.request_timeout_ms));
+    loop {
+        if shutdown.requested() {
+            return Ok(false);
+        }
+        match producer.init_transactions(timeout) {
+            Ok(()) => return Ok(true),
+            Err(KafkaError::Transaction(e)) if !e.is_fatal() => {
+                eprintln!("worker: initialising transactions: {e}; trying again");
+                shutdown.sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e).context("initialising transactions"),
+        }
+    }
+}
+
+/// `message.timeout.ms`: the delivery timeout, but never above a transactional client's
+/// transaction timeout (librdkafka refuses a longer one: a record cannot outlive the
+/// transaction it belongs to).
+fn delivery_timeout_ms(p: &crate::config::ProducerSettings) -> u32 {
+    match &p.transactions {
+        Some(t) => p.delivery_timeout_ms.min(t.timeout_ms),
+        None => p.delivery_timeout_ms,
+    }
+}
+
 /// One producer instance (`instance` of this worker) connected to `bootstrap`.
 fn new_producer(
     cfg: &WorkerConfig,
@@ -407,8 +661,13 @@ fn new_producer(
             p.max_in_flight.to_string(),
         )
         .set("linger.ms", p.linger_ms.to_string())
-        .set("message.timeout.ms", p.delivery_timeout_ms.to_string())
+        .set("message.timeout.ms", delivery_timeout_ms(p).to_string())
         .set("request.timeout.ms", p.request_timeout_ms.to_string());
+    if let Some(t) = &p.transactions {
+        // one per instance, stable across its clients: a new client fences the old
+        cc.set("transactional.id", format!("kmh-{}-t{id}", cfg.run_id))
+            .set("transaction.timeout.ms", t.timeout_ms.to_string());
+    }
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
     }

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use workers::config::{
-    Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, WorkerConfig, MAX_RECORD_SIZE,
+    Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, TransactionSettings, WorkerConfig,
+    MAX_RECORD_SIZE,
 };
 
 fn rate() -> impl Strategy<Value = Option<f64>> {
@@ -38,18 +39,28 @@ fn valid_config() -> impl Strategy<Value = WorkerConfig> {
         rate(),
         prop_oneof![0usize..4096, Just(MAX_RECORD_SIZE)],
         1u32..10,
+        prop::option::of((1u32..1000, 0u32..20, 1u32..900_000).prop_map(
+            |(records, abort_every, timeout_ms)| TransactionSettings {
+                records,
+                abort_every,
+                timeout_ms,
+            },
+        )),
     )
-        .prop_map(|(rate, size, max_in_flight)| ProducerSettings {
-            rate,
-            size,
-            acks: Acks::All,
-            idempotence: true,
-            retries: 5,
-            max_in_flight,
-            linger_ms: 5,
-            delivery_timeout_ms: 30_000,
-            request_timeout_ms: 10_000,
-        });
+        .prop_map(
+            |(rate, size, max_in_flight, transactions)| ProducerSettings {
+                rate,
+                size,
+                acks: Acks::All,
+                idempotence: true,
+                retries: 5,
+                max_in_flight,
+                linger_ms: 5,
+                delivery_timeout_ms: 30_000,
+                request_timeout_ms: 10_000,
+                transactions,
+            },
+        );
     (
         "[a-z0-9-]{1,64}",
         prop_oneof![
@@ -77,6 +88,7 @@ fn valid_config() -> impl Strategy<Value = WorkerConfig> {
                 consumer: ConsumerSettings {
                     group_id: "kmh-group".into(),
                     session_timeout_ms: 10_000,
+                    read_uncommitted: false,
                 },
                 final_read_timeout_ms: 30_000,
                 client_overrides: BTreeMap::new(),
@@ -100,6 +112,8 @@ enum Break {
     Size,
     NoInFlight,
     NoGroup,
+    EmptyTransactions,
+    TransactionsWithoutIdempotence,
 }
 
 fn breakage() -> impl Strategy<Value = Break> {
@@ -126,6 +140,8 @@ fn breakage() -> impl Strategy<Value = Break> {
         Just(Break::Size),
         Just(Break::NoInFlight),
         Just(Break::NoGroup),
+        Just(Break::EmptyTransactions),
+        Just(Break::TransactionsWithoutIdempotence),
     ]
 }
 
@@ -150,6 +166,23 @@ impl Break {
             Break::Size => cfg.producer.size = MAX_RECORD_SIZE + 1,
             Break::NoInFlight => cfg.producer.max_in_flight = 0,
             Break::NoGroup => cfg.consumer.group_id.clear(),
+            Break::EmptyTransactions => {
+                cfg.producer.transactions = Some(TransactionSettings {
+                    records: 0,
+                    abort_every: 0,
+                    timeout_ms: 10_000,
+                })
+            }
+            Break::TransactionsWithoutIdempotence => {
+                cfg.producer.idempotence = false;
+                cfg.producer
+                    .transactions
+                    .get_or_insert(TransactionSettings {
+                        records: 10,
+                        abort_every: 5,
+                        timeout_ms: 10_000,
+                    });
+            }
         }
     }
 }
@@ -197,6 +230,18 @@ fn unrunnable_fields(cfg: &WorkerConfig) -> Vec<String> {
     }
     if cfg.role == Role::Consume && cfg.consumer.group_id.is_empty() {
         v.push("consumer.group_id".into());
+    }
+    if let Some(t) = &cfg.producer.transactions {
+        // a transaction holds a record; a transactional producer is an idempotent one
+        if t.records == 0 {
+            v.push("producer.transactions.records".into());
+        }
+        if !cfg.producer.idempotence || cfg.producer.acks != Acks::All {
+            v.push("producer.transactions".into());
+        }
+        if t.timeout_ms == 0 {
+            v.push("producer.transactions.timeout_ms".into());
+        }
     }
     v
 }

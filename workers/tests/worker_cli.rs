@@ -34,10 +34,12 @@ fn config(role: Role, dir: &std::path::Path, rate: Option<f64>) -> WorkerConfig 
             linger_ms: 0,
             delivery_timeout_ms: 1000,
             request_timeout_ms: 500,
+            transactions: None,
         },
         consumer: ConsumerSettings {
             group_id: "g".into(),
             session_timeout_ms: 6000,
+            read_uncommitted: false,
         },
         final_read_timeout_ms: 1000,
         client_overrides: Default::default(),

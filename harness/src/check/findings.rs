@@ -169,6 +169,37 @@ pub struct Anomalies {
     /// Worker processes (producers, consumers) that exited with an error or had to be
     /// killed. See [`Findings::dead_workers`].
     pub dead_workers: u64,
+    /// Records of aborted transactions (on purpose or after an error) that a
+    /// `read_committed` reader saw: the final read or a consumer, each record once.
+    pub aborted_read: u64,
+    /// Transactions of which the final read found some records and not others, on
+    /// partitions it finished: committed ones (their missing records are `lost` too) and
+    /// ones of unknown outcome (all or nothing may be visible, nothing between).
+    pub non_atomic_read: u64,
+}
+
+/// Transactions by how their producers saw them end (transactional workloads).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct TransactionTotals {
+    /// Committed: every record acked (a `read_committed` reader must see all of them).
+    pub committed: u64,
+    /// Aborted on purpose (the workload's `abort_every`).
+    pub aborted: u64,
+    /// Aborted because the commit could not be made.
+    pub aborted_after_error: u64,
+    /// Of unknown outcome: its records count as indeterminate (all or none may be seen).
+    pub unknown: u64,
+    /// Records sent in a transaction that never ended in the log (the worker stopped
+    /// first): indeterminate too.
+    pub records_without_end: u64,
+    /// Records per committed transaction, the workload's setting as the logs show it (the
+    /// largest committed).
+    pub largest: u64,
+    /// The longest a transaction took from its first send to its end (its commit or
+    /// abort answered), ms: a commit waits while its coordinator moves.
+    pub longest_ms: u64,
+    /// The step running when that transaction began.
+    pub longest_step: String,
 }
 
 /// Producer outcome totals.
@@ -187,6 +218,10 @@ pub struct ProducerTotals {
     pub refused: u64,
     /// Sent with no outcome logged (the worker died first).
     pub no_outcome: u64,
+    /// Records of aborted transactions (transactional producers): written to the log,
+    /// never to be read by a `read_committed` reader. Not in `acked` or `failed`.
+    #[serde(default)]
+    pub aborted: u64,
     /// Producer instances seen.
     pub producers: u64,
 }
@@ -354,6 +389,9 @@ pub struct Findings {
     pub mirror: Option<super::mirror::MirrorCheck>,
     /// The second oracle's findings (`[check] oracle`), when it ran.
     pub oracle: Option<super::oracle::OracleCheck>,
+    /// The transactional producers' transactions by outcome, when any producer sent in
+    /// transactions.
+    pub transactions: Option<TransactionTotals>,
 }
 
 /// The worker hosts' clocks as a run measured them (ssh backend with worker hosts).
@@ -410,6 +448,8 @@ impl Anomalies {
             Anomaly::Corrupt => self.corrupt,
             Anomaly::SilentProducer => self.silent_producers,
             Anomaly::DeadWorker => self.dead_workers,
+            Anomaly::AbortedRead => self.aborted_read,
+            Anomaly::NonAtomicRead => self.non_atomic_read,
         }
     }
 }
@@ -467,10 +507,12 @@ mod tests {
             corrupt: 10,
             silent_producers: 11,
             dead_workers: 12,
+            aborted_read: 13,
+            non_atomic_read: 14,
             ..Default::default()
         };
         let counts: Vec<u64> = Anomaly::ALL.iter().map(|x| a.count(*x)).collect();
-        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
     }
 }
 

@@ -21,8 +21,8 @@ pub use attribution::{Attribution, StepSpan};
 pub use checker::{check, CheckInput, ClockCorrection, EXAMPLES_KEPT};
 pub use findings::{
     Anomalies, ClientRenewal, ClockReport, ConsumerTotals, DeadWorker, Example, FinalReadTotals,
-    Findings, HostClockReport, LogCut, ProducerSilence, ProducerTotals, StartupTimes, Verdict,
-    Window, WindowKind, WindowSubject,
+    Findings, HostClockReport, LogCut, ProducerSilence, ProducerTotals, StartupTimes,
+    TransactionTotals, Verdict, Window, WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;

@@ -80,6 +80,7 @@ pub fn render(report: &Report, scenario_toml: Option<&str>) -> String {
     expectations(&mut h, report);
     anomalies(&mut h, report);
     two_oracles(&mut h, report);
+    transactions(&mut h, report);
     windows(&mut h, report);
     renewals(&mut h, report);
     zookeeper(&mut h, report);
@@ -733,6 +734,31 @@ fn windows(h: &mut String, r: &Report) {
         );
     }
     h.push_str("</table>\n");
+}
+
+/// Transactional workloads: how the transactions ended, and the two anomalies only they
+/// have.
+fn transactions(h: &mut String, r: &Report) {
+    let Some(t) = &r.transactions else { return };
+    let a = &r.anomalies;
+    let _ = writeln!(
+        h,
+        "<h2>Transactions</h2>\n<table><tr><th>committed</th><th>aborted on purpose</th>\
+         <th>aborted after an error</th><th>unknown outcome</th><th>records aborted</th>\
+         <th>records without an end</th><th>aborted reads</th><th>non-atomic reads</th>\
+         <th>longest (ms)</th></tr>\n<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} in {}</td></tr>\n</table>",
+        t.committed,
+        t.aborted,
+        t.aborted_after_error,
+        t.unknown,
+        r.producers.aborted,
+        t.records_without_end,
+        a.aborted_read,
+        a.non_atomic_read,
+        t.longest_ms,
+        esc(&t.longest_step)
+    );
 }
 
 fn renewals(h: &mut String, r: &Report) {

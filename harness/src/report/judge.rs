@@ -693,6 +693,8 @@ idempotence = true
                 Anomaly::Corrupt => f.anomalies.corrupt = 1,
                 Anomaly::SilentProducer => f.anomalies.silent_producers = 1,
                 Anomaly::DeadWorker => f.anomalies.dead_workers = 1,
+                Anomaly::AbortedRead => f.anomalies.aborted_read = 1,
+                Anomaly::NonAtomicRead => f.anomalies.non_atomic_read = 1,
             }
             let results = judged("", "", &f);
             let failed: Vec<&String> = results

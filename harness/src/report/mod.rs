@@ -129,6 +129,10 @@ pub struct Report {
     /// harness's own counts, and whether the two agree on loss (`oracle_agrees`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oracle: Option<crate::check::oracle::OracleCheck>,
+    /// Transactional workloads: transactions by outcome (`aborted_reads` and
+    /// `non_atomic_reads` are among the anomalies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<crate::check::TransactionTotals>,
     /// The run per time bucket: records sent, acked, failed, refused, consumed, and
     /// latency percentiles (what `report.html` charts).
     #[serde(skip_serializing_if = "crate::check::series::Series::is_empty")]
@@ -191,6 +195,7 @@ pub fn build(
         clocks: findings.clocks,
         mirror: findings.mirror,
         oracle: findings.oracle,
+        transactions: findings.transactions,
         series: findings.series,
     }
 }

@@ -37,6 +37,12 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             a.expired, a.foreign, a.corrupt, a.silent_producers, a.dead_workers
         ));
     }
+    if let Some(t) = &report.transactions {
+        s.push_str(&format!(
+            "transactions: committed {} aborted {} (on purpose) aborted-after-error {} unknown {}; records aborted {}, without an end {}; aborted-read {} non-atomic-read {}; longest {} ms (in `{}`)\n",
+            t.committed, t.aborted, t.aborted_after_error, t.unknown, p.aborted, t.records_without_end, a.aborted_read, a.non_atomic_read, t.longest_ms, t.longest_step
+        ));
+    }
     let st = &report.startup_ms;
     if let (Some(c), Some(t), Some(w)) = (st.cluster_up, st.topics_ready, st.workers_ready) {
         s.push_str(&format!(

@@ -283,6 +283,7 @@ impl Workload {
             consumer: ConsumerSettings {
                 group_id: self.group_id(),
                 session_timeout_ms: w.consumer_session_timeout_ms,
+                read_uncommitted: w.consumer_read_uncommitted,
             },
             final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
             client_overrides: self.client_properties.clone(),

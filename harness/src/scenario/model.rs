@@ -316,6 +316,9 @@ pub struct Workload {
     pub producer: ProducerSettings,
     /// Consumer `session.timeout.ms`.
     pub consumer_session_timeout_ms: u32,
+    /// `consumer_isolation = "read_uncommitted"`: the consumers read aborted and open
+    /// transactions' records (the unsafe setting; `read_committed` by default).
+    pub consumer_read_uncommitted: bool,
     /// Load before the first step.
     pub warmup: Duration,
     /// Load after the last step, before the producers stop.
@@ -434,6 +437,9 @@ pub enum Target {
     },
     /// The active KRaft controller (the quorum's leader) when the step starts.
     ActiveController,
+    /// The broker coordinating the most of the run's transactional producers when the
+    /// step starts (ties: the lowest broker id) — transactional workloads only.
+    TransactionCoordinator,
     /// The node an earlier step bound with `bind = "NAME"`.
     Bound(String),
     /// The workers and the harness (in a `partition` group only).
@@ -447,6 +453,7 @@ impl std::fmt::Display for Target {
             Target::Leader { topic, partition } => write!(f, "leader:{topic}/{partition}"),
             Target::Follower { topic, partition } => write!(f, "follower:{topic}/{partition}"),
             Target::ActiveController => write!(f, "controller:active"),
+            Target::TransactionCoordinator => write!(f, "coordinator:transactions"),
             Target::Bound(b) => write!(f, "@{b}"),
             Target::Clients => write!(f, "clients"),
         }
@@ -578,11 +585,15 @@ pub enum Anomaly {
     SilentProducer,
     /// Worker processes that exited with an error or had to be killed.
     DeadWorker,
+    /// Records of aborted transactions that a `read_committed` reader saw.
+    AbortedRead,
+    /// Transactions that readers saw in part: some records and not others.
+    NonAtomicRead,
 }
 
 impl Anomaly {
     /// Every bounded anomaly, in the order the report lists its expectation.
-    pub const ALL: [Anomaly; 12] = [
+    pub const ALL: [Anomaly; 14] = [
         Anomaly::Lost,
         Anomaly::Duplicate,
         Anomaly::Reordered,
@@ -595,6 +606,8 @@ impl Anomaly {
         Anomaly::Corrupt,
         Anomaly::SilentProducer,
         Anomaly::DeadWorker,
+        Anomaly::AbortedRead,
+        Anomaly::NonAtomicRead,
     ];
 
     /// Its key in `[expect]` (and the expectation's name in the report).
@@ -612,6 +625,8 @@ impl Anomaly {
             Anomaly::Corrupt => "corrupt",
             Anomaly::SilentProducer => "silent_producers",
             Anomaly::DeadWorker => "dead_workers",
+            Anomaly::AbortedRead => "aborted_reads",
+            Anomaly::NonAtomicRead => "non_atomic_reads",
         }
     }
 

@@ -43,8 +43,11 @@ pub const EVENT_LEN: usize = 56;
 /// completion events (`seq`); version 4 codes events in blocks (see the module doc) and
 /// replaces the producers' `Sent` events with [`EventKind::SentUpTo`] watermarks. Older
 /// logs are still read: they simply have none of those, and their completion events say
-/// log start 0 — what a reader of them assumed.
-pub const FORMAT_VERSION: u16 = 4;
+/// log start 0 — what a reader of them assumed. Version 5 adds the transactional
+/// producers' [`EventKind::Transaction`] (kind code 0, the one a version 4 block could
+/// still give: a build that reads only up to version 4 refuses these logs by their version
+/// instead of stopping at the first such event as if the log were torn).
+pub const FORMAT_VERSION: u16 = 5;
 /// The first version whose body is made of blocks.
 pub const BLOCK_FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build reads.
@@ -59,11 +62,20 @@ pub const FLAG_IDEMPOTENT: u32 = 1;
 /// Header flag: the producers of this log keep per-partition order (idempotence, or at most
 /// one request in flight), so reordering is an anomaly.
 pub const FLAG_ORDERED: u32 = 2;
+/// Header flag: the producers of this log send in transactions, so a record's outcome is
+/// its transaction's ([`EventKind::Transaction`]), not its acknowledgement's.
+pub const FLAG_TRANSACTIONAL: u32 = 4;
 
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum EventKind {
+    /// A transactional producer's transaction ended: it held the records `seq` to `seq +
+    /// offset - 1` of producer `producer` (sequence numbers are sent in order), `code` =
+    /// how it ended ([`TransactionOutcome`]), `ts_a` = when it began, `ts_b` = when it
+    /// ended. Its records' own `Acked` events say only that a broker appended them: a
+    /// reader with `read_committed` sees them only if this says committed. Version 5.
+    Transaction = 0,
     /// Producer handed the record to the client (`ts_a` = send time). Versions 1 to 3
     /// only: version 4 logs [`EventKind::SentUpTo`] instead.
     Sent = 1,
@@ -117,6 +129,7 @@ impl EventKind {
     pub fn from_u8(v: u8) -> Option<EventKind> {
         use EventKind::*;
         Some(match v {
+            0 => Transaction,
             1 => Sent,
             2 => Acked,
             3 => Failed,
@@ -182,7 +195,93 @@ pub struct RenewalEvent {
     pub took_effect_us: u64,
 }
 
+/// How a transaction ended ([`EventKind::Transaction`]'s `code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionOutcome {
+    /// The commit succeeded: every record of it must be visible, all together.
+    Committed,
+    /// Aborted on purpose (the workload aborts a share): none may be visible.
+    Aborted,
+    /// Aborted because the commit could not be made (a record failed, the coordinator
+    /// asked for it): none may be visible.
+    AbortedAfterError,
+    /// The client could not say (its commit timed out, it failed fatally, the worker
+    /// stopped with it open): all of it or none of it may be visible, nothing between.
+    Unknown,
+}
+
+impl TransactionOutcome {
+    /// Its code in a log.
+    pub fn code(self) -> i32 {
+        match self {
+            TransactionOutcome::Committed => 0,
+            TransactionOutcome::Aborted => 1,
+            TransactionOutcome::AbortedAfterError => 2,
+            TransactionOutcome::Unknown => 3,
+        }
+    }
+
+    /// The outcome coded as `c`; a code no outcome has reads as unknown.
+    pub fn from_code(c: i32) -> TransactionOutcome {
+        match c {
+            0 => TransactionOutcome::Committed,
+            1 => TransactionOutcome::Aborted,
+            2 => TransactionOutcome::AbortedAfterError,
+            _ => TransactionOutcome::Unknown,
+        }
+    }
+
+    /// True for both kinds of abort.
+    pub fn aborted(self) -> bool {
+        matches!(
+            self,
+            TransactionOutcome::Aborted | TransactionOutcome::AbortedAfterError
+        )
+    }
+}
+
+/// A [`EventKind::Transaction`] event decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionEvent {
+    /// Its first record's sequence number.
+    pub first_seq: u64,
+    /// How many records it held (sequence numbers `first_seq..first_seq + records`).
+    pub records: u64,
+    /// How it ended.
+    pub outcome: TransactionOutcome,
+    /// When it began (µs).
+    pub began_us: u64,
+    /// When it ended (µs).
+    pub ended_us: u64,
+}
+
 impl Event {
+    /// For a [`EventKind::Transaction`] event: what it says; `None` for other kinds.
+    pub fn transaction(&self) -> Option<TransactionEvent> {
+        (self.kind == EventKind::Transaction).then(|| TransactionEvent {
+            first_seq: self.seq,
+            records: self.offset.max(0) as u64,
+            outcome: TransactionOutcome::from_code(self.code),
+            began_us: self.ts_a,
+            ended_us: self.ts_b,
+        })
+    }
+
+    /// The event that logs transaction `t` of producer `producer`, client `instance`.
+    pub fn for_transaction(producer: u32, instance: u32, t: &TransactionEvent) -> Event {
+        Event {
+            producer,
+            instance,
+            seq: t.first_seq,
+            offset: t.records as i64,
+            code: t.outcome.code(),
+            ts_a: t.began_us,
+            ts_b: t.ended_us,
+            ..Event::new(EventKind::Transaction)
+        }
+    }
+
     /// For an `Acked` event: the broker that acknowledged, when known. (`code` holds it.)
     pub fn acked_by(&self) -> Option<i32> {
         (self.kind == EventKind::Acked && self.code >= 0).then_some(self.code)
@@ -307,7 +406,7 @@ pub struct LogHeader {
     pub clock: u8,
     /// Worker index within its role.
     pub worker: u32,
-    /// [`FLAG_IDEMPOTENT`], [`FLAG_ORDERED`].
+    /// [`FLAG_IDEMPOTENT`], [`FLAG_ORDERED`], [`FLAG_TRANSACTIONAL`].
     pub flags: u32,
     /// When the worker started, µs since epoch.
     pub start_us: u64,

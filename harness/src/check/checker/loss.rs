@@ -24,6 +24,23 @@ impl Checker<'_> {
         if matches!(e.kind, EventKind::Sent | EventKind::SentUpTo) {
             return;
         }
+        // a transactional record's outcome is its transaction's
+        let mut e = *e;
+        if let Some(ps) = self.producers.get(&e.producer).filter(|p| p.transactional) {
+            if matches!(
+                e.kind,
+                EventKind::Acked | EventKind::Failed | EventKind::Indeterminate
+            ) {
+                if ps.aborted.contains(e.seq) {
+                    self.aborted_record(&e);
+                    return;
+                }
+                if e.kind == EventKind::Acked && !ps.acked.contains(e.seq) {
+                    e.kind = EventKind::Indeterminate;
+                }
+            }
+        }
+        let e = &e;
         let Some(gi) = self.part_index(e.topic, e.partition) else {
             return;
         };

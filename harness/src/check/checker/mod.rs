@@ -28,6 +28,7 @@ mod column;
 mod group;
 mod loss;
 mod seqset;
+mod transactions;
 
 use std::collections::BTreeMap;
 
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringTreemap;
 use seqset::SeqSet;
-use workers::log::{FLAG_IDEMPOTENT, FLAG_ORDERED};
+use workers::log::{TransactionEvent, FLAG_IDEMPOTENT, FLAG_ORDERED, FLAG_TRANSACTIONAL};
 use workers::{Event, EventKind, LogReader, Role, TopicSpec};
 
 use super::attribution::Attribution;
@@ -146,6 +147,13 @@ struct ProducerSets {
     ordered: bool,
     /// The producer used idempotence (from its log header).
     idempotent: bool,
+    /// The producer sent in transactions (from its log header): a record's outcome is its
+    /// transaction's ([`Checker::settle_transactions`]).
+    transactional: bool,
+    /// Its transactions, as its log ended them.
+    transactions: Vec<TransactionEvent>,
+    /// Records of its aborted transactions: written, never to be read.
+    aborted: SeqSet,
     /// Every sequence number below this was sent (they are sent in order): from the
     /// `SentUpTo` watermarks, `Sent` events of older logs, and outcomes.
     sent_to: u64,
@@ -470,9 +478,11 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
             let ps = c.producer(e.producer);
             ps.ordered = flags & FLAG_ORDERED != 0;
             ps.idempotent = flags & FLAG_IDEMPOTENT != 0;
+            ps.transactional = flags & FLAG_TRANSACTIONAL != 0;
             c.producer_event(e, consumers_end);
         })?;
     }
+    c.settle_transactions();
     c.windows();
     c.silences();
     // 3b. producers, second pass: attribute and exemplify lost and unexpected records, and
@@ -784,6 +794,20 @@ impl Checker<'_> {
                         .attempt(send, done.max(send + REFUSAL_RETRY_MS));
                 }
             }
+            EventKind::Transaction => {
+                let Some(t) = e.transaction() else { return };
+                let silence = self.input.silence_threshold_ms as u32;
+                let ps = self.producer(e.producer);
+                // a producer waiting for its commit (or abort) is trying, not silent: it
+                // sends nothing until the coordinator answers, which a dead coordinator
+                // makes seconds (the commit's time is reported apart)
+                if t.began_us != 0 {
+                    ps.attempted(send, silence);
+                    ps.last_attempt = ps.last_attempt.max(Some(done));
+                }
+                ps.sent_to = ps.sent_to.max(t.first_seq + t.records);
+                ps.transactions.push(t);
+            }
             EventKind::Failed | EventKind::Indeterminate => {
                 let ps = self.producer(e.producer);
                 ps.sent_to = ps.sent_to.max(e.seq + 1);
@@ -989,7 +1013,8 @@ impl Checker<'_> {
             t.failed += p.failed.len();
             t.indeterminate += p.indeterminate.len();
             t.refused += p.refused;
-            let outcomes = SeqSet::union_len(&[&p.acked, &p.failed, &p.indeterminate]);
+            t.aborted += p.aborted.len();
+            let outcomes = SeqSet::union_len(&[&p.acked, &p.failed, &p.indeterminate, &p.aborted]);
             // every outcome is of a sent record (`sent_to` grows with them)
             t.no_outcome += p.sent_to.saturating_sub(outcomes);
             self.findings.consumers.distinct += p.read.len();

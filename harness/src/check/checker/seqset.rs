@@ -60,6 +60,24 @@ impl SeqSet {
         fresh
     }
 
+    /// Takes `seq` out; true when it was there.
+    pub(super) fn remove(&mut self, seq: u64) -> bool {
+        let was = if seq >= self.limit {
+            self.sparse.remove(seq)
+        } else {
+            let (w, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+            match self.words.get_mut(w) {
+                Some(x) if *x & bit != 0 => {
+                    *x &= !bit;
+                    true
+                }
+                _ => false,
+            }
+        };
+        self.len -= u64::from(was);
+        was
+    }
+
     pub(super) fn contains(&self, seq: u64) -> bool {
         if seq >= self.limit {
             return self.sparse.contains(seq);

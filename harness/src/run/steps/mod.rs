@@ -215,6 +215,25 @@ impl<'a> Executor<'a> {
                         .into(),
                 )
             }),
+            Target::TransactionCoordinator => {
+                // producer instance i's transactional id is kmh-RUN-tI (workers::produce)
+                let run = self.cluster.run_id().to_string();
+                let mut wire = self.wire();
+                let mut count: std::collections::BTreeMap<i32, u32> = Default::default();
+                for i in 0..self.scenario.workload.producers {
+                    let id = wire
+                        .transaction_coordinator(&format!("kmh-{run}-t{i}"))
+                        .map_err(|e| StepError::kafka("FindCoordinator", e))?;
+                    *count.entry(id).or_default() += 1;
+                }
+                let most = count.values().copied().max().unwrap_or(0);
+                let Some((&id, _)) = count.iter().find(|(_, n)| **n == most) else {
+                    return Err(HarnessError::Cluster(
+                        "no transactional producer to find the coordinator of".into(),
+                    ));
+                };
+                Ok(name_of(id)?)
+            }
             Target::Leader { topic, partition } => {
                 let p = part(topic, *partition)?;
                 if p.leader < 0 {

@@ -626,6 +626,18 @@ pub(crate) fn resolve_target(
         partition_ref(rest, p).map(|(topic, partition)| Target::Leader { topic, partition })
     } else if let Some(rest) = text.strip_prefix("follower:") {
         partition_ref(rest, p).map(|(topic, partition)| Target::Follower { topic, partition })
+    } else if text == "coordinator:transactions" {
+        if workload.producer.transactions.is_none() {
+            p.at(
+                v.span(),
+                field,
+                "`coordinator:transactions` names the transactional producers' coordinator, \
+                 and this workload sends no transactions",
+                "add transactions = { records = 10 } to [workload], or name a node",
+            );
+            return None;
+        }
+        Some(Target::TransactionCoordinator)
     } else if text == "controller:active" {
         // the KRaft quorum's leader, or ZooKeeper mode's controller broker
         Some(Target::ActiveController)
@@ -650,7 +662,7 @@ pub(crate) fn resolve_target(
             field,
             format!("unknown host `{text}`"),
             format!(
-                "nodes of this cluster: {}; or leader:TOPIC/P, follower:TOPIC/P, controller:active, @BOUND",
+                "nodes of this cluster: {}; or leader:TOPIC/P, follower:TOPIC/P, controller:active, coordinator:transactions, @BOUND",
                 all.join(", ")
             ),
         );

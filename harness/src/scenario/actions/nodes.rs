@@ -160,7 +160,7 @@ impl NodeAction {
 }
 
 const NODE_HINT: &str =
-    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"controller:active\", \"@BOUND\"";
+    "node = \"kafka1\", or \"leader:TOPIC/PARTITION\", \"follower:TOPIC/PARTITION\", \"controller:active\", \"coordinator:transactions\", \"@BOUND\"";
 
 /// Parses a node lifecycle step.
 pub(super) fn parse(

@@ -43,6 +43,8 @@ pub(crate) struct RawExpect {
     corrupt: Option<Spanned<RawBound>>,
     silent_producers: Option<Spanned<RawBound>>,
     dead_workers: Option<Spanned<RawBound>>,
+    aborted_reads: Option<Spanned<RawBound>>,
+    non_atomic_reads: Option<Spanned<RawBound>>,
     max_unavailable_ms: Option<Spanned<i64>>,
     max_rebalance_pause_ms: Option<Spanned<i64>>,
     min_acked: Option<Spanned<i64>>,
@@ -174,7 +176,7 @@ pub(super) fn validate(
         })
     };
     // every bounded anomaly: the scenario's bound, else its default (one place: Anomaly)
-    let raw_bounds: [(Anomaly, &Option<Spanned<RawBound>>); 12] = [
+    let raw_bounds: [(Anomaly, &Option<Spanned<RawBound>>); 14] = [
         (Anomaly::Lost, &re.lost),
         (Anomaly::Duplicate, &re.duplicates),
         (Anomaly::Reordered, &re.reordered),
@@ -187,6 +189,8 @@ pub(super) fn validate(
         (Anomaly::Corrupt, &re.corrupt),
         (Anomaly::SilentProducer, &re.silent_producers),
         (Anomaly::DeadWorker, &re.dead_workers),
+        (Anomaly::AbortedRead, &re.aborted_reads),
+        (Anomaly::NonAtomicRead, &re.non_atomic_reads),
     ];
     let bounds = raw_bounds
         .into_iter()

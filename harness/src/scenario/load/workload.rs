@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
-use workers::{Acks, ProducerSettings};
+use workers::{Acks, ProducerSettings, TransactionSettings};
 
 use super::{config_map, Problems};
 use crate::scenario::model::*;
@@ -23,6 +23,18 @@ pub(crate) struct RawTopic {
     min_insync: Option<u32>,
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
+}
+
+/// `transactions = { records = 10, abort_every = 10, timeout = "10s" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTransactions {
+    #[serde(default)]
+    records: Option<Spanned<u32>>,
+    #[serde(default)]
+    abort_every: Option<u32>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
 }
 
 /// `rate`: records/s, or the word `"unlimited"`.
@@ -76,6 +88,10 @@ pub(crate) struct RawWorkload {
     final_read_timeout: Option<Spanned<String>>,
     #[serde(default)]
     placement: Option<Spanned<String>>,
+    #[serde(default)]
+    transactions: Option<Spanned<RawTransactions>>,
+    #[serde(default)]
+    consumer_isolation: Option<Spanned<String>>,
 }
 
 /// Validates `[workload]` against the cluster.
@@ -282,6 +298,50 @@ pub(super) fn validate(
             );
         }
     }
+    let transactions = rw.transactions.as_ref().map(|t| {
+        let given = t.get_ref();
+        let hint = "transactions = { records = 10, abort_every = 10, timeout = \"10s\" }";
+        let records = match &given.records {
+            None => {
+                p.at(
+                    t.span(),
+                    "workload.transactions.records",
+                    "missing field `records`",
+                    hint,
+                );
+                1
+            }
+            Some(r) if *r.get_ref() == 0 => {
+                p.at(
+                    r.span(),
+                    "workload.transactions.records",
+                    "0: a transaction holds at least one record",
+                    hint,
+                );
+                1
+            }
+            Some(r) => *r.get_ref(),
+        };
+        if !idempotence || acks != Acks::All {
+            p.at(
+                t.span(),
+                "workload.transactions",
+                "transactions need idempotence = true and acks = \"all\" (a transactional \
+                 producer is an idempotent one)",
+                "set idempotence = true and acks = \"all\", or remove `transactions`",
+            );
+        }
+        let timeout = p.duration(
+            &given.timeout,
+            "workload.transactions.timeout",
+            Duration::from_secs(10),
+        );
+        TransactionSettings {
+            records,
+            abort_every: given.abort_every.unwrap_or(0),
+            timeout_ms: (timeout.as_millis() as u32).max(1),
+        }
+    });
     let delivery_timeout = p.duration(
         &rw.delivery_timeout,
         "workload.delivery_timeout",
@@ -334,6 +394,24 @@ pub(super) fn validate(
             linger_ms: rw.linger_ms.unwrap_or(5),
             delivery_timeout_ms: delivery_timeout.as_millis() as u32,
             request_timeout_ms: request_timeout.as_millis() as u32,
+            transactions,
+        },
+        consumer_read_uncommitted: match rw.consumer_isolation.as_ref() {
+            None => false,
+            Some(v) => match v.get_ref().as_str() {
+                "read_committed" => false,
+                "read_uncommitted" => true,
+                other => {
+                    p.at(
+                        v.span(),
+                        "workload.consumer_isolation",
+                        format!("`{other}` is not an isolation level"),
+                        "consumer_isolation = \"read_committed\" (the default) or \
+                         \"read_uncommitted\"",
+                    );
+                    false
+                }
+            },
         },
         consumer_session_timeout_ms: p
             .duration(
