@@ -73,6 +73,9 @@ struct Sim {
     final_events: Vec<Event>,
     /// Per partition, the log start offset the final read saw.
     log_start: Vec<i64>,
+    /// Per partition, the end offset the final read says it read to (0: its completion
+    /// event says none, as the checker's older inputs).
+    end_offset: Vec<i64>,
     /// For a partition the final read could not finish: the last offset it reached.
     read_until: Vec<(i32, i64)>,
     /// When the producers were stopped (the drain phase), ms.
@@ -133,6 +136,7 @@ impl Sim {
             producer_extra: vec![],
             final_events: vec![],
             log_start: vec![0; PARTITIONS as usize],
+            end_offset: vec![0; PARTITIONS as usize],
             read_until: vec![],
             producers_stop_ms: 8000,
             silence_ms: 5000,
@@ -448,7 +452,7 @@ impl Sim {
             };
             w.append(&Event {
                 partition: p,
-                offset: 0,
+                offset: self.end_offset[p as usize],
                 seq: self.log_start[p as usize] as u64,
                 ts_b: us(9600),
                 ..Event::new(kind)
@@ -1904,4 +1908,38 @@ fn a_producer_waiting_for_its_commit_is_not_silent() {
     let f = build(false);
     assert_eq!(f.anomalies.silent_producers, 1, "{:?}", f.producer_silences);
     assert_eq!(f.producer_silences[0].producer, 0);
+}
+
+#[test]
+fn aborted_records_at_the_end_of_a_log_are_below_its_end_not_past_it() {
+    // every producer's last transaction (seq 295-299) aborted: the tail of every partition
+    // is aborted records, which a read_uncommitted consumer delivers and the final read
+    // (read_committed) skips up to the end offset it read to
+    let last_aborted = |_: u32, n: u64| {
+        Some(if n == 59 {
+            TransactionOutcome::Aborted
+        } else {
+            TransactionOutcome::Committed
+        })
+    };
+    let build = |end_given: bool| {
+        let mut s = Sim::clean();
+        s.in_transactions(5, last_aborted);
+        for producer in 0..PRODUCERS {
+            for seq in 295..300 {
+                s.rec(producer, seq).consumed = true;
+            }
+        }
+        if end_given {
+            s.end_offset = (0..PARTITIONS as i32).map(|p| s.end(p) + 1).collect();
+        }
+        s.check()
+    };
+    assert_only(&build(true), &[("aborted_read", 10)]);
+    // a final read that does not say where it ended: the last record it found is the end,
+    // and what a consumer read beyond it diverged
+    assert_only(
+        &build(false),
+        &[("aborted_read", 10), ("inconsistent_offset", 10)],
+    );
 }

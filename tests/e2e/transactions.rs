@@ -1,8 +1,9 @@
 //! Exactly-once under migration: transactional producers (transactions of several records
-//! across partitions, some aborted on purpose) and `read_committed` consumers on a real
-//! 3-ZooKeeper, 3-broker cluster — a rolling restart, the transaction coordinator's broker
-//! SIGKILLed mid-commit, and the known-unsafe setting (`read_uncommitted` consumers) that
-//! the harness must catch.
+//! across partitions, some aborted on purpose) and `read_committed` consumers on real
+//! clusters — a rolling restart, the transaction coordinator's broker SIGKILLed
+//! mid-commit, seed 001's broker replacement (every transaction coordinator moves, the
+//! clients switch), and the known-unsafe setting (`read_uncommitted` consumers) that the
+//! harness must catch.
 
 use e2e::{cluster_lock, run_scenario, snapshot_before, u};
 use serde_json::Value;
@@ -131,6 +132,36 @@ fn read_uncommitted_consumers_are_caught_reading_aborted_records() {
     }
     assert_eq!(u(&r["anomalies"]["lost"]), 0, "{}", o.summary);
     assert_eq!(u(&r["anomalies"]["non_atomic_read"]), 0, "{}", o.summary);
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn replacing_every_broker_under_transactions_loses_no_commit() {
+    let _one = cluster_lock();
+    let o = run_scenario("transactional-broker-replacement.toml");
+    assert_eq!(o.code, 0, "{}", o.summary);
+    let r = &o.report;
+    transactions_held(r, &o.summary);
+    // the transaction log moved with the rest: nothing of it is left on the old brokers
+    let snap = snapshot_before(&o.guard.dir, "stop kafka1");
+    for p in snap["partitions"].as_array().unwrap() {
+        if p["topic"] == "__transaction_state" {
+            for b in p["replicas"].as_array().unwrap() {
+                assert!(b.as_i64().unwrap() >= 4, "{p}");
+            }
+        }
+    }
+    // the producers switched to the new brokers: each ended its open transaction first,
+    // then took a new client with its transactional id (`switches` in their status)
+    assert!(
+        r["migration_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("workers switched")),
+        "{}",
+        r["migration_events"]
+    );
 }
 
 #[test]

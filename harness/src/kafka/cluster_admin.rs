@@ -266,74 +266,34 @@ impl ClusterAdmin {
 
     /// The broker that coordinates transactional id `id` now (FindCoordinator, key type 1:
     /// the leader of its `__transaction_state` partition). A coordinator still loading
-    /// its partition answers "not available": asked again for up to ten seconds.
+    /// its partition answers "not available": asked again for up to ten seconds. Asked in
+    /// version 4 or later (keys in a list), which every Kafka since 3.0 speaks — every
+    /// release this harness starts.
     pub fn transaction_coordinator(&mut self, id: &str) -> Result<i32, AdminError> {
         const TRANSACTION: i8 = 1;
-        let key = StrBytes::from_string(id.to_string());
+        let req = FindCoordinatorRequest::default()
+            .with_key_type(TRANSACTION)
+            .with_coordinator_keys(vec![StrBytes::from_string(id.to_string())]);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let resp = self.call_any_built(|version| {
-                let req = FindCoordinatorRequest::default().with_key_type(TRANSACTION);
-                // version 4 moved the key into a list (a batch of keys)
-                if version >= 4 {
-                    req.with_coordinator_keys(vec![key.clone()])
-                } else {
-                    req.with_key(key.clone())
-                }
-            })?;
-            let (node, code, message) = match resp.coordinators.first() {
-                Some(c) => (c.node_id.0, c.error_code, c.error_message.clone()),
-                None => (resp.node_id.0, resp.error_code, resp.error_message.clone()),
+            let resp = self.call_any(&req)?;
+            let Some(c) = resp.coordinators.first() else {
+                return Err(AdminError::Protocol {
+                    what: "FindCoordinator".into(),
+                    message: format!("no coordinator in the answer for `{id}`"),
+                });
             };
-            match AdminError::from_code("FindCoordinator", code, message.as_ref()) {
-                None => return Ok(node),
+            match AdminError::from_code("FindCoordinator", c.error_code, c.error_message.as_ref()) {
+                None => return Ok(c.node_id.0),
                 // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
-                Some(_) if matches!(code, 14 | 15) && std::time::Instant::now() < deadline => {
+                Some(_)
+                    if matches!(c.error_code, 14 | 15) && std::time::Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Some(e) => return Err(e),
             }
         }
-    }
-
-    /// [`Self::call_any`] for a request made per version ([`BrokerConnection::call_built`]).
-    fn call_any_built<R: Request>(
-        &mut self,
-        build: impl Fn(i16) -> R,
-    ) -> Result<R::Response, AdminError> {
-        let mut candidates: Vec<String> = self.connections.keys().cloned().collect();
-        candidates.extend(self.bootstrap.iter().cloned());
-        if let Some(c) = &self.cluster {
-            candidates.extend(c.brokers.iter().map(|b| format!("{}:{}", b.host, b.port)));
-        }
-        let mut seen = std::collections::HashSet::new();
-        let mut errors = Vec::new();
-        for addr in candidates {
-            if !seen.insert(addr.clone()) {
-                continue;
-            }
-            if !self.connections.contains_key(&addr) {
-                match BrokerConnection::connect_secured(&addr, self.timeout, &self.security) {
-                    Ok(c) => {
-                        self.connections.insert(addr.clone(), c);
-                    }
-                    Err(e) => {
-                        errors.push(e.to_string());
-                        continue;
-                    }
-                }
-            }
-            let conn = self.connections.get_mut(&addr).expect("just inserted");
-            match conn.call_built(&build) {
-                Ok(r) => return Ok(r),
-                Err(e @ (AdminError::Connect { .. } | AdminError::Io { .. })) => {
-                    self.connections.remove(&addr);
-                    errors.push(e.to_string());
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(AdminError::NoBroker(errors.join("; ")))
     }
 
     /// `host:port` of a registered broker.

@@ -308,22 +308,6 @@ impl BrokerConnection {
 
     /// Sends `req` in the highest version both sides speak and returns the response.
     pub fn call<R: Request>(&mut self, req: &R) -> Result<R::Response, AdminError> {
-        let version = self.version_for::<R>()?;
-        self.exchange(req, version)
-    }
-
-    /// [`Self::call`] for a request whose fields depend on the version (a field that
-    /// moved between versions): `build` makes it for the version chosen.
-    pub fn call_built<R: Request>(
-        &mut self,
-        build: impl FnOnce(i16) -> R,
-    ) -> Result<R::Response, AdminError> {
-        let version = self.version_for::<R>()?;
-        self.exchange(&build(version), version)
-    }
-
-    /// The highest version of `R` both sides speak.
-    fn version_for<R: Request>(&self) -> Result<i16, AdminError> {
         let api = ApiKey::try_from(R::KEY).map_err(|_| AdminError::Protocol {
             what: format!("api key {}", R::KEY),
             message: "unknown to kafka-protocol".into(),
@@ -340,7 +324,7 @@ impl BrokerConnection {
                 client_max: R::VERSIONS.max,
             });
         }
-        Ok(version)
+        self.exchange(req, version)
     }
 
     /// One request/response round trip in `version`.

@@ -849,7 +849,7 @@ mod tests {
     /// offsets, zero and maximal values, negative codes, far jumps back and forth.
     fn odd_events() -> Vec<Event> {
         let mut v = Vec::new();
-        for k in 1..=15u8 {
+        for k in 0..=15u8 {
             let kind = EventKind::from_u8(k).unwrap();
             v.push(Event {
                 topic: u16::from(k) % 3,
@@ -905,12 +905,41 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_event_says_what_it_was_given() {
+        for outcome in [
+            TransactionOutcome::Committed,
+            TransactionOutcome::Aborted,
+            TransactionOutcome::AbortedAfterError,
+            TransactionOutcome::Unknown,
+        ] {
+            let t = TransactionEvent {
+                first_seq: 1_000,
+                records: 10,
+                outcome,
+                began_us: 5,
+                ended_us: 9,
+            };
+            let e = Event::for_transaction(3, 1, &t);
+            assert_eq!(e.kind as u8, 0);
+            assert_eq!((e.producer, e.instance), (3, 1));
+            assert_eq!(e.transaction(), Some(t));
+            assert_eq!(TransactionOutcome::from_code(outcome.code()), outcome);
+        }
+        assert_eq!(ack(1).transaction(), None);
+        // a code no outcome has is read as unknown: all or nothing, never "committed"
+        assert_eq!(
+            TransactionOutcome::from_code(99),
+            TransactionOutcome::Unknown
+        );
+    }
+
+    #[test]
     fn every_version_reads_back_what_was_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut events: Vec<Event> = (0..5000).map(ack).collect();
         events.splice(100..100, odd_events());
         events.extend(odd_events());
-        for version in [3, FORMAT_VERSION] {
+        for version in [3, 4, FORMAT_VERSION] {
             let p = dir.path().join(format!("v{version}.log"));
             write(&p, version, &events, 777);
             let r = LogReader::open(&p).unwrap();
@@ -984,7 +1013,7 @@ mod tests {
 
     #[test]
     fn a_log_read_up_to_a_length_sees_nothing_its_worker_appends_later() {
-        for version in [3, FORMAT_VERSION] {
+        for version in [3, 4, FORMAT_VERSION] {
             let dir = tempfile::tempdir().unwrap();
             let p = dir.path().join("a.log");
             let events: Vec<Event> = (0..300).map(ack).collect();
@@ -1056,7 +1085,7 @@ mod tests {
     fn batches_read_what_events_read() {
         let dir = tempfile::tempdir().unwrap();
         let events: Vec<Event> = (0..1000).map(ack).collect();
-        for version in [3, FORMAT_VERSION] {
+        for version in [3, 4, FORMAT_VERSION] {
             let p = dir.path().join(format!("v{version}.log"));
             write(&p, version, &events, 64);
             // cut into the last block or event: the batches stop where events stop

@@ -24,9 +24,15 @@ impl Checker<'_> {
         if matches!(e.kind, EventKind::Sent | EventKind::SentUpTo) {
             return;
         }
-        // a transactional record's outcome is its transaction's
+        // a transactional record's outcome is its transaction's (one lookup more per
+        // event only when some producer sent in transactions)
         let mut e = *e;
-        if let Some(ps) = self.producers.get(&e.producer).filter(|p| p.transactional) {
+        let transactional = self.findings.transactions.is_some();
+        if let Some(ps) = transactional
+            .then(|| self.producers.get(&e.producer))
+            .flatten()
+            .filter(|p| p.transactional)
+        {
             if matches!(
                 e.kind,
                 EventKind::Acked | EventKind::Failed | EventKind::Indeterminate
@@ -81,7 +87,7 @@ impl Checker<'_> {
                 // stored: the ack's offset must hold it (a hole is fine: compaction)
                 let o = e.offset as usize;
                 let held = (o < part.at_offset.len()).then(|| part.at_offset.get(o));
-                let past_end = held.is_none() && part.complete;
+                let past_end = held.is_none() && part.complete && e.offset >= part.end_offset;
                 let other = held.is_some_and(|h| h != EMPTY && h != me);
                 if past_end || other {
                     self.findings.anomalies.inconsistent_offset += 1;

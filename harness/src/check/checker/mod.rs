@@ -213,6 +213,10 @@ struct PartitionData {
     /// The log start offset the final read saw: what is below was removed by retention or
     /// compaction.
     log_start: i64,
+    /// The end offset the final read read up to (its completion event's; 0 in logs that
+    /// do not say). Offsets between the last record it found and this hold nothing a
+    /// `read_committed` reader sees — transaction markers, aborted records — not an end.
+    end_offset: i64,
     /// When the consumer group gave or took this partition: (ms, instance, assigned).
     ownership: Vec<(u32, u32, bool)>,
     /// Record id at each offset (final read); EMPTY where nothing of ours was read. Its
@@ -515,6 +519,9 @@ impl Checker<'_> {
                 let part = &mut self.parts[gi];
                 part.complete |= e.kind == EventKind::ReadComplete;
                 part.log_start = part.log_start.max(e.log_start().unwrap_or(0));
+                if e.kind == EventKind::ReadComplete {
+                    part.end_offset = part.end_offset.max(e.offset);
+                }
             }
             EventKind::Received | EventKind::Foreign | EventKind::Corrupt => {
                 if e.offset < 0 {
@@ -663,9 +670,12 @@ impl Checker<'_> {
                     held != id
                 } else {
                     // past the end of the final log — unless retention removed it (below
-                    // the log start nothing can be compared: the record expired)
+                    // the log start nothing can be compared: the record expired); the end
+                    // is the end offset read to, not the last record found (what follows
+                    // that may be an aborted transaction, which read_uncommitted sees)
                     part.complete
                         && e.offset as usize >= part.at_offset.len()
+                        && e.offset >= part.end_offset
                         && e.offset >= part.log_start
                 };
                 if diverged {
