@@ -1943,3 +1943,34 @@ fn aborted_records_at_the_end_of_a_log_are_below_its_end_not_past_it() {
         &[("aborted_read", 10), ("inconsistent_offset", 10)],
     );
 }
+
+#[test]
+fn a_transaction_claiming_records_nobody_sent_is_cut_to_what_was_sent() {
+    // a damaged or hand-made log: a transaction of 2^62 records from seq 290, and one
+    // beyond anything sent; the checker neither walks them nor counts them sent
+    let mut s = Sim::clean();
+    s.in_transactions(5, |_, n| (n < 58).then_some(TransactionOutcome::Committed));
+    for (first, outcome) in [
+        (290, TransactionOutcome::Aborted),
+        (1 << 50, TransactionOutcome::Unknown),
+    ] {
+        let e = Event::for_transaction(
+            0,
+            0,
+            &TransactionEvent {
+                first_seq: first,
+                records: 1 << 62,
+                outcome,
+                began_us: us(4000),
+                ended_us: us(4001),
+            },
+        );
+        s.producer_extra.push((4001, e));
+    }
+    let f = s.check();
+    assert_eq!(f.producers.sent, 600);
+    // producer 0's seq 290-299 count as aborted (what the claim covers of what was sent);
+    // they are in the log, so they were read: aborted reads
+    assert_eq!(f.producers.aborted, 10);
+    assert_eq!(f.anomalies.aborted_read, 10);
+}

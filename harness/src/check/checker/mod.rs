@@ -815,7 +815,8 @@ impl Checker<'_> {
                     ps.attempted(send, silence);
                     ps.last_attempt = ps.last_attempt.max(Some(done));
                 }
-                ps.sent_to = ps.sent_to.max(t.first_seq + t.records);
+                // its records were sent, and their own events say so; a range is trusted no
+                // further than that (see `settle_transactions`)
                 ps.transactions.push(t);
             }
             EventKind::Failed | EventKind::Indeterminate => {

@@ -41,6 +41,13 @@ impl Checker<'_> {
             if !ps.transactional {
                 continue;
             }
+            // a transaction holds records that were sent: its range is cut to them (a
+            // damaged or hand-made log cannot make the checker walk numbers nobody sent)
+            let sent_to = ps.sent_to;
+            for t in &mut ps.transactions {
+                t.first_seq = t.first_seq.min(sent_to);
+                t.records = t.records.min(sent_to - t.first_seq);
+            }
             ps.transactions.sort_by_key(|t| t.first_seq);
             // sequence numbers sent, and in no ended transaction: their outcome is unknown
             let mut covered_to = 0;
