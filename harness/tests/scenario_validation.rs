@@ -2255,6 +2255,13 @@ fn transactions_are_checked_where_they_are_written() {
         "\"10s\"",
     );
     one_error(
+        &with("true", "transactions = { records = 5, timeout = \"2h\" }"),
+        15,
+        "workload.transactions.timeout",
+        "longer than brokers allow",
+        "at most \"15m\"",
+    );
+    one_error(
         &with("true", "consumer_isolation = \"snapshot\""),
         15,
         "workload.consumer_isolation",

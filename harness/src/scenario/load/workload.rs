@@ -331,11 +331,23 @@ pub(super) fn validate(
                 "set idempotence = true and acks = \"all\", or remove `transactions`",
             );
         }
-        let timeout = p.duration(
+        let mut timeout = p.duration(
             &given.timeout,
             "workload.transactions.timeout",
             Duration::from_secs(10),
         );
+        // a broker refuses a longer one (INVALID_TRANSACTION_TIMEOUT) when the producer
+        // starts: said here instead of by a dead worker
+        const MAX: Duration = Duration::from_secs(15 * 60);
+        if let Some(given_timeout) = given.timeout.as_ref().filter(|_| timeout > MAX) {
+            p.at(
+                given_timeout.span(),
+                "workload.transactions.timeout",
+                format!("{timeout:?} is longer than brokers allow"),
+                "at most \"15m\" (the brokers' transaction.max.timeout.ms, by default)",
+            );
+            timeout = MAX;
+        }
         TransactionSettings {
             records,
             abort_every: given.abort_every.unwrap_or(0),
