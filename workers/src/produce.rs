@@ -43,7 +43,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::clock::now_us;
-use crate::config::{TransactionSettings, WorkerConfig};
+use crate::config::WorkerConfig;
 use crate::log::{
     Event, EventKind, LogHeader, LogWriter, RenewalEvent, TransactionEvent, TransactionOutcome,
     FLAG_IDEMPOTENT, FLAG_ORDERED, FLAG_TRANSACTIONAL, FLUSH_INTERVAL,
@@ -356,10 +356,8 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                         }
                         Counters::bump(&counters.sent);
                         due[i] += interval;
-                        if let Some(t) = &p.transactions {
-                            if txns.sent(i, t) {
-                                txns.end(i, *id, producer)?;
-                            }
+                        if txns.sent(i) {
+                            txns.end(i, *id, producer)?;
                         }
                     }
                     Err((e, _)) => {
@@ -481,9 +479,10 @@ impl Transactions<'_> {
         Ok(true)
     }
 
-    /// Counts a record sent in instance `i`'s transaction; true when it is full.
-    fn sent(&mut self, i: usize, t: &TransactionSettings) -> bool {
-        let Some(open) = &mut self.open[i] else {
+    /// Counts a record sent in instance `i`'s transaction; true when it is full (never
+    /// without transactions: no transaction is open).
+    fn sent(&mut self, i: usize) -> bool {
+        let (Some(open), Some(t)) = (&mut self.open[i], &self.cfg.producer.transactions) else {
             return false;
         };
         open.records += 1;
