@@ -2305,3 +2305,92 @@ fn transactions_are_checked_where_they_are_written() {
     assert!(plain.workload.producer.transactions.is_none());
     assert!(!plain.workload.consumer_read_uncommitted);
 }
+
+#[test]
+fn the_pipeline_is_checked_where_it_is_written() {
+    let with = |copy: &str| {
+        GOOD.replace(
+            "idempotence = true\n",
+            &format!("idempotence = true\n{copy}\n"),
+        )
+    };
+    // line 15: right after `idempotence` (line 14)
+    one_error(
+        &with("copy = { instances = 2 }"),
+        15,
+        "workload.copy.to",
+        "missing field `to`",
+        "to = \"orders-copy\"",
+    );
+    one_error(
+        &with("copy = { to = \"orders\" }"),
+        15,
+        "workload.copy.to",
+        "`orders` is a workload topic",
+        "the run creates it",
+    );
+    one_error(
+        &with("copy = { to = \"orders copy\" }"),
+        15,
+        "workload.copy.to",
+        "not a valid topic name",
+        "letters, digits",
+    );
+    one_error(
+        &with("copy = { from = \"payments\", to = \"orders-copy\" }"),
+        15,
+        "workload.copy.from",
+        "`payments` is not a workload topic",
+        "name one of [workload] topics",
+    );
+    one_error(
+        &with("copy = { to = \"orders-copy\", records = 0 }"),
+        15,
+        "workload.copy.records",
+        "0: at least 1",
+        "records = 50",
+    );
+    one_error(
+        &with("copy = { to = \"orders-copy\", instances = 2, processes = 3 }"),
+        15,
+        "workload.copy.processes",
+        "between 1 and the number of instances",
+        "processes = 2",
+    );
+    one_error(
+        &with("copy = { to = \"orders-copy\", timeout = \"20m\" }"),
+        15,
+        "workload.copy.timeout",
+        "not a transaction timeout brokers allow",
+        "\"15m\"",
+    );
+    one_error(
+        &with("copy = { to = \"orders-copy\", exactly_once = false }"),
+        15,
+        "(toml)",
+        "unknown field `exactly_once`, expected one of `from`, `to`",
+        "",
+    );
+    let s = scenario::parse(
+        Path::new("ok.toml"),
+        &with("copy = { to = \"orders-copy\", instances = 3, records = 20, timeout = \"20s\" }"),
+    )
+    .unwrap();
+    let c = s.workload.copy.as_ref().unwrap();
+    // `from` defaults to the first workload topic; the output takes its settings
+    assert_eq!(c.from, "orders");
+    assert_eq!((c.instances, c.processes, c.records), (3, 2, 20));
+    assert_eq!(c.timeout, std::time::Duration::from_secs(20));
+    let out = s.workload.copy_topic().unwrap();
+    let from = &s.workload.topics[0];
+    assert_eq!(out.name, "orders-copy");
+    assert_eq!(
+        (out.partitions, out.replication, out.min_insync),
+        (from.partitions, from.replication, from.min_insync)
+    );
+    assert!(scenario::parse(Path::new("ok.toml"), GOOD)
+        .unwrap()
+        .workload
+        .copy
+        .is_none());
+}

@@ -3,9 +3,10 @@
 //! clusters — a rolling restart, the transaction coordinator's broker SIGKILLed
 //! mid-commit, seed 001's broker replacement (every transaction coordinator moves, the
 //! clients switch), and the known-unsafe setting (`read_uncommitted` consumers) that the
-//! harness must catch.
+//! harness must catch; and the exactly-once pipeline (consume-transform-produce) through a
+//! broker kill and a roll, on KRaft.
 
-use e2e::{cluster_lock, run_scenario, snapshot_before, u};
+use e2e::{cluster_lock, run_scenario, run_scenario_on, snapshot_before, u};
 use serde_json::Value;
 
 /// The transactions were real: committed and aborted ones, aborted records written to the
@@ -162,6 +163,60 @@ fn replacing_every_broker_under_transactions_loses_no_commit() {
         "{}",
         r["migration_events"]
     );
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_exactly_once_pipeline_copies_each_committed_record_once_through_a_kill_and_a_roll_on_kraft()
+{
+    let _one = cluster_lock();
+    // on KRaft 4.1: the transactional scenarios' coordinator moves and aborts under
+    // Kafka 4's transaction protocol, the pipeline's offsets committed in its transactions
+    let o = run_scenario_on("exactly-once-pipeline.toml", &["--kraft", "4.1"]);
+    assert_eq!(o.code, 0, "{}", o.summary);
+    let r = &o.report;
+    transactions_held(r, &o.summary);
+    let c = &r["copy"];
+    assert_eq!(c["from"], "ledger", "{c}");
+    assert_eq!(c["to"], "ledger-copy", "{c}");
+    assert_eq!(c["caught_up"], true, "{c}");
+    // everything the input holds — every committed record, no aborted one — and nothing
+    // else is in the output, each once
+    let input = u(&c["input_records"]);
+    assert!(input > 500, "{c}");
+    assert_eq!(input, u(&r["final_read"]["records"]), "{c}");
+    assert_eq!(u(&c["copied_once"]), input, "{c}");
+    assert_eq!(u(&c["output_records"]), input, "{c}");
+    assert_eq!(
+        (u(&c["missing"]), u(&c["duplicates"]), u(&c["not_in_input"])),
+        (0, 0, 0),
+        "{c}"
+    );
+    assert!(c["input_incomplete"].as_array().unwrap().is_empty(), "{c}");
+    assert!(c["output_incomplete"].as_array().unwrap().is_empty(), "{c}");
+    // the pipeline ran in transactions: many rounds, every record it copied committed once
+    let t = &c["transactions"];
+    assert!(u(&t["committed"]) > 20, "{c}");
+    assert!(u(&t["records_read"]) >= input, "{c}");
+    assert!(u(&t["records_committed"]) >= input, "{c}");
+    // the report says so in its summary and the expectations were judged
+    assert!(
+        o.summary.contains("pipeline ledger → ledger-copy"),
+        "{}",
+        o.summary
+    );
+    for name in ["copy_missing", "copy_duplicates", "copy_not_in_input"] {
+        let e = r["expectations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} judged: {}", o.summary));
+        assert_eq!(e["ok"], true, "{e}");
+    }
+    // the run was on KRaft
+    let stored = std::fs::read_to_string(o.guard.dir.join("scenario.toml")).unwrap();
+    assert!(stored.lines().next().unwrap().contains("kraft"), "{stored}");
 }
 
 #[test]

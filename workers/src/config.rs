@@ -16,6 +16,10 @@ pub enum Role {
     Consume,
     /// Read every partition from the beginning to its end offset (assign), once.
     FinalRead,
+    /// The exactly-once pipeline: consume a topic in a group (`read_committed`) and copy
+    /// each record, unchanged, to another topic inside transactions that also commit the
+    /// consumed offsets (consume-transform-produce).
+    Copy,
 }
 
 impl Role {
@@ -25,6 +29,7 @@ impl Role {
             Role::Produce => 1,
             Role::Consume => 2,
             Role::FinalRead => 3,
+            Role::Copy => 4,
         }
     }
 
@@ -34,6 +39,7 @@ impl Role {
             1 => Some(Role::Produce),
             2 => Some(Role::Consume),
             3 => Some(Role::FinalRead),
+            4 => Some(Role::Copy),
             _ => None,
         }
     }
@@ -154,6 +160,22 @@ pub struct ConsumerSettings {
     pub read_uncommitted: bool,
 }
 
+/// The exactly-once pipeline's settings (the `copy` role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopySettings {
+    /// The workload topic it reads (its records' headers name the producers that wrote them).
+    pub from: String,
+    /// The topic it writes: a record read from partition `p` goes to partition
+    /// `p % to.partitions`, its key and value unchanged.
+    pub to: TopicSpec,
+    /// Its consumer group (the offsets its transactions commit).
+    pub group_id: String,
+    /// At most this many records per transaction (what one poll round gathered).
+    pub records: u32,
+    /// `transaction.timeout.ms` of its producers.
+    pub timeout_ms: u32,
+}
+
 /// Everything one worker process needs; written by the harness as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerConfig {
@@ -184,6 +206,9 @@ pub struct WorkerConfig {
     pub consumer: ConsumerSettings,
     /// How long the final read may take before it reports partitions incomplete.
     pub final_read_timeout_ms: u64,
+    /// The pipeline's settings (used by the `copy` role). Absent from older configs.
+    #[serde(default)]
+    pub copy: Option<CopySettings>,
     /// Extra librdkafka properties, applied last.
     #[serde(default)]
     pub client_overrides: BTreeMap<String, String>,
@@ -361,6 +386,57 @@ impl WorkerConfig {
                     "producer.transactions.timeout_ms",
                     "0: give the coordinator's transaction timeout in ms".into(),
                 );
+            }
+        }
+        if self.role == Role::Copy {
+            match &self.copy {
+                None => bad(
+                    "copy",
+                    "missing: a copying worker needs `from`, `to`, `group_id`, `records`, \
+                     `timeout_ms`"
+                        .into(),
+                ),
+                Some(c) => {
+                    if !self.topics.iter().any(|t| t.name == c.from) {
+                        bad(
+                            "copy.from",
+                            format!("`{}` is not one of `topics`: give a workload topic", c.from),
+                        );
+                    }
+                    if c.to.name.is_empty() || c.to.name == c.from {
+                        bad(
+                            "copy.to.name",
+                            format!("`{}`: give a topic other than `from`", c.to.name),
+                        );
+                    }
+                    if c.to.partitions == 0 || c.to.partitions > i32::MAX as u32 {
+                        bad(
+                            "copy.to.partitions",
+                            format!(
+                                "{}: give the output topic's partition count",
+                                c.to.partitions
+                            ),
+                        );
+                    }
+                    if c.group_id.is_empty() {
+                        bad(
+                            "copy.group_id",
+                            "empty: the pipeline reads in a group".into(),
+                        );
+                    }
+                    if c.records == 0 {
+                        bad(
+                            "copy.records",
+                            "0: a transaction copies at least one record".into(),
+                        );
+                    }
+                    if c.timeout_ms == 0 {
+                        bad(
+                            "copy.timeout_ms",
+                            "0: give the coordinator's transaction timeout in ms".into(),
+                        );
+                    }
+                }
             }
         }
         if self.role == Role::Consume && self.consumer.group_id.is_empty() {

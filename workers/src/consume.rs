@@ -21,7 +21,8 @@ use crate::status::Counters;
 /// Shared by the consume and final-read roles: turns one fetched record into a log event.
 pub(crate) struct Decoder {
     run_hash: u64,
-    topic_index: HashMap<String, u16>,
+    /// Each topic's index in the log (its place in the config's `topics`).
+    pub(crate) topic_index: HashMap<String, u16>,
 }
 
 impl Decoder {

@@ -12,7 +12,9 @@
 //!   bytes each. Written through [`LogWriter`], read back (also when cut short by a crash)
 //!   with [`LogReader`].
 //! * [`config`] — [`WorkerConfig`], the JSON file the harness writes for each worker.
-//! * [`produce`], [`consume`], [`final_read`] — the three worker roles, on rdkafka.
+//! * [`produce`], [`consume`], [`final_read`] — the three worker roles, on rdkafka;
+//!   [`copy`] — a fourth, the exactly-once pipeline (consume, produce and commit the
+//!   offsets in one transaction).
 //! * [`renewal`] — when librdkafka's idempotent producer bumps its epoch or takes a new
 //!   producer id (read from its `eos` debug log): the records in flight then can be stored
 //!   twice, and the checker needs to know which.
@@ -28,6 +30,7 @@
 pub mod clock;
 pub mod config;
 pub mod consume;
+pub mod copy;
 pub mod discovery;
 pub mod exit;
 pub mod final_read;
@@ -39,7 +42,8 @@ pub mod shutdown;
 mod status;
 
 pub use config::{
-    Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, TransactionSettings, WorkerConfig,
+    Acks, ConsumerSettings, CopySettings, ProducerSettings, Role, TopicSpec, TransactionSettings,
+    WorkerConfig,
 };
 pub use log::{Event, EventKind, LogHeader, LogReader, LogWriter, RenewalEvent};
 pub use record::RecordHeader;

@@ -559,8 +559,8 @@ impl Transactions<'_> {
 /// retriable error is tried again within `timeout`; an error that requires an abort is
 /// answered by one (`AbortedAfterError`); anything else — a fatal error, time out — leaves
 /// the outcome unknown (`Unknown`, and a new client, whose initialisation fences this one).
-fn end_transaction(
-    producer: &ThreadedProducer<ProducerLog>,
+pub(crate) fn end_transaction<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
     abort: bool,
     timeout: Duration,
 ) -> (TransactionOutcome, bool) {
@@ -607,8 +607,8 @@ fn end_transaction(
 /// Initialises a transactional client (fencing any earlier one with its id), trying again
 /// while the error is retriable (the coordinator may be restarting) until shutdown.
 /// `Ok(false)`: shutdown came first.
-fn init_transactions(
-    producer: &ThreadedProducer<ProducerLog>,
+pub(crate) fn init_transactions<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
     cfg: &WorkerConfig,
     shutdown: &Shutdown,
 ) -> anyhow::Result<bool> {

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use workers::config::{
-    Acks, ConsumerSettings, ProducerSettings, Role, TopicSpec, TransactionSettings, WorkerConfig,
-    MAX_RECORD_SIZE,
+    Acks, ConsumerSettings, CopySettings, ProducerSettings, Role, TopicSpec, TransactionSettings,
+    WorkerConfig, MAX_RECORD_SIZE,
 };
 
 fn rate() -> impl Strategy<Value = Option<f64>> {
@@ -66,7 +66,8 @@ fn valid_config() -> impl Strategy<Value = WorkerConfig> {
         prop_oneof![
             Just(Role::Produce),
             Just(Role::Consume),
-            Just(Role::FinalRead)
+            Just(Role::FinalRead),
+            Just(Role::Copy)
         ],
         1u32..8,
         prop_oneof![0u32..1000, Just(u32::MAX - 8)],
@@ -82,7 +83,6 @@ fn valid_config() -> impl Strategy<Value = WorkerConfig> {
                 first_instance_id: first,
                 bootstrap: "127.0.0.1:9092".into(),
                 bootstrap_file: None,
-                topics,
                 log_path: PathBuf::from("/tmp/w.log"),
                 producer,
                 consumer: ConsumerSettings {
@@ -92,6 +92,17 @@ fn valid_config() -> impl Strategy<Value = WorkerConfig> {
                 },
                 final_read_timeout_ms: 30_000,
                 client_overrides: BTreeMap::new(),
+                copy: (role == Role::Copy).then(|| CopySettings {
+                    from: topics[0].name.clone(),
+                    to: TopicSpec {
+                        name: "copy-out".into(),
+                        partitions: topics[0].partitions,
+                    },
+                    group_id: "kmh-copy".into(),
+                    records: 50,
+                    timeout_ms: 10_000,
+                }),
+                topics,
             },
         )
 }
@@ -114,6 +125,10 @@ enum Break {
     NoGroup,
     EmptyTransactions,
     TransactionsWithoutIdempotence,
+    CopyMissing,
+    CopyFromElsewhere,
+    CopyToItself,
+    CopyNoRecords,
 }
 
 fn breakage() -> impl Strategy<Value = Break> {
@@ -142,6 +157,10 @@ fn breakage() -> impl Strategy<Value = Break> {
         Just(Break::NoGroup),
         Just(Break::EmptyTransactions),
         Just(Break::TransactionsWithoutIdempotence),
+        Just(Break::CopyMissing),
+        Just(Break::CopyFromElsewhere),
+        Just(Break::CopyToItself),
+        Just(Break::CopyNoRecords),
     ]
 }
 
@@ -182,6 +201,22 @@ impl Break {
                         abort_every: 5,
                         timeout_ms: 10_000,
                     });
+            }
+            Break::CopyMissing => cfg.copy = None,
+            Break::CopyFromElsewhere => {
+                if let Some(c) = &mut cfg.copy {
+                    c.from = "no-such-topic".into();
+                }
+            }
+            Break::CopyToItself => {
+                if let Some(c) = &mut cfg.copy {
+                    c.to.name = c.from.clone();
+                }
+            }
+            Break::CopyNoRecords => {
+                if let Some(c) = &mut cfg.copy {
+                    c.records = 0;
+                }
             }
         }
     }
@@ -230,6 +265,32 @@ fn unrunnable_fields(cfg: &WorkerConfig) -> Vec<String> {
     }
     if cfg.role == Role::Consume && cfg.consumer.group_id.is_empty() {
         v.push("consumer.group_id".into());
+    }
+    if cfg.role == Role::Copy {
+        // the pipeline reads a workload topic and writes another, in transactions
+        match &cfg.copy {
+            None => v.push("copy".into()),
+            Some(c) => {
+                if !cfg.topics.iter().any(|t| t.name == c.from) {
+                    v.push("copy.from".into());
+                }
+                if c.to.name.is_empty() || c.to.name == c.from {
+                    v.push("copy.to.name".into());
+                }
+                if c.to.partitions == 0 || c.to.partitions > i32::MAX as u32 {
+                    v.push("copy.to.partitions".into());
+                }
+                if c.group_id.is_empty() {
+                    v.push("copy.group_id".into());
+                }
+                if c.records == 0 {
+                    v.push("copy.records".into());
+                }
+                if c.timeout_ms == 0 {
+                    v.push("copy.timeout_ms".into());
+                }
+            }
+        }
     }
     if let Some(t) = &cfg.producer.transactions {
         // a transaction holds a record; a transactional producer is an idempotent one

@@ -43,6 +43,7 @@ fn config(role: Role, dir: &std::path::Path, rate: Option<f64>) -> WorkerConfig 
         },
         final_read_timeout_ms: 1000,
         client_overrides: Default::default(),
+        copy: None,
     }
 }
 

@@ -387,6 +387,8 @@ pub struct Findings {
     /// MirrorMaker 2's copy to the target cluster, checked by record identity (when a
     /// `mirror-start` step ran).
     pub mirror: Option<super::mirror::MirrorCheck>,
+    /// The exactly-once pipeline's copy, by record identity (when `[workload] copy` ran).
+    pub copy: Option<super::copy::CopyCheck>,
     /// The second oracle's findings (`[check] oracle`), when it ran.
     pub oracle: Option<super::oracle::OracleCheck>,
     /// The transactional producers' transactions by outcome, when any producer sent in

@@ -6,6 +6,7 @@
 
 pub mod attribution;
 mod checker;
+pub mod copy;
 mod findings;
 pub mod latency;
 pub mod mirror;
@@ -75,6 +76,7 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         &input.attribution,
     )?;
     findings.oracle = oracle::check_oracle(run_dir)?;
+    findings.copy = copy::check_copy(run_dir, &record.topics, &input.logs)?;
     Ok(findings)
 }
 

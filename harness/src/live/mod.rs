@@ -144,6 +144,14 @@ pub fn watch(
             scenario.file.display()
         )));
     }
+    if scenario.workload.copy.is_some() {
+        // the pipeline's output topic and group would be made on a cluster the harness
+        // does not own, and its catch-up and output read are run-only so far
+        return Err(HarnessError::BadInput(format!(
+            "{}: [workload] copy (the exactly-once pipeline) runs only under `harness run`\n  hint: remove `copy` for a watch",
+            scenario.file.display()
+        )));
+    }
     std::fs::create_dir_all(run_dir)?;
     let run_dir = &std::path::absolute(run_dir)?;
     std::fs::write(run_dir.join(rundir::SCENARIO), scenario_text)?;

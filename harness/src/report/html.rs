@@ -81,6 +81,7 @@ pub fn render(report: &Report, scenario_toml: Option<&str>) -> String {
     anomalies(&mut h, report);
     two_oracles(&mut h, report);
     transactions(&mut h, report);
+    copy(&mut h, report);
     windows(&mut h, report);
     renewals(&mut h, report);
     zookeeper(&mut h, report);
@@ -759,6 +760,45 @@ fn transactions(h: &mut String, r: &Report) {
         t.longest_ms,
         esc(&t.longest_step)
     );
+}
+
+/// The exactly-once pipeline: its input copied once, never or more, and its transactions.
+fn copy(h: &mut String, r: &Report) {
+    let Some(c) = &r.copy else { return };
+    let _ = writeln!(
+        h,
+        "<h2>Exactly-once pipeline: {} → {}</h2>\n<table><tr><th>input records</th>\
+         <th>copied once</th><th>missing</th><th>duplicates</th><th>not in input</th>\
+         <th>committed</th><th>aborted</th><th>unknown</th><th>caught up</th></tr>\n\
+         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td></tr>\n</table>",
+        esc(&c.from),
+        esc(&c.to),
+        c.input_records,
+        c.copied_once,
+        c.missing,
+        c.duplicates,
+        c.not_in_input,
+        c.transactions.committed,
+        c.transactions.aborted,
+        c.transactions.unknown,
+        esc(&c.catch_up_note)
+    );
+    for (what, list) in [
+        ("never copied", &c.missing_examples),
+        ("copied again", &c.duplicate_examples),
+        ("not in the input", &c.not_in_input_examples),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(
+                h,
+                "<p>First records {what}:</p><ul>{}</ul>",
+                list.iter()
+                    .map(|e| format!("<li>{}</li>", esc(e)))
+                    .collect::<String>()
+            );
+        }
+    }
 }
 
 fn renewals(h: &mut String, r: &Report) {

@@ -16,6 +16,63 @@ fn bound_check(name: &str, bound: Bound, actual: u64) -> ExpectationResult {
     }
 }
 
+/// The exactly-once pipeline's three bounds. Missing records are judged only against a
+/// whole picture: both final reads read every partition to its end and the pipeline caught
+/// up before it was stopped — else a record may only be beyond what was read or copied,
+/// and the expectation fails saying so. A run that left no record of the pipeline (it
+/// ended before its output was read back) fails all three: unchecked is not a pass.
+fn copy_expectations(e: &crate::scenario::Expect, findings: &Findings) -> Vec<ExpectationResult> {
+    let Some(c) = &findings.copy else {
+        let why = format!(
+            "not checked: no {} in the run directory (the run ended before the pipeline's \
+             output was read back)",
+            crate::check::copy::COPY_RECORD
+        );
+        return [
+            ("copy_missing", e.copy_missing),
+            ("copy_duplicates", e.copy_duplicates),
+            ("copy_not_in_input", e.copy_not_in_input),
+        ]
+        .into_iter()
+        .map(|(name, bound)| ExpectationResult {
+            name: name.into(),
+            expected: bound.to_string(),
+            actual: why.clone(),
+            ok: false,
+        })
+        .collect();
+    };
+    let mut missing = bound_check("copy_missing", e.copy_missing, c.missing);
+    let mut gaps = Vec::new();
+    if !c.caught_up {
+        gaps.push(format!(
+            "the pipeline did not catch up: {}",
+            c.catch_up_note
+        ));
+    }
+    if !c.input_incomplete.is_empty() {
+        gaps.push(format!(
+            "the final read did not finish {}",
+            c.input_incomplete.join(", ")
+        ));
+    }
+    if !c.output_incomplete.is_empty() {
+        gaps.push(format!(
+            "the output's final read did not finish {}",
+            c.output_incomplete.join(", ")
+        ));
+    }
+    if !gaps.is_empty() {
+        missing.actual = format!("{} ({})", c.missing, gaps.join("; "));
+        missing.ok = false;
+    }
+    vec![
+        missing,
+        bound_check("copy_duplicates", e.copy_duplicates, c.duplicates),
+        bound_check("copy_not_in_input", e.copy_not_in_input, c.not_in_input),
+    ]
+}
+
 /// `oracle_agrees`: the second oracle ran to its end (it acked records, its final read
 /// reached every end offset) and finds loss exactly when the harness does. Which of the two
 /// is right when they disagree is for a person to find out: the finding is the
@@ -349,6 +406,9 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
                 ok: g.partitions > 0 && g.untranslated.is_empty() && g.skipped == 0,
             });
         }
+    }
+    if scenario.workload.copy.is_some() {
+        out.extend(copy_expectations(e, findings));
     }
     if scenario.check.oracle.is_some() {
         out.push(oracle_agrees(findings));

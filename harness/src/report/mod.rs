@@ -133,6 +133,10 @@ pub struct Report {
     /// `non_atomic_reads` are among the anomalies).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transactions: Option<crate::check::TransactionTotals>,
+    /// The exactly-once pipeline (`[workload] copy`): each record of its input copied
+    /// once, never, or more, by record identity; its transactions by outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<crate::check::copy::CopyCheck>,
     /// The run per time bucket: records sent, acked, failed, refused, consumed, and
     /// latency percentiles (what `report.html` charts).
     #[serde(skip_serializing_if = "crate::check::series::Series::is_empty")]
@@ -196,6 +200,7 @@ pub fn build(
         mirror: findings.mirror,
         oracle: findings.oracle,
         transactions: findings.transactions,
+        copy: findings.copy,
         series: findings.series,
     }
 }

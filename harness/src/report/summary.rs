@@ -43,6 +43,14 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
             t.committed, t.aborted, t.aborted_after_error, t.unknown, p.aborted, t.records_without_end, a.aborted_read, a.non_atomic_read, t.longest_ms, t.longest_step
         ));
     }
+    if let Some(c) = &report.copy {
+        s.push_str(&format!(
+            "pipeline {} → {}: {} input records, copied once {}, missing {}, duplicates {}, not in input {}; transactions committed {} aborted {} unknown {}; {}\n",
+            c.from, c.to, c.input_records, c.copied_once, c.missing, c.duplicates, c.not_in_input,
+            c.transactions.committed, c.transactions.aborted, c.transactions.unknown,
+            if c.caught_up { "caught up".to_string() } else { format!("did not catch up: {}", c.catch_up_note) }
+        ));
+    }
     let st = &report.startup_ms;
     if let (Some(c), Some(t), Some(w)) = (st.cluster_up, st.topics_ready, st.workers_ready) {
         s.push_str(&format!(

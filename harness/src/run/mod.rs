@@ -355,12 +355,16 @@ fn drive(
         .collect();
     let ids = cluster.running_broker_ids();
     {
+        // the pipeline's output topic beside the workload's
+        let mut created = scenario.workload.topics.clone();
+        created.extend(scenario.workload.copy_topic());
+        let names: Vec<&str> = created.iter().map(|t| t.name.as_str()).collect();
         let admin = cluster.admin()?;
         admin
-            .create_topics(&scenario.workload.topics)
+            .create_topics(&created)
             .map_err(|e| HarnessError::Cluster(format!("creating topics: {e}")))?;
         admin
-            .wait_healthy(&ids, &topics, Duration::from_secs(60), shutdown)
+            .wait_healthy(&ids, &names, Duration::from_secs(60), shutdown)
             .map_err(|e| HarnessError::Cluster(format!("topics not ready: {e}")))?;
     }
     // the second oracle's topic beside the workload's, its producer and consumer beside
@@ -397,6 +401,9 @@ fn drive(
                 "consumers were not all assigned partitions within 45s; starting producers anyway"
             );
         }
+    }
+    if let Some(c) = &w.copy {
+        workload.start(Role::Copy, c.instances, c.processes)?;
     }
     workload.start(Role::Produce, w.producers, w.producer_processes)?;
 
@@ -470,6 +477,7 @@ fn drive(
     // the brokers running now (a migration stops the old ones)
     let ids = cluster.running_broker_ids();
     final_read(&mut workload, tl, cluster.admin()?, &ids, &topics, shutdown)?;
+    finish_copy(scenario, &mut workload, run_dir)?;
     if let Some(o) = oracle {
         eprintln!(
             "harness: the second oracle's final read ({})…",
@@ -482,6 +490,39 @@ fn drive(
         check_kafka_metadata(cluster, run_dir, &topics);
     }
     check_metadata_survival(cluster, run_dir);
+    Ok(())
+}
+
+/// When the pipeline ran: reads its output topic back (the drain waited for it to copy
+/// everything, then stopped it) and records what the copy check needs (`copy/copy.json`).
+fn finish_copy(
+    scenario: &Scenario,
+    workload: &mut Workload,
+    run_dir: &Path,
+) -> Result<(), HarnessError> {
+    use crate::check::copy::{CopyRecord, COPY_DIR, COPY_RECORD, OUTPUT_READ_LOG};
+    let Some(c) = &scenario.workload.copy else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(run_dir.join(COPY_DIR))?;
+    eprintln!("harness: final read of the pipeline's output `{}`…", c.to);
+    workload.final_read_copy(&run_dir.join(OUTPUT_READ_LOG))?;
+    let (caught_up, note) = match &workload.copy_drained {
+        Some(Ok(note)) => (true, note.clone()),
+        Some(Err(why)) => (false, why.clone()),
+        None => (false, "the drain did not wait for the pipeline".to_string()),
+    };
+    let record = CopyRecord {
+        from: c.from.clone(),
+        to: c.to.clone(),
+        group: workload.copy_group_id(),
+        caught_up,
+        catch_up_note: note,
+    };
+    std::fs::write(
+        run_dir.join(COPY_RECORD),
+        serde_json::to_vec_pretty(&record).map_err(|e| HarnessError::Other(e.into()))?,
+    )?;
     Ok(())
 }
 
@@ -806,7 +847,57 @@ pub(crate) fn drain(
     for failed in workload.stop(Role::Consume, Duration::from_secs(30)) {
         record_failed_worker(tl, failed);
     }
+    if w.copy.is_some() && !interrupted {
+        interrupted |= drain_copy(workload, w, shutdown, bootstrap);
+    }
+    // a pipeline instance ends its round (its commit may wait for a coordinator) and leaves
+    for failed in workload.stop(Role::Copy, grace) {
+        record_failed_worker(tl, failed);
+    }
     interrupted
+}
+
+/// Waits (at most `drain_timeout`) until the pipeline's group has committed, in its
+/// transactions, the end of every partition it reads — everything the stopped producers
+/// wrote is copied — and keeps how that went for the copy check. True when interrupted.
+fn drain_copy(
+    workload: &mut Workload,
+    w: &crate::scenario::Workload,
+    shutdown: &Shutdown,
+    bootstrap: &str,
+) -> bool {
+    let started = std::time::Instant::now();
+    let deadline = started + w.drain_timeout;
+    let mut catch_up = match workload.copy_catch_up(bootstrap) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            workload.copy_drained = Some(Err(format!(
+                "the drain cannot ask the pipeline's group's offsets: {e}"
+            )));
+            return false;
+        }
+        None => return false,
+    };
+    catch_up.read_ends(Duration::from_secs(2));
+    loop {
+        if catch_up.caught_up(Duration::from_secs(2)) {
+            workload.copy_drained = Some(Ok(format!(
+                "its group had committed every partition's end {:.1} s after the producers stopped",
+                started.elapsed().as_secs_f64()
+            )));
+            return false;
+        }
+        if std::time::Instant::now() >= deadline {
+            workload.copy_drained = Some(Err(format!(
+                "its group had not committed every partition's end within drain_timeout ({:?})",
+                w.drain_timeout
+            )));
+            return false;
+        }
+        if shutdown.sleep(Duration::from_millis(250)) {
+            return true;
+        }
+    }
 }
 
 /// The final read: every partition of the workload's topics from its start, once the
@@ -1050,8 +1141,10 @@ impl Progress {
                     continue;
                 }
                 let (p, c) = sum_status(&run_dir);
+                // the pipeline, when one runs: records copied in committed transactions
+                let copy = copy_status(&run_dir);
                 eprintln!(
-                    "harness: t+{:>4}s [{}] sent {} acked {} failed {} indeterminate {} | consumed {} | client errors {}",
+                    "harness: t+{:>4}s [{}] sent {} acked {} failed {} indeterminate {} | consumed {}{} | client errors {}",
                     start.elapsed().as_secs(),
                     current.lock().unwrap(),
                     p.sent,
@@ -1059,7 +1152,8 @@ impl Progress {
                     p.failed,
                     p.indeterminate,
                     c.received,
-                    p.errors + c.errors
+                    copy.map(|x| format!(" | copied {}", x.acked)).unwrap_or_default(),
+                    p.errors + c.errors + copy.map_or(0, |x| x.errors)
                 );
             }
         });
@@ -1073,6 +1167,18 @@ impl Progress {
 }
 
 /// Producer and consumer totals from the status files in `run_dir/workers`.
+/// The pipeline's workers' status summed (`None`: no pipeline runs).
+fn copy_status(run_dir: &Path) -> Option<workload::Status> {
+    let outs: Vec<PathBuf> = rundir::files_with_extension(&run_dir.join("workers"), "out")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("copy-"))
+        })
+        .collect();
+    (!outs.is_empty()).then(|| workload::Status::sum(outs.iter().map(PathBuf::as_path)))
+}
+
 pub(crate) fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
     let outs = rundir::files_with_extension(&run_dir.join("workers"), "out");
     let of = |prefix: &str| {

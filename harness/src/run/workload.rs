@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use workers::{ConsumerSettings, Role, TopicSpec, WorkerConfig};
+use workers::{ConsumerSettings, CopySettings, Role, TopicSpec, WorkerConfig};
 
 use crate::cluster::host::{DiscoveryCopy, WorkerExit, WorkerHost, WorkerLaunch, WorkerRunner};
 use crate::error::{HarnessError, WorkersError};
@@ -207,6 +207,9 @@ pub struct Workload {
     host: Arc<dyn WorkerHost>,
     /// librdkafka properties every worker's clients get (a watched cluster's security).
     client_properties: crate::kafka::ClientProperties,
+    /// How the drain's wait for the pipeline ended (`Ok`: it copied everything, and how
+    /// long that took; `Err`: why not); `None` before the drain or without a pipeline.
+    pub copy_drained: Option<Result<String, String>>,
 }
 
 impl Workload {
@@ -232,6 +235,7 @@ impl Workload {
             processes: Vec::new(),
             host,
             client_properties: Default::default(),
+            copy_drained: None,
         })
     }
 
@@ -287,7 +291,64 @@ impl Workload {
             },
             final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
             client_overrides: self.client_properties.clone(),
+            copy: if role == Role::Copy {
+                self.copy_settings()
+            } else {
+                None
+            },
         }
+    }
+
+    /// The pipeline's settings as its workers see them (`None`: the scenario runs none).
+    fn copy_settings(&self) -> Option<CopySettings> {
+        let w = &self.scenario.workload;
+        let c = w.copy.as_ref()?;
+        let to = w.copy_topic()?;
+        Some(CopySettings {
+            from: c.from.clone(),
+            to: TopicSpec {
+                name: to.name,
+                partitions: to.partitions,
+            },
+            group_id: self.copy_group_id(),
+            records: c.records,
+            timeout_ms: (c.timeout.as_millis() as u32).max(1),
+        })
+    }
+
+    /// The pipeline's consumer group.
+    pub fn copy_group_id(&self) -> String {
+        format!("kmh-{}-copy", self.run_id)
+    }
+
+    /// The pipeline's group, as the drain follows it until it has copied everything.
+    pub fn copy_catch_up(
+        &self,
+        bootstrap: &str,
+    ) -> Option<anyhow::Result<crate::kafka::GroupCatchUp>> {
+        let c = self.scenario.workload.copy.as_ref()?;
+        let from: Vec<TopicSpec> = Self::topic_specs(&self.scenario)
+            .into_iter()
+            .filter(|t| t.name == c.from)
+            .collect();
+        Some(crate::kafka::GroupCatchUp::new(
+            bootstrap,
+            &self.client_properties,
+            &self.copy_group_id(),
+            &from,
+        ))
+    }
+
+    /// The final read of the pipeline's output topic, into `log_path` (not among the run's
+    /// logs: its records are copies, which the main check would count twice).
+    pub fn final_read_copy(&mut self, log_path: &std::path::Path) -> Result<(), HarnessError> {
+        let Some(c) = self.copy_settings() else {
+            return Ok(());
+        };
+        let mut cfg = self.config(Role::FinalRead, 2, 1, 0);
+        cfg.topics = vec![c.to];
+        cfg.log_path = log_path.to_path_buf();
+        self.run_final_read(cfg)
     }
 
     /// The consumers' group, as the drain follows it ([`crate::kafka::GroupCatchUp`]) from
@@ -517,6 +578,7 @@ fn role_command(role: Role) -> &'static str {
         Role::Produce => "produce",
         Role::Consume => "consume",
         Role::FinalRead => "final-read",
+        Role::Copy => "copy",
     }
 }
 
@@ -526,6 +588,7 @@ pub fn role_name(role: Role) -> &'static str {
         Role::Produce => "producer",
         Role::Consume => "consumer",
         Role::FinalRead => "final-read",
+        Role::Copy => "copy",
     }
 }
 

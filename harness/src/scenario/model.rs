@@ -329,6 +329,8 @@ pub struct Workload {
     pub final_read_timeout: Duration,
     /// Where worker processes go when the run has worker hosts (ssh and ec2 backends).
     pub placement: Placement,
+    /// The exactly-once pipeline (`copy = { … }`), when the scenario runs one.
+    pub copy: Option<CopySpec>,
 }
 
 impl Workload {
@@ -340,6 +342,39 @@ impl Workload {
             .filter(|t| names.contains(&t.name))
             .map(|t| (t.name.clone(), t.partitions))
             .collect()
+    }
+}
+
+/// `[workload] copy`: the exactly-once pipeline — `copy` workers read `from` in a group
+/// (`read_committed`) and copy each record, unchanged, to `to` in transactions that commit
+/// the offsets read (consume-transform-produce). The checker then asks, by record identity,
+/// whether each record `from` holds was copied exactly once.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopySpec {
+    /// The workload topic it reads.
+    pub from: String,
+    /// The topic it writes: made by the run with `from`'s partitions, replication,
+    /// `min_insync` and configs; read back at the end by a final read of its own.
+    pub to: String,
+    /// Pipeline instances (each a group consumer and a transactional producer).
+    pub instances: u32,
+    /// Processes the instances are spread over.
+    pub processes: u32,
+    /// At most this many records per transaction.
+    pub records: u32,
+    /// `transaction.timeout.ms` of its producers.
+    pub timeout: Duration,
+}
+
+impl Workload {
+    /// The pipeline's output topic, as created: `from`'s settings under `to`'s name.
+    pub fn copy_topic(&self) -> Option<Topic> {
+        let c = self.copy.as_ref()?;
+        let from = self.topics.iter().find(|t| t.name == c.from)?;
+        Some(Topic {
+            name: c.to.clone(),
+            ..from.clone()
+        })
     }
 }
 
@@ -673,6 +708,13 @@ pub struct Expect {
     /// Records acked on the source before the mirror's cut that the target cluster does not
     /// hold (`mirror_missing`; judged only when MirrorMaker ran).
     pub mirror_missing: Bound,
+    /// Records of the pipeline's input never copied (`copy_missing`; judged only when
+    /// `[workload] copy` ran).
+    pub copy_missing: Bound,
+    /// Extra copies the pipeline made (`copy_duplicates`).
+    pub copy_duplicates: Bound,
+    /// Copies of records its input's final read does not hold (`copy_not_in_input`).
+    pub copy_not_in_input: Bound,
     /// Extra copies on the target (`mirror_duplicates`); `None`: none for the transactional
     /// copy, any for the at-least-once one.
     pub mirror_duplicates: Option<Bound>,

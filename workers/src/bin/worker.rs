@@ -1,5 +1,5 @@
 //! `worker`: one process of the harness's workload, started by the harness as
-//! `worker produce|consume|final-read --config FILE` (see `workers::WorkerConfig`). Stops
+//! `worker produce|consume|final-read|copy --config FILE` (see `workers::WorkerConfig`). Stops
 //! cleanly on SIGTERM with its log flushed.
 //!
 //! Exit codes: 0 done, 2 bad config, 3 the client failed.
@@ -29,6 +29,8 @@ enum RoleArg {
     Consume(Common),
     /// Read every partition from the beginning to its end offset, once.
     FinalRead(Common),
+    /// The exactly-once pipeline: copy a topic to another in transactions.
+    Copy(Common),
 }
 
 #[derive(clap::Args)]
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         RoleArg::Produce(c) => (Role::Produce, c),
         RoleArg::Consume(c) => (Role::Consume, c),
         RoleArg::FinalRead(c) => (Role::FinalRead, c),
+        RoleArg::Copy(c) => (Role::Copy, c),
     };
     let cfg = match WorkerConfig::load(&args.config) {
         Ok(c) if c.role == role => c,
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Role::Produce => workers::produce::run(&cfg, shutdown),
         Role::Consume => workers::consume::run(&cfg, shutdown),
         Role::FinalRead => workers::final_read::run(&cfg, shutdown),
+        Role::Copy => workers::copy::run(&cfg, shutdown),
     };
     match result {
         Ok(()) => Exit::Pass.into(),

@@ -9,6 +9,8 @@
 //! event  := kind:u8 flags:u8 topic:u16 producer:u32 seq:u64 partition:i32 code:i32
 //!           offset:i64 ts_a:u64 ts_b:u64 instance:u32 crc32(event[0..52]):u32
 //! ```
+//! `role` is [`Role::code`]: 1 produce, 2 consume, 3 final read, 4 copy (the exactly-once
+//! pipeline, since format 5; a reader before it refuses such a log by its role code).
 //! All integers little-endian. Both bodies carry the same [`Event`]s. Version 4 codes them
 //! in blocks, each field against what the block held before (an acknowledgement takes ~8
 //! bytes instead of 56), with a CRC per block; a writer seals a block at each flush, at

@@ -52,6 +52,9 @@ pub(crate) struct RawExpect {
     mirror_missing: Option<Spanned<RawBound>>,
     mirror_duplicates: Option<Spanned<RawBound>>,
     mirror_group_offsets: Option<Spanned<String>>,
+    copy_missing: Option<Spanned<RawBound>>,
+    copy_duplicates: Option<Spanned<RawBound>>,
+    copy_not_in_input: Option<Spanned<RawBound>>,
     #[serde(default)]
     step: BTreeMap<String, Spanned<RawStepExpect>>,
     #[serde(default)]
@@ -219,6 +222,17 @@ pub(super) fn validate(
         unreadable_partitions: p.bound(
             &re.unreadable_partitions,
             "expect.unreadable_partitions",
+            Bound::AtMost(0),
+        ),
+        copy_missing: p.bound(&re.copy_missing, "expect.copy_missing", Bound::AtMost(0)),
+        copy_duplicates: p.bound(
+            &re.copy_duplicates,
+            "expect.copy_duplicates",
+            Bound::AtMost(0),
+        ),
+        copy_not_in_input: p.bound(
+            &re.copy_not_in_input,
+            "expect.copy_not_in_input",
             Bound::AtMost(0),
         ),
         mirror_missing: p.bound(

@@ -37,6 +37,24 @@ pub(crate) struct RawTransactions {
     timeout: Option<Spanned<String>>,
 }
 
+/// `copy = { from = "orders", to = "orders-copy", instances = 2, records = 50, timeout = "10s" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCopy {
+    #[serde(default)]
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    to: Option<Spanned<String>>,
+    #[serde(default)]
+    instances: Option<Spanned<u32>>,
+    #[serde(default)]
+    processes: Option<Spanned<u32>>,
+    #[serde(default)]
+    records: Option<Spanned<u32>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
 /// `rate`: records/s, or the word `"unlimited"`.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -92,6 +110,8 @@ pub(crate) struct RawWorkload {
     transactions: Option<Spanned<RawTransactions>>,
     #[serde(default)]
     consumer_isolation: Option<Spanned<String>>,
+    #[serde(default)]
+    copy: Option<Spanned<RawCopy>>,
 }
 
 /// Validates `[workload]` against the cluster.
@@ -380,8 +400,10 @@ pub(super) fn validate(
                 Some(s) => *s.get_ref(),
             }
         };
+    let copy = rw.copy.as_ref().map(|c| validate_copy(p, c, &topics));
     Workload {
         topics,
+        copy,
         producers,
         producer_processes: proc_count(
             &rw.producer_processes,
@@ -462,4 +484,112 @@ pub(super) fn validate(
             }
         },
     }
+}
+
+/// `[workload] copy`: the pipeline reads a workload topic and writes one of its own.
+fn validate_copy(p: &mut Problems<'_>, raw: &Spanned<RawCopy>, topics: &[Topic]) -> CopySpec {
+    let c = raw.get_ref();
+    let hint = "copy = { from = \"orders\", to = \"orders-copy\", instances = 2, records = 50 }";
+    let from = match &c.from {
+        None => topics.first().map(|t| t.name.clone()).unwrap_or_default(),
+        Some(f) => {
+            if !topics.iter().any(|t| &t.name == f.get_ref()) {
+                p.at(
+                    f.span(),
+                    "workload.copy.from",
+                    format!("`{}` is not a workload topic", f.get_ref()),
+                    "name one of [workload] topics (default: the first)",
+                );
+            }
+            f.get_ref().clone()
+        }
+    };
+    let to = match &c.to {
+        None => {
+            p.at(
+                raw.span(),
+                "workload.copy.to",
+                "missing field `to`: the topic the pipeline writes",
+                hint,
+            );
+            String::new()
+        }
+        Some(t) => {
+            let name = t.get_ref();
+            if topics.iter().any(|w| &w.name == name) {
+                p.at(
+                    t.span(),
+                    "workload.copy.to",
+                    format!("`{name}` is a workload topic: the copy needs a topic of its own"),
+                    "to = \"orders-copy\" (the run creates it)",
+                );
+            } else if !valid_topic_name(name) {
+                p.at(
+                    t.span(),
+                    "workload.copy.to",
+                    format!("`{name}` is not a valid topic name"),
+                    "1-249 letters, digits, `.`, `_`, `-`",
+                );
+            }
+            name.clone()
+        }
+    };
+    let positive =
+        |p: &mut Problems<'_>, v: &Option<Spanned<u32>>, field: &str, default: u32| match v {
+            None => default,
+            Some(s) if *s.get_ref() == 0 => {
+                p.at(s.span(), field, "0: at least 1", hint);
+                default
+            }
+            Some(s) => *s.get_ref(),
+        };
+    let instances = positive(p, &c.instances, "workload.copy.instances", 2);
+    let records = positive(p, &c.records, "workload.copy.records", 50);
+    let processes = match &c.processes {
+        None => instances.clamp(1, 2),
+        Some(s) if *s.get_ref() == 0 || *s.get_ref() > instances => {
+            p.at(
+                s.span(),
+                "workload.copy.processes",
+                "must be between 1 and the number of instances",
+                "processes = 2",
+            );
+            1
+        }
+        Some(s) => *s.get_ref(),
+    };
+    let mut timeout = p.duration(&c.timeout, "workload.copy.timeout", Duration::from_secs(10));
+    const MAX: Duration = Duration::from_secs(15 * 60);
+    if let Some(t) = c
+        .timeout
+        .as_ref()
+        .filter(|_| timeout > MAX || timeout.is_zero())
+    {
+        p.at(
+            t.span(),
+            "workload.copy.timeout",
+            format!("{timeout:?}: not a transaction timeout brokers allow"),
+            "between \"1s\" and \"15m\" (the brokers' transaction.max.timeout.ms, by default)",
+        );
+        timeout = Duration::from_secs(10);
+    }
+    CopySpec {
+        from,
+        to,
+        instances,
+        processes,
+        records,
+        timeout,
+    }
+}
+
+/// Kafka's rule for topic names.
+fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
