@@ -1771,6 +1771,38 @@ fn a_transactional_run_that_aborts_some_transactions_is_clean() {
 }
 
 #[test]
+fn write_cycles_between_transactions_are_reported_and_not_judged() {
+    // the two producers interleave on every partition: producer 0's transaction k (seq
+    // 5k..5k+4) writes seq 5k before producer 1's does on that partition, and producer 1's
+    // seq 5k before producer 0's seq 5k+3 on the same one — a cycle of two, for every k
+    let committed = |_: u32, _: u64| Some(TransactionOutcome::Committed);
+    let mut s = Sim::clean();
+    s.in_transactions(5, committed);
+    let f = s.check();
+    assert_only(&f, &[]);
+    let t = f.transactions.as_ref().unwrap();
+    assert_eq!((t.write_cycles, t.write_cycle_largest), (60, 2), "{t:?}");
+    assert!(
+        t.write_cycle_example
+            .starts_with("2 transactions in one cycle; e.g. producer ")
+            && t.write_cycle_example.contains(" wrote before producer ")
+            && t.write_cycle_example.contains(" and after it on t/"),
+        "{}",
+        t.write_cycle_example
+    );
+    // aborted transactions are not in the log: only the committed ones' cycles remain
+    let mut s = Sim::clean();
+    s.in_transactions(5, every_third_aborted);
+    assert_eq!(s.check().transactions.unwrap().write_cycles, 40);
+    // transactions of one record each sit on one partition: no cycle can form
+    let mut s = Sim::clean();
+    s.in_transactions(1, committed);
+    let t = s.check().transactions.unwrap();
+    assert_eq!((t.write_cycles, t.write_cycle_largest), (0, 0));
+    assert!(t.write_cycle_example.is_empty());
+}
+
+#[test]
 fn a_record_of_an_aborted_transaction_read_is_an_aborted_read() {
     let mut s = Sim::clean();
     s.in_transactions(5, every_third_aborted);

@@ -200,6 +200,18 @@ pub struct TransactionTotals {
     pub longest_ms: u64,
     /// The step running when that transaction began.
     pub longest_step: String,
+    /// Write cycles (Jepsen's G0) among the transactions the final read holds: groups of
+    /// transactions each of which wrote before another of the group on some partition and
+    /// after it on another — Kafka orders a partition, not transactions across partitions,
+    /// so `read_committed` allows them. Reported, never judged.
+    #[serde(default)]
+    pub write_cycles: u64,
+    /// Transactions in the largest such group.
+    #[serde(default)]
+    pub write_cycle_largest: u64,
+    /// One group, in words (a few of its transactions and where they cross).
+    #[serde(default)]
+    pub write_cycle_example: String,
 }
 
 /// Producer outcome totals.

@@ -747,8 +747,9 @@ fn transactions(h: &mut String, r: &Report) {
         "<h2>Transactions</h2>\n<table><tr><th>committed</th><th>aborted on purpose</th>\
          <th>aborted after an error</th><th>unknown outcome</th><th>records aborted</th>\
          <th>records without an end</th><th>aborted reads</th><th>non-atomic reads</th>\
-         <th>longest (ms)</th></tr>\n<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} in {}</td></tr>\n</table>",
+         <th>longest (ms)</th><th>write cycles (G0, allowed)</th></tr>\n<tr><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{} in {}</td><td>{} {}</td></tr>\n</table>",
         t.committed,
         t.aborted,
         t.aborted_after_error,
@@ -758,7 +759,9 @@ fn transactions(h: &mut String, r: &Report) {
         a.aborted_read,
         a.non_atomic_read,
         t.longest_ms,
-        esc(&t.longest_step)
+        esc(&t.longest_step),
+        t.write_cycles,
+        esc(&t.write_cycle_example)
     );
 }
 

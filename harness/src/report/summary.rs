@@ -39,8 +39,8 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
     }
     if let Some(t) = &report.transactions {
         s.push_str(&format!(
-            "transactions: committed {} aborted {} (on purpose) aborted-after-error {} unknown {}; records aborted {}, without an end {}; aborted-read {} non-atomic-read {}; longest {} ms (in `{}`)\n",
-            t.committed, t.aborted, t.aborted_after_error, t.unknown, p.aborted, t.records_without_end, a.aborted_read, a.non_atomic_read, t.longest_ms, t.longest_step
+            "transactions: committed {} aborted {} (on purpose) aborted-after-error {} unknown {}; records aborted {}, without an end {}; aborted-read {} non-atomic-read {}; longest {} ms (in `{}`); write cycles (G0, allowed) {}\n",
+            t.committed, t.aborted, t.aborted_after_error, t.unknown, p.aborted, t.records_without_end, a.aborted_read, a.non_atomic_read, t.longest_ms, t.longest_step, t.write_cycles
         ));
     }
     if let Some(c) = &report.copy {

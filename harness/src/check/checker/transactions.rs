@@ -145,7 +145,113 @@ impl Checker<'_> {
                 },
             );
         }
+        (
+            totals.write_cycles,
+            totals.write_cycle_largest,
+            totals.write_cycle_example,
+        ) = self.write_cycles();
         self.findings.transactions = Some(totals);
+    }
+
+    /// Write cycles (G0) among the transactions: on each partition the final read read, the
+    /// order of the transactions whose records it holds (by offset) gives an edge from each
+    /// to the next different one; a strongly connected group of two or more transactions
+    /// is a cycle. Returns how many groups, the largest's size, and one in words.
+    fn write_cycles(&self) -> (u64, u64, String) {
+        // every transaction of a transactional producer, as a node: (producer, index)
+        let mut base: HashMap<u32, usize> = HashMap::default();
+        let mut nodes: Vec<(u32, usize)> = Vec::new();
+        for (id, ps) in &self.producers {
+            if ps.transactional && !ps.transactions.is_empty() {
+                base.insert(*id, nodes.len());
+                nodes.extend((0..ps.transactions.len()).map(|i| (*id, i)));
+            }
+        }
+        if nodes.len() < 2 {
+            return (0, 0, String::new());
+        }
+        let node_of = |packed: u64| -> Option<u32> {
+            let producer = (packed >> 40) as u32;
+            let seq = packed & ((1 << 40) - 1);
+            let b = *base.get(&producer)?;
+            let txns = &self.producers.get(&producer)?.transactions;
+            let i = txns
+                .partition_point(|t| t.first_seq <= seq)
+                .checked_sub(1)?;
+            (seq < txns[i].first_seq + txns[i].records).then_some((b + i) as u32)
+        };
+        // (from, to, partition where `from` wrote before `to`)
+        let mut edges: Vec<(u32, u32, usize)> = Vec::new();
+        for (gi, part) in self.parts.iter().enumerate() {
+            let mut prev: Option<u32> = None;
+            for o in 0..part.at_offset.len() {
+                let v = part.at_offset.get(o);
+                if v == EMPTY || v == NOT_OURS {
+                    continue;
+                }
+                let Some(n) = node_of(v) else { continue };
+                if let Some(p) = prev.filter(|p| *p != n) {
+                    edges.push((p, n, gi));
+                }
+                prev = Some(n);
+            }
+        }
+        edges.sort_unstable();
+        edges.dedup_by_key(|e| (e.0, e.1));
+        let mut adj: Vec<Vec<u32>> = vec![Vec::new(); nodes.len()];
+        for (a, b, _) in &edges {
+            adj[*a as usize].push(*b);
+        }
+        let cycles = strongly_connected(&adj);
+        let Some(largest) = cycles.iter().max_by_key(|c| c.len()) else {
+            return (0, 0, String::new());
+        };
+        // in words: the largest group, with a crossing pair of its transactions
+        let name = |n: u32| {
+            let (producer, i) = nodes[n as usize];
+            let t = &self.producers[&producer].transactions[i];
+            format!(
+                "producer {producer} seq {}-{}",
+                t.first_seq,
+                t.first_seq + t.records.saturating_sub(1)
+            )
+        };
+        let members: std::collections::HashSet<u32> = largest.iter().copied().collect();
+        let crossing = edges.iter().find_map(|(a, b, gi)| {
+            if !members.contains(a) || !members.contains(b) {
+                return None;
+            }
+            let back = edges
+                .iter()
+                .find(|(x, y, _)| x == b && y == a)
+                .map(|(_, _, g)| *g)?;
+            Some((*a, *b, *gi, back))
+        });
+        let part_name = |gi: usize| {
+            let t = self.partition_base.partition_point(|b| *b <= gi) - 1;
+            self.part_name(t as u16, (gi - self.partition_base[t]) as i32)
+        };
+        let example = match crossing {
+            Some((a, b, ab, ba)) => format!(
+                "{} transactions in one cycle; e.g. {} wrote before {} on {} and after it on {}",
+                largest.len(),
+                name(a),
+                name(b),
+                part_name(ab),
+                part_name(ba)
+            ),
+            None => format!(
+                "{} transactions in one cycle, among them {}",
+                largest.len(),
+                largest
+                    .iter()
+                    .take(3)
+                    .map(|n| name(*n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        (cycles.len() as u64, largest.len() as u64, example)
     }
 
     /// The second producer pass's look at a record of an aborted transaction: an example
@@ -168,5 +274,96 @@ impl Checker<'_> {
             offset,
             format!("a record of an aborted transaction, read by {who} (read_committed)"),
         );
+    }
+}
+
+/// The strongly connected groups of two nodes or more of a directed graph (Tarjan's, with
+/// an explicit stack: a run holds many thousands of transactions).
+fn strongly_connected(adj: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    const UNSEEN: u32 = u32::MAX;
+    let n = adj.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<u32> = Vec::new();
+    let mut call: Vec<(u32, usize)> = Vec::new();
+    let mut next = 0u32;
+    let mut out = Vec::new();
+    for start in 0..n {
+        if index[start] != UNSEEN {
+            continue;
+        }
+        index[start] = next;
+        low[start] = next;
+        next += 1;
+        stack.push(start as u32);
+        on_stack[start] = true;
+        call.push((start as u32, 0));
+        while let Some(&(v, child)) = call.last() {
+            let v = v as usize;
+            if let Some(&w) = adj[v].get(child) {
+                if let Some(top) = call.last_mut() {
+                    top.1 += 1;
+                }
+                let w = w as usize;
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w as u32);
+                    on_stack[w] = true;
+                    call.push((w as u32, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(u, _)) = call.last() {
+                low[u as usize] = low[u as usize].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut group = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w as usize] = false;
+                    group.push(w);
+                    if w as usize == v {
+                        break;
+                    }
+                }
+                if group.len() >= 2 {
+                    out.push(group);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strongly_connected;
+
+    #[test]
+    fn groups_of_two_or_more_are_found_and_single_nodes_are_not() {
+        // 0 → 1 → 2 → 0 (a cycle), 2 → 3, 3 → 4 → 3 (another), 5 alone
+        let adj = vec![vec![1], vec![2], vec![0, 3], vec![4], vec![3], vec![]];
+        let mut groups: Vec<Vec<u32>> = strongly_connected(&adj)
+            .into_iter()
+            .map(|mut g| {
+                g.sort();
+                g
+            })
+            .collect();
+        groups.sort();
+        assert_eq!(groups, vec![vec![0, 1, 2], vec![3, 4]]);
+        // a chain has none; a long one does not overflow a stack
+        let chain: Vec<Vec<u32>> = (0..200_000u32)
+            .map(|i| if i + 1 < 200_000 { vec![i + 1] } else { vec![] })
+            .collect();
+        assert!(strongly_connected(&chain).is_empty());
+        let mut ring = chain;
+        ring[199_999] = vec![0];
+        assert_eq!(strongly_connected(&ring)[0].len(), 200_000);
     }
 }
