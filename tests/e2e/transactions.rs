@@ -4,7 +4,7 @@
 //! mid-commit, seed 001's broker replacement (every transaction coordinator moves, the
 //! clients switch), and the known-unsafe setting (`read_uncommitted` consumers) that the
 //! harness must catch; and the exactly-once pipeline (consume-transform-produce) through a
-//! broker kill and a roll, on KRaft.
+//! broker kill and a restart, on KRaft.
 
 use e2e::{cluster_lock, run_scenario, run_scenario_on, snapshot_before, u};
 use serde_json::Value;
@@ -167,7 +167,7 @@ fn replacing_every_broker_under_transactions_loses_no_commit() {
 
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
-fn the_exactly_once_pipeline_copies_each_committed_record_once_through_a_kill_and_a_roll_on_kraft()
+fn the_exactly_once_pipeline_copies_each_committed_record_once_through_a_kill_and_a_restart_on_kraft()
 {
     let _one = cluster_lock();
     // on KRaft 4.1: the transactional scenarios' coordinator moves and aborts under
