@@ -24,6 +24,7 @@
 //! `code` = how it ended.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,11 +46,14 @@ use crate::produce::{end_transaction, init_transactions};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
 
-/// Logs the pipeline consumer's rebalances, as the consume role's do.
+/// Logs the pipeline consumer's rebalances, as the consume role's do, and counts them.
 struct CopyGroupLog {
     log: Arc<Mutex<LogWriter>>,
     topics: HashMap<String, u16>,
     instance: u32,
+    /// Rebalances seen (revocations and assignments): a round's batch read before one is
+    /// dropped (see [`Pipeline::poll_batch`]).
+    rebalances: Arc<AtomicU64>,
 }
 
 impl CopyGroupLog {
@@ -75,12 +79,14 @@ impl ClientContext for CopyGroupLog {}
 impl ConsumerContext for CopyGroupLog {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.rebalances.fetch_add(1, Ordering::SeqCst);
             self.log_partitions(EventKind::Revoked, tpl);
         }
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            self.rebalances.fetch_add(1, Ordering::SeqCst);
             self.log_partitions(EventKind::Assigned, tpl);
         }
     }
@@ -235,11 +241,23 @@ impl Pipeline<'_> {
 
     /// Up to `copy.records` records: the first poll waits up to 100 ms, the rest take only
     /// what is already fetched. Each is logged as read.
+    ///
+    /// A rebalance (it happens inside a poll) drops what the batch held: those records'
+    /// partitions may now be another instance's, which starts at the committed offsets and
+    /// copies them — copying them here too would copy them twice. Partitions kept restart
+    /// at the committed offsets as well, so nothing is skipped.
     fn poll_batch(&mut self) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
         let mut batch = Vec::new();
         let mut wait = Duration::from_millis(100);
+        let mut seen = self.consumer.context().rebalances.load(Ordering::SeqCst);
         while batch.len() < self.copy.records as usize {
-            match self.consumer.poll(wait) {
+            let polled = self.consumer.poll(wait);
+            let now = self.consumer.context().rebalances.load(Ordering::SeqCst);
+            if now != seen {
+                seen = now;
+                batch.clear();
+            }
+            match polled {
                 None => break,
                 Some(Ok(msg)) => {
                     self.read(&msg);
@@ -476,6 +494,7 @@ fn new_consumer(
         log: log.clone(),
         topics: decoder.topic_index.clone(),
         instance,
+        rebalances: Arc::new(AtomicU64::new(0)),
     };
     let consumer: BaseConsumer<CopyGroupLog> = cc
         .create_with_context(ctx)
