@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use harness::error::ScenarioErrors;
 use harness::scenario::{self, Backend, Scenario};
 use proptest::prelude::*;
-use workers::config::{ConsumerSettings, CopySettings, Role, TopicSpec, WorkerConfig};
+use workers::config::{ConsumerSettings, Role, TopicSpec, WorkerConfig};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -252,19 +252,7 @@ fn workers_accept(sc: &Scenario) -> Result<(), TestCaseError> {
             final_read_timeout_ms: w.final_read_timeout.as_millis() as u64,
             client_overrides: Default::default(),
             // the pipeline's settings as the run makes them
-            copy: w.copy.as_ref().and_then(|c| {
-                let to = w.copy_topic()?;
-                Some(CopySettings {
-                    from: c.from.clone(),
-                    to: TopicSpec {
-                        name: to.name,
-                        partitions: to.partitions,
-                    },
-                    group_id: format!("kmh-{}-copy", sc.name),
-                    records: c.records,
-                    timeout_ms: (c.timeout.as_millis() as u32).max(1),
-                })
-            }),
+            copy: w.copy_settings(&format!("kmh-{}-copy", sc.name)),
         };
         if let Err(problems) = cfg.validate() {
             prop_assert!(

@@ -167,8 +167,8 @@ fn replacing_every_broker_under_transactions_loses_no_commit() {
 
 #[test]
 #[ignore = "slow tier: real clusters, namespaces or containers"]
-fn the_exactly_once_pipeline_copies_each_committed_record_once_through_a_kill_and_a_restart_on_kraft()
-{
+fn the_exactly_once_pipeline_copies_each_committed_record_once_through_a_kill_and_a_restart_on_kraft(
+) {
     let _one = cluster_lock();
     // on KRaft 4.1: the transactional scenarios' coordinator moves and aborts under
     // Kafka 4's transaction protocol, the pipeline's offsets committed in its transactions

@@ -3,6 +3,7 @@
 //! at-least-once) from a consumer that skipped or went back on its own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,13 +65,30 @@ impl Decoder {
     }
 }
 
-struct GroupLog {
-    log: Arc<Mutex<LogWriter>>,
-    topics: HashMap<String, u16>,
-    instance: u32,
+/// A group consumer's context (the consume and copy roles): logs each rebalance's
+/// revocations and assignments, and counts rebalances.
+pub(crate) struct GroupLog {
+    pub(crate) log: Arc<Mutex<LogWriter>>,
+    /// Each topic's index in the log.
+    pub(crate) topics: HashMap<String, u16>,
+    /// The client instance.
+    pub(crate) instance: u32,
+    /// Revocations and assignments seen so far (the copy role drops a batch read across
+    /// one).
+    pub(crate) rebalances: AtomicU64,
 }
 
 impl GroupLog {
+    /// A context logging to `log` for client `instance`.
+    pub(crate) fn new(log: &Arc<Mutex<LogWriter>>, decoder: &Decoder, instance: u32) -> GroupLog {
+        GroupLog {
+            log: log.clone(),
+            topics: decoder.topic_index.clone(),
+            instance,
+            rebalances: AtomicU64::new(0),
+        }
+    }
+
     fn log_partitions(&self, kind: EventKind, tpl: &rdkafka::TopicPartitionList) {
         let now = now_us();
         let mut log = self.log.lock().unwrap();
@@ -93,12 +111,14 @@ impl ClientContext for GroupLog {}
 impl ConsumerContext for GroupLog {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.rebalances.fetch_add(1, Ordering::SeqCst);
             self.log_partitions(EventKind::Revoked, tpl);
         }
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            self.rebalances.fetch_add(1, Ordering::SeqCst);
             self.log_partitions(EventKind::Assigned, tpl);
         }
     }
@@ -125,11 +145,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     for i in 0..cfg.instances {
         let instance = cfg.first_instance_id + i;
         let decoder = Decoder::new(cfg);
-        let ctx = GroupLog {
-            log: log.clone(),
-            topics: decoder.topic_index.clone(),
-            instance,
-        };
+        let ctx = GroupLog::new(&log, &decoder, instance);
         let consumer = new_consumer(cfg, &cfg.bootstrap, instance, ctx, &topic_names)?;
         let mut discovery =
             crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
@@ -138,7 +154,6 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         let log = log.clone();
         let counters = counters.clone();
         let group_log = log.clone();
-        let topic_index = decoder.topic_index.clone();
         threads.push(std::thread::spawn(move || {
             let mut consumer = consumer;
             while !shutdown.requested() {
@@ -149,11 +164,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
                     consumer.unsubscribe();
                     let _ = consumer.poll(Duration::from_millis(200));
-                    let ctx = GroupLog {
-                        log: group_log.clone(),
-                        topics: topic_index.clone(),
-                        instance,
-                    };
+                    let ctx = GroupLog::new(&group_log, &decoder, instance);
                     let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
                     match new_consumer(&cfg, &servers, instance, ctx, &names) {
                         Ok(c) => {

@@ -24,20 +24,20 @@
 //! `code` = how it ended.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::clock::now_us;
 use crate::config::{CopySettings, WorkerConfig};
-use crate::consume::{Decoder, FETCH_QUEUE_BACKOFF_MS};
+use crate::consume::{Decoder, GroupLog, FETCH_QUEUE_BACKOFF_MS};
 use crate::log::{
     Event, EventKind, LogHeader, LogWriter, TransactionEvent, TransactionOutcome, FLAG_IDEMPOTENT,
     FLAG_ORDERED, FLAG_TRANSACTIONAL,
@@ -46,65 +46,18 @@ use crate::produce::{end_transaction, init_transactions};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
 
-/// Logs the pipeline consumer's rebalances, as the consume role's do, and counts them.
-struct CopyGroupLog {
-    log: Arc<Mutex<LogWriter>>,
-    topics: HashMap<String, u16>,
-    instance: u32,
-    /// Rebalances seen (revocations and assignments): a round's batch read before one is
-    /// dropped (see [`Pipeline::poll_batch`]).
-    rebalances: Arc<AtomicU64>,
-}
-
-impl CopyGroupLog {
-    fn log_partitions(&self, kind: EventKind, tpl: &TopicPartitionList) {
-        let now = now_us();
-        let mut log = self.log.lock().unwrap();
-        for el in tpl.elements() {
-            let e = Event {
-                topic: self.topics.get(el.topic()).copied().unwrap_or(u16::MAX),
-                partition: el.partition(),
-                ts_b: now,
-                instance: self.instance,
-                ..Event::new(kind)
-            };
-            let _ = log.append(&e);
-        }
-        let _ = log.flush();
-    }
-}
-
-impl ClientContext for CopyGroupLog {}
-
-impl ConsumerContext for CopyGroupLog {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            self.rebalances.fetch_add(1, Ordering::SeqCst);
-            self.log_partitions(EventKind::Revoked, tpl);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            self.rebalances.fetch_add(1, Ordering::SeqCst);
-            self.log_partitions(EventKind::Assigned, tpl);
-        }
-    }
-}
-
 /// One pipeline instance: its consumer, its transactional producer, its rounds.
 struct Pipeline<'a> {
     cfg: &'a WorkerConfig,
     copy: &'a CopySettings,
-    /// This instance's id (`first_instance_id + i`).
+    /// This instance's id (`first_instance_id + i`): its events' instance, its
+    /// transactional id's suffix.
     id: u32,
-    /// Its index in this worker.
-    instance: u32,
     log: Arc<Mutex<LogWriter>>,
     counters: Arc<Counters>,
     decoder: Decoder,
     shutdown: Shutdown,
-    consumer: BaseConsumer<CopyGroupLog>,
+    consumer: BaseConsumer<GroupLog>,
     producer: ThreadedProducer<DefaultProducerContext>,
     /// Rounds ended so far (the next round's number in the log).
     rounds: u64,
@@ -199,7 +152,7 @@ impl Pipeline<'_> {
         }
         let e = Event::for_transaction(
             self.id,
-            self.instance,
+            self.id,
             &TransactionEvent {
                 first_seq: self.rounds,
                 records: sent,
@@ -279,7 +232,7 @@ impl Pipeline<'_> {
     }
 
     fn read(&self, msg: &BorrowedMessage<'_>) {
-        let e = self.decoder.event(msg, self.instance);
+        let e = self.decoder.event(msg, self.id);
         if e.kind == EventKind::Received {
             Counters::bump(&self.counters.received);
         }
@@ -327,14 +280,9 @@ impl Pipeline<'_> {
                         "worker: copy instance {}: cannot read the committed offsets ({e}); a new consumer",
                         self.id
                     );
-                    if let Ok(c) = new_consumer(
-                        self.cfg,
-                        &self.bootstrap.clone(),
-                        self.id,
-                        self.instance,
-                        &self.log,
-                        &self.decoder,
-                    ) {
+                    if let Ok(c) =
+                        new_consumer(self.cfg, &self.bootstrap, self.id, &self.log, &self.decoder)
+                    {
                         self.consumer = c;
                     }
                     return;
@@ -365,14 +313,7 @@ impl Pipeline<'_> {
         );
         self.consumer.unsubscribe();
         let _ = self.consumer.poll(Duration::from_millis(200));
-        self.consumer = new_consumer(
-            self.cfg,
-            servers,
-            self.id,
-            self.instance,
-            &self.log,
-            &self.decoder,
-        )?;
+        self.consumer = new_consumer(self.cfg, servers, self.id, &self.log, &self.decoder)?;
         self.producer = new_producer(self.cfg, servers, self.id)?;
         init_transactions(&self.producer, self.cfg, &self.shutdown)?;
         self.bootstrap = servers.to_string();
@@ -412,14 +353,13 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             if !init_transactions(&producer, &cfg, &shutdown)? {
                 return Ok(());
             }
-            let consumer = new_consumer(&cfg, &cfg.bootstrap, id, i, &log, &decoder)?;
+            let consumer = new_consumer(&cfg, &cfg.bootstrap, id, &log, &decoder)?;
             let mut discovery =
                 crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
             let mut p = Pipeline {
                 cfg: &cfg,
                 copy: &copy,
                 id,
-                instance: i,
                 log,
                 counters,
                 decoder,
@@ -468,10 +408,9 @@ fn new_consumer(
     cfg: &WorkerConfig,
     bootstrap: &str,
     id: u32,
-    instance: u32,
     log: &Arc<Mutex<LogWriter>>,
     decoder: &Decoder,
-) -> anyhow::Result<BaseConsumer<CopyGroupLog>> {
+) -> anyhow::Result<BaseConsumer<GroupLog>> {
     let copy = cfg.copy.as_ref().context("no copy settings")?;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", bootstrap)
@@ -490,13 +429,8 @@ fn new_consumer(
     for (k, v) in &cfg.client_overrides {
         cc.set(k, v);
     }
-    let ctx = CopyGroupLog {
-        log: log.clone(),
-        topics: decoder.topic_index.clone(),
-        instance,
-        rebalances: Arc::new(AtomicU64::new(0)),
-    };
-    let consumer: BaseConsumer<CopyGroupLog> = cc
+    let ctx = GroupLog::new(log, decoder, id);
+    let consumer: BaseConsumer<GroupLog> = cc
         .create_with_context(ctx)
         .with_context(|| format!("creating copy consumer {id} for {bootstrap}"))?;
     consumer

@@ -301,19 +301,7 @@ impl Workload {
 
     /// The pipeline's settings as its workers see them (`None`: the scenario runs none).
     fn copy_settings(&self) -> Option<CopySettings> {
-        let w = &self.scenario.workload;
-        let c = w.copy.as_ref()?;
-        let to = w.copy_topic()?;
-        Some(CopySettings {
-            from: c.from.clone(),
-            to: TopicSpec {
-                name: to.name,
-                partitions: to.partitions,
-            },
-            group_id: self.copy_group_id(),
-            records: c.records,
-            timeout_ms: (c.timeout.as_millis() as u32).max(1),
-        })
+        self.scenario.workload.copy_settings(&self.copy_group_id())
     }
 
     /// The pipeline's consumer group.

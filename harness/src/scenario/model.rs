@@ -376,6 +376,22 @@ impl Workload {
             ..from.clone()
         })
     }
+
+    /// The pipeline's settings as its workers are given them, in consumer group `group_id`.
+    pub fn copy_settings(&self, group_id: &str) -> Option<workers::CopySettings> {
+        let c = self.copy.as_ref()?;
+        let to = self.copy_topic()?;
+        Some(workers::CopySettings {
+            from: c.from.clone(),
+            to: workers::TopicSpec {
+                name: to.name,
+                partitions: to.partitions,
+            },
+            group_id: group_id.to_string(),
+            records: c.records,
+            timeout_ms: (c.timeout.as_millis() as u32).max(1),
+        })
+    }
 }
 
 /// `[workload] placement`: how worker processes spread over the worker hosts.
