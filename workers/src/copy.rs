@@ -94,7 +94,10 @@ impl Pipeline<'_> {
             return Ok(0);
         }
         let mut sent = 0u64;
-        for (partition, key, value) in &batch {
+        // a record the client refuses (other than for a full queue) is not in the
+        // transaction: the round must not commit without it
+        let mut abort = false;
+        'batch: for (partition, key, value) in &batch {
             let to_partition = (*partition as u32 % self.copy.to.partitions) as i32;
             let mut record = BaseRecord::<[u8], [u8]>::to(&self.copy.to.name)
                 .partition(to_partition)
@@ -111,9 +114,13 @@ impl Pipeline<'_> {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     Err((e, _)) => {
-                        eprintln!("worker: copy instance {}: send: {e}", self.id);
+                        eprintln!(
+                            "worker: copy instance {}: send: {e}; the round is aborted",
+                            self.id
+                        );
                         Counters::bump(&self.counters.errors);
-                        break;
+                        abort = true;
+                        break 'batch;
                     }
                 }
             }
@@ -125,8 +132,8 @@ impl Pipeline<'_> {
         }
         let timeout =
             Duration::from_millis(u64::from(self.cfg.producer.delivery_timeout_ms) + 2000);
-        let mut abort = false;
         match self.consumer.group_metadata() {
+            _ if abort => {}
             Some(group) => {
                 if let Err(e) = self
                     .producer
@@ -145,7 +152,7 @@ impl Pipeline<'_> {
             }
         }
         // offsets that did not join the transaction: abort it, or the copies would commit
-        // without the offsets that say they were made
+        // without the offsets that say they were made (and a refused record, without it)
         let (mut outcome, replace) = end_transaction(&self.producer, abort, timeout);
         if abort && outcome == TransactionOutcome::Aborted {
             outcome = TransactionOutcome::AbortedAfterError;

@@ -5,8 +5,11 @@
 //! consumers had caught up in well under one. Once the producers have stopped, every
 //! partition's end offset is fixed; the group's committed offsets (the consumers commit
 //! what they were given once a second) reaching every end offset say the consumers have
-//! had every record. The old rule stays as the fallback: a group that never catches up (a
-//! consumer that stalls, a partition without a leader) still ends the drain by it.
+//! had every record. The old rule stays as the fallback, with the stillness it waits for
+//! raised to a session timeout plus 2 s (at least 4 s): a group that never catches up (a
+//! consumer that stalls, a partition without a leader) still ends the drain by it, and a
+//! group in a rebalance — which stands still until the coordinator drops a member it
+//! stopped hearing from — is not cut short.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
