@@ -2333,8 +2333,16 @@ fn the_pipeline_is_checked_where_it_is_written() {
         &with("copy = { to = \"orders copy\" }"),
         15,
         "workload.copy.to",
-        "not a valid topic name",
+        "not a usable topic name",
         "letters, digits",
+    );
+    // Kafka's own names are not the pipeline's to write
+    one_error(
+        &with("copy = { to = \"__consumer_offsets\" }"),
+        15,
+        "workload.copy.to",
+        "not a usable topic name",
+        "not starting with \"__\"",
     );
     one_error(
         &with("copy = { from = \"payments\", to = \"orders-copy\" }"),

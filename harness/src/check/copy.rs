@@ -119,11 +119,8 @@ pub fn check_copy(
     logs: &[PathBuf],
 ) -> Result<Option<CopyCheck>, HarnessError> {
     let record_path = run_dir.join(COPY_RECORD);
-    let record: CopyRecord = match std::fs::read(&record_path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| HarnessError::BadInput(format!("{}: {e}", record_path.display())))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(record) = super::read_json::<CopyRecord>(&record_path)? else {
+        return Ok(None);
     };
     let bad = |p: &Path, e: &dyn std::fmt::Display| {
         HarnessError::BadInput(format!("{}: {e}", p.display()))

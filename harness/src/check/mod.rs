@@ -405,7 +405,9 @@ fn read_metadata_check(
 }
 
 /// A JSON file of the run directory the harness wrote, `None` when absent.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, HarnessError> {
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, HarnessError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

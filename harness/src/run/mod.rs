@@ -1150,7 +1150,7 @@ impl Progress {
                 }
                 let (p, c) = sum_status(&run_dir);
                 // the pipeline, when one runs: records copied in committed transactions
-                let copy = copy_status(&run_dir);
+                let copy = workers_status(&run_dir, "copy-");
                 eprintln!(
                     "harness: t+{:>4}s [{}] sent {} acked {} failed {} indeterminate {} | consumed {}{} | client errors {}",
                     start.elapsed().as_secs(),
@@ -1174,13 +1174,14 @@ impl Progress {
     }
 }
 
-/// The pipeline's workers' status summed (`None`: no pipeline runs).
-fn copy_status(run_dir: &Path) -> Option<workload::Status> {
+/// The summed status of the workers whose status files (in `run_dir/workers`) start with
+/// `prefix` (`None`: no such worker).
+fn workers_status(run_dir: &Path, prefix: &str) -> Option<workload::Status> {
     let outs: Vec<PathBuf> = rundir::files_with_extension(&run_dir.join("workers"), "out")
         .into_iter()
         .filter(|p| {
             p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("copy-"))
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
         .collect();
     (!outs.is_empty()).then(|| workload::Status::sum(outs.iter().map(PathBuf::as_path)))
@@ -1188,16 +1189,8 @@ fn copy_status(run_dir: &Path) -> Option<workload::Status> {
 
 /// Producer and consumer totals from the status files in `run_dir/workers`.
 pub(crate) fn sum_status(run_dir: &Path) -> (workload::Status, workload::Status) {
-    let outs = rundir::files_with_extension(&run_dir.join("workers"), "out");
-    let of = |prefix: &str| {
-        workload::Status::sum(
-            outs.iter()
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-                })
-                .map(PathBuf::as_path),
-        )
-    };
-    (of("producer-"), of("consumer-"))
+    (
+        workers_status(run_dir, "producer-").unwrap_or_default(),
+        workers_status(run_dir, "consumer-").unwrap_or_default(),
+    )
 }

@@ -277,6 +277,17 @@ pub fn topic_chars_ok(name: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// A name the harness may give a topic it creates: Kafka's rule (1-249 of letters, digits,
+/// `.`, `_`, `-`; not `.` or `..`), and not one of Kafka's own (`__` first).
+pub fn usable_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && !name.starts_with("__")
+        && topic_chars_ok(name)
+}
+
 impl Workload {
     /// The workload topics' names, in order.
     pub fn topic_names(&self) -> Vec<&str> {

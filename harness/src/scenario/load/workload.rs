@@ -167,15 +167,12 @@ pub(super) fn validate(
                 "give each topic once",
             );
         }
-        if rt.name.is_empty()
-            || rt.name.starts_with("__")
-            || !crate::scenario::topic_chars_ok(&rt.name)
-        {
+        if !usable_topic_name(&rt.name) {
             p.at(
                 t.span(),
                 format!("{field}.name"),
                 format!("`{}` is not a usable topic name", rt.name),
-                "letters, digits, '.', '_', '-'; not starting with \"__\"",
+                TOPIC_NAME_HINT,
             );
         }
         if rt.partitions == 0 || rt.partitions > 10_000 {
@@ -486,6 +483,10 @@ pub(super) fn validate(
     }
 }
 
+/// What a topic name may hold (see [`usable_topic_name`]).
+const TOPIC_NAME_HINT: &str =
+    "1-249 letters, digits, '.', '_', '-'; not \".\" or \"..\", not starting with \"__\"";
+
 /// `[workload] copy`: the pipeline reads a workload topic and writes one of its own.
 fn validate_copy(p: &mut Problems<'_>, raw: &Spanned<RawCopy>, topics: &[Topic]) -> CopySpec {
     let c = raw.get_ref();
@@ -523,12 +524,12 @@ fn validate_copy(p: &mut Problems<'_>, raw: &Spanned<RawCopy>, topics: &[Topic])
                     format!("`{name}` is a workload topic: the copy needs a topic of its own"),
                     "to = \"orders-copy\" (the run creates it)",
                 );
-            } else if !valid_topic_name(name) {
+            } else if !usable_topic_name(name) {
                 p.at(
                     t.span(),
                     "workload.copy.to",
-                    format!("`{name}` is not a valid topic name"),
-                    "1-249 letters, digits, `.`, `_`, `-`",
+                    format!("`{name}` is not a usable topic name"),
+                    TOPIC_NAME_HINT,
                 );
             }
             name.clone()
@@ -581,15 +582,4 @@ fn validate_copy(p: &mut Problems<'_>, raw: &Spanned<RawCopy>, topics: &[Topic])
         records,
         timeout,
     }
-}
-
-/// Kafka's rule for topic names.
-fn valid_topic_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
