@@ -93,6 +93,12 @@ fn dedicated_and_combined_nodes_are_configured_and_formatted_with_one_cluster_id
     );
     assert!(!kafka1["listeners"].contains("CONTROLLER://"));
     assert!(!kafka1.contains_key("zookeeper.connect"));
+    // a broker's failure is noticed in 6 s, as in ZooKeeper mode, with heartbeats every
+    // 500 ms: the controllers read the session, the brokers the interval; all get both
+    for (n, p) in [("ctl1", &ctl1), ("kafka1", &kafka1), ("kafka2", &kafka2)] {
+        assert_eq!(p["broker.session.timeout.ms"], "6000", "{n}");
+        assert_eq!(p["broker.heartbeat.interval.ms"], "500", "{n}");
+    }
     // formatted: each log directory holds meta.properties with the cluster id and its node id
     for (n, node_id) in [("ctl1", "101"), ("kafka1", "1"), ("kafka2", "2")] {
         let meta = properties(
@@ -104,6 +110,35 @@ fn dedicated_and_combined_nodes_are_configured_and_formatted_with_one_cluster_id
         );
         assert_eq!(meta["cluster.id"], id, "{n}");
         assert_eq!(meta["node.id"], node_id, "{n}");
+    }
+}
+
+#[test]
+fn the_scenarios_broker_config_overrides_the_kraft_session_defaults() {
+    let d = dist::locate("4.1.2")
+        .unwrap_or_else(|e| panic!("NOT RUN: no Kafka 4.1.2 distribution: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&[("broker.session.timeout.ms", "9000")]);
+    Cluster::prepare(
+        "kraft-storage-test-session",
+        &spec,
+        &d,
+        dir.path(),
+        false,
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for n in ["ctl1", "kafka1", "kafka2"] {
+        let text =
+            std::fs::read_to_string(dir.path().join("nodes").join(n).join("server.properties"))
+                .unwrap();
+        let sessions: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("broker.session.timeout.ms="))
+            .collect();
+        // once, the scenario's value: Kafka would take the last of two, a reader the first
+        assert_eq!(sessions, ["broker.session.timeout.ms=9000"], "{n}");
+        assert!(text.contains("broker.heartbeat.interval.ms=500\n"), "{n}");
     }
 }
 

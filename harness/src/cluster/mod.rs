@@ -148,6 +148,10 @@ pub struct ClusterEvent {
 /// A broker's `zookeeper.session.timeout.ms` unless the scenario sets it.
 pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6_000;
 
+/// A KRaft broker's `broker.session.timeout.ms` (read by the controllers) unless the
+/// scenario sets it: the same failure-detection time as [`DEFAULT_ZK_SESSION_TIMEOUT_MS`].
+pub const DEFAULT_KRAFT_BROKER_SESSION_TIMEOUT_MS: u64 = 6_000;
+
 impl Cluster {
     /// Allocates addresses and writes every node's configuration; starts nothing.
     pub fn prepare(

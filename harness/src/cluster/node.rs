@@ -338,6 +338,18 @@ impl Node {
                 "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".into(),
             ),
             ("log.dirs", seen.join("data").display().to_string()),
+            // a broker's failure is noticed as fast as in ZooKeeper mode (its session: 6 s
+            // here, not Kafka's 9 s), and a clean restart does not wait on it: the
+            // controller refuses the new incarnation's registration
+            // (DUPLICATE_BROKER_REGISTRATION) until the old one's session ends, and answers
+            // a controlled shutdown at the broker's next heartbeat — measured on 4.1 with
+            // Kafka's defaults (2 s heartbeats, 9 s session), each broker restart of a roll
+            // spent 2 s in shutdown and 6 s refused
+            (
+                "broker.session.timeout.ms",
+                super::DEFAULT_KRAFT_BROKER_SESSION_TIMEOUT_MS.to_string(),
+            ),
+            ("broker.heartbeat.interval.ms", "500".into()),
         ];
         if let Some(zk_connect) = migration {
             // Kafka's migration guide: the controller reads and writes the brokers'

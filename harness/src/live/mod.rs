@@ -391,7 +391,15 @@ fn watch_cluster(
     if interrupted || finishing.requested() {
         return Err(HarnessError::Interrupted);
     }
-    runner::final_read(&mut workers.0, tl, &admin, &ids, &names, &finishing)?;
+    runner::final_read(
+        &mut workers.0,
+        tl,
+        &admin,
+        &ids,
+        &names,
+        w.final_read_timeout,
+        &finishing,
+    )?;
     if opts.zookeeper.is_some() {
         runner::record_metadata_check(
             run_dir,

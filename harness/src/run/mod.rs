@@ -476,7 +476,15 @@ fn drive(
     }
     // the brokers running now (a migration stops the old ones)
     let ids = cluster.running_broker_ids();
-    final_read(&mut workload, tl, cluster.admin()?, &ids, &topics, shutdown)?;
+    final_read(
+        &mut workload,
+        tl,
+        cluster.admin()?,
+        &ids,
+        &topics,
+        scenario.workload.final_read_timeout,
+        shutdown,
+    )?;
     finish_copy(scenario, &mut workload, run_dir)?;
     if let Some(o) = oracle {
         eprintln!(
@@ -909,13 +917,16 @@ fn drain_copy(
 }
 
 /// The final read: every partition of the workload's topics from its start, once the
-/// brokers `ids` lead them all in sync (it reads what it can either way).
+/// brokers `ids` lead them all in sync (it reads what it can either way). The wait for
+/// that is at most a minute, and no longer than the read's own `timeout`: a scenario that
+/// bounds its final read (one whose cluster may never heal) bounds the wait before it too.
 pub(crate) fn final_read(
     workload: &mut Workload,
     tl: &mut Timeline,
     admin: &crate::kafka::Admin,
     ids: &[i32],
     topics: &[&str],
+    timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<(), HarnessError> {
     tl.record(&TimelineEvent::Phase {
@@ -923,7 +934,8 @@ pub(crate) fn final_read(
         name: "final-read".into(),
     });
     eprintln!("harness: final read of every partition…");
-    if let Err(e) = admin.wait_healthy(ids, topics, Duration::from_secs(60), shutdown) {
+    let heal = timeout.min(Duration::from_secs(60));
+    if let Err(e) = admin.wait_healthy(ids, topics, heal, shutdown) {
         tracing::warn!("cluster not fully healthy before the final read: {e}");
     }
     workload.final_read()
