@@ -242,13 +242,36 @@ where
             BANDS[s.index % 2].filled(),
         )
     })))?;
-    drawn(chart.draw_series(r.steps.iter().map(|s| {
-        Text::new(
-            format!("{}", s.index + 1),
-            (seconds(s.start_ms), y1.clone()),
-            ("sans-serif", 11).into_font().color(&BLACK.mix(0.6)),
+    // numbers of steps that start close together (a config step and the restart it
+    // prepares, at the same second) go one line lower instead of over each other
+    let (width_px, _) = chart.plotting_area().dim_in_pixel();
+    let x = chart.x_range();
+    let px_per_s = f64::from(width_px) / (x.end - x.start).max(1e-9);
+    let labels: Vec<(f64, String)> = r
+        .steps
+        .iter()
+        .map(|s| {
+            let at = seconds(s.start_ms);
+            (at, format!("{}", s.index + 1))
+        })
+        .collect();
+    let rows = label_rows(labels.iter().map(|(at, text)| {
+        let left = (at - x.start) * px_per_s;
+        (
+            left,
+            left + LABEL_CHAR_PX * text.len() as f64 + LABEL_GAP_PX,
         )
-    })))?;
+    }));
+    drawn(
+        chart.draw_series(labels.into_iter().zip(rows).map(|((at, text), row)| {
+            EmptyElement::at((at, y1.clone()))
+                + Text::new(
+                    text,
+                    (0, LABEL_LINE_PX * row as i32),
+                    ("sans-serif", 11).into_font().color(&BLACK.mix(0.6)),
+                )
+        })),
+    )?;
     drawn(chart.draw_series(r.client_renewals.iter().map(|c| {
         PathElement::new(
             vec![
@@ -259,6 +282,32 @@ where
         )
     })))?;
     Ok(())
+}
+
+/// A step number's width per digit, the space kept after it, and a line's height, in
+/// pixels (11-pixel sans-serif).
+const LABEL_CHAR_PX: f64 = 7.0;
+const LABEL_GAP_PX: f64 = 3.0;
+const LABEL_LINE_PX: i32 = 12;
+
+/// The line (0 = the top) of each label, given as its `(left, right)` pixels in drawing
+/// order: the first line where it overlaps no label drawn before it.
+fn label_rows(labels: impl Iterator<Item = (f64, f64)>) -> Vec<usize> {
+    // per line, where its last label ends
+    let mut ends: Vec<f64> = Vec::new();
+    labels
+        .map(|(left, right)| {
+            let row = match ends.iter().position(|end| *end <= left) {
+                Some(row) => row,
+                None => {
+                    ends.push(f64::NEG_INFINITY);
+                    ends.len() - 1
+                }
+            };
+            ends[row] = right;
+            row
+        })
+        .collect()
 }
 
 /// The series' legend, top right, as every chart with lines has it.
@@ -872,7 +921,31 @@ fn reassignments(h: &mut String, r: &Report) {
 
 #[cfg(test)]
 mod tests {
-    use super::esc;
+    use super::{esc, label_rows};
+
+    #[test]
+    fn step_numbers_that_would_overlap_go_a_line_lower() {
+        // (left, right) in pixels: 1 and 2 start together, 3 overlaps 2's end, 4 is clear
+        // of all, 5 fits on the top line again after 4, 6 at 5's very end (touching is fine)
+        let rows = label_rows(
+            [
+                (0.0, 10.0),
+                (0.0, 10.0),
+                (5.0, 15.0),
+                (40.0, 50.0),
+                (50.0, 60.0),
+                (60.0, 70.0),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(rows, [0, 1, 2, 0, 0, 0]);
+        // a line freed by the time the next label starts is used again, the top one first
+        assert_eq!(
+            label_rows([(0.0, 10.0), (2.0, 30.0), (12.0, 20.0)].into_iter()),
+            [0, 1, 0]
+        );
+        assert!(label_rows(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn text_is_escaped() {
