@@ -231,6 +231,7 @@ fn check_only(args: &[String]) {
         producers_expected: 0,
         dead_workers: vec![],
         clocks: Default::default(),
+        target_read: None,
     };
     // decoding alone, one thread, no checking: the log format's own ceiling per core
     let t = Instant::now();

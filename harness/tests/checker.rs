@@ -480,6 +480,7 @@ impl Sim {
             producers_expected: self.producers_expected,
             dead_workers: self.dead.clone(),
             clocks: Default::default(),
+            target_read: None,
         }
     }
 

@@ -2402,3 +2402,94 @@ fn the_pipeline_is_checked_where_it_is_written() {
         .copy
         .is_none());
 }
+
+/// MirrorMaker started, then `switches` (`mirror-switch` steps of these clients), then
+/// stopped.
+fn switch_over(switches: &[&str]) -> String {
+    let mut steps = String::from("\n[[step]]\nname = \"copy\"\ndo = \"mirror-start\"\n");
+    for (i, clients) in switches.iter().enumerate() {
+        steps.push_str(&format!(
+            "\n[[step]]\nname = \"move {i}\"\ndo = \"mirror-switch\"\nclients = \"{clients}\"\n"
+        ));
+    }
+    steps.push_str("\n[[step]]\nname = \"stop\"\ndo = \"mirror-stop\"\n");
+    two_clusters(TARGET, &steps)
+}
+
+#[test]
+fn a_switch_over_moves_the_consumers_then_the_producers() {
+    let s = scenario::parse(
+        Path::new("t.toml"),
+        &switch_over(&["consumers", "producers"]),
+    )
+    .unwrap();
+    let moved: Vec<workers::Role> = s
+        .steps
+        .iter()
+        .filter_map(|st| match &st.action {
+            Action::Mirror(scenario::MirrorAction::MirrorSwitch { clients, timeout }) => {
+                assert_eq!(*timeout, std::time::Duration::from_secs(60));
+                Some(*clients)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, [workers::Role::Consume, workers::Role::Produce]);
+}
+
+#[test]
+fn a_switch_over_out_of_order_or_half_done_is_refused_with_its_line() {
+    // the producers first: consumers left on the source would miss what they write
+    let errs = errors(&switch_over(&["producers", "consumers"]));
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "step[2].clients" && e.message.contains("before the consumers")),
+        "{errs:#?}"
+    );
+    // the consumers and never the producers: the drain could not tell when the copy ended
+    one_error(
+        &switch_over(&["consumers"]),
+        32,
+        "step[2].clients",
+        "the producers never follow",
+        "clients = \"producers\"",
+    );
+    // twice, or clients that are not movable
+    let errs = errors(&switch_over(&["consumers", "consumers", "producers"]));
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("on the target already")),
+        "{errs:#?}"
+    );
+    one_error(
+        &switch_over(&["oracle"]),
+        32,
+        "step[2].clients",
+        "`oracle` are not clients the run moves",
+        "clients = \"consumers\"",
+    );
+    // without MirrorMaker running: nothing synced the group's offsets
+    let errs = errors(&two_clusters(
+        TARGET,
+        "\n[[step]]\nname = \"move\"\ndo = \"mirror-switch\"\nclients = \"consumers\"\n\n[[step]]\nname = \"move2\"\ndo = \"mirror-switch\"\nclients = \"producers\"\n",
+    ));
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["step[1].do", "step[2].do"], "{errs:#?}");
+    assert!(errs.iter().all(|e| e
+        .message
+        .contains("MirrorMaker 2 does not run at this point")));
+}
+
+#[test]
+fn transactional_producers_are_not_moved() {
+    let text = switch_over(&["consumers", "producers"]).replace(
+        "idempotence = true\n",
+        "idempotence = true\ntransactions = { records = 5 }\n",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("transactional producers cannot move")),
+        "{errs:#?}"
+    );
+}

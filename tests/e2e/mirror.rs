@@ -8,6 +8,11 @@
 //!   on the target exactly once, across the crash.
 //! - mirrormaker-clone-from-latest: the copy told to start at each partition's end — its own
 //!   progress says caught up, and the check by identity must find the history missing.
+//! - mirrormaker-switch-over: the migration itself — consumers, then producers, moved to
+//!   the target while MirrorMaker copies; nothing lost on either cluster, every record
+//!   read on one or the other, the target's own acks judged by the target's final read.
+//!
+//! The clones' target is checked as the source is: its metadata (znodes against brokers).
 
 use e2e::{cluster_lock, run_scenario, u, Outcome};
 use serde_json::Value;
@@ -99,6 +104,21 @@ fn whole_copy(o: &Outcome) -> &Value {
     };
     assert_ne!(cluster_id("kafka1"), cluster_id("tkafka1"));
     assert_eq!(cluster_id("tkafka1"), cluster_id("tkafka3"));
+    // the destination checked as the source is: its own ensemble's znodes against what
+    // its three brokers report (the copied topic and MirrorMaker's own topics)
+    let t = &m["target_metadata"];
+    assert!(t["error"].is_null(), "{t}");
+    assert_eq!(t["differences"].as_array().map(Vec::len), Some(0), "{t}");
+    assert_eq!(t["registered_brokers"], serde_json::json!([1, 2, 3]), "{t}");
+    assert!(u(&t["topics"]) >= 1, "{t}");
+    assert_ne!(t["zookeeper"], r["kafka_metadata"]["zookeeper"], "{t}");
+    let judged = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "kafka_metadata_target")
+        .expect("the target's metadata is judged");
+    assert_eq!(judged["ok"], true, "{judged}");
     m
 }
 
@@ -180,4 +200,67 @@ fn a_copy_started_from_the_end_is_caught_missing_the_history_its_progress_hides(
     }
     // the source itself lost nothing
     assert_eq!(u(&r["anomalies"]["lost"]), 0);
+}
+
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_switch_over_moves_consumers_then_producers_to_the_target_and_loses_nothing() {
+    let _one = cluster_lock();
+    let o = run_scenario("mirrormaker-switch-over.toml");
+    let r = &o.report;
+    assert_eq!(r["verdict"], "pass", "{}", o.summary);
+    let steps = r["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
+    // every client moved: two consumer instances, two producer instances
+    let sw = &r["switch_over"];
+    assert_eq!(u(&sw["consumers_moved"]), 2, "{sw}");
+    assert_eq!(u(&sw["producers_moved"]), 2, "{sw}");
+    assert_eq!(sw["target_read"], true, "{sw}");
+    // the producers wrote the target for the last ~15 s at 200 records/s
+    let on_target = u(&sw["acked_on_target"]);
+    assert!(on_target >= 1_500, "{sw}");
+    assert_eq!(u(&sw["lost_on_target"]), 0, "{sw}");
+    let a = &r["anomalies"];
+    for k in [
+        "lost",
+        "unverified",
+        "inconsistent_offset",
+        "unconsumed",
+        "poll_gap",
+    ] {
+        assert_eq!(u(&a[k]), 0, "{k}: {a}");
+    }
+    // the copy: everything the source acked is on the target; the target's own acks are
+    // not the source's (not expected from the copy)
+    let m = &r["mirror"];
+    assert_eq!(u(&m["missing"]), 0, "{m}");
+    let acked = u(&r["producers"]["acked"]);
+    assert_eq!(u(&m["expected"]) + on_target, acked, "{m}");
+    // the group's offsets were not compared at the end: the group itself moved
+    assert!(m["group"].is_null(), "{m}");
+    // both moves are in the timeline, each naming the target
+    let timeline = std::fs::read_to_string(o.guard.dir.join("timeline.jsonl")).unwrap();
+    let moves: Vec<&str> = timeline
+        .lines()
+        .filter(|l| l.contains("bootstrap_switch") && l.contains("MirrorMaker's target"))
+        .collect();
+    assert_eq!(moves.len(), 2, "{timeline}");
+    assert!(moves[0].contains("consumer") && moves[1].contains("producer"));
+    // the workers read the discovery file's lines for their roles
+    let discovery = std::fs::read_to_string(o.guard.dir.join("discovery/bootstrap")).unwrap();
+    assert!(discovery
+        .lines()
+        .any(|l| l.starts_with("consume ") && l.ends_with(" 1")));
+    assert!(discovery
+        .lines()
+        .any(|l| l.starts_with("produce ") && l.ends_with(" 1")));
+    // the report's section for the two clusters, drawn by a browser
+    let html = std::fs::read_to_string(o.guard.dir.join("report.html")).unwrap();
+    assert!(html.contains("Two clusters: MirrorMaker 2"), "no section");
+    assert!(html.contains("The switch-over: 2 consumer and 2 producer client(s)"));
+    e2e::browser::assert_report_renders_in_chromium(&o.guard.dir);
+    println!(
+        "switch-over: {on_target} acked on the target, {} read again there",
+        u(&sw["reread_on_target"])
+    );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The job a worker process does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Send sequence-numbered records and log every outcome.
@@ -23,6 +23,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// Its name in configs and in the discovery file (kebab-case, as serde writes it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Produce => "produce",
+            Role::Consume => "consume",
+            Role::FinalRead => "final-read",
+            Role::Copy => "copy",
+        }
+    }
+
     /// Code stored in the log header.
     pub fn code(self) -> u8 {
         match self {

@@ -148,7 +148,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         let ctx = GroupLog::new(&log, &decoder, instance);
         let consumer = new_consumer(cfg, &cfg.bootstrap, instance, ctx, &topic_names)?;
         let mut discovery =
-            crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
+            crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), "consume", &cfg.bootstrap);
         let cfg = cfg.clone();
         let topic_names: Vec<String> = topic_names.iter().map(|t| t.to_string()).collect();
         let log = log.clone();
@@ -168,7 +168,18 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
                     match new_consumer(&cfg, &servers, instance, ctx, &names) {
                         Ok(c) => {
+                            // the old client is gone (its revocation logged): what this
+                            // instance logs from here on happened on the named cluster
                             consumer = c;
+                            let moved = Event {
+                                instance,
+                                code: i32::from(discovery.cluster()),
+                                ts_b: now_us(),
+                                ..Event::new(EventKind::Reconnected)
+                            };
+                            if let Err(err) = log.lock().unwrap().append(&moved) {
+                                eprintln!("worker: cannot append to log: {err}");
+                            }
                             Counters::bump(&counters.switches);
                         }
                         Err(e) => {

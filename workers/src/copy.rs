@@ -361,8 +361,11 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 return Ok(());
             }
             let consumer = new_consumer(&cfg, &cfg.bootstrap, id, &log, &decoder)?;
-            let mut discovery =
-                crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
+            let mut discovery = crate::discovery::Discovery::new(
+                cfg.bootstrap_file.clone(),
+                "copy",
+                &cfg.bootstrap,
+            );
             let mut p = Pipeline {
                 cfg: &cfg,
                 copy: &copy,

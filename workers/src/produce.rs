@@ -222,7 +222,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let counters = Arc::new(Counters::default());
 
     let mut discovery =
-        crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), &cfg.bootstrap);
+        crate::discovery::Discovery::new(cfg.bootstrap_file.clone(), "produce", &cfg.bootstrap);
     let marks: Vec<Arc<SentMark>> = (0..cfg.instances).map(|_| Arc::default()).collect();
     let mut producers = Vec::new();
     for i in 0..cfg.instances {
@@ -302,6 +302,16 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 producer.purge(PurgeConfig::default().queue().inflight());
                 let _ = producer.flush(Duration::from_secs(2));
                 *producer = new_producer(cfg, &servers, i as u32, &log, &counters, &marks[i])?;
+                // every outcome of the old client is logged (drained, or purged as
+                // indeterminate): what this instance logs from here on happened on the
+                // named cluster
+                log.lock().unwrap().append(&Event {
+                    producer: *id,
+                    instance: i as u32,
+                    code: i32::from(discovery.cluster()),
+                    ts_b: now_us(),
+                    ..Event::new(EventKind::Reconnected)
+                })?;
                 if p.transactions.is_some() && !init_transactions(producer, cfg, &shutdown)? {
                     break;
                 }

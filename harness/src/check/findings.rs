@@ -406,6 +406,30 @@ pub struct Findings {
     /// The transactional producers' transactions by outcome, when any producer sent in
     /// transactions.
     pub transactions: Option<TransactionTotals>,
+    /// Clients moved to MirrorMaker's target (`mirror-switch`), when any did.
+    pub switch_over: Option<SwitchOverTotals>,
+}
+
+/// What clients did on MirrorMaker's target after a `mirror-switch` moved them there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SwitchOverTotals {
+    /// Consumer client instances that reconnected to the target.
+    pub consumers_moved: u64,
+    /// Producer client instances that reconnected to the target.
+    pub producers_moved: u64,
+    /// Records the target acked (a producer there); among `producers.acked` too.
+    pub acked_on_target: u64,
+    /// Of those, missing from the target's final read of a partition it read to its end
+    /// (among `anomalies.lost` too).
+    pub lost_on_target: u64,
+    /// Deliveries on the target of records the group had been given before (on the
+    /// source): what the offsets MirrorMaker translated made it read again. Not an
+    /// anomaly: MirrorMaker translates to the last offset it synced at or before the
+    /// group's commit, so some are expected.
+    pub reread_on_target: u64,
+    /// The target's final read was there to judge the target's acks against (when not,
+    /// they are `unverified`).
+    pub target_read: bool,
 }
 
 /// The worker hosts' clocks as a run measured them (ssh backend with worker hosts).

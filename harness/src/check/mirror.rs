@@ -29,6 +29,21 @@ pub const MIRROR_DIR: &str = "mirror";
 pub const MIRROR_RECORD: &str = "mirror/mirror.json";
 /// The final read of the target cluster.
 pub const TARGET_READ_LOG: &str = "mirror/final-read-target.log";
+/// The end-of-run check of the target cluster's own metadata (its znodes against what its
+/// brokers report), as `metadata-check.json` is the source's.
+pub const TARGET_METADATA_CHECK: &str = "mirror/metadata-check-target.json";
+
+/// The target's final read for the main checker (the records clients wrote there after a
+/// `mirror-switch`), when the run read the target.
+pub fn target_read(run_dir: &Path) -> Result<Option<super::TargetRead>, HarnessError> {
+    let record: Option<MirrorRecord> = super::read_json(&run_dir.join(MIRROR_RECORD))?;
+    Ok(record
+        .filter(|r| !r.read_on_target.is_empty())
+        .map(|r| super::TargetRead {
+            log: run_dir.join(TARGET_READ_LOG),
+            topics: r.read_on_target,
+        }))
+}
 
 /// What the run says of the copy, for the check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +159,10 @@ pub struct MirrorCheck {
     pub group: Option<GroupTranslation>,
     /// The copy's lag over time, from a look every second.
     pub lag: MirrorLag,
+    /// The target cluster's own metadata check at the end (`None`: not run — the run
+    /// ended before it, or the scenario turned `kafka_metadata` off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_metadata: Option<crate::zk::metadata::MetadataCheck>,
 }
 
 /// A copy that stood still this long while records waited is a stall: longer than the
@@ -287,8 +306,21 @@ pub fn check_mirror(
         if reader.header().role != Role::Produce {
             continue;
         }
+        // producers a switch-over moved: what the target acked was never the source's
+        let mut moved = std::collections::HashSet::new();
         while let Ok(Some(e)) = reader.next_event() {
-            if e.kind != EventKind::Acked || !copied_topics.contains(&e.topic) {
+            if e.kind == EventKind::Reconnected {
+                if e.code == 1 {
+                    moved.insert(e.producer);
+                } else {
+                    moved.remove(&e.producer);
+                }
+                continue;
+            }
+            if e.kind != EventKind::Acked
+                || !copied_topics.contains(&e.topic)
+                || moved.contains(&e.producer)
+            {
                 continue;
             }
             let in_time = cut_us.is_some_and(|c| e.ts_b <= c);
@@ -305,6 +337,7 @@ pub fn check_mirror(
         cut_ms: record.cut_ms.map(|c| c.saturating_sub(t0_ms)),
         cut_reason: record.cut_reason.clone(),
         end_catch_up_error: record.end_catch_up_error.clone(),
+        target_metadata: super::read_json(&run_dir.join(TARGET_METADATA_CHECK))?,
         ..MirrorCheck::default()
     };
     let log = run_dir.join(TARGET_READ_LOG);

@@ -19,11 +19,11 @@ pub mod windows;
 use std::path::Path;
 
 pub use attribution::{Attribution, StepSpan};
-pub use checker::{check, CheckInput, ClockCorrection, EXAMPLES_KEPT};
+pub use checker::{check, CheckInput, ClockCorrection, TargetRead, EXAMPLES_KEPT};
 pub use findings::{
     Anomalies, ClientRenewal, ClockReport, ConsumerTotals, DeadWorker, Example, FinalReadTotals,
     Findings, HostClockReport, LogCut, ProducerSilence, ProducerTotals, StartupTimes,
-    TransactionTotals, Verdict, Window, WindowKind, WindowSubject,
+    SwitchOverTotals, TransactionTotals, Verdict, Window, WindowKind, WindowSubject,
 };
 
 use crate::error::HarnessError;
@@ -51,6 +51,7 @@ pub fn check_run(run_dir: &Path, scenario: &Scenario) -> Result<Findings, Harnes
         producers_expected: scenario.workload.producers,
         dead_workers: dead_workers(run_dir, &events, record.started_ms),
         clocks: ClockCorrection::default(),
+        target_read: mirror::target_read(run_dir)?,
     };
     let clocks = crate::cluster::ssh::clock::Clocks::load(run_dir)?;
     let input = CheckInput {

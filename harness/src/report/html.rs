@@ -82,6 +82,7 @@ pub fn render(report: &Report, scenario_toml: Option<&str>) -> String {
     two_oracles(&mut h, report);
     transactions(&mut h, report);
     copy(&mut h, report);
+    two_clusters(&mut h, report);
     windows(&mut h, report);
     renewals(&mut h, report);
     zookeeper(&mut h, report);
@@ -850,6 +851,58 @@ fn copy(h: &mut String, r: &Report) {
                     .collect::<String>()
             );
         }
+    }
+}
+
+/// MirrorMaker's two clusters side by side (when it ran): what each acked, what each one's
+/// final read held, its metadata, and what the copy and a switch-over did between them.
+fn two_clusters(h: &mut String, r: &Report) {
+    let Some(m) = &r.mirror else { return };
+    let sw = r.switch_over.clone().unwrap_or_default();
+    let metadata = |c: Option<&crate::zk::metadata::MetadataCheck>| match c {
+        None => "not checked".to_string(),
+        Some(c) if c.intact() => format!("intact ({} topics)", c.topics),
+        Some(c) => c
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{} difference(s)", c.differences.len())),
+    };
+    let _ = writeln!(
+        h,
+        "<h2>Two clusters: MirrorMaker 2 ({})</h2>\n<table><tr><th></th><th>acked there</th>\
+         <th>its final read</th><th>lost there</th><th>metadata</th></tr>\n\
+         <tr><td>source</td><td>{}</td><td>{} records</td><td>{}</td><td>{}</td></tr>\n\
+         <tr><td>target</td><td>{}</td><td>{} records of ours</td><td>{}</td><td>{}</td></tr>\n</table>",
+        if m.exactly_once {
+            "exactly-once"
+        } else {
+            "at-least-once"
+        },
+        r.producers.acked.saturating_sub(sw.acked_on_target),
+        r.final_read.records,
+        r.anomalies.lost.saturating_sub(sw.lost_on_target),
+        esc(&metadata(r.kafka_metadata.as_ref())),
+        sw.acked_on_target,
+        m.target_records,
+        sw.lost_on_target,
+        esc(&metadata(m.target_metadata.as_ref())),
+    );
+    let _ = writeln!(
+        h,
+        "<p>The copy: {} acked on the source up to the cut, {} on the target, {} missing, {} extra copies; at most {} records behind, {} stall(s).</p>",
+        m.expected,
+        m.copied,
+        m.missing,
+        m.duplicates,
+        m.lag.max_behind,
+        m.lag.stalls.len()
+    );
+    if r.switch_over.is_some() {
+        let _ = writeln!(
+            h,
+            "<p>The switch-over: {} consumer and {} producer client(s) moved to the target; the group read {} record(s) there again (the offsets MirrorMaker translated lag its last commit on the source).</p>",
+            sw.consumers_moved, sw.producers_moved, sw.reread_on_target
+        );
     }
 }
 

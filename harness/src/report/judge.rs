@@ -414,38 +414,23 @@ pub fn judge(scenario: &Scenario, findings: &Findings) -> Vec<ExpectationResult>
         out.push(oracle_agrees(findings));
     }
     if e.kafka_metadata_intact {
-        let (actual, ok) = match &findings.kafka_metadata {
-            None => (
-                "not checked (the run ended before the end-of-run check)".to_string(),
-                false,
-            ),
-            Some(m) if m.error.is_some() => (
-                format!("check failed: {}", m.error.as_deref().unwrap_or("")),
-                false,
-            ),
-            Some(m) if m.differences.is_empty() => (
-                format!(
-                    "intact in {}: {} topics, {} partitions, brokers {:?}, controller {}",
-                    m.zookeeper, m.topics, m.partitions, m.registered_brokers, m.controller
-                ),
-                true,
-            ),
-            Some(m) => (
-                format!(
-                    "{} difference(s) in {}: {}",
-                    m.differences.len(),
-                    m.zookeeper,
-                    first_five(&m.differences)
-                ),
-                false,
-            ),
-        };
+        let (actual, ok) = metadata_intact(findings.kafka_metadata.as_ref());
         out.push(ExpectationResult {
             name: "kafka_metadata".into(),
             expected: "Kafka's znodes match what the brokers report".into(),
             actual,
             ok,
         });
+        // MirrorMaker's target: the migration's destination is checked as its source is
+        if let Some(m) = &findings.mirror {
+            let (actual, ok) = metadata_intact(m.target_metadata.as_ref());
+            out.push(ExpectationResult {
+                name: "kafka_metadata_target".into(),
+                expected: "the target cluster's znodes match what its brokers report".into(),
+                actual,
+                ok,
+            });
+        }
     }
     if e.metadata_survival_intact {
         let (actual, ok) = match &findings.metadata_survival {
@@ -526,6 +511,36 @@ pub fn max_partition_window(f: &Findings) -> u64 {
         .map(|w| w.duration_ms)
         .max()
         .unwrap_or(0)
+}
+
+/// A metadata check's verdict in words: intact, or its differences, or why it did not run.
+fn metadata_intact(check: Option<&crate::zk::metadata::MetadataCheck>) -> (String, bool) {
+    match check {
+        None => (
+            "not checked (the run ended before the end-of-run check)".to_string(),
+            false,
+        ),
+        Some(m) if m.error.is_some() => (
+            format!("check failed: {}", m.error.as_deref().unwrap_or("")),
+            false,
+        ),
+        Some(m) if m.differences.is_empty() => (
+            format!(
+                "intact in {}: {} topics, {} partitions, brokers {:?}, controller {}",
+                m.zookeeper, m.topics, m.partitions, m.registered_brokers, m.controller
+            ),
+            true,
+        ),
+        Some(m) => (
+            format!(
+                "{} difference(s) in {}: {}",
+                m.differences.len(),
+                m.zookeeper,
+                first_five(&m.differences)
+            ),
+            false,
+        ),
+    }
 }
 
 /// The first five differences an end-of-run check found, `; `-separated.
@@ -633,6 +648,61 @@ idempotence = true
         let missing: Vec<_> = r.iter().filter(|e| e.name == "mirror_missing").collect();
         assert_eq!(missing.len(), 1, "{r:?}");
         assert!(missing[0].ok, "{:?}", missing[0]);
+    }
+
+    #[test]
+    fn the_mirror_targets_metadata_is_judged_as_the_sources_when_mirrormaker_ran() {
+        use crate::zk::metadata::MetadataCheck;
+        let with_metadata = |mirror: Option<Option<MetadataCheck>>| {
+            let text = format!("{SCENARIO}[expect]\n");
+            let scenario = crate::scenario::parse(Path::new("t.toml"), &text).unwrap();
+            let mut f = healthy();
+            f.kafka_metadata = Some(MetadataCheck {
+                zookeeper: "zk:2181/kafka".into(),
+                ..Default::default()
+            });
+            f.mirror = mirror.map(|target_metadata| crate::check::mirror::MirrorCheck {
+                cut_ms: Some(1_000),
+                target_metadata,
+                ..Default::default()
+            });
+            judge(&scenario, &f)
+                .into_iter()
+                .filter(|r| r.name.starts_with("kafka_metadata"))
+                .map(|r| (r.name, r.ok, r.actual))
+                .collect::<Vec<_>>()
+        };
+        // no MirrorMaker: the source's check only
+        let names: Vec<String> = with_metadata(None).into_iter().map(|r| r.0).collect();
+        assert_eq!(names, ["kafka_metadata"]);
+        let target = |r: Vec<(String, bool, String)>| {
+            r.into_iter()
+                .find(|(n, _, _)| n == "kafka_metadata_target")
+                .map(|(_, ok, actual)| (ok, actual))
+                .expect("judged")
+        };
+        let intact = MetadataCheck {
+            zookeeper: "tzk:2181/kafka".into(),
+            topics: 4,
+            ..Default::default()
+        };
+        let (ok, actual) = target(with_metadata(Some(Some(intact.clone()))));
+        assert!(ok, "{actual}");
+        assert!(actual.contains("intact in tzk:2181/kafka"), "{actual}");
+        let differs = MetadataCheck {
+            differences: vec!["orders/0: leader 2 in ZooKeeper, 3 on the brokers".into()],
+            ..intact.clone()
+        };
+        let (ok, actual) = target(with_metadata(Some(Some(differs))));
+        assert!(!ok && actual.contains("orders/0: leader 2"), "{actual}");
+        let failed = MetadataCheck {
+            error: Some("connection refused".into()),
+            ..intact
+        };
+        assert!(!target(with_metadata(Some(Some(failed)))).0);
+        // MirrorMaker ran but the target was never checked: not a pass
+        let (ok, actual) = target(with_metadata(Some(None)));
+        assert!(!ok && actual.starts_with("not checked"), "{actual}");
     }
 
     #[test]

@@ -137,6 +137,10 @@ pub struct Report {
     /// once, never, or more, by record identity; its transactions by outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy: Option<crate::check::copy::CopyCheck>,
+    /// Clients moved to MirrorMaker's target (`mirror-switch`): how many, what the target
+    /// acked and lost, what the group read again there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_over: Option<crate::check::SwitchOverTotals>,
     /// The run per time bucket: records sent, acked, failed, refused, consumed, and
     /// latency percentiles (what `report.html` charts).
     #[serde(skip_serializing_if = "crate::check::series::Series::is_empty")]
@@ -201,6 +205,7 @@ pub fn build(
         oracle: findings.oracle,
         transactions: findings.transactions,
         copy: findings.copy,
+        switch_over: findings.switch_over,
         series: findings.series,
     }
 }

@@ -184,26 +184,7 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         ));
     }
     if let Some(m) = &report.kafka_metadata {
-        if m.intact() {
-            s.push_str(&format!(
-                "kafka metadata in {}: intact ({} topics, {} partitions, controller {})\n",
-                m.source(),
-                m.topics,
-                m.partitions,
-                m.controller
-            ));
-        } else {
-            s.push_str(&format!(
-                "kafka metadata in {}: {}\n",
-                m.source(),
-                m.error
-                    .clone()
-                    .unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))
-            ));
-            for d in m.differences.iter().take(10) {
-                s.push_str(&format!("  {d}\n"));
-            }
-        }
+        s.push_str(&metadata_lines("kafka metadata", m));
     }
     if let Some(m) = &report.metadata_survival {
         let c = &m.created;
@@ -356,6 +337,24 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
                 g.group, g.translated, g.partitions, g.skipped, g.reread, g.max_reread
             ));
         }
+        if let Some(t) = &m.target_metadata {
+            s.push_str(&metadata_lines("mirror target's kafka metadata", t));
+        }
+    }
+    if let Some(sw) = &report.switch_over {
+        s.push_str(&format!(
+            "switch-over to the target: {} consumer and {} producer client(s) moved; the target acked {} ({} lost{}); the group read {} record(s) again there\n",
+            sw.consumers_moved,
+            sw.producers_moved,
+            sw.acked_on_target,
+            sw.lost_on_target,
+            if sw.target_read {
+                ""
+            } else {
+                ", the target never read back: unverified"
+            },
+            sw.reread_on_target
+        ));
     }
     for m in &report.migration_events {
         s.push_str(&format!("migration: {m}\n"));
@@ -372,5 +371,29 @@ pub fn summary(report: &Report, run_dir: &Path) -> String {
         run_dir.join(crate::rundir::REPORT_JSON).display(),
         run_dir.join(crate::rundir::REPORT_HTML).display()
     ));
+    s
+}
+
+/// An end-of-run metadata check in a line (and its first ten differences below it).
+fn metadata_lines(what: &str, m: &crate::zk::metadata::MetadataCheck) -> String {
+    if m.intact() {
+        return format!(
+            "{what} in {}: intact ({} topics, {} partitions, controller {})\n",
+            m.source(),
+            m.topics,
+            m.partitions,
+            m.controller
+        );
+    }
+    let mut s = format!(
+        "{what} in {}: {}\n",
+        m.source(),
+        m.error
+            .clone()
+            .unwrap_or_else(|| format!("{} difference(s)", m.differences.len()))
+    );
+    for d in m.differences.iter().take(10) {
+        s.push_str(&format!("  {d}\n"));
+    }
     s
 }

@@ -428,6 +428,8 @@ fn drive(
         name: "warmup".into(),
     });
     let mut interrupted = shutdown.sleep(w.warmup);
+    // the cluster the consumers are on at the end (a switch-over moves them)
+    let mut consumers_on_target = false;
     if !interrupted {
         let cur = current.clone();
         let mut exec = Executor::new(
@@ -439,6 +441,7 @@ fn drive(
         )
         .with_workers(workload.switchboard(), run_dir);
         let outcomes = exec.run_all();
+        consumers_on_target = exec.consumers_at().is_some_and(|(_, cluster)| cluster == 1);
         if let Some(f) = outcomes.iter().find(|o| o.error.is_some()) {
             eprintln!(
                 "harness: step `{}` failed: {}",
@@ -461,13 +464,19 @@ fn drive(
     if let Some(o) = oracle.as_mut() {
         o.stop_producer();
     }
+    // the group's catch-up is asked of the cluster its consumers read
+    let group_bootstrap = if consumers_on_target {
+        cluster.target_bootstrap()
+    } else {
+        cluster.bootstrap()
+    };
     let interrupted = drain(
         &mut workload,
         tl,
         w,
         shutdown,
         interrupted,
-        &cluster.bootstrap(),
+        &group_bootstrap,
     );
     progress.stop();
     drop(smoke);
@@ -496,6 +505,7 @@ fn drive(
     finish_mirror(scenario, cluster, &mut workload, run_dir, shutdown)?;
     if scenario.check.kafka_metadata {
         check_kafka_metadata(cluster, run_dir, &topics);
+        check_target_metadata(scenario, cluster, run_dir);
     }
     check_metadata_survival(cluster, run_dir);
     Ok(())
@@ -577,7 +587,10 @@ fn finish_mirror(
                     now,
                     "the end of the run: MirrorMaker ran to the end and copied everything the source held once the producers had stopped".into(),
                 ));
-                if scenario.workload.consumers > 0 {
+                // (consumers a switch-over moved read the target's group now: MirrorMaker
+                // syncs only a group with no member there, and what they did is judged
+                // from their own logs)
+                if scenario.workload.consumers > 0 && !workload::consumers_moved(run_dir) {
                     group = Some(synced_group(
                         cluster,
                         &workload.group_id(),
@@ -645,12 +658,16 @@ fn finish_mirror(
     eprintln!("harness: final read of the target cluster…");
     let target_topics: Vec<&str> = readable.iter().map(String::as_str).collect();
     let target_ids: Vec<i32> = (1..=scenario.cluster.target_brokers().count() as i32).collect();
-    if let Err(e) = cluster.target_admin()?.wait_healthy(
-        &target_ids,
-        &target_topics,
-        Duration::from_secs(60),
-        shutdown,
-    ) {
+    // bounded as the source's final read bounds its own wait (see `final_read`)
+    let heal = scenario
+        .workload
+        .final_read_timeout
+        .min(Duration::from_secs(60));
+    if let Err(e) =
+        cluster
+            .target_admin()?
+            .wait_healthy(&target_ids, &target_topics, heal, shutdown)
+    {
         tracing::warn!("target cluster not fully healthy before its final read: {e}");
     }
     workload.final_read_of(
@@ -1059,9 +1076,46 @@ pub(crate) fn kafka_metadata_check(
     )
 }
 
+/// The target cluster's own metadata check, when MirrorMaker copied onto it (the run left
+/// its record): the target's znodes against what its brokers report — a migration's
+/// destination must be as consistent as its source — into
+/// [`crate::check::mirror::TARGET_METADATA_CHECK`] (a failure to check is recorded too).
+fn check_target_metadata(scenario: &Scenario, cluster: &mut Cluster, run_dir: &Path) {
+    let Some(target) = &scenario.cluster.target else {
+        return;
+    };
+    if !run_dir.join(crate::check::mirror::MIRROR_RECORD).exists() {
+        return;
+    }
+    let servers = scenario
+        .cluster
+        .ensembles
+        .get(&target.ensemble)
+        .cloned()
+        .unwrap_or_default();
+    let connect = cluster.zookeeper_servers(&servers);
+    let result = cluster
+        .target_admin()
+        .and_then(|admin| kafka_metadata_check(&connect, cluster::ZK_CHROOT, admin));
+    write_metadata_check(
+        &run_dir.join(crate::check::mirror::TARGET_METADATA_CHECK),
+        "the target cluster's",
+        result,
+    );
+}
+
 /// Writes a metadata check's result (or why there is none) for the checker, and says it.
 pub(crate) fn record_metadata_check(
     run_dir: &Path,
+    result: Result<crate::zk::metadata::MetadataCheck, HarnessError>,
+) {
+    write_metadata_check(&run_dir.join(rundir::METADATA_CHECK), "Kafka's", result);
+}
+
+/// Writes a metadata check's result to `path` and says it (`whose`: "Kafka's" metadata).
+fn write_metadata_check(
+    path: &Path,
+    whose: &str,
     result: Result<crate::zk::metadata::MetadataCheck, HarnessError>,
 ) {
     let result = result.unwrap_or_else(|e| crate::zk::metadata::MetadataCheck {
@@ -1074,21 +1128,17 @@ pub(crate) fn record_metadata_check(
         "in the KRaft quorum"
     };
     if result.intact() {
-        eprintln!("harness: Kafka's metadata {source} matches the brokers");
+        eprintln!("harness: {whose} metadata {source} matches the brokers");
     } else {
         eprintln!(
-            "harness: Kafka's metadata {source} differs: {}",
+            "harness: {whose} metadata {source} differs: {}",
             result
                 .error
                 .clone()
                 .unwrap_or_else(|| result.differences.join("; "))
         );
     }
-    let path = run_dir.join(rundir::METADATA_CHECK);
-    if let Err(e) = std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&result).unwrap_or_default(),
-    ) {
+    if let Err(e) = std::fs::write(path, serde_json::to_vec_pretty(&result).unwrap_or_default()) {
         tracing::warn!("writing {}: {e}", path.display());
     }
 }

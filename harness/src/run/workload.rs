@@ -107,15 +107,59 @@ pub fn discovery_path(run_dir: &Path) -> PathBuf {
     run_dir.join("discovery").join("bootstrap")
 }
 
+/// True when the run's discovery file sends the consumers to MirrorMaker's target (a
+/// `mirror-switch` moved them).
+pub fn consumers_moved(run_dir: &Path) -> bool {
+    std::fs::read_to_string(discovery_path(run_dir))
+        .ok()
+        .and_then(|t| workers::discovery::parse(&t, Role::Consume.name()))
+        .is_some_and(|(_, cluster)| cluster == 1)
+}
+
 /// Rewrites a discovery file atomically (a worker never reads half of it).
 pub fn write_discovery(path: &Path, bootstrap: &str) -> Result<(), HarnessError> {
+    write_discovery_text(path, &format!("{bootstrap}\n"))
+}
+
+fn write_discovery_text(path: &Path, text: &str) -> Result<(), HarnessError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{bootstrap}\n"))?;
+    std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// What a discovery file says ([`workers::discovery`]): the servers every worker uses and
+/// their cluster, and the roles moved elsewhere.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiscoveryContent {
+    /// Every role's servers and cluster (0: the run's own, 1: MirrorMaker's target).
+    pub everyone: (String, u8),
+    /// Roles with servers of their own.
+    pub roles: std::collections::BTreeMap<Role, (String, u8)>,
+}
+
+impl DiscoveryContent {
+    /// The file's text.
+    pub fn text(&self) -> String {
+        let (servers, cluster) = &self.everyone;
+        let mut t = if *cluster == 0 {
+            format!("{servers}\n")
+        } else {
+            format!("{servers} {cluster}\n")
+        };
+        for (role, (servers, cluster)) in &self.roles {
+            t.push_str(&format!("{} {servers} {cluster}\n", role.name()));
+        }
+        t
+    }
+
+    /// What a worker of `role` uses.
+    pub fn of(&self, role: Role) -> &(String, u8) {
+        self.roles.get(&role).unwrap_or(&self.everyone)
+    }
 }
 
 /// The discovery file and the workers watching it.
@@ -125,6 +169,8 @@ pub struct Switchboard {
     pub path: PathBuf,
     /// Every producer and consumer process.
     pub status_paths: Vec<SwitchingWorker>,
+    /// What the file says now.
+    pub content: DiscoveryContent,
 }
 
 /// A worker that watches the discovery file.
@@ -132,6 +178,8 @@ pub struct Switchboard {
 pub struct SwitchingWorker {
     /// `producer-0`, …
     pub name: String,
+    /// Its role (whose line of the file it follows).
+    pub role: Role,
     /// Its status lines.
     pub status_path: PathBuf,
     /// Its client instances (each reconnects once per switch).
@@ -141,11 +189,42 @@ pub struct SwitchingWorker {
 }
 
 impl Switchboard {
-    /// Points the workers at `bootstrap`, then waits until every client instance of every
-    /// worker has reconnected (the workers' status `switches` counts reconnects).
+    /// Points every worker at `bootstrap` (on the run's own cluster), then waits until
+    /// every client instance that was elsewhere has reconnected (the workers' status
+    /// `switches` counts reconnects).
     pub fn switch(
-        &self,
+        &mut self,
         bootstrap: &str,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let next = DiscoveryContent {
+            everyone: (bootstrap.to_string(), 0),
+            roles: Default::default(),
+        };
+        self.apply(next, timeout, shutdown)
+    }
+
+    /// Points the workers of `role` at `bootstrap` on cluster `cluster` (1: MirrorMaker's
+    /// target), the others staying where they are; waits as [`Self::switch`] does.
+    pub fn move_role(
+        &mut self,
+        role: Role,
+        bootstrap: &str,
+        cluster: u8,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), HarnessError> {
+        let mut next = self.content.clone();
+        next.roles.insert(role, (bootstrap.to_string(), cluster));
+        self.apply(next, timeout, shutdown)
+    }
+
+    /// Writes `next` (here and into the workers' own copies) and waits until every worker
+    /// whose servers it changes has reconnected each of its instances.
+    fn apply(
+        &mut self,
+        next: DiscoveryContent,
         timeout: Duration,
         shutdown: &Shutdown,
     ) -> Result<(), HarnessError> {
@@ -154,22 +233,27 @@ impl Switchboard {
                 .map(|s| s.switches)
                 .unwrap_or(0)
         };
-        let before: Vec<u64> = self.status_paths.iter().map(switches).collect();
-        write_discovery(&self.path, bootstrap)?;
+        let moving: Vec<(&SwitchingWorker, u64)> = self
+            .status_paths
+            .iter()
+            .filter(|w| self.content.of(w.role) != next.of(w.role))
+            .map(|w| (w, switches(w)))
+            .collect();
+        let text = next.text();
+        write_discovery_text(&self.path, &text)?;
         for copy in self
             .status_paths
             .iter()
             .filter_map(|w| w.discovery.as_ref())
         {
-            copy.write(bootstrap)?;
+            copy.write(&text)?;
         }
+        self.content = next;
         let deadline = Instant::now() + timeout;
         loop {
-            let waiting: Vec<&str> = self
-                .status_paths
+            let waiting: Vec<&str> = moving
                 .iter()
-                .zip(&before)
-                .filter(|(w, b)| switches(w) < **b + u64::from(w.instances))
+                .filter(|(w, b)| switches(w) < *b + u64::from(w.instances))
                 .map(|(w, _)| w.name.as_str())
                 .collect();
             if waiting.is_empty() {
@@ -178,7 +262,7 @@ impl Switchboard {
             if Instant::now() >= deadline {
                 return Err(WorkersError::NotReconnected {
                     workers: waiting.join(", "),
-                    bootstrap: bootstrap.to_string(),
+                    bootstrap: text.trim().replace('\n', "; "),
                     timeout,
                 }
                 .into());
@@ -187,6 +271,11 @@ impl Switchboard {
                 return Err(HarnessError::Interrupted);
             }
         }
+    }
+
+    /// Where the consumers are now: their servers and cluster.
+    pub fn consumers(&self) -> &(String, u8) {
+        self.content.of(Role::Consume)
     }
 }
 
@@ -537,11 +626,16 @@ impl Workload {
                 .filter(|p| p.role != Role::FinalRead)
                 .map(|p| SwitchingWorker {
                     name: format!("{}-{}", role_name(p.role), p.index),
+                    role: p.role,
                     status_path: p.out_path.clone(),
                     instances: p.instances,
                     discovery: p.runner.discovery(),
                 })
                 .collect(),
+            content: DiscoveryContent {
+                everyone: (self.bootstrap.clone(), 0),
+                roles: Default::default(),
+            },
         }
     }
 

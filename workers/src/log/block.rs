@@ -7,6 +7,8 @@
 //!          [code:svar] offset:svar ts_a:svar ts_b:svar
 //! head  := kind (bits 0-3) | TOPIC 0x10 | PRODUCER 0x20 | INSTANCE 0x40 | CODE 0x80
 //! ```
+//! `kind` is the event kind's code, except [`EventKind::Reconnected`] (16): 1, the code of
+//! `Sent`, which blocks never hold (format 6).
 //! `uvar` is LEB128, `svar` zigzag then LEB128. Every field is coded against a prediction
 //! both sides make from what the block held before, so a block decodes on its own:
 //!
@@ -43,6 +45,18 @@ const CODE: u8 = 0x80;
 const SLOTS: usize = 256;
 
 /// What both sides predict from: reset at the start of each block.
+/// A block's kind code for [`EventKind::Reconnected`] (whose own code, 16, does not fit
+/// the head's four bits): `Sent`'s, which only the fixed events of versions 1 to 3 hold.
+const RECONNECTED_CODE: u8 = EventKind::Sent as u8;
+
+/// The kind's four-bit code in a block's event head.
+pub(super) fn block_code(kind: EventKind) -> u8 {
+    match kind {
+        EventKind::Reconnected => RECONNECTED_CODE,
+        k => k as u8,
+    }
+}
+
 struct Context {
     prev: Event,
     /// Per partition slot: the last offset seen (≥ 0) and the last code.
@@ -115,7 +129,11 @@ impl BlockEncoder {
     pub(super) fn push(&mut self, e: &Event) {
         let p = self.ctx.prev;
         let slot = Context::slot(e.topic, e.partition);
-        let mut head = e.kind as u8;
+        debug_assert!(
+            e.kind != EventKind::Sent,
+            "blocks never hold Sent (see below)"
+        );
+        let mut head = block_code(e.kind);
         if e.topic != p.topic {
             head |= TOPIC;
         }
@@ -253,7 +271,10 @@ impl Decoder<'_> {
     fn event(&mut self) -> Option<Event> {
         let head = self.byte()?;
         let p = self.ctx.prev;
-        let kind = EventKind::from_u8(head & 0x0f)?;
+        let kind = match head & 0x0f {
+            RECONNECTED_CODE => EventKind::Reconnected,
+            code => EventKind::from_u8(code)?,
+        };
         let topic = if head & TOPIC != 0 {
             u16::try_from(self.uvar()?).ok()?
         } else {

@@ -48,8 +48,11 @@ pub const EVENT_LEN: usize = 56;
 /// log start 0 — what a reader of them assumed. Version 5 adds the transactional
 /// producers' [`EventKind::Transaction`] (kind code 0, the one a version 4 block could
 /// still give: a build that reads only up to version 4 refuses these logs by their version
-/// instead of stopping at the first such event as if the log were torn).
-pub const FORMAT_VERSION: u16 = 5;
+/// instead of stopping at the first such event as if the log were torn). Version 6 adds
+/// [`EventKind::Reconnected`] (a block's kind code 1, which version 4 and 5 blocks never
+/// held: a build that reads only up to version 5 would take it for `Sent`, so it refuses
+/// these logs by their version).
+pub const FORMAT_VERSION: u16 = 6;
 /// The first version whose body is made of blocks.
 pub const BLOCK_FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build reads.
@@ -124,6 +127,12 @@ pub enum EventKind {
     /// them was sent. Logged at most every [`FLUSH_INTERVAL`] while it sends, at the end,
     /// and before each renewal event (so that what was in flight then is known exactly).
     SentUpTo = 15,
+    /// A producer or consumer client `instance` was replaced by one connected to the
+    /// bootstrap servers a discovery file named (`ts_b` = when the new client was made):
+    /// what this instance logs next happened on cluster `code` — 0 the run's own, 1
+    /// MirrorMaker's target. Version 6. A block codes it as kind 1, which no block held
+    /// before ([`EventKind::Sent`] was logged by versions 1 to 3 only, in fixed events).
+    Reconnected = 16,
 }
 
 impl EventKind {
@@ -147,6 +156,7 @@ impl EventKind {
             13 => ProducerIdRenewed,
             14 => Refused,
             15 => SentUpTo,
+            16 => Reconnected,
             _ => return None,
         })
     }
@@ -847,12 +857,21 @@ mod tests {
         }
     }
 
-    /// Every kind, with the field values that strain a delta code: unknown partitions and
-    /// offsets, zero and maximal values, negative codes, far jumps back and forth.
-    fn odd_events() -> Vec<Event> {
+    /// Every kind `version` logs, with the field values that strain a delta code: unknown
+    /// partitions and offsets, zero and maximal values, negative codes, far jumps back and
+    /// forth. `Sent` only in fixed events (versions 1 to 3), `Reconnected` from version 6.
+    fn odd_events(version: u16) -> Vec<Event> {
         let mut v = Vec::new();
-        for k in 0..=15u8 {
+        for k in 0..=16u8 {
             let kind = EventKind::from_u8(k).unwrap();
+            let logged = match kind {
+                EventKind::Sent => version < BLOCK_FORMAT_VERSION,
+                EventKind::Reconnected => version >= 6,
+                _ => true,
+            };
+            if !logged {
+                continue;
+            }
             v.push(Event {
                 topic: u16::from(k) % 3,
                 producer: u32::MAX - u32::from(k),
@@ -938,10 +957,10 @@ mod tests {
     #[test]
     fn every_version_reads_back_what_was_written() {
         let dir = tempfile::tempdir().unwrap();
-        let mut events: Vec<Event> = (0..5000).map(ack).collect();
-        events.splice(100..100, odd_events());
-        events.extend(odd_events());
-        for version in [3, 4, FORMAT_VERSION] {
+        for version in [3, 4, 5, FORMAT_VERSION] {
+            let mut events: Vec<Event> = (0..5000).map(ack).collect();
+            events.splice(100..100, odd_events(version));
+            events.extend(odd_events(version));
             let p = dir.path().join(format!("v{version}.log"));
             write(&p, version, &events, 777);
             let r = LogReader::open(&p).unwrap();
@@ -950,6 +969,28 @@ mod tests {
             assert!(!cut, "version {version}");
             assert_eq!(back, events, "version {version}");
         }
+    }
+
+    #[test]
+    fn a_reconnection_reads_back_as_itself_and_takes_sents_code_in_a_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.log");
+        let moved = Event {
+            producer: 2,
+            instance: 1,
+            code: 1,
+            ts_b: 123_456,
+            ..Event::new(EventKind::Reconnected)
+        };
+        write(&p, FORMAT_VERSION, &[ack(0), moved, ack(1)], 10);
+        let (back, cut) = read_all(&p);
+        assert!(!cut);
+        assert_eq!(back, [ack(0), moved, ack(1)]);
+        // on disk: kind code 1 in the event's head (16 does not fit four bits)
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(bytes.len() > HEADER_LEN);
+        assert_eq!(super::block::block_code(EventKind::Reconnected), 1);
+        assert_eq!(EventKind::from_u8(16), Some(EventKind::Reconnected));
     }
 
     #[test]

@@ -6,13 +6,13 @@
 use super::*;
 
 impl Checker<'_> {
-    pub(super) fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
+    /// The first record sent once each renewal's drain had begun (sequence numbers are
+    /// sent in order; outcomes carry their send time).
+    pub(super) fn note_renewal_sends(&mut self, e: &Event) {
         if matches!(
             e.kind,
             EventKind::Sent | EventKind::Acked | EventKind::Failed | EventKind::Indeterminate
         ) {
-            // the first record sent once each renewal's drain had begun (sequence numbers
-            // are sent in order; outcomes carry their send time)
             if let Some(ps) = self.producers.get_mut(&e.producer) {
                 for r in &mut ps.renewals {
                     if e.ts_a >= r.drain_start_us {
@@ -21,6 +21,10 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    pub(super) fn producer_verdict(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
+        self.note_renewal_sends(e);
         if matches!(e.kind, EventKind::Sent | EventKind::SentUpTo) {
             return;
         }

@@ -28,7 +28,10 @@ mod column;
 mod group;
 mod loss;
 mod seqset;
+mod switch;
 mod transactions;
+
+pub use switch::TargetRead;
 
 use std::collections::BTreeMap;
 
@@ -87,6 +90,9 @@ pub struct CheckInput {
     /// coordinator's clock before anything is computed from them. Empty: every worker
     /// ran on the coordinator.
     pub clocks: ClockCorrection,
+    /// MirrorMaker's target's final read, when the run made one: the records clients
+    /// wrote there after a `mirror-switch` are judged against it ([`switch`]).
+    pub target_read: Option<TargetRead>,
 }
 
 /// Moves timestamps taken on other machines onto the coordinator's clock.
@@ -158,6 +164,8 @@ struct ProducerSets {
     /// `SentUpTo` watermarks, `Sent` events of older logs, and outcomes.
     sent_to: u64,
     acked: SeqSet,
+    /// Of `acked`, those the target cluster acked (after a `mirror-switch`).
+    acked_on_target: RoaringTreemap,
     failed: SeqSet,
     indeterminate: SeqSet,
     /// Found by the final read.
@@ -275,6 +283,8 @@ struct Checker<'a> {
     reorders: HashMap<u32, (u64, Vec<Example>)>,
     /// Whether any consumer log was read.
     consumers_ran: bool,
+    /// What MirrorMaker's target's final read holds (when the run read it).
+    target: Option<switch::TargetStore>,
 }
 
 impl<'a> Checker<'a> {
@@ -414,6 +424,7 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         series: Default::default(),
         reorders: HashMap::default(),
         consumers_ran: false,
+        target: None,
     };
     c.findings.final_read.partitions = n as u64;
     c.findings.dead_workers = input.dead_workers.clone();
@@ -464,26 +475,44 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         }
     }
     c.findings.final_read.complete = c.parts.iter().filter(|p| p.complete).count() as u64;
+    // 1b. MirrorMaker's target, for what clients did there after a switch-over
+    c.read_target(&mut cut)?;
 
-    // 2. consumers
+    // 2. consumers (those moved to the target: see `switch`)
     let mut position: HashMap<(u32, usize), i64> = HashMap::default();
     c.consumers_ran = !logs(Role::Consume).is_empty();
+    let mut moved = switch::Moved::default();
     for (path, _, length) in logs(Role::Consume) {
         each_event(log(input, Role::Consume, &path, length), &mut cut, |e| {
-            c.consumer_event(e, &mut position);
+            if e.kind == EventKind::Reconnected {
+                // a new client: no position of the old one's carries over
+                position.retain(|(instance, _), _| *instance != e.instance);
+                c.reconnected(e, &mut moved, true, true);
+            } else if moved.consumer(e.instance) {
+                c.consumer_event_on_target(e);
+            } else {
+                c.consumer_event(e, &mut position);
+            }
         })?;
     }
 
     // 3. producers, first pass
     let consumers_end = input.attribution.consumers_end_ms.map(|t| t as u32);
     let producer_logs = logs(Role::Produce);
+    let mut moved = switch::Moved::default();
     for (path, flags, length) in &producer_logs {
         each_event(log(input, Role::Produce, path, *length), &mut cut, |e| {
             let ps = c.producer(e.producer);
             ps.ordered = flags & FLAG_ORDERED != 0;
             ps.idempotent = flags & FLAG_IDEMPOTENT != 0;
             ps.transactional = flags & FLAG_TRANSACTIONAL != 0;
-            c.producer_event(e, consumers_end);
+            if e.kind == EventKind::Reconnected {
+                c.reconnected(e, &mut moved, false, true);
+            } else if e.kind == EventKind::Acked && moved.producer(e.producer) {
+                c.producer_acked_on_target(e);
+            } else {
+                c.producer_event(e, consumers_end);
+            }
         })?;
     }
     c.settle_transactions();
@@ -492,15 +521,26 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
     // 3b. producers, second pass: attribute and exemplify lost and unexpected records, and
     // find which records were sent before each renewal's drain began
     let mut lost = Vec::new();
+    let mut moved = switch::Moved::default();
     for (path, _, length) in &producer_logs {
         each_event(log(input, Role::Produce, path, *length), &mut cut, |e| {
-            c.producer_verdict(e, &mut lost);
+            if e.kind == EventKind::Reconnected {
+                c.reconnected(e, &mut moved, false, false);
+            } else if e.kind == EventKind::Acked && moved.producer(e.producer) {
+                c.note_renewal_sends(e);
+                c.verdict_on_target(e, &mut lost);
+            } else {
+                c.producer_verdict(e, &mut lost);
+            }
         })?;
     }
     c.explain_duplicates();
     c.attribute_lost(lost);
     c.totals();
     c.unconsumed();
+    if c.consumers_ran {
+        c.unconsumed_on_target();
+    }
     c.findings.logs_cut_short = cut.iter().map(|c| c.path.clone()).collect();
     c.findings.logs_cut_short_at = cut;
     c.findings.latency_ms = c.latency.overall();

@@ -43,7 +43,7 @@ impl Executor<'_> {
                 let bootstrap = self.cluster.broker_addresses(brokers);
                 let board = self
                     .switchboard
-                    .as_ref()
+                    .as_mut()
                     .ok_or(WorkersError::NoSwitchboard)?;
                 board.switch(&bootstrap, *timeout, sd)?;
                 self.timeline.record(&TimelineEvent::BootstrapSwitch {

@@ -35,6 +35,23 @@ impl Executor<'_> {
                 )
             }
             MirrorAction::MirrorWait { timeout } => self.mirror_wait(step, *timeout),
+            MirrorAction::MirrorSwitch { clients, timeout } => {
+                let bootstrap = self.cluster.target_bootstrap();
+                let sd = self.shutdown;
+                let board = self
+                    .switchboard
+                    .as_mut()
+                    .ok_or(crate::error::WorkersError::NoSwitchboard)?;
+                board.move_role(*clients, &bootstrap, 1, *timeout, sd)?;
+                self.timeline.record(&TimelineEvent::BootstrapSwitch {
+                    t_ms: now_ms(),
+                    bootstrap: format!(
+                        "{bootstrap} (MirrorMaker's target): the {}s",
+                        crate::run::workload::role_name(*clients)
+                    ),
+                });
+                Ok(())
+            }
             MirrorAction::MirrorStop { kill } => {
                 self.cluster.mirror()?;
                 // a kill: no grace, SIGKILL at once

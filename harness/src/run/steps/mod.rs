@@ -108,6 +108,12 @@ impl<'a> Executor<'a> {
         self
     }
 
+    /// Where the consumers are after the steps: their servers and cluster (1: a
+    /// `mirror-switch` moved them to MirrorMaker's target); `None` without workers.
+    pub fn consumers_at(&self) -> Option<(String, u8)> {
+        self.switchboard.as_ref().map(|b| b.consumers().clone())
+    }
+
     /// Runs every step; stops at the first failure or on shutdown.
     pub fn run_all(&mut self) -> Vec<StepOutcome> {
         let mut out = Vec::new();

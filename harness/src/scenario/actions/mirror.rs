@@ -1,5 +1,6 @@
 //! Mirror: MirrorMaker 2 from the run's first cluster to `[cluster.target]` —
-//! `mirror-start`, `mirror-wait` (the copy caught up), `mirror-stop`.
+//! `mirror-start`, `mirror-wait` (the copy caught up), `mirror-switch` (the consumers,
+//! then the producers, moved to the target: the switch-over), `mirror-stop`.
 
 use std::time::Duration;
 
@@ -10,7 +11,12 @@ use super::{Action, Procedure, StepArgs};
 use crate::scenario::load::{config_map, Problems};
 
 /// The keywords of this family.
-pub const KEYWORDS: &[&str] = &["mirror-start", "mirror-wait", "mirror-stop"];
+pub const KEYWORDS: &[&str] = &[
+    "mirror-start",
+    "mirror-wait",
+    "mirror-switch",
+    "mirror-stop",
+];
 
 /// MirrorMaker 2 between the run's two clusters.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +39,16 @@ pub enum MirrorAction {
         /// How long at most.
         timeout: Duration,
     },
+    /// Move the consumers or the producers to the target cluster: their discovery line
+    /// names the target's brokers; the step waits until each of their clients reconnected.
+    /// Consumers join their group there at the offsets MirrorMaker synced for it.
+    MirrorSwitch {
+        /// `consume` or `produce`.
+        #[serde(serialize_with = "role_name")]
+        clients: workers::Role,
+        /// How long the clients have to reconnect.
+        timeout: Duration,
+    },
     /// Stop MirrorMaker 2.
     MirrorStop {
         /// SIGKILL (a crash: nothing committed on the way out) instead of SIGTERM.
@@ -46,6 +62,7 @@ impl MirrorAction {
         match self {
             MirrorAction::MirrorStart { .. } => "mirror-start",
             MirrorAction::MirrorWait { .. } => "mirror-wait",
+            MirrorAction::MirrorSwitch { .. } => "mirror-switch",
             MirrorAction::MirrorStop { .. } => "mirror-stop",
         }
     }
@@ -138,6 +155,37 @@ pub(super) fn parse(
             needs_mirrormaker(args, procedure, p);
             MirrorAction::MirrorWait { timeout }
         }
+        "mirror-switch" => {
+            let timeout = args.duration(p, "timeout", Duration::from_secs(60));
+            needs_mirrormaker(args, procedure, p);
+            let field = args.field("clients");
+            let clients = args.string(p, "clients");
+            let span = clients
+                .as_ref()
+                .map(|c| c.span())
+                .unwrap_or_else(|| args.keyword_span.clone());
+            let role = match clients.as_ref().map(|c| c.get_ref().as_str()) {
+                Some("consumers") => workers::Role::Consume,
+                Some("producers") => workers::Role::Produce,
+                other => {
+                    p.at(
+                        span.clone(),
+                        field.clone(),
+                        match other {
+                            None => "no `clients`".to_string(),
+                            Some(c) => format!("`{c}` are not clients the run moves"),
+                        },
+                        "clients = \"consumers\" (first: they join their group on the target at the offsets MirrorMaker synced), then clients = \"producers\"",
+                    );
+                    return None;
+                }
+            };
+            switch_order(role, span, field, procedure, p);
+            MirrorAction::MirrorSwitch {
+                clients: role,
+                timeout,
+            }
+        }
         _ => {
             let kill = args
                 .flag(p, "kill")
@@ -149,6 +197,61 @@ pub(super) fn parse(
         }
     };
     Some(Action::Mirror(action))
+}
+
+/// The switch-over's order: the consumers once (the workload has some), then the
+/// producers once (not in transactions: their transactions are judged on the source's
+/// final read only).
+fn switch_order(
+    role: workers::Role,
+    span: std::ops::Range<usize>,
+    field: String,
+    procedure: &mut Procedure<'_>,
+    p: &mut Problems<'_>,
+) {
+    let mut problem = |what: &str, hint: &str| p.at(span.clone(), field.clone(), what, hint);
+    if role == workers::Role::Consume {
+        if procedure.workload.consumers == 0 {
+            problem(
+                "the workload has no consumers",
+                "consumers = N in [workload]",
+            );
+        }
+        if procedure.consumers_switched.is_some() {
+            problem(
+                "the consumers are on the target already at this point",
+                "one `mirror-switch` of the consumers",
+            );
+        }
+        procedure.consumers_switched = Some((span.clone(), field.clone()));
+    } else {
+        if procedure.consumers_switched.is_none() {
+            problem(
+                "the producers move before the consumers",
+                "move the consumers first (clients = \"consumers\"): consumers left on the source would never see what the producers write on the target",
+            );
+        }
+        if procedure.producers_switched {
+            problem(
+                "the producers are on the target already at this point",
+                "one `mirror-switch` of the producers",
+            );
+        }
+        if procedure.workload.producer.transactions.is_some() {
+            problem(
+                "transactional producers cannot move to the target",
+                "the checker judges transactions on the source's final read only; drop `transactions` or the switch",
+            );
+        }
+        procedure.producers_switched = true;
+    }
+}
+
+fn role_name<S: serde::Serializer>(role: &workers::Role, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match role {
+        workers::Role::Consume => "consumers",
+        _ => "producers",
+    })
 }
 
 /// Reports a step that needs MirrorMaker running where no `mirror-start` started it.

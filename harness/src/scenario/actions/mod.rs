@@ -171,6 +171,10 @@ pub(crate) struct Procedure<'c> {
     pub lost_node: bool,
     /// MirrorMaker 2 runs at this point (a `mirror-start` and no `mirror-stop` since).
     pub mirror_running: bool,
+    /// The `mirror-switch` of the consumers (where it is, for a problem at the end), and
+    /// whether the producers followed.
+    pub consumers_switched: Option<(Range<usize>, String)>,
+    pub producers_switched: bool,
 }
 
 impl<'c> Procedure<'c> {
@@ -208,6 +212,8 @@ impl<'c> Procedure<'c> {
             created_topics: HashSet::new(),
             lost_node: false,
             mirror_running: false,
+            consumers_switched: None,
+            producers_switched: false,
         }
     }
 
@@ -472,6 +478,16 @@ pub(crate) fn parse_steps(
                 line,
             });
         }
+    }
+    if let (Some((span, field)), false) =
+        (&procedure.consumers_switched, procedure.producers_switched)
+    {
+        p.at(
+            span.clone(),
+            field.clone(),
+            "the consumers move to the target and the producers never follow",
+            "a `mirror-switch` with clients = \"producers\" after it: the run's end waits for the group on the cluster the consumers are on, which cannot tell when MirrorMaker has copied the source's last records",
+        );
     }
     ParsedSteps {
         steps,
