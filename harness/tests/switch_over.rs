@@ -53,6 +53,8 @@ struct Sim {
     target_incomplete: bool,
     /// Write the `Reconnected` events.
     reconnect_events: bool,
+    /// Outcomes other than an ack for records produced on the target.
+    outcomes: Vec<(u64, EventKind)>,
 }
 
 impl Sim {
@@ -64,6 +66,7 @@ impl Sim {
             unconsumed: vec![],
             target_incomplete: false,
             reconnect_events: true,
+            outcomes: vec![],
         }
     }
 
@@ -108,13 +111,18 @@ impl Sim {
             w.append(&self.moved(0, 0, send_ms(BEFORE) - 1)).unwrap();
         }
         for seq in BEFORE..BEFORE + AFTER {
-            w.append(&self.record(
-                EventKind::Acked,
-                seq,
-                Self::target_offset(seq),
-                send_ms(seq) + 5,
-            ))
-            .unwrap();
+            let kind = self
+                .outcomes
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map_or(EventKind::Acked, |(_, k)| *k);
+            let offset = if kind == EventKind::Acked {
+                Self::target_offset(seq)
+            } else {
+                -1
+            };
+            w.append(&self.record(kind, seq, offset, send_ms(seq) + 5))
+                .unwrap();
         }
         w.append(&Event {
             producer: 0,
@@ -324,4 +332,42 @@ fn without_the_reconnections_the_same_logs_are_judged_as_one_cluster_and_fail() 
     // offsets the source holds other records at: inconsistent
     assert_eq!(f.anomalies.lost, AFTER, "{:?}", f.anomalies);
     assert!(f.anomalies.inconsistent_offset > 0, "{:?}", f.anomalies);
+}
+
+#[test]
+fn the_targets_unknown_and_failed_outcomes_are_judged_by_the_targets_read() {
+    // of unknown outcome on the target, read there and stored there: written, not lost
+    // (the source's final read never held it, and must not be asked)
+    let f = Sim {
+        outcomes: vec![(BEFORE + 3, EventKind::Indeterminate)],
+        ..Sim::clean()
+    }
+    .check();
+    assert_eq!(
+        (f.anomalies.lost, f.anomalies.unverified),
+        (0, 0),
+        "{:?}",
+        f.anomalies
+    );
+    // …and read but gone from the target's read: lost, as a record of unknown outcome
+    let f = Sim {
+        outcomes: vec![(BEFORE + 3, EventKind::Indeterminate)],
+        lost_on_target: vec![BEFORE + 3],
+        ..Sim::clean()
+    }
+    .check();
+    assert_eq!(f.anomalies.lost, 1, "{:?}", f.anomalies);
+    assert!(
+        f.examples["lost"][0].detail.contains("unknown outcome"),
+        "{:?}",
+        f.examples["lost"]
+    );
+    // reported failed by the target, yet there: unexpected
+    let f = Sim {
+        outcomes: vec![(BEFORE + 4, EventKind::Failed)],
+        ..Sim::clean()
+    }
+    .check();
+    assert_eq!(f.anomalies.unexpected, 1, "{:?}", f.anomalies);
+    assert_eq!(f.anomalies.lost, 0);
 }

@@ -526,7 +526,12 @@ pub fn check(input: &CheckInput) -> Result<Findings, HarnessError> {
         each_event(log(input, Role::Produce, path, *length), &mut cut, |e| {
             if e.kind == EventKind::Reconnected {
                 c.reconnected(e, &mut moved, false, false);
-            } else if e.kind == EventKind::Acked && moved.producer(e.producer) {
+            } else if moved.producer(e.producer)
+                && matches!(
+                    e.kind,
+                    EventKind::Acked | EventKind::Failed | EventKind::Indeterminate
+                )
+            {
                 c.note_renewal_sends(e);
                 c.verdict_on_target(e, &mut lost);
             } else {

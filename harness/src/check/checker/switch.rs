@@ -8,9 +8,11 @@
 //! final read — gaps, regressions, inconsistent offsets, the consume windows measured from
 //! an ack to the first delivery at its offset — and keep the rest: deliveries count as
 //! reads (by identity) and consume successes on their partition (by name), acks as acks
-//! and produce successes; a record acked on the target is judged against the target's
-//! final read (`mirror/final-read-target.log`): lost when its partition was read to the
-//! end and it is not there, unverified when not. A delivery on the target of a record the
+//! and produce successes; an outcome the target gave is judged against the target's final
+//! read (`mirror/final-read-target.log`): a record it acked (or of unknown outcome, that a
+//! consumer read) is lost when its partition was read to the end and it is not there,
+//! unverified when not; one it failed that is there, or was read, is unexpected. A
+//! delivery on the target of a record the
 //! group was already given (on the source, before the move) is a re-read: what the offsets
 //! MirrorMaker translated made the group read again — counted, not an anomaly.
 
@@ -203,41 +205,74 @@ impl Checker<'_> {
         }
     }
 
-    /// The verdict on a record acked by the target: stored there, or lost (its partition
-    /// read to the end), or unverified.
+    /// The verdict on an outcome the target gave: a record it acked is stored there, or
+    /// lost (its partition read to the end), or unverified; one of unknown outcome that a
+    /// consumer read was written, so the same; one it failed must not be there, nor read.
     pub(super) fn verdict_on_target(&mut self, e: &Event, lost: &mut Vec<LostRecord>) {
         let Some(gi) = self.part_index(e.topic, e.partition) else {
             return;
         };
-        let stored = self.target.as_ref().map(|t| {
+        let read = self
+            .producers
+            .get(&e.producer)
+            .is_some_and(|ps| ps.read.contains(e.seq));
+        let Some((stored, complete)) = self.target.as_ref().map(|t| {
             (
                 t.stored.get(&e.producer).is_some_and(|s| s.contains(e.seq)),
                 t.complete[gi],
             )
-        });
-        match stored {
-            Some((true, _)) => {}
-            Some((false, true)) => {
-                let read_before = self
-                    .producers
-                    .get(&e.producer)
-                    .is_some_and(|ps| ps.read.contains(e.seq));
-                let ack_ms = self.rel_ms(e.ts_b) as u64;
-                let name = self.part_name(e.topic, e.partition);
-                if let Some(s) = self.findings.switch_over.as_mut() {
-                    s.lost_on_target += 1;
-                }
-                lost.push(LostRecord {
-                    read_before,
-                    // the target's brokers have ids of their own: no blame by broker
-                    broker: -1,
-                    written: "acked by the target cluster",
-                    ..LostRecord::acked(e, gi, name, ack_ms)
-                });
+        }) else {
+            // the target never read back: nothing it acked can be vouched for
+            if e.kind == EventKind::Acked || (e.kind == EventKind::Indeterminate && read) {
+                self.findings.anomalies.unverified += 1;
             }
-            // not read to its end on the target, or the target never read
-            _ => self.findings.anomalies.unverified += 1,
+            return;
+        };
+        let written = match e.kind {
+            EventKind::Acked => "acked by the target cluster",
+            EventKind::Indeterminate if read => {
+                "of unknown outcome on the target cluster, read by a consumer"
+            }
+            EventKind::Failed if stored || read => {
+                self.findings.anomalies.unexpected += 1;
+                self.example_of(
+                    "unexpected",
+                    e,
+                    e.ts_b,
+                    None,
+                    format!(
+                        "reported failed by the target cluster (error {}) but read back",
+                        e.error_code().unwrap_or_default()
+                    ),
+                );
+                return;
+            }
+            _ => return,
+        };
+        if stored {
+            return;
         }
+        if !complete {
+            self.findings.anomalies.unverified += 1;
+            return;
+        }
+        let at_ms = self.rel_ms(e.ts_b) as u64;
+        let name = self.part_name(e.topic, e.partition);
+        if let Some(s) = self.findings.switch_over.as_mut() {
+            s.lost_on_target += 1;
+        }
+        lost.push(LostRecord {
+            read_before: read,
+            // the target's brokers have ids of their own: no blame by broker
+            broker: -1,
+            offset: if e.kind == EventKind::Acked {
+                e.offset
+            } else {
+                -1
+            },
+            written,
+            ..LostRecord::acked(e, gi, name, at_ms)
+        });
     }
 
     /// Records acked by the target and stored there that no consumer was given: the
