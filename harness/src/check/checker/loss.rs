@@ -130,20 +130,26 @@ impl Checker<'_> {
                 });
             }
             EventKind::Failed if ps.stored.contains(e.seq) || ps.read.contains(e.seq) => {
-                self.findings.anomalies.unexpected += 1;
-                self.example_of(
-                    "unexpected",
-                    e,
-                    e.ts_b,
-                    None,
-                    format!(
-                        "reported failed (error {}) but read back",
-                        e.error_code().unwrap_or_default()
-                    ),
-                );
+                self.failed_but_read_back(e, "");
             }
             _ => {}
         }
+    }
+
+    /// A record reported failed (`by`: " by the target cluster", or nothing) that was
+    /// stored or read anyway: unexpected.
+    pub(super) fn failed_but_read_back(&mut self, e: &Event, by: &str) {
+        self.findings.anomalies.unexpected += 1;
+        self.example_of(
+            "unexpected",
+            e,
+            e.ts_b,
+            None,
+            format!(
+                "reported failed{by} (error {}) but read back",
+                e.error_code().unwrap_or_default()
+            ),
+        );
     }
 
     pub(super) fn unconsumed(&mut self) {

@@ -234,17 +234,7 @@ impl Checker<'_> {
                 "of unknown outcome on the target cluster, read by a consumer"
             }
             EventKind::Failed if stored || read => {
-                self.findings.anomalies.unexpected += 1;
-                self.example_of(
-                    "unexpected",
-                    e,
-                    e.ts_b,
-                    None,
-                    format!(
-                        "reported failed by the target cluster (error {}) but read back",
-                        e.error_code().unwrap_or_default()
-                    ),
-                );
+                self.failed_but_read_back(e, " by the target cluster");
                 return;
             }
             _ => return,
