@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use e2e::ssh_hosts::{SshHosts, FAKETIME_LIB};
 use e2e::{
-    cluster_lock, harness_bin, run_dir, run_scenario_on, start_run_with, tagged_processes, u,
+    cluster_lock, harness_bin, repo, run_dir, run_scenario_on, start_run_with, tagged_processes, u,
     verdicts, wait_bounded, KillOnDrop, RunGuard,
 };
 use serde_json::Value;
@@ -49,6 +49,51 @@ fn host_dir() -> PathBuf {
 }
 
 /// The run ran its nodes and workers on the SSH hosts, and left nothing on them.
+/// With this machine's broker class list of Kafka `version` kept (a local run made its
+/// archive), the hosts' copy of the distribution has an archive of its own that the JVM
+/// maps on their classpath (`-Xshare:on` refuses one it cannot: this machine's would be).
+/// Without a kept list there is nothing to make it from: said, not checked.
+fn assert_hosts_made_a_class_archive_of_their_own(version: &str) {
+    let out = Command::new(harness_bin())
+        .args(["dist", "path", "--kafka", version])
+        .output()
+        .expect("harness dist path");
+    let home = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !home.join("cds/broker.classes").exists() {
+        eprintln!(
+            "NOTE: no broker class list of Kafka {version} kept here (no local run has made its archive yet): the hosts' class archives were not made, not checked"
+        );
+        return;
+    }
+    let server_jar = format!("kafka_2.13-{version}.jar");
+    let copies = repo().join("target").join("kmh-ssh-hosts").join("dist");
+    let copy = std::fs::read_dir(&copies)
+        .unwrap_or_else(|e| panic!("{}: {e}", copies.display()))
+        .flatten()
+        .map(|e| e.path())
+        .find(|d| d.join("libs").join(&server_jar).exists())
+        .unwrap_or_else(|| panic!("no copy of Kafka {version} in {}", copies.display()));
+    let archive = copy.join("cds/broker.jsa");
+    assert!(
+        archive.exists(),
+        "no class archive made on the hosts: {}",
+        archive.display()
+    );
+    let java = Command::new("java")
+        .arg("-Xshare:on")
+        .arg(format!("-XX:SharedArchiveFile={}", archive.display()))
+        .arg("-cp")
+        .arg(format!("{}/libs/*", copy.display()))
+        .args(["kafka.Kafka", "--version"])
+        .output()
+        .expect("java");
+    assert!(
+        java.status.success(),
+        "the hosts' archive does not map on their classpath: {}",
+        String::from_utf8_lossy(&java.stderr)
+    );
+}
+
 fn assert_ran_on_ssh_hosts_and_left_nothing(o: &e2e::Outcome, h: &SshHosts) {
     let run = run_record(&o.guard.dir);
     assert_eq!(run["backend"], "ssh");
@@ -124,6 +169,7 @@ fn kraft_rolling_restart_on_ssh_hosts_gives_the_local_verdict_with_a_worker_cloc
     let o = run_scenario_on("kraft-rolling-restart.toml", &["--hosts", &inv]);
     verdicts::kraft_rolling_restart(&o);
     assert_ran_on_ssh_hosts_and_left_nothing(&o, &h);
+    assert_hosts_made_a_class_archive_of_their_own("4.1.2");
     // the skewed host measured three seconds ahead, the other level, each within its bound
     let clocks = &o.report["clocks"];
     let bound = clocks["error_bound_ms"].as_f64().unwrap();

@@ -2,7 +2,9 @@
 //! OpenSSH server (Debian's `openssh-server`) on its address, host and user keys made for
 //! the test — so that the ssh backend runs for real: SSH, copies, JVMs, faults, logs. The
 //! namespaces share this machine's disk and process table; every host is nevertheless
-//! reached only over SSH by the harness. All of it goes away on drop.
+//! reached only over SSH by the harness. Root's login shell there is `/bin/sh` (an `/etc`
+//! overlay of the namespace: [`passwd_with_plain_root_shell`] says why). All of it goes away
+//! on drop.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,7 +41,7 @@ struct Host {
 
 impl Host {
     /// Takes the host away: its sshd, everything running in it (a session's shell, a JVM),
-    /// its link and its namespace.
+    /// its link, its namespace and its `/etc` overlay.
     fn take_down(&mut self) {
         if let Some(c) = &mut self.sshd {
             let _ = c.kill();
@@ -52,7 +54,38 @@ impl Host {
         }
         let _ = run(&["ip", "link", "del", &self.veth]);
         let _ = run(&["ip", "netns", "del", &self.ns]);
+        let _ = std::fs::remove_dir_all(etc_overlay(&self.ns));
     }
+}
+
+/// The files `ip netns exec NS` puts over this machine's `/etc` for what runs in the
+/// namespace (iproute2's per-namespace configuration).
+fn etc_overlay(ns: &str) -> PathBuf {
+    Path::new("/etc/netns").join(ns)
+}
+
+/// This machine's `/etc/passwd` with root's login shell made `/bin/sh`, for the hosts.
+///
+/// Why: sshd runs every command through the user's login shell, and bash run by sshd reads
+/// `~/.bashrc` even for `bash -c` — on this machine, root's runs pyenv's init: 140 ms of
+/// each of the hundreds of commands a run sends a host (measured 2026-12: 150 ms a command
+/// with bash, 15 ms with sh; the KRaft roll on SSH hosts took twice the local one's time).
+/// A host's service account with a plain shell is what the harness expects anyway: it
+/// runs its scripts under `sh -c` itself and needs nothing from a login shell.
+fn passwd_with_plain_root_shell() -> Result<String, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    Ok(passwd
+        .lines()
+        .map(|l| match l.strip_prefix("root:") {
+            Some(rest) => match rest.rsplit_once(':') {
+                Some((head, _shell)) => format!("root:{head}:/bin/sh"),
+                None => l.to_string(),
+            },
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n")
 }
 
 fn run(args: &[&str]) -> Result<String, String> {
@@ -220,6 +253,10 @@ impl SshHosts {
             veth: veth.clone(),
             sshd: None,
         });
+        let overlay = etc_overlay(&ns);
+        std::fs::create_dir_all(&overlay).map_err(|e| format!("{}: {e}", overlay.display()))?;
+        std::fs::write(overlay.join("passwd"), passwd_with_plain_root_shell()?)
+            .map_err(|e| format!("{}/passwd: {e}", overlay.display()))?;
         run(&[
             "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
         ])?;
@@ -230,6 +267,14 @@ impl SshHosts {
             v.extend_from_slice(args);
             run(&v)
         };
+        let root = inns(&["getent", "passwd", "root"])?;
+        if !root.trim_end().ends_with(":/bin/sh") {
+            return Err(format!(
+                "{ns}: root's login shell is not /bin/sh through {} ({})",
+                overlay.display(),
+                root.trim()
+            ));
+        }
         inns(&["ip", "link", "set", "lo", "up"])?;
         inns(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
         inns(&["ip", "link", "set", "eth0", "up"])?;

@@ -12,8 +12,12 @@
 //! it is older than [`STALE_LOCK`]. A JVM that cannot use an archive (another JDK, another
 //! classpath) starts without it, so the archive is only ever a speed-up.
 //!
-//! Only for nodes that see the distribution at its own path (local processes and
-//! namespaces): a container's classpath differs.
+//! Nodes that see the distribution at its own path (local processes and namespaces) map
+//! the archive made here. An SSH host has the distribution at another path, and a JDK 17
+//! archive is valid only for the classpath it was dumped with: the class list is kept
+//! beside the archive ([`ClassArchive::kept_class_list`]) and each host dumps its own from
+//! it when the distribution is installed there (`cluster::ssh`). A container's image has
+//! none (its classpath differs, and images are built before any run records a list).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +29,12 @@ use super::dist::Distribution;
 pub const ZOOKEEPER: &str = "zookeeper";
 /// The archive of brokers.
 pub const BROKER: &str = "broker";
+
+/// Both kinds.
+pub const KINDS: [&str; 2] = [ZOOKEEPER, BROKER];
+
+/// The archives' directory in a distribution (not copied to other hosts: each makes its own).
+pub const DIR: &str = "cds";
 
 /// A recording lock older than this belongs to a run that died.
 const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
@@ -38,6 +48,8 @@ pub struct ClassArchive {
     list: PathBuf,
     /// Who records: holds the run id.
     lock: PathBuf,
+    /// The class list the archive was dumped from, kept for other hosts' archives.
+    kept: PathBuf,
     /// The `-cp` the archive is for.
     classpath: String,
 }
@@ -45,11 +57,12 @@ pub struct ClassArchive {
 impl ClassArchive {
     /// The archive of `kind` for `dist`.
     pub fn of(dist: &Distribution, kind: &str) -> ClassArchive {
-        let dir = dist.home.join("cds");
+        let dir = dist.home.join(DIR);
         ClassArchive {
             archive: dir.join(format!("{kind}.jsa")),
             list: dir.join(format!("{kind}.classlist")),
             lock: dir.join(format!("{kind}.lock")),
+            kept: dir.join(format!("{kind}.classes")),
             classpath: dist.classpath(),
         }
     }
@@ -106,10 +119,13 @@ impl ClassArchive {
         let listed = std::fs::metadata(&self.list).map(|m| m.len()).unwrap_or(0);
         if listed > 0 {
             match self.dump() {
-                Ok(()) => tracing::info!(
-                    "class data sharing archive made: {}",
-                    self.archive.display()
-                ),
+                Ok(()) => {
+                    tracing::info!(
+                        "class data sharing archive made: {}",
+                        self.archive.display()
+                    );
+                    let _ = std::fs::rename(&self.list, &self.kept);
+                }
                 Err(e) => tracing::warn!(
                     "no class data sharing archive ({}): {e}",
                     self.archive.display()
@@ -118,6 +134,13 @@ impl ClassArchive {
         }
         let _ = std::fs::remove_file(&self.list);
         let _ = std::fs::remove_file(&self.lock);
+    }
+
+    /// The class list this machine's archive was dumped from, when there is one: another
+    /// host dumps its own archive from it ([`host_dump_script`]).
+    pub fn kept_class_list(&self) -> Option<&Path> {
+        let kept = std::fs::metadata(&self.kept).is_ok_and(|m| m.len() > 0);
+        (kept && self.archive.exists()).then_some(self.kept.as_path())
     }
 
     fn dump(&self) -> Result<(), String> {
@@ -138,6 +161,33 @@ impl ClassArchive {
         }
         std::fs::rename(&tmp, &self.archive).map_err(|e| e.to_string())
     }
+}
+
+/// A shell script that makes, on another host, the archive of `kind` for the distribution
+/// at `dist_home` there, from the class list already copied to [`host_class_list`]: nothing
+/// when the archive is there; dumped to a file of its own and renamed (hosts sharing a disk
+/// never map a half-written one). Its output goes to `KIND.jsa.log` beside it.
+pub fn host_dump_script(java: &str, dist_home: &str, kind: &str) -> String {
+    let q = crate::cluster::ssh::quote;
+    let dir = format!("{dist_home}/{DIR}");
+    let archive = q(&format!("{dir}/{kind}.jsa"));
+    format!(
+        "test -s {archive} && exit 0; t={archive}.part.$$; {java} -Xshare:dump -XX:SharedClassListFile={list} -XX:SharedArchiveFile=\"$t\" -cp {cp} >{log} 2>&1 && mv -f \"$t\" {archive} || {{ rm -f \"$t\"; exit 1; }}",
+        java = q(java),
+        list = q(&host_class_list(dist_home, kind)),
+        cp = q(&format!("{dist_home}/libs/*")),
+        log = q(&format!("{dir}/{kind}.jsa.log")),
+    )
+}
+
+/// Where [`host_dump_script`] reads the class list of `kind` on another host.
+pub fn host_class_list(dist_home: &str, kind: &str) -> String {
+    format!("{dist_home}/{DIR}/{kind}.classes")
+}
+
+/// The archive of `kind` on another host, once [`host_dump_script`] made it.
+pub fn host_archive(dist_home: &str, kind: &str) -> String {
+    format!("{dist_home}/{DIR}/{kind}.jsa")
 }
 
 /// True when a node that sees `dir` as `seen` and runs `classpath` can map an archive made

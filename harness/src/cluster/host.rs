@@ -54,6 +54,24 @@ pub trait NodeHost {
     /// The node's directory and the distribution's classpath as the node sees them
     /// (configuration files name these paths).
     fn view(&self, dir: &Path, dist: &Distribution) -> (PathBuf, String);
+    /// The JVM flags that map the class data sharing archive of `kind` (`cluster::cds`)
+    /// for a node of run `run_id` whose files are in `dir`, or record its class list;
+    /// none when the host has no archive. By default: this machine's archive, when the node
+    /// sees the distribution at its own path.
+    fn class_archive_flags(
+        &self,
+        dir: &Path,
+        dist: &Distribution,
+        kind: &str,
+        run_id: &str,
+    ) -> Vec<String> {
+        let (seen, classpath) = self.view(dir, dist);
+        if super::cds::shareable(dir, &seen, &classpath, dist) {
+            super::cds::ClassArchive::of(dist, kind).jvm_flags(run_id)
+        } else {
+            Vec::new()
+        }
+    }
     /// The node's process for this JVM command line (made, not started).
     fn process(
         self: Box<Self>,

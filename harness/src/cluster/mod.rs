@@ -238,8 +238,10 @@ impl Cluster {
         // the host seam: where each node runs
         let host = |n: &str| -> Box<dyn NodeHost> {
             if let Some(h) = &ssh_hosts {
+                let remote = h.of(n).expect("every node is placed").clone();
                 return Box::new(ssh::host::SshNodeHost {
-                    remote: h.of(n).expect("every node is placed").clone(),
+                    archives: h.archives.get(&remote.address).cloned().unwrap_or_default(),
+                    remote,
                     run_dir: h.run_dir(),
                     dist_home: h.dist_home.clone(),
                     java: h.inventory.java.clone(),
@@ -1268,6 +1270,7 @@ fn ssh_hosts(
     let mut hosts = ssh::Hosts::connect_within(&inv, placement, run_id, boot)?;
     hosts.preflight(needs_network)?;
     hosts.install(&dist.home, &host::worker_binary()?)?;
+    let archives = hosts.make_class_archives(dist);
     let copied: Vec<String> = hosts
         .copy_secs
         .iter()
@@ -1278,10 +1281,15 @@ fn ssh_hosts(
         "harness: {} ssh host(s) ready in {:.1}s{}",
         hosts.by_address.len(),
         started.elapsed().as_secs_f64(),
-        if copied.is_empty() {
-            " (everything already there)".to_string()
-        } else {
-            format!("; copied to {}", copied.join(", "))
+        match (copied.is_empty(), archives.is_empty()) {
+            (true, true) => " (everything already there)".to_string(),
+            (false, true) => format!("; copied to {}", copied.join(", ")),
+            (true, false) => format!("; class archives made: {}", archives.join(", ")),
+            (false, false) => format!(
+                "; copied to {}; class archives made: {}",
+                copied.join(", "),
+                archives.join(", ")
+            ),
         }
     );
     let clocks = if inv.workers.is_empty() {

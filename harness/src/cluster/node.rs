@@ -382,9 +382,7 @@ impl Node {
             spec.controller_heap_mb
         };
         let mut jvm = jvm_args(run_id, name, heap, &classpath, &seen);
-        if super::cds::shareable(dir, &seen, &classpath, dist) {
-            jvm.extend(super::cds::ClassArchive::of(dist, super::cds::BROKER).jvm_flags(run_id));
-        }
+        jvm.extend(host.class_archive_flags(dir, dist, super::cds::BROKER, run_id));
         jvm.push("kafka.Kafka".into());
         jvm.push(seen.join("server.properties").display().to_string());
         let process = host.process(run_id, name, address, jvm)?;
@@ -516,9 +514,7 @@ impl Node {
             defaults.push(("clientPort", ZK_CLIENT_PORT.to_string()));
         }
         let mut jvm = jvm_args(run_id, name, spec.zookeeper_heap_mb, &classpath, &seen);
-        if super::cds::shareable(dir, &seen, &classpath, dist) {
-            jvm.extend(super::cds::ClassArchive::of(dist, super::cds::ZOOKEEPER).jvm_flags(run_id));
-        }
+        jvm.extend(host.class_archive_flags(dir, dist, super::cds::ZOOKEEPER, run_id));
         jvm.push("-Dzookeeper.jmx.log4j.disable=true".into());
         jvm.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
         jvm.push(seen.join("zoo.cfg").display().to_string());
@@ -663,9 +659,7 @@ impl Node {
         let cfg = dir.join("server.properties");
         std::fs::write(&cfg, properties(&defaults, &own))?;
         let mut jvm = jvm_args(run_id, name, spec.broker_heap_mb, &classpath, &seen);
-        if super::cds::shareable(dir, &seen, &classpath, dist) {
-            jvm.extend(super::cds::ClassArchive::of(dist, super::cds::BROKER).jvm_flags(run_id));
-        }
+        jvm.extend(host.class_archive_flags(dir, dist, super::cds::BROKER, run_id));
         jvm.push("kafka.Kafka".into());
         jvm.push(seen.join("server.properties").display().to_string());
         let process = host.process(run_id, name, address, jvm)?;

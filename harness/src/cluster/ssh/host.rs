@@ -39,6 +39,9 @@ pub struct SshNodeHost {
     pub dist_home: String,
     /// `java` on the host.
     pub java: String,
+    /// The class data sharing archives the host has for the distribution (`cluster::cds`
+    /// kinds).
+    pub archives: Vec<&'static str>,
 }
 
 impl SshNodeHost {
@@ -54,6 +57,21 @@ impl SshNodeHost {
 impl NodeHost for SshNodeHost {
     fn view(&self, dir: &Path, _dist: &Distribution) -> (PathBuf, String) {
         (self.node_dir(dir), format!("{}/libs/*", self.dist_home))
+    }
+
+    fn class_archive_flags(
+        &self,
+        _dir: &Path,
+        _dist: &Distribution,
+        kind: &str,
+        _run_id: &str,
+    ) -> Vec<String> {
+        if self.archives.contains(&kind) {
+            let archive = crate::cluster::cds::host_archive(&self.dist_home, kind);
+            vec![format!("-XX:SharedArchiveFile={archive}")]
+        } else {
+            Vec::new()
+        }
     }
 
     fn process(

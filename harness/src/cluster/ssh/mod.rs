@@ -32,6 +32,8 @@ use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::cluster::cds;
+use crate::cluster::Distribution;
 use crate::error::{HarnessError, SshError};
 
 /// The ssh backend's hosts: an inventory file (`--hosts FILE`, or `inventory = "…"` in
@@ -342,16 +344,18 @@ impl Remote {
         }
     }
 
-    /// Copies the directory `local` to `path` on the host unless it is there already
-    /// (`path` names its content); made in a temporary directory and renamed, so a copy cut
-    /// short is never taken for a whole one. Returns true when it copied.
-    pub fn put_tree(&self, local: &Path, path: &str) -> Result<bool, SshError> {
+    /// Copies the directory `local` but its top-level directories `skip` to `path` on the
+    /// host unless it is there already (`path` names its content); made in a temporary
+    /// directory and renamed, so a copy cut short is never taken for a whole one. Returns
+    /// true when it copied.
+    pub fn put_tree(&self, local: &Path, skip: &[&str], path: &str) -> Result<bool, SshError> {
         if self.run(&format!("test -d {}", quote(path)))?.code == Some(0) {
             return Ok(false);
         }
         let tar = std::process::Command::new("tar")
             .arg("-C")
             .arg(local)
+            .args(skip.iter().map(|s| format!("--exclude=./{s}")))
             .args(["-cf", "-", "."])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -531,15 +535,18 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The SHA-256 of a directory's files (names and contents, in name order), hex: the name
-/// of its copy on every host.
-pub fn tree_hash(dir: &Path) -> std::io::Result<String> {
+/// The SHA-256 of a directory's files (names and contents, in name order) but those under
+/// the top-level directories `skip`, hex: the name of its copy on every host.
+pub fn tree_hash(dir: &Path, skip: &[&str]) -> std::io::Result<String> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d)? {
             let e = e?;
             let t = e.file_type()?;
+            if d == dir && skip.iter().any(|s| e.file_name() == *s) {
+                continue;
+            }
             if t.is_dir() {
                 stack.push(e.path());
             } else if t.is_file() {
@@ -585,6 +592,9 @@ pub struct Hosts {
     pub worker_binary: String,
     /// Seconds each host took to get the distribution and the worker (0 when it had them).
     pub copy_secs: BTreeMap<Ipv4Addr, f64>,
+    /// The class data sharing archives (`cluster::cds` kinds) each node host has for the
+    /// distribution, once made ([`Hosts::make_class_archives`]).
+    pub archives: BTreeMap<Ipv4Addr, Vec<&'static str>>,
 }
 
 impl Hosts {
@@ -660,6 +670,7 @@ impl Hosts {
             dist_home: String::new(),
             worker_binary: String::new(),
             copy_secs: BTreeMap::new(),
+            archives: BTreeMap::new(),
         })
     }
 
@@ -746,7 +757,8 @@ impl Hosts {
     /// Copies the distribution to the node hosts and the worker binary to the worker hosts,
     /// each only where that content is not there yet; makes the run's directories.
     pub fn install(&mut self, dist: &Path, worker: &Path) -> Result<(), HarnessError> {
-        let dist_hash = tree_hash(dist)?;
+        // the class archives are this machine's (its paths): each host makes its own
+        let dist_hash = tree_hash(dist, &[cds::DIR])?;
         let worker_hash = file_hash(worker)?;
         self.dist_home = format!("{}/dist/{dist_hash}", self.inventory.dir);
         self.worker_binary = format!("{}/bin/{worker_hash}/worker", self.inventory.dir);
@@ -770,7 +782,7 @@ impl Hosts {
                                 quote(run_dir)
                             ))?;
                             if nodes.contains(a) {
-                                copied |= remote.put_tree(dist, dist_home)?;
+                                copied |= remote.put_tree(dist, &[cds::DIR], dist_home)?;
                             }
                             if workers.contains(a) {
                                 let present = remote
@@ -815,6 +827,65 @@ impl Hosts {
             return Err(SshError::NotReady(errors).into());
         }
         Ok(())
+    }
+
+    /// Makes each node host's class data sharing archives for the installed distribution
+    /// from the class lists this machine's archives were dumped from (`cluster::cds`), one
+    /// host after another — hosts that share a disk find the first one's — and records
+    /// which each host has. Returns what it made (`ADDRESS KIND SECONDS`). An archive that
+    /// cannot be made is a warning: the nodes there start without one, only slower.
+    ///
+    /// Why: a JVM that maps one starts a node in about half the CPU time, and a JDK 17
+    /// archive is valid only for the classpath it was dumped with, which differs on a host.
+    pub fn make_class_archives(&mut self, dist: &Distribution) -> Vec<String> {
+        let mut made = Vec::new();
+        let node_hosts: std::collections::BTreeSet<Ipv4Addr> =
+            self.placement.values().copied().collect();
+        for a in node_hosts {
+            let Some(remote) = self.by_address.get(&a) else {
+                continue;
+            };
+            let mut kinds = Vec::new();
+            for kind in cds::KINDS {
+                let local = cds::ClassArchive::of(dist, kind);
+                let Some(list) = local.kept_class_list() else {
+                    continue;
+                };
+                let started = std::time::Instant::now();
+                let made_here = (|| {
+                    let archive = cds::host_archive(&self.dist_home, kind);
+                    if remote.run(&format!("test -s {}", quote(&archive)))?.code == Some(0) {
+                        return Ok(false);
+                    }
+                    let data = std::fs::read(list)
+                        .map_err(|e| remote.failed("read the class list", e.to_string()))?;
+                    remote.put(&data, &cds::host_class_list(&self.dist_home, kind))?;
+                    remote.sh(&cds::host_dump_script(
+                        &self.inventory.java,
+                        &self.dist_home,
+                        kind,
+                    ))?;
+                    Ok::<bool, SshError>(true)
+                })();
+                match made_here {
+                    Ok(dumped) => {
+                        kinds.push(kind);
+                        if dumped {
+                            made.push(format!(
+                                "{a} {kind} {:.1}s",
+                                started.elapsed().as_secs_f64()
+                            ));
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        "{}: no {kind} class archive (its nodes start without one): {e}",
+                        remote.login
+                    ),
+                }
+            }
+            self.archives.insert(a, kinds);
+        }
+        made
     }
 
     /// Brings back what the run left on the hosts (node logs into `nodes/<node>/`, worker
@@ -983,6 +1054,49 @@ mod tests {
         std::io::Write::write_all(grep.stdin.as_mut().unwrap(), command_line.as_bytes()).unwrap();
         drop(grep.stdin.take());
         grep.wait().unwrap().success()
+    }
+
+    #[test]
+    fn a_distributions_hash_is_its_content_but_not_its_class_archives() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("libs")).unwrap();
+        std::fs::create_dir_all(d.path().join(cds::DIR)).unwrap();
+        std::fs::write(d.path().join("libs/a.jar"), b"a").unwrap();
+        let first = tree_hash(d.path(), &[cds::DIR]).unwrap();
+        // an archive made here since: the hosts' copy stays the same
+        std::fs::write(d.path().join(cds::DIR).join("broker.jsa"), b"archive").unwrap();
+        assert_eq!(tree_hash(d.path(), &[cds::DIR]).unwrap(), first);
+        assert_ne!(tree_hash(d.path(), &[]).unwrap(), first);
+        // a jar changed: another copy
+        std::fs::write(d.path().join("libs/a.jar"), b"b").unwrap();
+        assert_ne!(tree_hash(d.path(), &[cds::DIR]).unwrap(), first);
+        // only the top level's directory of that name is skipped
+        std::fs::write(d.path().join("libs/a.jar"), b"a").unwrap();
+        std::fs::create_dir_all(d.path().join("libs").join(cds::DIR)).unwrap();
+        std::fs::write(d.path().join("libs").join(cds::DIR).join("x"), b"x").unwrap();
+        assert_ne!(tree_hash(d.path(), &[cds::DIR]).unwrap(), first);
+    }
+
+    #[test]
+    fn a_host_dumps_its_archive_once_from_the_kept_list_into_place() {
+        let script = cds::host_dump_script("/opt/jdk 17/bin/java", "/var/kmh/dist/ab", "broker");
+        assert!(
+            script.starts_with("test -s /var/kmh/dist/ab/cds/broker.jsa && exit 0;"),
+            "{script}"
+        );
+        assert!(
+            script.contains("'/opt/jdk 17/bin/java' -Xshare:dump"),
+            "{script}"
+        );
+        assert!(
+            script.contains("-XX:SharedClassListFile=/var/kmh/dist/ab/cds/broker.classes"),
+            "{script}"
+        );
+        assert!(script.contains("-cp '/var/kmh/dist/ab/libs/*'"), "{script}");
+        assert!(
+            script.contains("&& mv -f \"$t\" /var/kmh/dist/ab/cds/broker.jsa"),
+            "{script}"
+        );
     }
 
     #[test]
