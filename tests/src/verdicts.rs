@@ -128,9 +128,9 @@ pub fn zk_mitosis(o: &Outcome) {
     assert_eq!(r["verdict"], "pass");
     assert_eq!(u(&r["anomalies"]["lost"]), 0);
     assert!(u(&r["producers"]["acked"]) >= 5_000);
-    // every step ran, in the seed's order
+    // every step ran, in the seed's order (and the wait for the sources after their roll)
     let steps = r["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 10);
+    assert_eq!(steps.len(), 11);
     assert!(steps.iter().all(|s| s["ok"] == true), "{}", r["steps"]);
     // Kafka's metadata lives in the target ensemble now, and matches the brokers
     let m = &r["kafka_metadata"];
