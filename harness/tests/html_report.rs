@@ -101,6 +101,47 @@ fn the_html_report_draws_the_run_on_one_axis_and_escapes_what_the_run_named() {
     assert_eq!(gantt.matches("fill=\"#D62728\"").count(), 3, "{gantt}");
     // the records chart has the series as lines
     assert!(svgs[0].contains("<polyline"), "{}", svgs[0]);
+    // the two line charts name their series in a row under the plot (260 px high), where
+    // they cover no step number and no line
+    for (svg, names) in [
+        (
+            svgs[0],
+            &["sent", "acked", "consumed", "failed", "refused"][..],
+        ),
+        (
+            svgs[1],
+            &[
+                "ack p50",
+                "ack p99",
+                "ack max",
+                "end-to-end p50",
+                "end-to-end p99",
+            ][..],
+        ),
+    ] {
+        // each text element's attributes and its words
+        let texts: Vec<(&str, &str)> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let (attrs, rest) = t.split_once('>')?;
+                Some((attrs, rest.split("</text>").next()?.trim()))
+            })
+            .collect();
+        for name in names {
+            let (attrs, _) = texts
+                .iter()
+                .find(|(_, words)| words == name)
+                .unwrap_or_else(|| panic!("no legend entry `{name}`: {svg}"));
+            let y: f64 = attrs
+                .split(" y=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no y in {attrs}"));
+            assert!(y >= 260.0, "`{name}` at y = {y}, over the plot: {attrs}");
+        }
+    }
 
     // self-contained: nothing fetched, no script
     for banned in ["<script", "<link", "src=", "url(", "<iframe", "@import"] {

@@ -2481,6 +2481,40 @@ fn a_switch_over_out_of_order_or_half_done_is_refused_with_its_line() {
 }
 
 #[test]
+fn a_switch_bootstrap_after_the_switch_over_is_refused_but_one_before_it_is_not() {
+    let bootstrap =
+        "\n[[step]]\nname = \"bootstrap\"\ndo = \"switch-bootstrap\"\nbrokers = [\"kafka2\"]\n";
+    // after the consumers moved: it would bring every client back to the source
+    let after = switch_over(&["consumers", "producers"]).replace(
+        "\n[[step]]\nname = \"stop\"",
+        &format!("{bootstrap}\n[[step]]\nname = \"stop\""),
+    );
+    let errs = errors(&after);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].field, "step[4].do");
+    assert!(
+        errs[0]
+            .message
+            .contains("on MirrorMaker's target at this point"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].hint.contains("before the `mirror-switch`"),
+        "{errs:#?}"
+    );
+    // before it: the source's clients change brokers, then the roles move on
+    let before = switch_over(&["consumers", "producers"]).replace(
+        "\n[[step]]\nname = \"move 0\"",
+        &format!("{bootstrap}\n[[step]]\nname = \"move 0\""),
+    );
+    assert!(
+        scenario::parse(Path::new("t.toml"), &before).is_ok(),
+        "{:#?}",
+        errors(&before)
+    );
+}
+
+#[test]
 fn transactional_producers_are_not_moved() {
     let text = switch_over(&["consumers", "producers"]).replace(
         "idempotence = true\n",

@@ -311,26 +311,39 @@ fn label_rows(labels: impl Iterator<Item = (f64, f64)>) -> Vec<usize> {
         .collect()
 }
 
-/// The series' legend, top right, as every chart with lines has it.
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
+/// The height of the legend's row under a chart with lines, in pixels.
+const LEGEND_ROW_PX: u32 = 22;
+
+/// The series' legend as one row under the plotting area, from its left edge. Why not in
+/// it: plotters' box sits over the plot (top right: the last steps' numbers and the
+/// lines there were hidden under it, seen on every run's report).
+fn legend_row<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(&str, ShapeStyle)],
 ) -> Result<(), String> {
-    drawn(
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw(),
-    )
+    // the plotting area starts after the chart's margin and its y labels
+    let mut x = (CHART_MARGIN + Y_LABELS) as i32;
+    for (name, style) in entries {
+        drawn(area.draw(&PathElement::new(vec![(x, 9), (x + 18, 9)], *style)))?;
+        drawn(area.draw(&Text::new(
+            name.to_string(),
+            (x + 24, 3),
+            ("sans-serif", 12).into_font().color(&BLACK.mix(0.8)),
+        )))?;
+        x += 24 + (LABEL_CHAR_PX * name.len() as f64) as i32 + 20;
+    }
+    Ok(())
 }
+
+/// Every chart's margin, in pixels.
+const CHART_MARGIN: u32 = 10;
 
 /// A chart builder with the margins every chart shares: the time axes line up.
 fn on_the_time_axis<'a, 'b, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, plotters::coord::Shift>,
 ) -> ChartBuilder<'a, 'b, DB> {
     let mut b = ChartBuilder::on(root);
-    b.margin(10)
+    b.margin(CHART_MARGIN)
         .x_label_area_size(30)
         .y_label_area_size(Y_LABELS);
     b
@@ -354,10 +367,12 @@ fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
     let top = (top * 1.1).max(10.0);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, 260 + LEGEND_ROW_PX)).into_drawing_area();
         drawn(root.fill(&WHITE))?;
+        let (plot, key) = root.split_vertically(260);
         let mut chart =
-            drawn(on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, 0f64..top))?;
+            drawn(on_the_time_axis(&plot).build_cartesian_2d(0f64..axis.end_s, 0f64..top))?;
         drawn(
             chart
                 .configure_mesh()
@@ -384,14 +399,12 @@ fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
             ("failed", FAILED, line(|p| p.failed)),
             ("refused", REFUSED, line(|p| p.refused)),
         ];
+        let mut key_entries = Vec::new();
         for (name, colour, points) in series {
-            drawn(chart.draw_series(LineSeries::new(points, colour.stroke_width(2))))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
+            drawn(chart.draw_series(LineSeries::new(points, colour.stroke_width(2))))?;
+            key_entries.push((name, colour.stroke_width(2)));
         }
-        legend(&mut chart)?;
+        legend_row(&key, &key_entries)?;
         drawn(root.present())?;
     }
     Ok(svg)
@@ -408,10 +421,12 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
     let floor = 0.1;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, 260 + LEGEND_ROW_PX)).into_drawing_area();
         drawn(root.fill(&WHITE))?;
+        let (plot, key) = root.split_vertically(260);
         let mut chart = drawn(
-            on_the_time_axis(&root).build_cartesian_2d(0f64..axis.end_s, (floor..top).log_scale()),
+            on_the_time_axis(&plot).build_cartesian_2d(0f64..axis.end_s, (floor..top).log_scale()),
         )?;
         drawn(
             chart
@@ -443,7 +458,11 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
                 (p.e2e.count, p.e2e.p99)
             }),
         ];
-        for (name, style, pick) in lines {
+        let key_entries: Vec<(&str, ShapeStyle)> = lines
+            .iter()
+            .map(|(name, style, _)| (*name, *style))
+            .collect();
+        for (_, style, pick) in lines {
             let points: Vec<(f64, f64)> = s
                 .points
                 .iter()
@@ -452,11 +471,9 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
                     (n > 0).then(|| (seconds(p.start_ms) + mid, v.max(floor)))
                 })
                 .collect();
-            drawn(chart.draw_series(LineSeries::new(points, style)))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            drawn(chart.draw_series(LineSeries::new(points, style)))?;
         }
-        legend(&mut chart)?;
+        legend_row(&key, &key_entries)?;
         drawn(root.present())?;
     }
     Ok(svg)

@@ -271,6 +271,17 @@ pub(super) fn parse(
                     );
                 }
             }
+            // it gives every client one line again: clients a `mirror-switch` moved to
+            // MirrorMaker's target would come back to the source mid-run, which the checker
+            // (following each client across the clusters once) does not follow
+            if procedure.consumers_switched.is_some() {
+                p.at(
+                    args.keyword_span.clone(),
+                    args.field("do"),
+                    "the clients are on MirrorMaker's target at this point: a `switch-bootstrap` would move them back to this cluster's brokers",
+                    "switch the bootstrap before the `mirror-switch` steps, or leave it out",
+                );
+            }
             BrokerAction::SwitchBootstrap { brokers, timeout }
         }
         "drain" => {
