@@ -76,13 +76,12 @@ fn passwd_with_plain_root_shell() -> Result<String, String> {
     let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
     Ok(passwd
         .lines()
-        .map(|l| match l.strip_prefix("root:") {
-            Some(rest) => match rest.rsplit_once(':') {
-                Some((head, _shell)) => format!("root:{head}:/bin/sh"),
+        .map(
+            |l| match l.strip_prefix("root:").and_then(|r| r.rsplit_once(':')) {
+                Some((fields, _shell)) => format!("root:{fields}:/bin/sh"),
                 None => l.to_string(),
             },
-            None => l.to_string(),
-        })
+        )
         .collect::<Vec<_>>()
         .join("\n")
         + "\n")

@@ -311,7 +311,9 @@ fn label_rows(labels: impl Iterator<Item = (f64, f64)>) -> Vec<usize> {
         .collect()
 }
 
-/// The height of the legend's row under a chart with lines, in pixels.
+/// The height of a chart with lines (axes included), and of the legend's row under it, in
+/// pixels.
+const LINE_CHART_PX: u32 = 260;
 const LEGEND_ROW_PX: u32 = 22;
 
 /// The series' legend as one row under the plotting area, from its left edge. Why not in
@@ -367,10 +369,10 @@ fn throughput_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
     let top = (top * 1.1).max(10.0);
     let mut svg = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut svg, (WIDTH, 260 + LEGEND_ROW_PX)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, LINE_CHART_PX + LEGEND_ROW_PX))
+            .into_drawing_area();
         drawn(root.fill(&WHITE))?;
-        let (plot, key) = root.split_vertically(260);
+        let (plot, key) = root.split_vertically(LINE_CHART_PX);
         let mut chart =
             drawn(on_the_time_axis(&plot).build_cartesian_2d(0f64..axis.end_s, 0f64..top))?;
         drawn(
@@ -421,10 +423,10 @@ fn latency_chart(r: &Report, axis: &TimeAxis) -> Result<String, String> {
     let floor = 0.1;
     let mut svg = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut svg, (WIDTH, 260 + LEGEND_ROW_PX)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, LINE_CHART_PX + LEGEND_ROW_PX))
+            .into_drawing_area();
         drawn(root.fill(&WHITE))?;
-        let (plot, key) = root.split_vertically(260);
+        let (plot, key) = root.split_vertically(LINE_CHART_PX);
         let mut chart = drawn(
             on_the_time_axis(&plot).build_cartesian_2d(0f64..axis.end_s, (floor..top).log_scale()),
         )?;
