@@ -16,7 +16,9 @@
 //! aborts what it left) — the consumer goes back to the group's committed offsets: what the
 //! transaction read is read, and copied, again. Skipping that rewind is the classic
 //! pipeline bug (records never copied); committing offsets outside the transaction is the
-//! other (records copied twice): the check finds both.
+//! other (records copied twice): the check finds both. A client stuck in librdkafka's
+//! `send_offsets_to_transaction` (see [`crate::transaction_calls`]) is treated as one whose
+//! transaction did not commit: replaced, and the consumer rewound.
 //!
 //! The log (role `copy`): a `Received` event per record read, as a consumer's (so a record
 //! of an aborted transaction read by the pipeline is an aborted read), rebalances, and one
@@ -45,6 +47,7 @@ use crate::log::{
 use crate::produce::{end_transaction, init_transactions};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
+use crate::transaction_calls::{self, OffsetsSent};
 
 /// One pipeline instance: its consumer, its transactional producer, its rounds.
 struct Pipeline<'a> {
@@ -58,7 +61,9 @@ struct Pipeline<'a> {
     decoder: Decoder,
     shutdown: Shutdown,
     consumer: BaseConsumer<GroupLog>,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    /// Shared only with a `send_offsets_to_transaction` call's thread (see
+    /// [`transaction_calls::send_offsets`]).
+    producer: Arc<ThreadedProducer<DefaultProducerContext>>,
     /// Rounds ended so far (the next round's number in the log).
     rounds: u64,
     /// The bootstrap servers the clients use now (a discovery file may move them).
@@ -132,18 +137,29 @@ impl Pipeline<'_> {
         }
         let timeout =
             Duration::from_millis(u64::from(self.cfg.producer.delivery_timeout_ms) + 2000);
+        // a client stuck in the call (see `transaction_calls`) is left behind
+        let mut stuck = false;
         match self.consumer.group_metadata() {
             _ if abort => {}
             Some(group) => {
-                if let Err(e) = self
-                    .producer
-                    .send_offsets_to_transaction(&tpl, &group, timeout)
-                {
-                    eprintln!(
-                        "worker: copy instance {}: offsets not sent to the transaction: {e}",
-                        self.id
+                match transaction_calls::send_offsets(&self.producer, tpl, group, timeout) {
+                    OffsetsSent::Sent => {}
+                    OffsetsSent::Failed(e) => {
+                        eprintln!(
+                            "worker: copy instance {}: offsets not sent to the transaction: {e}",
+                            self.id
+                        );
+                        abort = true;
+                    }
+                    OffsetsSent::Stuck => {
+                        eprintln!(
+                        "worker: copy instance {}: send_offsets_to_transaction still blocked {:?} after its timeout (librdkafka #5456, #5511); the client is left to it and a new one fences it",
+                        self.id,
+                        transaction_calls::STUCK_GRACE
                     );
-                    abort = true;
+                        Counters::bump(&self.counters.errors);
+                        stuck = true;
+                    }
                 }
             }
             None => {
@@ -152,8 +168,14 @@ impl Pipeline<'_> {
             }
         }
         // offsets that did not join the transaction: abort it, or the copies would commit
-        // without the offsets that say they were made (and a refused record, without it)
-        let (mut outcome, replace) = end_transaction(&self.producer, abort, timeout);
+        // without the offsets that say they were made (and a refused record, without it).
+        // A stuck client's transaction never commits: the new client's initialisation (or
+        // the transaction timeout) makes the coordinator abort it.
+        let (mut outcome, replace) = if stuck {
+            (TransactionOutcome::AbortedAfterError, true)
+        } else {
+            end_transaction(&self.producer, abort, timeout)
+        };
         if abort && outcome == TransactionOutcome::Aborted {
             outcome = TransactionOutcome::AbortedAfterError;
         }
@@ -305,7 +327,7 @@ impl Pipeline<'_> {
             self.id
         );
         Counters::bump(&self.counters.errors);
-        self.producer = new_producer(self.cfg, &self.bootstrap, self.id)?;
+        self.producer = Arc::new(new_producer(self.cfg, &self.bootstrap, self.id)?);
         init_transactions(&self.producer, self.cfg, &self.shutdown)?;
         Ok(())
     }
@@ -321,7 +343,7 @@ impl Pipeline<'_> {
         self.consumer.unsubscribe();
         let _ = self.consumer.poll(Duration::from_millis(200));
         self.consumer = new_consumer(self.cfg, servers, self.id, &self.log, &self.decoder)?;
-        self.producer = new_producer(self.cfg, servers, self.id)?;
+        self.producer = Arc::new(new_producer(self.cfg, servers, self.id)?);
         init_transactions(&self.producer, self.cfg, &self.shutdown)?;
         self.bootstrap = servers.to_string();
         Counters::bump(&self.counters.switches);
@@ -356,7 +378,7 @@ pub fn run(cfg: &WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
             let id = cfg.first_instance_id + i;
             let decoder = Decoder::new(&cfg);
-            let producer = new_producer(&cfg, &cfg.bootstrap, id)?;
+            let producer = Arc::new(new_producer(&cfg, &cfg.bootstrap, id)?);
             if !init_transactions(&producer, &cfg, &shutdown)? {
                 return Ok(());
             }

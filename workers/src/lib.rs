@@ -18,6 +18,9 @@
 //! * [`renewal`] — when librdkafka's idempotent producer bumps its epoch or takes a new
 //!   producer id (read from its `eos` debug log): the records in flight then can be stored
 //!   twice, and the checker needs to know which.
+//! * [`transaction_calls`] — the transactional calls both roles that write transactions
+//!   make, around two librdkafka/rust-rdkafka defects (a commit's 100-ms wait, a
+//!   `send_offsets_to_transaction` that never returns).
 //! * [`discovery`] — the file a migration rewrites to move the workers to new brokers.
 //! * [`shutdown`] — SIGTERM/SIGINT turned into a [`Shutdown`] flag every loop watches, so a
 //!   worker always ends with its log flushed.
@@ -40,6 +43,7 @@ pub mod record;
 pub mod renewal;
 pub mod shutdown;
 mod status;
+pub mod transaction_calls;
 
 pub use config::{
     Acks, ConsumerSettings, CopySettings, ProducerSettings, Role, TopicSpec, TransactionSettings,

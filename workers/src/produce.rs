@@ -52,6 +52,7 @@ use crate::record::{run_hash, RecordHeader};
 use crate::renewal::{RenewalKind, RenewalWatch};
 use crate::shutdown::Shutdown;
 use crate::status::Counters;
+use crate::transaction_calls;
 
 /// What a delivery callback needs to log the outcome of one record.
 struct InFlight {
@@ -592,18 +593,18 @@ pub(crate) fn end_transaction<C: ProducerContext + 'static>(
         // deliver its records first: an abort on purpose is one of written records, which
         // the abort marker must then hide (aborting right away would mostly purge them
         // from the client's queue, and the log would never hold them)
-        let _ = producer.flush(timeout);
+        let _ = transaction_calls::flush(producer, timeout);
         return abort_now(TransactionOutcome::Aborted);
     }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match producer.commit_transaction(left.max(Duration::from_millis(100))) {
+        match transaction_calls::commit(producer, left.max(Duration::from_millis(100))) {
             Ok(()) => return (TransactionOutcome::Committed, false),
-            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+            Err(e) if e.requires_abort => {
                 eprintln!("worker: a commit needs an abort: {e}");
                 return abort_now(TransactionOutcome::AbortedAfterError);
             }
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && !left.is_zero() => {
+            Err(e) if e.retriable && !left.is_zero() => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => {
