@@ -142,7 +142,10 @@ impl Pipeline<'_> {
         match self.consumer.group_metadata() {
             _ if abort => {}
             Some(group) => {
-                match transaction_calls::send_offsets(&self.producer, tpl, group, timeout) {
+                // librdkafka caps this call at the transaction timeout: a client still in
+                // it then is stuck, not slow
+                let cap = timeout.min(Duration::from_millis(u64::from(self.copy.timeout_ms)));
+                match transaction_calls::send_offsets(&self.producer, tpl, group, cap) {
                     OffsetsSent::Sent => {}
                     OffsetsSent::Failed(e) => {
                         eprintln!(

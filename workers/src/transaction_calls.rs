@@ -130,7 +130,9 @@ pub enum OffsetsSent {
 
 /// Sends the consumer's `offsets` to the open transaction of `producer` (librdkafka's
 /// `send_offsets_to_transaction`), on a thread of its own so that a client stuck in it
-/// (see the module's doc) cannot hold the caller.
+/// (see the module's doc) cannot hold the caller. librdkafka caps the call at the
+/// transaction timeout: give `timeout` no longer than that, or a stuck client is noticed
+/// only after it.
 pub fn send_offsets<C: ProducerContext + 'static>(
     producer: &Arc<ThreadedProducer<C>>,
     offsets: TopicPartitionList,
