@@ -2149,19 +2149,31 @@ fn the_target_cannot_share_the_first_clusters_ensemble_or_its_names() {
 }
 
 #[test]
-fn a_second_cluster_runs_on_the_local_backend_only_in_this_version() {
-    let text = two_clusters(TARGET, "")
-        .replace("kafka = \"3.9\"", "backend = \"docker\"\nkafka = \"3.9\"");
-    let errs = errors(&text);
-    assert!(
-        errs.iter()
-            .any(|e| e.field == "cluster.target" && e.message.contains("local backend")),
-        "{errs:#?}"
-    );
+fn a_second_cluster_runs_on_the_local_and_docker_backends_only_in_this_version() {
+    let on = |backend: &str| {
+        two_clusters(TARGET, "").replace(
+            "kafka = \"3.9\"",
+            &format!("backend = \"{backend}\"\nkafka = \"3.9\""),
+        )
+    };
+    // on Docker the target's brokers and ensemble are containers like the other nodes
+    let s = scenario::parse(Path::new("t.toml"), &on("docker")).unwrap();
+    assert_eq!(s.cluster.backend, scenario::Backend::Docker);
+    assert!(s.cluster.target.is_some());
+    // hosts of the user's (ssh, ec2): not yet
+    for backend in ["ssh", "ec2"] {
+        let errs = errors(&on(backend));
+        assert!(
+            errs.iter().any(|e| e.field == "cluster.target"
+                && e.message.contains("local and docker backends")
+                && e.message.contains(backend)),
+            "{backend}: {errs:#?}"
+        );
+    }
 }
 
 #[test]
-fn a_run_with_two_clusters_is_not_moved_onto_kraft_or_off_the_local_backend() {
+fn a_run_with_two_clusters_is_not_moved_onto_kraft_or_onto_hosts() {
     let mut s = scenario::parse(Path::new("t.toml"), &two_clusters(TARGET, MIRROR_STEPS)).unwrap();
     let err = scenario::on_kraft(&mut s, "4.1").unwrap_err().to_string();
     assert!(
@@ -2169,8 +2181,10 @@ fn a_run_with_two_clusters_is_not_moved_onto_kraft_or_off_the_local_backend() {
         "{err}"
     );
     s.cluster.backend = scenario::Backend::Docker;
+    assert_eq!(scenario::backend_override_refusal(&s), None);
+    s.cluster.backend = scenario::Backend::Ssh;
     let why = scenario::backend_override_refusal(&s).expect("refused");
-    assert!(why.contains("local backend only"), "{why}");
+    assert!(why.contains("local and docker backends only"), "{why}");
 }
 
 /// A key with no value at the end of the file: the toml crate gives no message for it;

@@ -6,7 +6,7 @@
 //! checked; a worker container that dies has its log copied out at once.
 //!
 //! `kraft-rolling-restart` runs there too (Kafka 4.1 in KRaft mode, the same checks as on
-//! the local backend).
+//! the local backend), and `mirrormaker-switch-over` (two clusters and MirrorMaker 2).
 //!
 //! They need a Docker engine (`DOCKER_HOST`, or the local socket): without one they fail
 //! with `NOT RUN:`, never pass. `.ci/run` installs and starts one and builds the images.
@@ -150,6 +150,28 @@ fn the_partition_scenario_on_docker_gives_the_local_verdict() {
     // the rules were set inside the leader's container: its partition was cut off
     verdicts::partition_leader(&o, 1);
     assert_ran_on_docker_and_left_nothing(&o);
+}
+
+/// Two clusters in containers: the target's brokers and ensemble are nodes of the run like
+/// the others (MirrorMaker 2 runs on the coordinator's host and reaches both through the
+/// run's network); the workers, in their containers, follow the discovery file's lines.
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_mirror_switch_over_on_docker_gives_the_local_verdict() {
+    let _one = cluster_lock();
+    require_docker();
+    let o = run_scenario_on("mirrormaker-switch-over.toml", DOCKER);
+    verdicts::mirror_switch_over(&o);
+    assert_ran_on_docker_and_left_nothing(&o);
+    // the target's brokers were containers too
+    let run = run_record(&o.guard.dir);
+    let containers: Vec<&str> = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert!(containers.contains(&"tkafka1"), "{containers:?}");
 }
 
 #[test]

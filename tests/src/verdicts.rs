@@ -271,3 +271,65 @@ pub fn kraft_rolling_restart(o: &Outcome) {
         o.summary
     );
 }
+
+/// `mirrormaker-switch-over`: MirrorMaker 2 copies to the run's second cluster, the consumers
+/// then the producers move there, nothing acked lost on either, every record read on one
+/// or the other; the report's two-cluster section drawn by a browser.
+pub fn mirror_switch_over(o: &Outcome) {
+    let r = &o.report;
+    assert_eq!(r["verdict"], "pass", "{}", o.summary);
+    let steps = r["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
+    // every client moved: two consumer instances, two producer instances
+    let sw = &r["switch_over"];
+    assert_eq!(u(&sw["consumers_moved"]), 2, "{sw}");
+    assert_eq!(u(&sw["producers_moved"]), 2, "{sw}");
+    assert_eq!(sw["target_read"], true, "{sw}");
+    // the producers wrote the target for the last ~15 s at 200 records/s
+    let on_target = u(&sw["acked_on_target"]);
+    assert!(on_target >= 1_500, "{sw}");
+    assert_eq!(u(&sw["lost_on_target"]), 0, "{sw}");
+    let a = &r["anomalies"];
+    for k in [
+        "lost",
+        "unverified",
+        "inconsistent_offset",
+        "unconsumed",
+        "poll_gap",
+    ] {
+        assert_eq!(u(&a[k]), 0, "{k}: {a}");
+    }
+    // the copy: everything the source acked is on the target; the target's own acks are
+    // not the source's (not expected from the copy)
+    let m = &r["mirror"];
+    assert_eq!(u(&m["missing"]), 0, "{m}");
+    let acked = u(&r["producers"]["acked"]);
+    assert_eq!(u(&m["expected"]) + on_target, acked, "{m}");
+    // the group's offsets were not compared at the end: the group itself moved
+    assert!(m["group"].is_null(), "{m}");
+    // both moves are in the timeline, each naming the target
+    let timeline = std::fs::read_to_string(o.guard.dir.join("timeline.jsonl")).unwrap();
+    let moves: Vec<&str> = timeline
+        .lines()
+        .filter(|l| l.contains("bootstrap_switch") && l.contains("MirrorMaker's target"))
+        .collect();
+    assert_eq!(moves.len(), 2, "{timeline}");
+    assert!(moves[0].contains("consumer") && moves[1].contains("producer"));
+    // the workers read the discovery file's lines for their roles
+    let discovery = std::fs::read_to_string(o.guard.dir.join("discovery/bootstrap")).unwrap();
+    assert!(discovery
+        .lines()
+        .any(|l| l.starts_with("consume ") && l.ends_with(" 1")));
+    assert!(discovery
+        .lines()
+        .any(|l| l.starts_with("produce ") && l.ends_with(" 1")));
+    // the report's section for the two clusters, drawn by a browser
+    let html = std::fs::read_to_string(o.guard.dir.join("report.html")).unwrap();
+    assert!(html.contains("Two clusters: MirrorMaker 2"), "no section");
+    assert!(html.contains("The switch-over: 2 consumer and 2 producer client(s)"));
+    crate::browser::assert_report_renders_in_chromium(&o.guard.dir);
+    println!(
+        "switch-over: {on_target} acked on the target, {} read again there",
+        u(&sw["reread_on_target"])
+    );
+}

@@ -497,15 +497,15 @@ fn validate_target(
     seen: &mut HashSet<String>,
 ) -> TargetCluster {
     let t = raw.get_ref();
-    if backend != Backend::Local {
+    if !matches!(backend, Backend::Local | Backend::Docker) {
         p.at(
             raw.span(),
             "cluster.target",
             format!(
-                "a target cluster runs on the local backend in this version, not `{}`",
+                "a target cluster runs on the local and docker backends in this version, not `{}`",
                 backend.name()
             ),
-            "use backend = \"local\" (loopback or namespace hosts) for a run with two clusters",
+            "use backend = \"local\" or \"docker\" for a run with two clusters",
         );
     }
     if t.brokers.get_ref().is_empty() {
