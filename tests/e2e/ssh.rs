@@ -6,7 +6,8 @@
 //! clock within the bound it reports; faults are iptables rules set over SSH; a run killed
 //! mid-way is removed from its hosts by `harness cleanup`, its logs copied back first.
 //! The rolling restart is `kraft-rolling-restart` (Kafka 4.1 in KRaft mode: six nodes, each
-//! restarted over SSH); the partition runs a ZooKeeper-mode cluster.
+//! restarted over SSH); the partition runs a ZooKeeper-mode cluster; the MirrorMaker 2
+//! switch-over runs two clusters on eight node hosts.
 //!
 //! They need root, sshd and ssh-keygen (`openssh-server`), libfaketime (`faketime`):
 //! without them they fail with `NOT RUN:`, never pass. `.ci/run` installs them.
@@ -204,6 +205,34 @@ fn kraft_rolling_restart_on_ssh_hosts_gives_the_local_verdict_with_a_worker_cloc
         .as_f64()
         .expect("an end-to-end latency");
     assert!(p50 < 1500.0, "{}", o.report["latency_ms"]);
+}
+
+/// Two clusters on SSH hosts: the target's brokers and its ensemble on node hosts of their
+/// own (eight in all), MirrorMaker 2 on the coordinator's host reaching both clusters, the
+/// workers on their hosts following their copies of the discovery file.
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_mirror_switch_over_on_ssh_hosts_gives_the_local_verdict() {
+    let _one = cluster_lock();
+    let h = SshHosts::start(8, 2, &[]);
+    let inv = h.inventory.display().to_string();
+    let o = run_scenario_on("mirrormaker-switch-over.toml", &["--hosts", &inv]);
+    verdicts::mirror_switch_over(&o);
+    assert_ran_on_ssh_hosts_and_left_nothing(&o, &h);
+    let run = run_record(&o.guard.dir);
+    let target = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "tkafka1")
+        .expect("the target's broker ran on a host");
+    let source = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "kafka1")
+        .unwrap();
+    assert_ne!(target["address"], source["address"], "{run}");
 }
 
 #[test]

@@ -156,10 +156,12 @@ impl Pipeline<'_> {
                     }
                     OffsetsSent::Stuck => {
                         eprintln!(
-                        "worker: copy instance {}: send_offsets_to_transaction still blocked {:?} after its timeout (librdkafka #5456, #5511); the client is left to it and a new one fences it",
-                        self.id,
-                        transaction_calls::STUCK_GRACE
-                    );
+                            "worker: copy instance {}: send_offsets_to_transaction still \
+                             blocked {:?} after its timeout (librdkafka #5456, #5511); the \
+                             client is left to it and a new one fences it",
+                            self.id,
+                            transaction_calls::STUCK_GRACE
+                        );
                         Counters::bump(&self.counters.errors);
                         stuck = true;
                     }

@@ -44,9 +44,9 @@ pub fn backend_override_refusal(scenario: &Scenario) -> Option<String> {
     if c.backend == Backend::Local {
         return None;
     }
-    if c.target.is_some() && c.backend != Backend::Docker {
+    if c.target.is_some() && c.backend == Backend::Ec2 {
         return Some(format!(
-            "a second cluster ([cluster.target]) runs on the local and docker backends only in this version, not `{}`",
+            "a second cluster ([cluster.target]) runs on the local, docker and ssh backends only in this version, not `{}`",
             c.backend.name()
         ));
     }

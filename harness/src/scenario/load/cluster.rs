@@ -497,15 +497,12 @@ fn validate_target(
     seen: &mut HashSet<String>,
 ) -> TargetCluster {
     let t = raw.get_ref();
-    if !matches!(backend, Backend::Local | Backend::Docker) {
+    if backend == Backend::Ec2 {
         p.at(
             raw.span(),
             "cluster.target",
-            format!(
-                "a target cluster runs on the local and docker backends in this version, not `{}`",
-                backend.name()
-            ),
-            "use backend = \"local\" or \"docker\" for a run with two clusters",
+            "a target cluster runs on the local, docker and ssh backends in this version, not `ec2`",
+            "launch the hosts, then run it on them with backend = \"ssh\" (--hosts INVENTORY)",
         );
     }
     if t.brokers.get_ref().is_empty() {
