@@ -2149,46 +2149,45 @@ fn the_target_cannot_share_the_first_clusters_ensemble_or_its_names() {
 }
 
 #[test]
-fn a_second_cluster_runs_off_the_local_backend_but_not_on_ec2_in_this_version() {
+fn a_second_cluster_runs_on_every_backend() {
     let on = |backend: &str| {
         two_clusters(TARGET, "").replace(
             "kafka = \"3.9\"",
             &format!("backend = \"{backend}\"\nkafka = \"3.9\""),
         )
     };
-    // in containers or on the user's hosts, the target's brokers and ensemble are nodes like
-    // the others
-    let s = scenario::parse(Path::new("t.toml"), &on("docker")).unwrap();
-    assert_eq!(s.cluster.backend, scenario::Backend::Docker);
+    // in containers, on the user's hosts or on launched instances, the target's brokers and
+    // ensemble are nodes like the others
+    for (name, backend) in [
+        ("docker", scenario::Backend::Docker),
+        ("ssh", scenario::Backend::Ssh),
+    ] {
+        let s = scenario::parse(Path::new("t.toml"), &on(name)).unwrap();
+        assert_eq!(s.cluster.backend, backend);
+        assert!(s.cluster.target.is_some());
+    }
+    let ec2 = on("ec2") + "\n[cluster.ec2]\nami = \"ami-1\"\nworkers = 1\nkey_name = \"k\"\nkey = \"/k\"\nmax_instances = 20\n";
+    let s = scenario::parse(Path::new("t.toml"), &ec2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.cluster.backend, scenario::Backend::Ec2);
     assert!(s.cluster.target.is_some());
-    let s = scenario::parse(Path::new("t.toml"), &on("ssh")).unwrap();
-    assert_eq!(s.cluster.backend, scenario::Backend::Ssh);
-    assert!(s.cluster.target.is_some());
-    // instances it launches: not yet
-    let errs = errors(&on("ec2"));
-    assert!(
-        errs.iter().any(|e| e.field == "cluster.target"
-            && e.message.contains("not `ec2`")
-            && e.hint.contains("backend = \"ssh\"")),
-        "{errs:#?}"
-    );
 }
 
 #[test]
-fn a_run_with_two_clusters_is_not_moved_onto_kraft_or_onto_ec2() {
+fn a_run_with_two_clusters_is_not_moved_onto_kraft_but_onto_any_backend() {
     let mut s = scenario::parse(Path::new("t.toml"), &two_clusters(TARGET, MIRROR_STEPS)).unwrap();
     let err = scenario::on_kraft(&mut s, "4.1").unwrap_err().to_string();
     assert!(
         err.contains("--kraft 4.1") && err.contains("[cluster.target]"),
         "{err}"
     );
-    for ok in [scenario::Backend::Docker, scenario::Backend::Ssh] {
+    for ok in [
+        scenario::Backend::Docker,
+        scenario::Backend::Ssh,
+        scenario::Backend::Ec2,
+    ] {
         s.cluster.backend = ok;
         assert_eq!(scenario::backend_override_refusal(&s), None);
     }
-    s.cluster.backend = scenario::Backend::Ec2;
-    let why = scenario::backend_override_refusal(&s).expect("refused");
-    assert!(why.contains("local, docker and ssh backends only"), "{why}");
 }
 
 /// A key with no value at the end of the file: the toml crate gives no message for it;

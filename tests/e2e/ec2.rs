@@ -2,8 +2,8 @@
 //! launches tagged instances with aws-sdk-ec2, waits for them, and runs on them exactly as
 //! the ssh backend — each instance made real by the test as a namespace host with sshd at
 //! the private address moto gave it. kraft-rolling-restart (Kafka 4.1 in KRaft mode: an
-//! instance per controller) and partition-leader (ZooKeeper mode) give their local
-//! verdicts on them (the partition
+//! instance per controller), partition-leader (ZooKeeper mode) and mirrormaker-switch-over
+//! (two clusters, MirrorMaker 2 between them) give their local verdicts on them (the partition
 //! by iptables rules over SSH; producers and consumers on separate worker instances with
 //! `placement = "split"`). What EC2 holds (states, tags) is read back with boto3, not taken
 //! from the harness's word. Launched instances are terminated at the end of a
@@ -254,6 +254,41 @@ fn the_partition_scenario_on_launched_instances_gives_the_local_verdict() {
     let mine = world.of_run(&id);
     assert_eq!(mine.len(), 8, "{mine:#?}");
     assert!(mine.iter().all(|i| i.state == "terminated"), "{mine:#?}");
+    e2e::assert_nothing_left(&id);
+    world.finish();
+}
+
+/// Issue [8], two clusters on launched instances: MirrorMaker 2's target gets instances of
+/// its own (its ZooKeeper node and three brokers, tagged `target-broker`), MirrorMaker runs
+/// on the coordinator's host and reaches both clusters' instances, the clients switch over
+/// by their discovery copies on the worker instances — and the verdict is the local one.
+#[test]
+#[ignore = "slow tier: real clusters, namespaces or containers"]
+fn the_mirror_switch_over_on_launched_instances_gives_the_local_verdict() {
+    let _all = cluster_lock_exclusive(); // sets this process's AWS environment
+    let mut world = World::new();
+    let scenario = world.scenario("mirrormaker-switch-over.toml", 2, "");
+    let o = run_scenario_file("ec2-mirrormaker-switch-over", &scenario, &[]);
+    verdicts::mirror_switch_over(&o);
+    let id = run_record(&o.guard.dir)["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine = world.of_run(&id);
+    // zk1 and tzk1, three brokers a cluster, two worker hosts: an instance each, all gone
+    assert_eq!(mine.len(), 10, "{mine:#?}");
+    assert!(mine.iter().all(|i| i.state == "terminated"), "{mine:#?}");
+    let role_of = |node: &str| {
+        mine.iter()
+            .find(|i| i.tags.get("kmh.node").map(String::as_str) == Some(node))
+            .and_then(|i| i.tags.get("kmh.role").cloned())
+            .unwrap_or_else(|| panic!("no instance of `{node}`: {mine:#?}"))
+    };
+    for t in ["tkafka1", "tkafka2", "tkafka3"] {
+        assert_eq!(role_of(t), "target-broker");
+    }
+    assert_eq!(role_of("kafka1"), "broker");
+    assert_eq!(role_of("tzk1"), "zookeeper");
     e2e::assert_nothing_left(&id);
     world.finish();
 }

@@ -44,12 +44,6 @@ pub fn backend_override_refusal(scenario: &Scenario) -> Option<String> {
     if c.backend == Backend::Local {
         return None;
     }
-    if c.target.is_some() && c.backend == Backend::Ec2 {
-        return Some(format!(
-            "a second cluster ([cluster.target]) runs on the local, docker and ssh backends only in this version, not `{}`",
-            c.backend.name()
-        ));
-    }
     scenario.steps.iter().find_map(|s| match &s.action {
         super::Action::Kraft(
             a @ (super::KraftAction::KafkaVersion { .. } | super::KraftAction::UpdateFeatures { .. }),

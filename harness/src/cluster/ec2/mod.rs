@@ -45,8 +45,9 @@ pub struct Planned {
 /// What a run would launch (`harness plan`), checked against the cost guard.
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchPlan {
-    /// Instance by instance: the ZooKeeper nodes, the brokers (dormant ones too: they need
-    /// a host when they start), the dedicated KRaft controllers, then the worker hosts.
+    /// Instance by instance: the ZooKeeper nodes (a target cluster's ensemble among them),
+    /// the brokers (dormant ones too: they need a host when they start), the target
+    /// cluster's brokers, the dedicated KRaft controllers, then the worker hosts.
     pub instances: Vec<Planned>,
     /// The guard.
     pub max_instances: usize,
@@ -76,6 +77,16 @@ impl LaunchPlan {
                 instance_type: ec2.instance_type.clone(),
             });
         }
+        // MirrorMaker 2's target ([cluster.target]): its brokers are nodes of the run like
+        // the others, each on an instance of its own (MirrorMaker runs on the coordinator's
+        // host, as on the ssh backend)
+        for n in spec.target_brokers() {
+            instances.push(Planned {
+                role: "target-broker",
+                name: n.clone(),
+                instance_type: ec2.instance_type.clone(),
+            });
+        }
         // a KRaft cluster's dedicated controllers (combined nodes are among the brokers)
         for n in spec.dedicated_controllers() {
             instances.push(Planned {
@@ -93,10 +104,11 @@ impl LaunchPlan {
         }
         if instances.len() > ec2.max_instances {
             return Err(HarnessError::BadInput(format!(
-                "[cluster.ec2]: this run needs {} instances ({} ZooKeeper, {} brokers, {} worker hosts) and max_instances = {}\n  hint: raise max_instances if the cost is meant, or make the cluster smaller; `harness plan SCENARIO` prints what would be launched",
+                "[cluster.ec2]: this run needs {} instances ({} ZooKeeper, {} brokers, {} KRaft controllers, {} worker hosts) and max_instances = {}\n  hint: raise max_instances if the cost is meant, or make the cluster smaller; `harness plan SCENARIO` prints what would be launched",
                 instances.len(),
                 spec.zookeeper.len(),
-                spec.brokers.len(),
+                spec.brokers.len() + spec.target_brokers().count(),
+                spec.dedicated_controllers().count(),
                 ec2.workers,
                 ec2.max_instances
             )));
@@ -196,6 +208,41 @@ mod tests {
                 ("controller", "ctl2"),
                 ("worker", "worker-0"),
             ]
+        );
+    }
+
+    #[test]
+    fn a_target_clusters_brokers_get_instances_of_their_own() {
+        let mut s = spec();
+        s.zookeeper.push("tzk1".into());
+        s.target = Some(crate::scenario::TargetCluster {
+            brokers: vec!["tkafka1".into(), "tkafka2".into()],
+            ensemble: "target".into(),
+        });
+        let p = LaunchPlan::of(&s, &ec2()).unwrap();
+        let got: Vec<(&str, &str)> = p
+            .instances
+            .iter()
+            .map(|i| (i.role, i.name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("zookeeper", "zk1"),
+                ("zookeeper", "tzk1"),
+                ("broker", "kafka1"),
+                ("broker", "kafka2"),
+                ("target-broker", "tkafka1"),
+                ("target-broker", "tkafka2"),
+                ("worker", "worker-0"),
+            ]
+        );
+        let mut e = ec2();
+        e.max_instances = 6;
+        let err = LaunchPlan::of(&s, &e).unwrap_err().to_string();
+        assert!(
+            err.contains("needs 7 instances (2 ZooKeeper, 4 brokers"),
+            "{err}"
         );
     }
 

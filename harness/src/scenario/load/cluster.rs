@@ -448,15 +448,7 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
                 "a run with two clusters runs both in ZooKeeper mode (Kafka 3.9) in this version",
             );
         }
-        validate_target(
-            p,
-            t,
-            backend,
-            &ensembles,
-            &kafka_ensemble,
-            &dormant,
-            &mut seen,
-        )
+        validate_target(p, t, &ensembles, &kafka_ensemble, &dormant, &mut seen)
     });
     ClusterSpec {
         target,
@@ -490,21 +482,12 @@ pub(super) fn validate(p: &mut Problems<'_>, raw: &Spanned<RawCluster>) -> Clust
 fn validate_target(
     p: &mut Problems<'_>,
     raw: &Spanned<RawTarget>,
-    backend: Backend,
     ensembles: &BTreeMap<String, Vec<String>>,
     kafka_ensemble: &str,
     dormant: &[String],
     seen: &mut HashSet<String>,
 ) -> TargetCluster {
     let t = raw.get_ref();
-    if backend == Backend::Ec2 {
-        p.at(
-            raw.span(),
-            "cluster.target",
-            "a target cluster runs on the local, docker and ssh backends in this version, not `ec2`",
-            "launch the hosts, then run it on them with backend = \"ssh\" (--hosts INVENTORY)",
-        );
-    }
     if t.brokers.get_ref().is_empty() {
         p.at(
             t.brokers.span(),
