@@ -169,6 +169,14 @@ mod tests {
         toml::from_str("ami = \"ami-1\"\nworkers = 1\nzookeeper_type = \"t3.small\"").unwrap()
     }
 
+    /// Each planned instance's role and node.
+    fn roles(p: &LaunchPlan) -> Vec<(&str, &str)> {
+        p.instances
+            .iter()
+            .map(|i| (i.role, i.name.as_str()))
+            .collect()
+    }
+
     #[test]
     fn a_plan_lists_every_instance_by_role_with_its_type() {
         let p = LaunchPlan::of(&spec(), &ec2()).unwrap();
@@ -194,13 +202,8 @@ mod tests {
         s.zookeeper.clear();
         s.controllers = vec!["ctl1".into(), "ctl2".into(), "kafka2".into()];
         let p = LaunchPlan::of(&s, &ec2()).unwrap();
-        let got: Vec<(&str, &str)> = p
-            .instances
-            .iter()
-            .map(|i| (i.role, i.name.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            roles(&p),
             vec![
                 ("broker", "kafka1"),
                 ("broker", "kafka2"),
@@ -220,13 +223,8 @@ mod tests {
             ensemble: "target".into(),
         });
         let p = LaunchPlan::of(&s, &ec2()).unwrap();
-        let got: Vec<(&str, &str)> = p
-            .instances
-            .iter()
-            .map(|i| (i.role, i.name.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            roles(&p),
             vec![
                 ("zookeeper", "zk1"),
                 ("zookeeper", "tzk1"),
